@@ -1,0 +1,193 @@
+//! Renders the engine's counters in the Prometheus text exposition format,
+//! summing the per-shard counters at scrape time.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::stats::{EngineStats, WorkerStats};
+use crate::table::LinkTable;
+
+/// A per-worker counter: name, help text, and the field to sum.
+type WorkerCounter = (&'static str, &'static str, fn(&WorkerStats) -> &AtomicU64);
+
+fn sum(workers: &[std::sync::Arc<WorkerStats>], field: impl Fn(&WorkerStats) -> &AtomicU64) -> u64 {
+    workers
+        .iter()
+        .map(|w| field(w).load(Ordering::Relaxed))
+        .sum()
+}
+
+fn metric(out: &mut String, name: &str, kind: &str, help: &str, value: u64) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+    );
+}
+
+/// The `/metrics` body.
+pub fn render(
+    stats: &EngineStats,
+    workers: &[std::sync::Arc<WorkerStats>],
+    table: &LinkTable,
+) -> String {
+    let mut out = String::with_capacity(4096);
+    let _ = writeln!(
+        out,
+        "# HELP ricochet_engine_responses_total Responses on the redirect port by status class.\n\
+         # TYPE ricochet_engine_responses_total counter"
+    );
+    for (index, class) in ["1xx", "2xx", "3xx", "4xx", "5xx"].iter().enumerate() {
+        let value = sum(workers, |w| &w.responses[index]);
+        let _ = writeln!(
+            out,
+            "ricochet_engine_responses_total{{class=\"{class}\"}} {value}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP ricochet_engine_worker_responses_total Responses on the redirect port by worker.\n\
+         # TYPE ricochet_engine_worker_responses_total counter"
+    );
+    for (index, worker) in workers.iter().enumerate() {
+        let value: u64 = worker
+            .responses
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum();
+        let _ = writeln!(
+            out,
+            "ricochet_engine_worker_responses_total{{worker=\"{index}\"}} {value}"
+        );
+    }
+    let counters: [WorkerCounter; 9] = [
+        (
+            "ricochet_engine_redirects_total",
+            "Redirects answered (301, 302, 307, 308).",
+            |w| &w.redirects,
+        ),
+        (
+            "ricochet_engine_not_found_total",
+            "Requests for unknown links (404).",
+            |w| &w.not_found,
+        ),
+        (
+            "ricochet_engine_gone_total",
+            "Requests for disabled, deleted or expired links (410).",
+            |w| &w.gone,
+        ),
+        (
+            "ricochet_engine_bad_requests_total",
+            "Malformed requests answered 400 and closed.",
+            |w| &w.bad_requests,
+        ),
+        (
+            "ricochet_engine_connections_accepted_total",
+            "Connections accepted.",
+            |w| &w.connections_accepted,
+        ),
+        (
+            "ricochet_engine_connections_closed_total",
+            "Connections closed after being served.",
+            |w| &w.connections_closed,
+        ),
+        (
+            "ricochet_engine_connections_rejected_total",
+            "Connections refused with 503 over the connection cap.",
+            |w| &w.connections_rejected,
+        ),
+        (
+            "ricochet_engine_header_timeouts_total",
+            "Connections closed because a request head did not arrive in time.",
+            |w| &w.header_timeouts,
+        ),
+        (
+            "ricochet_engine_idle_timeouts_total",
+            "Idle keep-alive connections closed.",
+            |w| &w.idle_timeouts,
+        ),
+    ];
+    for (name, help, field) in counters {
+        metric(&mut out, name, "counter", help, sum(workers, field));
+    }
+    let open = sum(workers, |w| &w.connections_accepted)
+        .saturating_sub(sum(workers, |w| &w.connections_closed))
+        .saturating_sub(sum(workers, |w| &w.connections_rejected));
+    metric(
+        &mut out,
+        "ricochet_engine_connections_open",
+        "gauge",
+        "Connections open now.",
+        open,
+    );
+    metric(
+        &mut out,
+        "ricochet_engine_workers",
+        "gauge",
+        "Worker shards serving redirects.",
+        workers.len() as u64,
+    );
+    metric(
+        &mut out,
+        "ricochet_engine_links",
+        "gauge",
+        "Links in the table (any state).",
+        table.len() as u64,
+    );
+    metric(
+        &mut out,
+        "ricochet_engine_domains",
+        "gauge",
+        "Domains with links.",
+        table.domain_count() as u64,
+    );
+    let ready = stats.ready.load(Ordering::Acquire) as u64;
+    metric(
+        &mut out,
+        "ricochet_engine_ready",
+        "gauge",
+        "1 once the table is loaded and workers accept.",
+        ready,
+    );
+    let load_seconds = stats.load_millis.load(Ordering::Relaxed) as f64 / 1000.0;
+    let _ = writeln!(
+        out,
+        "# HELP ricochet_engine_load_seconds Time taken to load the table from disk at start.\n\
+         # TYPE ricochet_engine_load_seconds gauge\nricochet_engine_load_seconds {load_seconds:.3}"
+    );
+    let gauges: [(&str, &str, &AtomicU64); 5] = [
+        (
+            "ricochet_engine_loaded_links",
+            "Links loaded from disk at start.",
+            &stats.loaded_links,
+        ),
+        (
+            "ricochet_engine_load_errors",
+            "Stored links skipped at start because they were unreadable or invalid.",
+            &stats.load_errors,
+        ),
+        (
+            "ricochet_engine_last_applied_version",
+            "Version of the last change applied.",
+            &stats.last_applied_version,
+        ),
+        (
+            "ricochet_engine_changes_applied_total",
+            "Changes applied.",
+            &stats.changes_applied,
+        ),
+        (
+            "ricochet_engine_changes_skipped_total",
+            "Changes skipped as already applied.",
+            &stats.changes_skipped,
+        ),
+    ];
+    for (name, help, value) in gauges {
+        let kind = if name.ends_with("_total") {
+            "counter"
+        } else {
+            "gauge"
+        };
+        metric(&mut out, name, kind, help, value.load(Ordering::Relaxed));
+    }
+    out
+}

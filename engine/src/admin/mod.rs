@@ -1,0 +1,61 @@
+//! The admin port, on its own thread and address, apart from redirect traffic.
+//! Routes: `GET /healthz` (the process is up), `GET /readyz` (503 until the
+//! table is loaded), `GET /metrics` (Prometheus text format).
+
+mod metrics;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use crate::http::{Handler, Method, Request, ResponseWriter};
+use crate::stats::{EngineStats, WorkerStats};
+use crate::table::LinkTable;
+
+/// Answers admin requests.
+#[derive(Debug, Clone)]
+pub struct AdminHandler {
+    stats: Arc<EngineStats>,
+    workers: Arc<[Arc<WorkerStats>]>,
+    table: Arc<LinkTable>,
+}
+
+impl AdminHandler {
+    pub fn new(
+        stats: Arc<EngineStats>,
+        workers: Arc<[Arc<WorkerStats>]>,
+        table: Arc<LinkTable>,
+    ) -> Self {
+        Self {
+            stats,
+            workers,
+            table,
+        }
+    }
+}
+
+impl Handler for AdminHandler {
+    fn handle(&mut self, request: &Request<'_>, response: ResponseWriter<'_>) -> u16 {
+        if request.method == Method::Other {
+            response
+                .start(405)
+                .header(b"Allow", b"GET, HEAD")
+                .header(b"Content-Type", b"text/plain; charset=utf-8")
+                .finish(b"method not allowed\n");
+            return 405;
+        }
+        match request.path {
+            b"/healthz" => response.text(200, "ok\n"),
+            b"/readyz" if self.stats.ready.load(Ordering::Acquire) => response.text(200, "ready\n"),
+            b"/readyz" => response.text(503, "loading the link table\n"),
+            b"/metrics" => {
+                let body = metrics::render(&self.stats, &self.workers, &self.table);
+                response
+                    .start(200)
+                    .header(b"Content-Type", b"text/plain; version=0.0.4; charset=utf-8")
+                    .finish(body.as_bytes());
+                200
+            }
+            _ => response.text(404, "not found: try /healthz, /readyz or /metrics\n"),
+        }
+    }
+}

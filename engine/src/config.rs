@@ -1,0 +1,218 @@
+//! The engine's configuration: one struct, defaults in code, loaded from an
+//! optional TOML file, then `RICOCHET_ENGINE_<SECTION>__<KEY>` environment
+//! variables, then command-line flags; `validate()` runs after all of them.
+//! `config/engine.toml` is the commented reference.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// Prefix of environment overrides, e.g. `RICOCHET_ENGINE_SERVER__LISTEN`.
+pub const ENV_PREFIX: &str = "RICOCHET_ENGINE_";
+
+/// Upper bound of the 301/308 `Cache-Control` max-age: one week.
+pub const MAX_PERMANENT_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineConfig {
+    pub server: ServerConfig,
+    pub admin: AdminConfig,
+    pub storage: StorageConfig,
+    pub redirect: RedirectConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address of the redirect listener; every worker binds it with SO_REUSEPORT.
+    pub listen: SocketAddr,
+    /// Worker (shard) count; 0 means one per available core.
+    pub workers: usize,
+    /// Open connections allowed across all workers.
+    pub max_connections: usize,
+    /// Largest request head in bytes; larger heads get 431.
+    pub max_header_bytes: usize,
+    /// Time to send a complete request head once started.
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// Time an idle keep-alive connection stays open.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Listen backlog of each worker's socket.
+    pub backlog: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Address of the admin listener (`/healthz`, `/readyz`, `/metrics`).
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// Directory of the engine's fjall store.
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedirectConfig {
+    /// Domain whose links answer requests whose Host has no links; empty for none.
+    pub default_domain: String,
+    /// `Cache-Control: max-age` of 301 and 308 answers (at most one week).
+    #[serde(with = "humantime_serde")]
+    pub permanent_max_age: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            workers: 0,
+            max_connections: 65_536,
+            max_header_bytes: 8 * 1024,
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            backlog: 4096,
+        }
+    }
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
+        }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("data/engine"),
+        }
+    }
+}
+
+impl Default for RedirectConfig {
+    fn default() -> Self {
+        Self {
+            default_domain: "localhost".to_owned(),
+            permanent_max_age: Duration::from_secs(3600),
+        }
+    }
+}
+
+impl EngineConfig {
+    /// Defaults, then `file` (when given), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, String> {
+        let mut figment = Figment::from(Serialized::defaults(EngineConfig::default()));
+        if let Some(file) = file {
+            if !file.exists() {
+                return Err(format!("config file {} does not exist", file.display()));
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__"));
+        figment.extract().map_err(|err| {
+            err.into_iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+    }
+
+    /// Checks values that parse but make no sense.
+    pub fn validate(&self) -> Result<(), String> {
+        let mut problems = Vec::new();
+        if self.server.max_connections == 0 {
+            problems.push("server.max_connections must be at least 1".to_owned());
+        }
+        if !(512..=1024 * 1024).contains(&self.server.max_header_bytes) {
+            problems.push("server.max_header_bytes must be between 512 and 1048576".to_owned());
+        }
+        if self.server.header_timeout.is_zero() || self.server.idle_timeout.is_zero() {
+            problems
+                .push("server.header_timeout and server.idle_timeout must be above 0".to_owned());
+        }
+        if self.server.workers > 1024 {
+            problems.push("server.workers must be at most 1024".to_owned());
+        }
+        if self.redirect.permanent_max_age > MAX_PERMANENT_MAX_AGE {
+            problems.push("redirect.permanent_max_age must be at most 7 days".to_owned());
+        }
+        if !self.redirect.default_domain.is_empty() {
+            match ricochet_model::normalize_domain(&self.redirect.default_domain) {
+                Ok(normalized) if normalized == self.redirect.default_domain => {}
+                Ok(normalized) => problems.push(format!(
+                    "redirect.default_domain must be normalized: write {normalized:?}"
+                )),
+                Err(err) => problems.push(format!("redirect.default_domain: {err}")),
+            }
+        }
+        if self.admin.listen == self.server.listen && self.admin.listen.port() != 0 {
+            problems.push("admin.listen and server.listen must differ".to_owned());
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
+    }
+
+    /// The number of workers to run.
+    pub fn worker_count(&self) -> usize {
+        if self.server.workers > 0 {
+            return self.server.workers;
+        }
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    }
+
+    /// The default domain, if any.
+    pub fn default_domain(&self) -> Option<&str> {
+        Some(self.redirect.default_domain.as_str()).filter(|d| !d.is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        EngineConfig::default().validate().unwrap();
+    }
+
+    #[test]
+    fn reference_file_matches_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/engine.toml");
+        let loaded = EngineConfig::load(Some(&path)).unwrap();
+        assert_eq!(loaded, EngineConfig::default());
+    }
+
+    #[test]
+    fn bad_values_are_reported() {
+        let mut config = EngineConfig::default();
+        config.server.max_connections = 0;
+        config.redirect.default_domain = "Bad Domain".into();
+        let err = config.validate().unwrap_err();
+        assert!(err.contains("max_connections"), "{err}");
+        assert!(err.contains("default_domain"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("engine.toml");
+        std::fs::write(&path, "[server]\nlisten = \"127.0.0.1:1\"\nlisen = 3\n").unwrap();
+        let err = EngineConfig::load(Some(&path)).unwrap_err();
+        assert!(err.contains("lisen"), "{err}");
+    }
+}

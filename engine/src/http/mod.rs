@@ -1,0 +1,47 @@
+//! A small HTTP/1.1 server core shared by the redirect port and the admin port:
+//! request parsing is `httparse`'s; this module owns connection handling
+//! (keep-alive, pipelining, limits, timeouts) and response framing.
+
+mod clock;
+mod conn;
+mod response;
+
+pub use clock::{BatchClock, Clock};
+pub use conn::{ConnectionLimits, serve_connection};
+pub use response::{ResponseWriter, status_reason};
+
+/// Request methods the engine distinguishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Head,
+    Other,
+}
+
+/// One parsed request, borrowed from the connection's read buffer.
+#[derive(Debug)]
+pub struct Request<'a> {
+    pub method: Method,
+    /// The path of the request target, without the query string.
+    pub path: &'a [u8],
+    /// The query string without its `?`; empty when absent.
+    pub query: &'a [u8],
+    /// Host: from an absolute-form target, else the Host header.
+    pub host: Option<&'a [u8]>,
+    /// A browser prefetch or prerender (`Sec-Purpose`/`Purpose` header).
+    pub prefetch: bool,
+}
+
+/// Answers requests on one connection. Implementations append exactly one
+/// complete response per call through the [`ResponseWriter`] and return its status.
+pub trait Handler {
+    fn handle(&mut self, request: &Request<'_>, response: ResponseWriter<'_>) -> u16;
+}
+
+/// Counts a worker keeps about its connections and responses.
+pub trait ConnectionObserver {
+    fn response(&self, status: u16);
+    fn header_timeout(&self);
+    fn idle_timeout(&self);
+    fn bad_request(&self);
+}

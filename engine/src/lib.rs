@@ -1,0 +1,29 @@
+//! Ricochet's data plane: a shard-per-core redirect engine.
+//!
+//! - [`table`]: the lock-free link table every shard reads.
+//! - [`store`]: the fjall store the table is persisted in.
+//! - [`intake`]: the one function that applies versioned changes.
+//! - [`http`]: connection handling over `httparse` (keep-alive, pipelining, limits).
+//! - [`redirect`]: the redirect handler (`GET`/`HEAD /{code}`).
+//! - [`admin`]: `/healthz`, `/readyz`, `/metrics` on a separate port.
+//! - [`server`]: starting workers (one per core, SO_REUSEPORT) and stopping them.
+//! - [`import`]: bulk import from CSV or JSON Lines.
+//! - [`config`]: the engine's configuration.
+
+pub mod admin;
+pub mod config;
+pub mod http;
+pub mod import;
+pub mod intake;
+pub mod redirect;
+pub mod server;
+pub mod stats;
+pub mod store;
+pub mod table;
+#[cfg(feature = "test-util")]
+pub mod test_util;
+
+pub use config::EngineConfig;
+pub use intake::{Applied, ChangeIntake, IntakeError};
+pub use server::{Engine, StartError, StartOptions};
+pub use table::LinkTable;

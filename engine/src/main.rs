@@ -1,0 +1,191 @@
+//! `ricochet-engine`: runs a redirect engine, imports links into its store, or
+//! checks its configuration.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use ricochet_engine::import::{ImportFormat, ImportOptions, import_file};
+use ricochet_engine::intake::ChangeIntake;
+use ricochet_engine::stats::EngineStats;
+use ricochet_engine::store::LinkStore;
+use ricochet_engine::{Engine, EngineConfig, LinkTable};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ricochet-engine",
+    version,
+    about = "Ricochet's redirect engine"
+)]
+struct Cli {
+    /// Configuration file (see config/engine.toml); defaults apply without one.
+    #[arg(long, global = true, env = "RICOCHET_ENGINE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Redirect listener address (server.listen).
+    #[arg(long, global = true)]
+    listen: Option<SocketAddr>,
+    /// Admin listener address (admin.listen).
+    #[arg(long, global = true)]
+    admin_listen: Option<SocketAddr>,
+    /// Store directory (storage.data_dir).
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    /// Worker count, 0 for one per core (server.workers).
+    #[arg(long, global = true)]
+    workers: Option<usize>,
+    /// Domain serving hosts without links; "" for none (redirect.default_domain).
+    #[arg(long, global = true)]
+    default_domain: Option<String>,
+    /// Validate the configuration, print it, and exit.
+    #[arg(long)]
+    check_config: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve redirects (the default).
+    Run,
+    /// Bulk-load links from a CSV or JSON Lines file (columns: domain, code,
+    /// url, optional status) into the store. Run it while the engine is stopped.
+    Import {
+        file: PathBuf,
+        /// File format; guessed from the extension when omitted.
+        #[arg(long, value_enum)]
+        format: Option<ImportFormat>,
+        /// Write every rejected row (line and reason) to this file.
+        #[arg(long)]
+        rejects: Option<PathBuf>,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("info,fjall=warn,lsm_tree=warn")
+            }),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = load_config(&cli)?;
+    if cli.check_config {
+        println!("{}", toml::to_string_pretty(&config)?);
+        eprintln!("configuration is valid");
+        return Ok(());
+    }
+    match cli.command {
+        None | Some(Command::Run) => run(config),
+        Some(Command::Import {
+            file,
+            format,
+            rejects,
+            quiet,
+        }) => import(config, &file, format, rejects, quiet),
+    }
+}
+
+fn load_config(cli: &Cli) -> anyhow::Result<EngineConfig> {
+    let mut config = EngineConfig::load(cli.config.as_deref())
+        .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+    if let Some(listen) = cli.listen {
+        config.server.listen = listen;
+    }
+    if let Some(listen) = cli.admin_listen {
+        config.admin.listen = listen;
+    }
+    if let Some(dir) = &cli.data_dir {
+        config.storage.data_dir = dir.clone();
+    }
+    if let Some(workers) = cli.workers {
+        config.server.workers = workers;
+    }
+    if let Some(domain) = &cli.default_domain {
+        config.redirect.default_domain = domain.clone();
+    }
+    if let Err(problems) = config.validate() {
+        bail!("invalid configuration: {problems}");
+    }
+    Ok(config)
+}
+
+fn run(config: EngineConfig) -> anyhow::Result<()> {
+    let workers = config.worker_count();
+    let engine = Engine::start(config)?;
+    eprintln!(
+        "ricochet-engine: redirects on http://{} ({workers} workers), admin on http://{}",
+        engine.redirect_addr(),
+        engine.admin_addr()
+    );
+    wait_for_signal()?;
+    eprintln!("ricochet-engine: shutting down");
+    engine.shutdown();
+    Ok(())
+}
+
+fn wait_for_signal() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        Ok(())
+    })
+}
+
+fn import(
+    config: EngineConfig,
+    file: &std::path::Path,
+    format: Option<ImportFormat>,
+    rejects: Option<PathBuf>,
+    quiet: bool,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.storage.data_dir)?;
+    let store = LinkStore::open(&config.storage.data_dir)
+        .context("cannot open the store (is an engine running on it?)")?;
+    let table = std::sync::Arc::new(LinkTable::new(None));
+    let intake = ChangeIntake::new(store, table, std::sync::Arc::new(EngineStats::default()))?;
+    let started = Instant::now();
+    let options = ImportOptions {
+        format,
+        default_domain: config.default_domain().map(str::to_owned),
+        progress: !quiet,
+    };
+    let summary = import_file(&intake, file, &options)?;
+    let elapsed = started.elapsed();
+    let total = summary.created + summary.updated;
+    println!(
+        "imported {total} links ({} new, {} updated) in {:.1}s; {} rows rejected; last version {}",
+        summary.created,
+        summary.updated,
+        elapsed.as_secs_f64(),
+        summary.rejections.len(),
+        summary.last_applied
+    );
+    for rejection in summary.rejections.iter().take(20) {
+        println!("  line {}: {}", rejection.line, rejection.reason);
+    }
+    if summary.rejections.len() > 20 {
+        println!("  … and {} more", summary.rejections.len() - 20);
+    }
+    if let Some(path) = rejects {
+        let mut text = String::new();
+        for rejection in &summary.rejections {
+            text.push_str(&format!("{}\t{}\n", rejection.line, rejection.reason));
+        }
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        println!("rejected rows written to {}", path.display());
+    }
+    Ok(())
+}

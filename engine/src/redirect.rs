@@ -1,0 +1,129 @@
+//! The redirect handler: `GET`/`HEAD /{code}` on the request's Host, answered
+//! from the link table with the link's status and `Location`. Everything that
+//! can be prepared when a link changes is prepared then (see `table::entry`);
+//! per request this looks up two hashes and copies a few slices.
+
+use std::sync::Arc;
+
+use crate::http::{Handler, Method, Request, ResponseWriter};
+use crate::table::{Answer, LinkTable};
+use ricochet_model::validate::is_valid_code;
+
+/// Settings of the redirect handler, rendered once at start.
+#[derive(Debug)]
+pub struct RedirectSettings {
+    /// `Cache-Control` line for 301 and 308 answers, CRLF included.
+    permanent_cache_line: Box<[u8]>,
+}
+
+impl RedirectSettings {
+    pub fn new(permanent_max_age_secs: u64) -> Self {
+        let line = format!("Cache-Control: public, max-age={permanent_max_age_secs}\r\n");
+        Self {
+            permanent_cache_line: line.into_bytes().into_boxed_slice(),
+        }
+    }
+}
+
+/// One connection's redirect handler.
+#[derive(Debug, Clone)]
+pub struct RedirectHandler {
+    table: Arc<LinkTable>,
+    settings: Arc<RedirectSettings>,
+}
+
+impl RedirectHandler {
+    pub fn new(table: Arc<LinkTable>, settings: Arc<RedirectSettings>) -> Self {
+        Self { table, settings }
+    }
+}
+
+const NO_STORE: &[u8] = b"Cache-Control: no-store\r\n";
+
+impl Handler for RedirectHandler {
+    #[inline]
+    fn handle(&mut self, request: &Request<'_>, response: ResponseWriter<'_>) -> u16 {
+        if request.method == Method::Other {
+            response
+                .start(405)
+                .header(b"Allow", b"GET, HEAD")
+                .header(b"Content-Type", b"text/plain; charset=utf-8")
+                .finish(b"method not allowed\n");
+            return 405;
+        }
+        let Some(code) = request.path.strip_prefix(b"/").filter(|c| is_valid_code(c)) else {
+            return not_found(response);
+        };
+        let reader = self.table.reader();
+        let Some(domain) = reader.domain_for_host(request.host) else {
+            return not_found(response);
+        };
+        let Some(entry) = reader.get(domain, code) else {
+            return not_found(response);
+        };
+        if entry.answer(response.clock().now_ms) == Answer::Gone {
+            response
+                .start(410)
+                .raw_line(NO_STORE)
+                .header(b"Content-Type", b"text/plain; charset=utf-8")
+                .finish(b"this link is no longer available\n");
+            return 410;
+        }
+
+        let status = entry.status();
+        let mut head = response.start(status);
+        let out = head.buffer();
+        out.extend_from_slice(b"Location: ");
+        let url = entry.url();
+        if entry.forward_query() && !request.query.is_empty() {
+            let fragment = entry.fragment_at();
+            out.extend_from_slice(&url[..fragment]);
+            out.push(if entry.url_has_query() { b'&' } else { b'?' });
+            append_query(out, request.query);
+            out.extend_from_slice(&url[fragment..]);
+        } else {
+            out.extend_from_slice(url);
+        }
+        out.extend_from_slice(b"\r\n");
+        if status == 301 || status == 308 {
+            head = head.raw_line(&self.settings.permanent_cache_line);
+        }
+        head.finish(b"");
+        status
+    }
+}
+
+fn not_found(response: ResponseWriter<'_>) -> u16 {
+    response
+        .start(404)
+        .raw_line(NO_STORE)
+        .header(b"Content-Type", b"text/plain; charset=utf-8")
+        .finish(b"no link here\n");
+    404
+}
+
+/// Appends an incoming query string, percent-encoding any byte that is not
+/// visible ASCII (and `#`), so nothing a client sends can end the header.
+#[inline]
+fn append_query(out: &mut Vec<u8>, query: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &byte in query {
+        if (0x21..=0x7e).contains(&byte) && byte != b'#' {
+            out.push(byte);
+        } else {
+            out.extend_from_slice(&[b'%', HEX[(byte >> 4) as usize], HEX[(byte & 15) as usize]]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_bytes_are_made_header_safe() {
+        let mut out = Vec::new();
+        append_query(&mut out, b"a=1&b=\r\n\x00 #\xff");
+        assert_eq!(out, b"a=1&b=%0D%0A%00%20%23%FF");
+    }
+}

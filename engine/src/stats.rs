@@ -1,0 +1,75 @@
+//! Counters. Each shard owns a [`WorkerStats`] it alone writes (relaxed
+//! atomics on its own cache lines, so shards never contend); the admin port
+//! sums them when scraped. [`EngineStats`] holds engine-wide gauges written by
+//! the change intake and the loader.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crate::http::ConnectionObserver;
+
+/// Counters of one shard.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub struct WorkerStats {
+    /// Responses by status class: index 0 for 1xx … 4 for 5xx.
+    pub responses: [AtomicU64; 5],
+    pub redirects: AtomicU64,
+    pub not_found: AtomicU64,
+    pub gone: AtomicU64,
+    pub bad_requests: AtomicU64,
+    pub connections_accepted: AtomicU64,
+    pub connections_closed: AtomicU64,
+    pub connections_rejected: AtomicU64,
+    pub header_timeouts: AtomicU64,
+    pub idle_timeouts: AtomicU64,
+}
+
+#[inline]
+fn bump(counter: &AtomicU64) {
+    counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+}
+
+impl WorkerStats {
+    #[inline]
+    pub fn bump(counter: &AtomicU64) {
+        bump(counter)
+    }
+}
+
+impl ConnectionObserver for WorkerStats {
+    #[inline]
+    fn response(&self, status: u16) {
+        let class = (status / 100).clamp(1, 5) as usize - 1;
+        bump(&self.responses[class]);
+        match status {
+            301 | 302 | 307 | 308 => bump(&self.redirects),
+            404 => bump(&self.not_found),
+            410 => bump(&self.gone),
+            _ => {}
+        }
+    }
+
+    fn header_timeout(&self) {
+        bump(&self.header_timeouts);
+    }
+
+    fn idle_timeout(&self) {
+        bump(&self.idle_timeouts);
+    }
+
+    fn bad_request(&self) {
+        bump(&self.bad_requests);
+    }
+}
+
+/// Engine-wide gauges.
+#[derive(Debug, Default)]
+pub struct EngineStats {
+    pub ready: AtomicBool,
+    pub last_applied_version: AtomicU64,
+    pub load_millis: AtomicU64,
+    pub loaded_links: AtomicU64,
+    pub load_errors: AtomicU64,
+    pub changes_applied: AtomicU64,
+    pub changes_skipped: AtomicU64,
+}

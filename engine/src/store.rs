@@ -1,0 +1,110 @@
+//! The engine's fjall store: every link record it serves and the version of
+//! the last change it applied, written together in one atomic batch so a crash
+//! at any point leaves a table consistent with some applied version.
+
+use std::path::Path;
+
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use ricochet_model::codec::{self, CodecError};
+use ricochet_model::{Change, ChangeOp, LinkKey, LinkRecord};
+use thiserror::Error;
+
+const LAST_APPLIED: &[u8] = b"last_applied_version";
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("cannot open the link store at {path}: {source}")]
+    Open { path: String, source: fjall::Error },
+    #[error("link store: {0}")]
+    Fjall(#[from] fjall::Error),
+    #[error("link store holds a corrupt value: {0}")]
+    Corrupt(#[from] CodecError),
+}
+
+/// Links and intake state on disk.
+#[derive(Clone)]
+pub struct LinkStore {
+    db: Database,
+    links: Keyspace,
+    meta: Keyspace,
+}
+
+impl std::fmt::Debug for LinkStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LinkStore").finish_non_exhaustive()
+    }
+}
+
+impl LinkStore {
+    /// Opens (or creates) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let open_error = |source| StoreError::Open {
+            path: dir.display().to_string(),
+            source,
+        };
+        let db = Database::builder(dir).open().map_err(open_error)?;
+        let links = db.keyspace("links", KeyspaceCreateOptions::default)?;
+        let meta = db.keyspace("meta", KeyspaceCreateOptions::default)?;
+        Ok(Self { db, links, meta })
+    }
+
+    /// Version of the last change applied; 0 for a new store.
+    pub fn last_applied(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .meta
+            .get(LAST_APPLIED)?
+            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+            .map(u64::from_be_bytes)
+            .unwrap_or(0))
+    }
+
+    /// Writes `changes` and the new last-applied version in one atomic batch.
+    pub fn write_changes(&self, changes: &[Change], last_applied: u64) -> Result<(), StoreError> {
+        let mut batch = self.db.batch();
+        for change in changes {
+            match &change.op {
+                ChangeOp::Upsert { link } => batch.insert(
+                    &self.links,
+                    link.key().storage_key(),
+                    codec::encode_record(link),
+                ),
+                ChangeOp::Purge { key } => batch.remove(&self.links, key.storage_key()),
+            }
+        }
+        batch.insert(&self.meta, LAST_APPLIED, last_applied.to_be_bytes());
+        batch.commit()?;
+        Ok(())
+    }
+
+    /// One stored record.
+    pub fn get(&self, key: &LinkKey) -> Result<Option<LinkRecord>, StoreError> {
+        match self.links.get(key.storage_key())? {
+            Some(bytes) => Ok(Some(codec::decode_record(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Approximate number of stored links (for pre-sizing and progress).
+    pub fn approximate_len(&self) -> usize {
+        self.links.approximate_len()
+    }
+
+    /// Visits every stored record in key order. Corrupt records are passed as
+    /// errors so the caller decides; iteration goes on after them.
+    pub fn for_each_record(
+        &self,
+        mut visit: impl FnMut(Result<LinkRecord, StoreError>),
+    ) -> Result<(), StoreError> {
+        for item in self.links.iter() {
+            let (_, value) = item.into_inner()?;
+            visit(codec::decode_record(&value).map_err(StoreError::from));
+        }
+        Ok(())
+    }
+
+    /// Flushes written batches to disk (fsync).
+    pub fn persist(&self) -> Result<(), StoreError> {
+        self.db.persist(PersistMode::SyncAll)?;
+        Ok(())
+    }
+}

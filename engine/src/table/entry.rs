@@ -1,0 +1,252 @@
+//! One link as the request path sees it: a single heap allocation holding the
+//! key, the answer's fields and the already-validated `Location` bytes, so a
+//! lookup costs one pointer chase and a redirect copies one slice.
+
+use std::hash::{Hash, Hasher};
+
+use papaya::Equivalent;
+use ricochet_model::{LinkRecord, LinkState, UnixMillis};
+
+/// Interned id of a domain (see [`super::Domains`]).
+pub type DomainId = u32;
+
+// Layout of the allocation:
+//   0..4    domain id, little endian
+//   4       code length c
+//   5..5+c  code
+//   then    link id (u64 LE), expires at (i64 LE, i64::MAX when never),
+//           status (u16 LE), flags (u8), fragment offset in the URL (u16 LE),
+//           URL bytes to the end.
+const CODE_AT: usize = 5;
+const FIXED_AFTER_CODE: usize = 8 + 8 + 2 + 1 + 2;
+
+const FLAG_FORWARD_QUERY: u8 = 1;
+const FLAG_URL_HAS_QUERY: u8 = 2;
+const STATE_SHIFT: u8 = 2;
+
+/// What the engine answers for a link at a given instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    Redirect,
+    /// Disabled, deleted or expired.
+    Gone,
+}
+
+/// A compact, immutable link entry. Edits replace the whole entry.
+pub struct LinkEntry(Box<[u8]>);
+
+impl LinkEntry {
+    /// Builds the entry for `record` in `domain`. The record must be validated.
+    pub fn new(domain: DomainId, record: &LinkRecord) -> Self {
+        let code = record.code.as_bytes();
+        let url = record.url.as_bytes();
+        debug_assert!(code.len() <= u8::MAX as usize && url.len() <= u16::MAX as usize);
+        let mut bytes = Vec::with_capacity(CODE_AT + code.len() + FIXED_AFTER_CODE + url.len());
+        bytes.extend_from_slice(&domain.to_le_bytes());
+        bytes.push(code.len() as u8);
+        bytes.extend_from_slice(code);
+        bytes.extend_from_slice(&record.id.to_le_bytes());
+        bytes.extend_from_slice(&record.expires_at.unwrap_or(i64::MAX).to_le_bytes());
+        bytes.extend_from_slice(&record.status.code().to_le_bytes());
+        let state = match record.state {
+            LinkState::Active => 0,
+            LinkState::Disabled => 1,
+            LinkState::Deleted => 2,
+        };
+        let mut flags = state << STATE_SHIFT;
+        if record.forward_query {
+            flags |= FLAG_FORWARD_QUERY;
+        }
+        let fragment = url.iter().position(|&b| b == b'#').unwrap_or(url.len());
+        if url[..fragment].contains(&b'?') {
+            flags |= FLAG_URL_HAS_QUERY;
+        }
+        bytes.push(flags);
+        bytes.extend_from_slice(&(fragment as u16).to_le_bytes());
+        bytes.extend_from_slice(url);
+        Self(bytes.into_boxed_slice())
+    }
+
+    #[inline]
+    pub fn domain(&self) -> DomainId {
+        u32::from_le_bytes(self.0[0..4].try_into().unwrap())
+    }
+
+    #[inline]
+    pub fn code(&self) -> &[u8] {
+        &self.0[CODE_AT..CODE_AT + self.0[4] as usize]
+    }
+
+    #[inline]
+    fn fixed(&self) -> &[u8] {
+        let at = CODE_AT + self.0[4] as usize;
+        &self.0[at..at + FIXED_AFTER_CODE]
+    }
+
+    #[inline]
+    pub fn link_id(&self) -> u64 {
+        u64::from_le_bytes(self.fixed()[0..8].try_into().unwrap())
+    }
+
+    #[inline]
+    pub fn expires_at(&self) -> UnixMillis {
+        i64::from_le_bytes(self.fixed()[8..16].try_into().unwrap())
+    }
+
+    /// The redirect status code (301, 302, 307 or 308).
+    #[inline]
+    pub fn status(&self) -> u16 {
+        u16::from_le_bytes(self.fixed()[16..18].try_into().unwrap())
+    }
+
+    #[inline]
+    fn flags(&self) -> u8 {
+        self.fixed()[18]
+    }
+
+    #[inline]
+    pub fn forward_query(&self) -> bool {
+        self.flags() & FLAG_FORWARD_QUERY != 0
+    }
+
+    /// Whether the URL (before any fragment) already has a query string.
+    #[inline]
+    pub fn url_has_query(&self) -> bool {
+        self.flags() & FLAG_URL_HAS_QUERY != 0
+    }
+
+    pub fn state(&self) -> LinkState {
+        match self.flags() >> STATE_SHIFT {
+            0 => LinkState::Active,
+            1 => LinkState::Disabled,
+            _ => LinkState::Deleted,
+        }
+    }
+
+    /// Offset of `#` in the URL, or the URL's length.
+    #[inline]
+    pub fn fragment_at(&self) -> usize {
+        u16::from_le_bytes(self.fixed()[19..21].try_into().unwrap()) as usize
+    }
+
+    /// The destination, safe to copy into a `Location` header as is.
+    #[inline]
+    pub fn url(&self) -> &[u8] {
+        &self.0[CODE_AT + self.0[4] as usize + FIXED_AFTER_CODE..]
+    }
+
+    /// What to answer at `now`.
+    #[inline]
+    pub fn answer(&self, now: UnixMillis) -> Answer {
+        if self.flags() >> STATE_SHIFT == 0 && now < self.expires_at() {
+            Answer::Redirect
+        } else {
+            Answer::Gone
+        }
+    }
+
+    /// Heap bytes this entry holds.
+    pub fn heap_size(&self) -> usize {
+        self.0.len()
+    }
+}
+
+impl std::fmt::Debug for LinkEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LinkEntry")
+            .field("domain", &self.domain())
+            .field("code", &String::from_utf8_lossy(self.code()))
+            .field("status", &self.status())
+            .field("url", &String::from_utf8_lossy(self.url()))
+            .finish()
+    }
+}
+
+/// The key a request looks up: interned domain and code bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct EntryKey<'a> {
+    pub domain: DomainId,
+    pub code: &'a [u8],
+}
+
+impl Hash for EntryKey<'_> {
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u32(self.domain);
+        state.write(self.code);
+    }
+}
+
+impl Hash for LinkEntry {
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        EntryKey {
+            domain: self.domain(),
+            code: self.code(),
+        }
+        .hash(state)
+    }
+}
+
+impl PartialEq for LinkEntry {
+    fn eq(&self, other: &Self) -> bool {
+        self.domain() == other.domain() && self.code() == other.code()
+    }
+}
+
+impl Eq for LinkEntry {}
+
+impl Equivalent<LinkEntry> for EntryKey<'_> {
+    #[inline]
+    fn equivalent(&self, entry: &LinkEntry) -> bool {
+        self.domain == entry.domain() && self.code == entry.code()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ricochet_model::RedirectStatus;
+
+    #[test]
+    fn fields_round_trip() {
+        let mut record = LinkRecord::new(
+            42,
+            "example.com",
+            "abc",
+            "https://example.org/a?b=1#frag",
+            0,
+        )
+        .unwrap();
+        record.status = RedirectStatus::PermanentRedirect;
+        record.forward_query = true;
+        record.expires_at = Some(1_000);
+        let entry = LinkEntry::new(7, &record);
+        assert_eq!(entry.domain(), 7);
+        assert_eq!(entry.code(), b"abc");
+        assert_eq!(entry.link_id(), 42);
+        assert_eq!(entry.expires_at(), 1_000);
+        assert_eq!(entry.status(), 308);
+        assert!(entry.forward_query());
+        assert!(entry.url_has_query());
+        assert_eq!(entry.url(), b"https://example.org/a?b=1#frag");
+        assert_eq!(&entry.url()[entry.fragment_at()..], b"#frag");
+        assert_eq!(entry.state(), LinkState::Active);
+        assert_eq!(entry.answer(999), Answer::Redirect);
+        assert_eq!(entry.answer(1_000), Answer::Gone);
+    }
+
+    #[test]
+    fn states_and_plain_urls() {
+        let mut record = LinkRecord::new(1, "a.example", "x", "https://example.org/", 0).unwrap();
+        record.state = LinkState::Disabled;
+        let entry = LinkEntry::new(0, &record);
+        assert_eq!(entry.state(), LinkState::Disabled);
+        assert_eq!(entry.answer(0), Answer::Gone);
+        assert!(!entry.url_has_query());
+        assert!(!entry.forward_query());
+        assert_eq!(entry.fragment_at(), entry.url().len());
+        record.state = LinkState::Deleted;
+        assert_eq!(LinkEntry::new(0, &record).state(), LinkState::Deleted);
+    }
+}

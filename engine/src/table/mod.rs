@@ -1,0 +1,281 @@
+//! The link table: a lock-free map from (domain, code) to a compact
+//! [`LinkEntry`], read by every shard without locks and written only by the
+//! change intake. Domains are interned to small ids so each entry stays small.
+
+mod entry;
+
+pub use entry::{Answer, DomainId, EntryKey, LinkEntry};
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use foldhash::fast::RandomState;
+use papaya::{HashMap, HashSet, LocalGuard, ResizeMode};
+use ricochet_model::{LinkKey, LinkRecord};
+use seize::Collector;
+
+const NO_DOMAIN: DomainId = DomainId::MAX;
+/// Longest Host header value considered for a lookup (a domain and a port).
+const MAX_HOST_LEN: usize = 260;
+
+/// Concurrent link table shared by all shards.
+pub struct LinkTable {
+    collector: Arc<Collector>,
+    links: HashSet<LinkEntry, RandomState>,
+    domains: HashMap<Box<str>, DomainId, RandomState>,
+    /// Serializes domain interning; never taken on the request path.
+    next_domain: Mutex<DomainId>,
+    default_domain: Option<Box<str>>,
+    default_id: AtomicU32,
+}
+
+impl std::fmt::Debug for LinkTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LinkTable")
+            .field("links", &self.len())
+            .field("domains", &self.domains.len())
+            .finish()
+    }
+}
+
+impl LinkTable {
+    /// An empty table. Requests whose Host has no links are served from
+    /// `default_domain` when one is set.
+    pub fn new(default_domain: Option<&str>) -> Self {
+        Self::with_capacity(default_domain, 0)
+    }
+
+    /// An empty table sized for `capacity` links.
+    pub fn with_capacity(default_domain: Option<&str>, capacity: usize) -> Self {
+        let collector = Arc::new(Collector::new());
+        Self {
+            links: HashSet::builder()
+                .hasher(RandomState::default())
+                .shared_collector(collector.clone())
+                .resize_mode(ResizeMode::Blocking)
+                .capacity(capacity)
+                .build(),
+            domains: HashMap::builder()
+                .hasher(RandomState::default())
+                .shared_collector(collector.clone())
+                .build(),
+            collector,
+            next_domain: Mutex::new(0),
+            default_domain: default_domain.map(Box::from),
+            default_id: AtomicU32::new(NO_DOMAIN),
+        }
+    }
+
+    /// Number of links (in any state).
+    pub fn len(&self) -> usize {
+        self.links.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.links.is_empty()
+    }
+
+    /// Number of domains that have links.
+    pub fn domain_count(&self) -> usize {
+        self.domains.len()
+    }
+
+    /// Inserts or replaces the entry for a validated record.
+    pub fn upsert(&self, record: &LinkRecord) {
+        let domain = self.intern(&record.domain);
+        let guard = self.collector.enter();
+        self.links.insert(LinkEntry::new(domain, record), &guard);
+    }
+
+    /// Removes the entry at `key`, if any.
+    pub fn remove(&self, key: &LinkKey) {
+        let guard = self.collector.enter();
+        let Some(&domain) = self.domains.get(key.domain.as_str(), &guard) else {
+            return;
+        };
+        let key = EntryKey {
+            domain,
+            code: key.code.as_bytes(),
+        };
+        self.links.remove(&key, &guard);
+    }
+
+    /// Pre-sizes the table for `additional` more links.
+    pub fn reserve(&self, additional: usize) {
+        self.links.reserve(additional, &self.collector.enter());
+    }
+
+    fn intern(&self, domain: &str) -> DomainId {
+        let guard = self.collector.enter();
+        if let Some(&id) = self.domains.get(domain, &guard) {
+            return id;
+        }
+        let mut next = self.next_domain.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(&id) = self.domains.get(domain, &guard) {
+            return id;
+        }
+        let id = *next;
+        *next += 1;
+        self.domains.insert(Box::from(domain), id, &guard);
+        if self.default_domain.as_deref() == Some(domain) {
+            self.default_id.store(id, Ordering::Release);
+        }
+        id
+    }
+
+    /// A read handle for one batch of requests; entries it returns stay valid
+    /// until it is dropped.
+    #[inline]
+    pub fn reader(&self) -> TableReader<'_> {
+        TableReader {
+            table: self,
+            guard: self.collector.enter(),
+        }
+    }
+
+    /// Looks up one link outside the request path (tests, tools).
+    pub fn get_record_parts(&self, domain: &str, code: &str) -> Option<(u16, String)> {
+        let reader = self.reader();
+        let id = reader.domain_id(domain.as_bytes())?;
+        reader
+            .get(id, code.as_bytes())
+            .map(|e| (e.status(), String::from_utf8_lossy(e.url()).into_owned()))
+    }
+}
+
+/// Pinned read access to a [`LinkTable`].
+pub struct TableReader<'t> {
+    table: &'t LinkTable,
+    guard: LocalGuard<'t>,
+}
+
+impl<'t> TableReader<'t> {
+    /// The domain to serve a request with this Host header value from: the
+    /// host's own when it has links, else the default domain.
+    #[inline]
+    pub fn domain_for_host(&self, host: Option<&[u8]>) -> Option<DomainId> {
+        if let Some(id) = host.and_then(|host| self.domain_id(host)) {
+            return Some(id);
+        }
+        match self.table.default_id.load(Ordering::Acquire) {
+            NO_DOMAIN => None,
+            id => Some(id),
+        }
+    }
+
+    /// The interned id of a Host header value: case-insensitive, without a
+    /// port or a trailing dot.
+    #[inline]
+    pub fn domain_id(&self, host: &[u8]) -> Option<DomainId> {
+        let host = strip_port(host);
+        let host = host.strip_suffix(b".").unwrap_or(host);
+        if host.is_empty() || host.len() > MAX_HOST_LEN {
+            return None;
+        }
+        let mut lower = [0u8; MAX_HOST_LEN];
+        let lower = &mut lower[..host.len()];
+        for (out, &byte) in lower.iter_mut().zip(host) {
+            *out = byte.to_ascii_lowercase();
+        }
+        let name = std::str::from_utf8(lower).ok()?;
+        self.table.domains.get(name, &self.guard).copied()
+    }
+
+    /// The entry at (domain, code).
+    #[inline]
+    pub fn get(&self, domain: DomainId, code: &[u8]) -> Option<&LinkEntry> {
+        self.table
+            .links
+            .get(&EntryKey { domain, code }, &self.guard)
+    }
+}
+
+/// `host:port` → `host`; `[v6]:port` → `[v6]`.
+#[inline]
+fn strip_port(host: &[u8]) -> &[u8] {
+    if host.first() == Some(&b'[') {
+        return match host.iter().position(|&b| b == b']') {
+            Some(end) => &host[..=end],
+            None => host,
+        };
+    }
+    match host.iter().rposition(|&b| b == b':') {
+        Some(colon) => &host[..colon],
+        None => host,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ricochet_model::LinkState;
+
+    fn record(domain: &str, code: &str, url: &str) -> LinkRecord {
+        LinkRecord::new(1, domain, code, url, 0).unwrap()
+    }
+
+    #[test]
+    fn host_routing_and_default_domain() {
+        let table = LinkTable::new(Some("go.example"));
+        table.upsert(&record("go.example", "a", "https://one.example/"));
+        table.upsert(&record("brand.example", "a", "https://two.example/"));
+        let reader = table.reader();
+        let brand = reader.domain_for_host(Some(b"Brand.Example:8080")).unwrap();
+        assert_eq!(
+            reader.get(brand, b"a").unwrap().url(),
+            b"https://two.example/"
+        );
+        let other = reader.domain_for_host(Some(b"127.0.0.1:80")).unwrap();
+        assert_eq!(
+            reader.get(other, b"a").unwrap().url(),
+            b"https://one.example/"
+        );
+        let missing = reader.domain_for_host(None).unwrap();
+        assert_eq!(missing, other);
+        assert!(
+            reader.get(brand, b"A").is_none(),
+            "codes are case-sensitive"
+        );
+        assert_eq!(reader.domain_id(b"brand.example."), Some(brand));
+    }
+
+    #[test]
+    fn no_default_domain_means_no_fallback() {
+        let table = LinkTable::new(None);
+        table.upsert(&record("go.example", "a", "https://one.example/"));
+        assert!(
+            table
+                .reader()
+                .domain_for_host(Some(b"other.example"))
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn upsert_replaces_and_remove_deletes() {
+        let table = LinkTable::new(None);
+        let mut link = record("go.example", "a", "https://one.example/");
+        table.upsert(&link);
+        link.url = "https://two.example/".into();
+        link.state = LinkState::Disabled;
+        table.upsert(&link);
+        assert_eq!(table.len(), 1);
+        {
+            let reader = table.reader();
+            let id = reader.domain_id(b"go.example").unwrap();
+            let entry = reader.get(id, b"a").unwrap();
+            assert_eq!(entry.url(), b"https://two.example/");
+            assert_eq!(entry.state(), LinkState::Disabled);
+        }
+        table.remove(&link.key());
+        assert_eq!(table.len(), 0);
+        table.remove(&LinkKey::new("nowhere.example", "a").unwrap());
+    }
+
+    #[test]
+    fn hosts_strip_ports() {
+        assert_eq!(strip_port(b"a.example:80"), b"a.example");
+        assert_eq!(strip_port(b"[::1]:80"), b"[::1]");
+        assert_eq!(strip_port(b"a.example"), b"a.example");
+    }
+}

@@ -1,0 +1,68 @@
+//! The stored binary form of a link record: one format byte, then postcard.
+//! A later record layout gets a new format byte; decoding keeps reading the old.
+
+use thiserror::Error;
+
+use crate::link::LinkRecord;
+
+/// Format byte of records written now.
+pub const FORMAT: u8 = 1;
+
+#[derive(Debug, Error)]
+pub enum CodecError {
+    #[error("stored record is empty")]
+    Empty,
+    #[error("stored record has unknown format {0}")]
+    UnknownFormat(u8),
+    #[error("stored record is corrupt: {0}")]
+    Corrupt(#[from] postcard::Error),
+}
+
+/// Encodes a record for storage.
+pub fn encode_record(record: &LinkRecord) -> Vec<u8> {
+    let mut out = vec![FORMAT];
+    // Serializing a plain struct into a Vec cannot fail.
+    out.extend(postcard::to_stdvec(record).expect("record serializes"));
+    out
+}
+
+/// Decodes a stored record.
+pub fn decode_record(bytes: &[u8]) -> Result<LinkRecord, CodecError> {
+    match bytes.split_first() {
+        None => Err(CodecError::Empty),
+        Some((&FORMAT, body)) => Ok(postcard::from_bytes(body)?),
+        Some((&other, _)) => Err(CodecError::UnknownFormat(other)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::link::{LinkState, RedirectStatus};
+
+    #[test]
+    fn round_trip() {
+        let mut record =
+            LinkRecord::new(7, "example.com", "abc", "https://example.org/x", 1).unwrap();
+        record.status = RedirectStatus::PermanentRedirect;
+        record.state = LinkState::Disabled;
+        record.tags = vec!["a".into()];
+        record.expires_at = Some(99);
+        let bytes = encode_record(&record);
+        assert_eq!(bytes[0], FORMAT);
+        assert_eq!(decode_record(&bytes).unwrap(), record);
+    }
+
+    #[test]
+    fn unknown_or_corrupt_is_an_error() {
+        assert!(matches!(decode_record(&[]), Err(CodecError::Empty)));
+        assert!(matches!(
+            decode_record(&[9, 1]),
+            Err(CodecError::UnknownFormat(9))
+        ));
+        assert!(matches!(
+            decode_record(&[FORMAT, 0xff]),
+            Err(CodecError::Corrupt(_))
+        ));
+    }
+}

@@ -1,0 +1,28 @@
+//! What Ricochet's control plane and engines share: the link record keyed by
+//! (domain, code), the versioned change events that carry edits to engines, and
+//! the validation every producer of links runs before a record exists.
+//!
+//! Modules: [`link`] (records and enums), [`validate`] (codes, domains,
+//! destinations), [`change`] (versioned change events), [`codec`] (the stored
+//! binary form with a format byte so later fields need no rewrite).
+
+pub mod change;
+pub mod codec;
+pub mod link;
+pub mod validate;
+
+pub use change::{Change, ChangeOp};
+pub use link::{LinkExtensions, LinkId, LinkKey, LinkRecord, LinkState, RedirectStatus};
+pub use validate::{ValidationError, normalize_domain, validate_code, validate_destination};
+
+/// Milliseconds since the Unix epoch, the one time unit in records and events.
+pub type UnixMillis = i64;
+
+/// The current time as [`UnixMillis`].
+pub fn now_millis() -> UnixMillis {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

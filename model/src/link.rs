@@ -1,0 +1,201 @@
+//! The link record: one short link, keyed by (domain, code), with everything an
+//! engine needs to answer for it and what operators see about it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::UnixMillis;
+use crate::validate::{self, ValidationError};
+
+/// Stable identifier of a link, assigned when it is created. Click analytics key on it.
+pub type LinkId = u64;
+
+/// The redirect status a link answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(try_from = "u16", into = "u16")]
+pub enum RedirectStatus {
+    /// 301: permanent; browsers cache it (bounded by the engine's Cache-Control).
+    MovedPermanently,
+    /// 302: temporary, the default, so every visit reaches the engine and is counted.
+    #[default]
+    Found,
+    /// 307: temporary, method preserved.
+    TemporaryRedirect,
+    /// 308: permanent, method preserved.
+    PermanentRedirect,
+}
+
+impl RedirectStatus {
+    /// The numeric status code.
+    pub const fn code(self) -> u16 {
+        match self {
+            Self::MovedPermanently => 301,
+            Self::Found => 302,
+            Self::TemporaryRedirect => 307,
+            Self::PermanentRedirect => 308,
+        }
+    }
+
+    /// Whether browsers may cache the answer (301 and 308).
+    pub const fn is_permanent(self) -> bool {
+        matches!(self, Self::MovedPermanently | Self::PermanentRedirect)
+    }
+}
+
+impl TryFrom<u16> for RedirectStatus {
+    type Error = ValidationError;
+
+    fn try_from(code: u16) -> Result<Self, Self::Error> {
+        match code {
+            301 => Ok(Self::MovedPermanently),
+            302 => Ok(Self::Found),
+            307 => Ok(Self::TemporaryRedirect),
+            308 => Ok(Self::PermanentRedirect),
+            other => Err(ValidationError::Status(other)),
+        }
+    }
+}
+
+impl From<RedirectStatus> for u16 {
+    fn from(status: RedirectStatus) -> u16 {
+        status.code()
+    }
+}
+
+/// Lifecycle of a link. Disabled and deleted links answer 410 Gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkState {
+    #[default]
+    Active,
+    Disabled,
+    Deleted,
+}
+
+impl LinkState {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Disabled => "disabled",
+            Self::Deleted => "deleted",
+        }
+    }
+}
+
+/// The (domain, code) pair that addresses a link. The domain is stored
+/// lowercase and in punycode; the code is case-sensitive.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct LinkKey {
+    pub domain: String,
+    pub code: String,
+}
+
+impl LinkKey {
+    /// Validates and normalizes both parts.
+    pub fn new(domain: &str, code: &str) -> Result<Self, ValidationError> {
+        Ok(Self {
+            domain: validate::normalize_domain(domain)?,
+            code: validate::validate_code(code)?.to_owned(),
+        })
+    }
+
+    /// Storage key: `domain`, a 0 byte, `code`. Sorts links of one domain together.
+    pub fn storage_key(&self) -> Vec<u8> {
+        let mut key = Vec::with_capacity(self.domain.len() + 1 + self.code.len());
+        key.extend_from_slice(self.domain.as_bytes());
+        key.push(0);
+        key.extend_from_slice(self.code.as_bytes());
+        key
+    }
+}
+
+/// Fields later features add (targeting rules, passwords, click limits). They
+/// live in one extension block so the record keeps its shape: a new feature adds
+/// a field here and bumps [`crate::codec::FORMAT`]; older stored records decode
+/// with the block empty.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct LinkExtensions {
+    /// Maximum number of human clicks before the link answers 410; `None` is unlimited.
+    pub click_limit: Option<u64>,
+}
+
+/// One short link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkRecord {
+    pub id: LinkId,
+    pub domain: String,
+    pub code: String,
+    /// Validated absolute http(s) URL, ASCII only (IDN hosts in punycode).
+    pub url: String,
+    pub status: RedirectStatus,
+    pub state: LinkState,
+    /// After this instant the link answers 410.
+    pub expires_at: Option<UnixMillis>,
+    /// Append the incoming query string to the destination.
+    pub forward_query: bool,
+    pub title: Option<String>,
+    pub tags: Vec<String>,
+    pub created_at: UnixMillis,
+    pub updated_at: UnixMillis,
+    /// Version of the change that last wrote this record.
+    pub version: u64,
+    pub extensions: LinkExtensions,
+}
+
+impl LinkRecord {
+    /// A new active link with defaults, after validating the key and destination.
+    pub fn new(
+        id: LinkId,
+        domain: &str,
+        code: &str,
+        url: &str,
+        now: UnixMillis,
+    ) -> Result<Self, ValidationError> {
+        let key = LinkKey::new(domain, code)?;
+        Ok(Self {
+            id,
+            domain: key.domain,
+            code: key.code,
+            url: validate::validate_destination(url)?,
+            status: RedirectStatus::default(),
+            state: LinkState::Active,
+            expires_at: None,
+            forward_query: false,
+            title: None,
+            tags: Vec::new(),
+            created_at: now,
+            updated_at: now,
+            version: 0,
+            extensions: LinkExtensions::default(),
+        })
+    }
+
+    pub fn key(&self) -> LinkKey {
+        LinkKey {
+            domain: self.domain.clone(),
+            code: self.code.clone(),
+        }
+    }
+
+    /// Re-checks every invariant; engines run it on records they receive.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        if validate::normalize_domain(&self.domain)? != self.domain {
+            return Err(ValidationError::DomainNotNormalized);
+        }
+        validate::validate_code(&self.code)?;
+        if validate::validate_destination(&self.url)? != self.url {
+            return Err(ValidationError::DestinationNotNormalized);
+        }
+        if let Some(title) = &self.title
+            && title.len() > validate::MAX_TITLE_LEN
+        {
+            return Err(ValidationError::TitleTooLong);
+        }
+        validate::validate_tags(&self.tags)?;
+        Ok(())
+    }
+
+    /// Whether the link answers a redirect at `now` (active and not expired).
+    pub fn is_live(&self, now: UnixMillis) -> bool {
+        self.state == LinkState::Active && self.expires_at.is_none_or(|at| now < at)
+    }
+}
