@@ -2,6 +2,7 @@
 //! redirect engine on a fjall store, seeded with a demo link on first start.
 //! The control plane joins this process when it lands.
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -47,6 +48,8 @@ fn main() -> anyhow::Result<()> {
     config.server.listen = cli.listen;
     config.admin.listen = cli.admin_listen;
     config.storage.data_dir = cli.data_dir.join("engine");
+    // Before anything is printed, so a signal sent on seeing the output is handled.
+    let signal = ShutdownSignal::install()?;
     let engine = Engine::start(config).context("cannot start the engine")?;
     if !engine.wait_ready(std::time::Duration::from_secs(600)) {
         anyhow::bail!("the engine did not finish loading its links");
@@ -55,20 +58,22 @@ fn main() -> anyhow::Result<()> {
 
     let redirect = display_addr(engine.redirect_addr());
     let admin = display_addr(engine.admin_addr());
-    println!("Ricochet is running (all-in-one, embedded defaults; Ctrl-C stops it).");
-    println!();
-    println!("  Demo redirect:  http://{redirect}/{DEMO_CODE}  ->  {DEMO_URL}");
-    println!("  Try it:         curl -i http://{redirect}/{DEMO_CODE}");
-    println!("  In a browser:   http://{redirect}/{DEMO_CODE}");
-    println!("  Health:         http://{admin}/readyz");
-    println!("  Metrics:        http://{admin}/metrics");
-    println!(
-        "  Add links:      ricochet-engine import FILE.csv  (columns domain,code,url[,status])"
+    // Written in one go, ignoring a closed stdout: losing the banner must not stop the server.
+    let banner = format!(
+        "Ricochet is running (all-in-one, embedded defaults; Ctrl-C stops it).\n\n\
+         \x20 Demo redirect:  http://{redirect}/{DEMO_CODE}  ->  {DEMO_URL}\n\
+         \x20 Try it:         curl -i http://{redirect}/{DEMO_CODE}\n\
+         \x20 In a browser:   http://{redirect}/{DEMO_CODE}\n\
+         \x20 Health:         http://{admin}/readyz\n\
+         \x20 Metrics:        http://{admin}/metrics\n\
+         \x20 Add links:      ricochet-engine import FILE.csv  (columns domain,code,url[,status])\n"
     );
-    println!();
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{banner}").and_then(|()| stdout.flush());
+    drop(stdout);
 
-    wait_for_signal()?;
-    println!("stopping");
+    signal.wait();
+    eprintln!("ricochet: stopping");
     engine.shutdown();
     Ok(())
 }
@@ -101,16 +106,38 @@ fn display_addr(addr: SocketAddr) -> String {
     }
 }
 
-fn wait_for_signal() -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-        Ok(())
-    })
+/// Listens for Ctrl-C and SIGTERM from now on; `wait` blocks until one arrives.
+struct ShutdownSignal {
+    runtime: tokio::runtime::Runtime,
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignal {
+    fn install() -> anyhow::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (terminate, interrupt) = runtime.block_on(async {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok::<_, std::io::Error>((
+                signal(SignalKind::terminate())?,
+                signal(SignalKind::interrupt())?,
+            ))
+        })?;
+        Ok(Self {
+            runtime,
+            terminate,
+            interrupt,
+        })
+    }
+
+    fn wait(mut self) {
+        self.runtime.block_on(async {
+            tokio::select! {
+                _ = self.interrupt.recv() => {}
+                _ = self.terminate.recv() => {}
+            }
+        });
+    }
 }

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, IsTerminal, Read};
 use std::path::Path;
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -102,7 +102,9 @@ pub fn import_file(
         .ok_or_else(|| ImportError::UnknownFormat(path.display().to_string()))?;
     let file = File::open(path).map_err(read_error)?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let progress = if options.progress {
+    // On a terminal: a progress bar. Otherwise (logs, pipes): a line per batch.
+    let plain_progress = options.progress && !std::io::stderr().is_terminal();
+    let progress = if options.progress && !plain_progress {
         let bar = ProgressBar::new(size);
         bar.set_style(
             ProgressStyle::with_template(
@@ -125,6 +127,7 @@ pub fn import_file(
         next_version: intake.last_applied() + 1,
         now: ricochet_model::now_millis(),
         progress: &progress,
+        plain_progress,
     };
     match format {
         ImportFormat::Csv => importer.read_csv(reader)?,
@@ -146,6 +149,7 @@ struct Importer<'a> {
     next_version: u64,
     now: i64,
     progress: &'a ProgressBar,
+    plain_progress: bool,
 }
 
 impl Importer<'_> {
@@ -292,11 +296,18 @@ impl Importer<'_> {
         self.summary.last_applied = applied.last_applied;
         self.pending.clear();
         self.pending_keys.clear();
-        self.progress.set_message(format!(
+        let message = format!(
             "{} links, {} rejected",
             self.summary.created + self.summary.updated,
             self.summary.rejections.len()
-        ));
+        );
+        if self.plain_progress {
+            eprintln!(
+                "import progress: {message}, version {}",
+                applied.last_applied
+            );
+        }
+        self.progress.set_message(message);
         Ok(())
     }
 }

@@ -1,1 +1,351 @@
+//! Test helpers (feature `test-util`): an engine on loopback ports with a
+//! temporary store, a raw HTTP/1.1 client that never follows redirects and
+//! shows exactly what the engine sent, and `eventually` for polling.
 
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use ricochet_model::{Change, ChangeOp, LinkKey, LinkRecord, now_millis};
+use tempfile::TempDir;
+
+use crate::config::EngineConfig;
+use crate::server::{Engine, StartOptions};
+
+/// Polls `check` every 5 ms until it returns true or `timeout` passes.
+pub fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// An engine on `127.0.0.1:0` with a store in a temporary directory.
+pub struct TestEngine {
+    engine: Option<Engine>,
+    config: EngineConfig,
+    dir: TempDir,
+}
+
+impl std::fmt::Debug for TestEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestEngine")
+            .field("dir", &self.dir.path())
+            .finish()
+    }
+}
+
+impl TestEngine {
+    /// Two workers, default domain `localhost`.
+    pub fn start() -> Self {
+        Self::start_with(|_| {})
+    }
+
+    /// Like [`TestEngine::start`] after `configure` adjusts the configuration.
+    pub fn start_with(configure: impl FnOnce(&mut EngineConfig)) -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let mut config = Self::config_in(dir.path());
+        configure(&mut config);
+        let engine = Engine::start(config.clone()).expect("engine starts");
+        assert!(
+            engine.wait_ready(Duration::from_secs(60)),
+            "engine became ready"
+        );
+        Self {
+            engine: Some(engine),
+            config,
+            dir,
+        }
+    }
+
+    /// The configuration tests start from: loopback ports picked by the OS.
+    pub fn config_in(dir: &std::path::Path) -> EngineConfig {
+        let mut config = EngineConfig::default();
+        config.server.listen = "127.0.0.1:0".parse().unwrap();
+        config.admin.listen = "127.0.0.1:0".parse().unwrap();
+        config.server.workers = 2;
+        config.storage.data_dir = dir.join("engine");
+        config
+    }
+
+    pub fn engine(&self) -> &Engine {
+        self.engine.as_ref().expect("engine is running")
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.engine().redirect_addr()
+    }
+
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.engine().admin_addr()
+    }
+
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.config.storage.data_dir
+    }
+
+    /// Stops the engine and starts a new one on the same store (new ports).
+    pub fn restart(&mut self) {
+        self.stop();
+        let engine = Engine::start(self.config.clone()).expect("engine restarts");
+        assert!(
+            engine.wait_ready(Duration::from_secs(60)),
+            "engine became ready"
+        );
+        self.engine = Some(engine);
+    }
+
+    /// Stops the engine; the store stays.
+    pub fn stop(&mut self) {
+        if let Some(engine) = self.engine.take() {
+            engine.shutdown();
+        }
+    }
+
+    /// Starts an engine on the same store with start-up hooks, without waiting.
+    pub fn start_again_with(&mut self, options: StartOptions) -> &Engine {
+        self.stop();
+        self.engine =
+            Some(Engine::start_with(self.config.clone(), options).expect("engine starts"));
+        self.engine()
+    }
+
+    /// Applies an upsert of `link` as the next version; returns that version.
+    pub fn upsert(&self, mut link: LinkRecord) -> u64 {
+        let intake = self.engine().intake();
+        let version = intake.last_applied() + 1;
+        link.version = version;
+        intake
+            .apply(&[Change {
+                version,
+                op: ChangeOp::Upsert { link },
+            }])
+            .expect("change applies");
+        version
+    }
+
+    /// Applies a purge of (domain, code) as the next version.
+    pub fn purge(&self, domain: &str, code: &str) -> u64 {
+        let intake = self.engine().intake();
+        let version = intake.last_applied() + 1;
+        intake
+            .apply(&[Change {
+                version,
+                op: ChangeOp::Purge {
+                    key: LinkKey::new(domain, code).unwrap(),
+                },
+            }])
+            .expect("change applies");
+        version
+    }
+
+    /// Creates an active 302 link.
+    pub fn add(&self, domain: &str, code: &str, url: &str) -> LinkRecord {
+        let link = link(domain, code, url);
+        self.upsert(link.clone());
+        link
+    }
+
+    /// A GET on a fresh connection.
+    pub fn get(&self, path: &str, host: &str) -> Response {
+        let mut client = Client::connect(self.addr());
+        client.get(path, host)
+    }
+
+    /// The admin port's answer to `GET path`.
+    pub fn admin_get(&self, path: &str) -> Response {
+        Client::connect(self.admin_addr()).get(path, "admin")
+    }
+
+    /// Value of one metric line (no labels, or with its label set as written).
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        let body = self.admin_get("/metrics").text();
+        body.lines()
+            .filter(|line| !line.starts_with('#'))
+            .find_map(|line| {
+                let (key, value) = line.rsplit_once(' ')?;
+                (key == name).then(|| value.parse().ok()).flatten()
+            })
+    }
+}
+
+impl Drop for TestEngine {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A link record for tests (id 1, status 302).
+pub fn link(domain: &str, code: &str, url: &str) -> LinkRecord {
+    LinkRecord::new(1, domain, code, url, now_millis()).expect("valid test link")
+}
+
+/// One HTTP response as received.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// The first header named `name` (case-insensitive), as text.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    }
+
+    /// How many headers are named `name`.
+    pub fn header_count(&self, name: &str) -> usize {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .count()
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// A raw HTTP/1.1 client on one connection.
+#[derive(Debug)]
+pub struct Client {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Client {
+    pub fn connect(addr: SocketAddr) -> Self {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream.set_nodelay(true).unwrap();
+        Self {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    pub fn stream(&mut self) -> &mut TcpStream {
+        &mut self.stream
+    }
+
+    /// Sends raw bytes.
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("send");
+    }
+
+    /// `GET path` with `Host: host`, and reads the response.
+    pub fn get(&mut self, path: &str, host: &str) -> Response {
+        self.send(format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes());
+        self.read_response(false).expect("a response")
+    }
+
+    /// `HEAD path` with `Host: host`, and reads the response (no body).
+    pub fn head(&mut self, path: &str, host: &str) -> Response {
+        self.send(format!("HEAD {path} HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes());
+        self.read_response(true).expect("a response")
+    }
+
+    /// Reads one response; `head_request` says whether it answers a HEAD (no body).
+    pub fn read_response(&mut self, head_request: bool) -> std::io::Result<Response> {
+        loop {
+            let mut headers = [httparse::EMPTY_HEADER; 64];
+            let mut parsed = httparse::Response::new(&mut headers);
+            match parsed.parse(&self.buf) {
+                Ok(httparse::Status::Complete(head_len)) => {
+                    let status = parsed.code.unwrap_or(0);
+                    let headers: Vec<(String, Vec<u8>)> = parsed
+                        .headers
+                        .iter()
+                        .map(|h| (h.name.to_owned(), h.value.to_vec()))
+                        .collect();
+                    let length = headers
+                        .iter()
+                        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+                        .and_then(|(_, v)| std::str::from_utf8(v).ok()?.parse::<usize>().ok())
+                        .unwrap_or(0);
+                    let body_len = if head_request { 0 } else { length };
+                    while self.buf.len() < head_len + body_len {
+                        self.fill()?;
+                    }
+                    let body = self.buf[head_len..head_len + body_len].to_vec();
+                    self.buf.drain(..head_len + body_len);
+                    return Ok(Response {
+                        status,
+                        headers,
+                        body,
+                    });
+                }
+                Ok(httparse::Status::Partial) => self.fill()?,
+                Err(error) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!(
+                            "bad response: {error}: {:?}",
+                            String::from_utf8_lossy(&self.buf)
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+
+    fn fill(&mut self) -> std::io::Result<()> {
+        let mut chunk = [0u8; 8192];
+        let n = self.stream.read(&mut chunk)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        self.buf.extend_from_slice(&chunk[..n]);
+        Ok(())
+    }
+
+    /// Whether the server closed the connection (EOF with nothing more to
+    /// read) within `timeout`.
+    pub fn closed_within(&mut self, timeout: Duration) -> bool {
+        self.stream.set_read_timeout(Some(timeout)).unwrap();
+        let mut chunk = [0u8; 1024];
+        let closed = loop {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => break true,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(error)
+                    if matches!(
+                        error.kind(),
+                        std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+                    ) =>
+                {
+                    break true;
+                }
+                Err(_) => break false,
+            }
+        };
+        self.stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        closed
+    }
+
+    /// Bytes received but not consumed as a response.
+    pub fn leftover(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+/// Sends `raw` on a fresh connection and reads one response.
+pub fn exchange(addr: SocketAddr, raw: &[u8]) -> Response {
+    let mut client = Client::connect(addr);
+    client.send(raw);
+    client.read_response(false).expect("a response")
+}

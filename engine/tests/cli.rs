@@ -1,0 +1,204 @@
+//! The `ricochet-engine` command: import from CSV and JSON Lines with good and
+//! bad rows, then serve what was imported; `--check-config`.
+
+use std::process::Command;
+
+use ricochet_engine::test_util::TestEngine;
+
+fn engine_command() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ricochet-engine"))
+}
+
+fn import(data_dir: &std::path::Path, file: &std::path::Path, extra: &[&str]) -> (bool, String) {
+    let output = engine_command()
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("import")
+        .arg("--quiet")
+        .args(extra)
+        .arg(file)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+#[test]
+fn csv_import_applies_good_rows_and_reports_bad_ones() {
+    let mut engine = TestEngine::start();
+    engine.stop();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("links.csv");
+    std::fs::write(
+        &file,
+        "domain,code,url,status\n\
+         localhost,a,https://example.com/a,301\n\
+         brand.example,b,https://example.com/b\n\
+         ,c,https://example.com/c,308\n\
+         localhost,bad code,https://example.com/\n\
+         localhost,js,javascript:alert(1)\n\
+         localhost,st,https://example.com/,299\n\
+         localhost,nn,https://example.com/,abc\n\
+         localhost,short\n\
+         localhost,crlf,https://example.com/%0d%0aX:y\n\
+         \"localhost\",\"q\",\"https://example.com/q?x=1,2\"\n",
+    )
+    .unwrap();
+    let rejects = dir.path().join("rejects.tsv");
+    let (ok, output) = import(
+        engine.data_dir(),
+        &file,
+        &["--rejects", rejects.to_str().unwrap()],
+    );
+    assert!(ok, "{output}");
+    assert!(
+        output.contains("imported 4 links (4 new, 0 updated)"),
+        "{output}"
+    );
+    assert!(output.contains("6 rows rejected"), "{output}");
+    for line in [
+        "line 5:", "line 6:", "line 7:", "line 8:", "line 9:", "line 10:",
+    ] {
+        assert!(output.contains(line), "{line} missing in {output}");
+    }
+    assert!(output.contains("scheme must be http or https"), "{output}");
+    assert!(output.contains("not 299"), "{output}");
+    let rejected = std::fs::read_to_string(&rejects).unwrap();
+    assert_eq!(rejected.lines().count(), 6, "{rejected}");
+
+    engine.restart();
+    let response = engine.get("/a", "localhost");
+    assert_eq!(
+        (response.status, response.header("location").as_deref()),
+        (301, Some("https://example.com/a"))
+    );
+    assert_eq!(engine.get("/b", "brand.example").status, 302);
+    assert_eq!(
+        engine.get("/c", "localhost").status,
+        308,
+        "empty domain means the default domain"
+    );
+    assert_eq!(
+        engine.get("/q", "localhost").header("location").as_deref(),
+        Some("https://example.com/q?x=1,2")
+    );
+    for code in ["js", "st", "nn", "crlf"] {
+        assert_eq!(
+            engine.get(&format!("/{code}"), "localhost").status,
+            404,
+            "{code}"
+        );
+    }
+}
+
+#[test]
+fn jsonl_import_and_reimport_updates_in_place() {
+    let mut engine = TestEngine::start();
+    engine.stop();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("links.jsonl");
+    std::fs::write(
+        &file,
+        "{\"domain\":\"localhost\",\"code\":\"j1\",\"url\":\"https://example.com/1\"}\n\
+         \n\
+         {\"domain\":\"localhost\",\"code\":\"j2\",\"url\":\"https://example.com/2\",\"status\":307}\n\
+         {\"domain\":\"localhost\",\"code\":\"j3\",\"url\":\"https://example.com/3\",\"colour\":\"red\"}\n\
+         {not json}\n\
+         {\"domain\":\"localhost\",\"code\":\"j4\"}\n",
+    )
+    .unwrap();
+    let (ok, output) = import(engine.data_dir(), &file, &[]);
+    assert!(ok, "{output}");
+    assert!(
+        output.contains("imported 2 links (2 new, 0 updated)"),
+        "{output}"
+    );
+    assert!(output.contains("3 rows rejected"), "{output}");
+    assert!(
+        output.contains("line 4: invalid JSON row: unknown field `colour`"),
+        "{output}"
+    );
+    assert!(output.contains("line 5:"), "{output}");
+    assert!(output.contains("line 6:"), "{output}");
+
+    std::fs::write(
+        &file,
+        "{\"domain\":\"localhost\",\"code\":\"j1\",\"url\":\"https://example.com/new\",\"status\":308}\n",
+    )
+    .unwrap();
+    let (ok, output) = import(engine.data_dir(), &file, &[]);
+    assert!(ok, "{output}");
+    assert!(
+        output.contains("imported 1 links (0 new, 1 updated)"),
+        "{output}"
+    );
+
+    engine.restart();
+    let response = engine.get("/j1", "localhost");
+    assert_eq!(
+        (response.status, response.header("location").as_deref()),
+        (308, Some("https://example.com/new"))
+    );
+    assert_eq!(engine.get("/j2", "localhost").status, 307);
+    assert_eq!(engine.engine().intake().last_applied(), 3);
+}
+
+#[test]
+fn import_of_a_missing_or_unknown_file_fails_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, output) = import(dir.path(), &dir.path().join("nope.csv"), &[]);
+    assert!(!ok);
+    assert!(output.contains("cannot read"), "{output}");
+    let odd = dir.path().join("links.txt");
+    std::fs::write(&odd, "x").unwrap();
+    let (ok, output) = import(dir.path(), &odd, &[]);
+    assert!(!ok);
+    assert!(output.contains("--format"), "{output}");
+}
+
+#[test]
+fn check_config_validates_files_environment_and_flags() {
+    let reference = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/engine.toml");
+    let output = engine_command()
+        .args(["--config", reference, "--check-config"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("listen = \"0.0.0.0:8080\""));
+
+    let output = engine_command()
+        .args(["--check-config", "--listen", "127.0.0.1:7000"])
+        .env("RICOCHET_ENGINE_SERVER__MAX_HEADER_BYTES", "4096")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(printed.contains("listen = \"127.0.0.1:7000\""), "{printed}");
+    assert!(printed.contains("max_header_bytes = 4096"), "{printed}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[server]\nworkers = \"many\"\n").unwrap();
+    let output = engine_command()
+        .args(["--config", bad.to_str().unwrap(), "--check-config"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("workers"));
+
+    let output = engine_command()
+        .args(["--check-config"])
+        .env("RICOCHET_ENGINE_REDIRECT__PERMANENT_MAX_AGE", "30days")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("permanent_max_age"));
+}

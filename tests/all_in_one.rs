@@ -1,0 +1,83 @@
+//! The all-in-one `ricochet` binary, as a new user runs it: it starts on
+//! embedded defaults, prints where to point curl, and the printed demo link
+//! redirects for a real HTTP client (curl, which does not follow redirects
+//! unless asked). A second start reuses the store.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+/// Starts `ricochet` on `dir` and returns it with the printed lines by label.
+fn start(dir: &std::path::Path) -> (Child, HashMap<String, String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ricochet"))
+        .args(["--data-dir", dir.to_str().unwrap()])
+        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut printed = HashMap::new();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if let Some((label, value)) = line.trim().split_once(':')
+            && !value.is_empty()
+        {
+            printed.insert(label.trim().to_owned(), value.trim().to_owned());
+        }
+        if printed.contains_key("Add links") {
+            break;
+        }
+    }
+    (child, printed)
+}
+
+fn curl(args: &[&str]) -> String {
+    let output = Command::new("curl")
+        .args(["-s", "--max-time", "10"])
+        .args(args)
+        .output()
+        .expect("curl is installed (test.sh installs it)");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stop(mut child: Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "clean exit on SIGTERM: {status}");
+}
+
+#[test]
+fn starts_prints_a_working_demo_link_and_restarts_on_its_store() {
+    let dir = tempfile::tempdir().unwrap();
+    for round in 0..2 {
+        let (child, printed) = start(dir.path());
+        let try_it = printed.get("Try it").expect("a curl command is printed");
+        let url = try_it.strip_prefix("curl -i ").expect("curl -i URL");
+        let text = curl(&["-i", url]);
+        assert!(
+            text.starts_with("HTTP/1.1 302 Found\r\n"),
+            "round {round}: {text}"
+        );
+        assert!(
+            text.contains("Location: https://example.com/?from=ricochet\r\n"),
+            "{text}"
+        );
+        let forwarded = curl(&["-i", &format!("{url}?utm_source=readme")]);
+        assert!(
+            forwarded
+                .contains("Location: https://example.com/?from=ricochet&utm_source=readme\r\n"),
+            "{forwarded}"
+        );
+        assert_eq!(curl(&[printed.get("Health").unwrap()]), "ready\n");
+        let metrics = curl(&[printed.get("Metrics").unwrap()]);
+        assert!(
+            metrics.contains("\nricochet_engine_links 1\n"),
+            "one demo link: {metrics}"
+        );
+        stop(child);
+    }
+}
