@@ -134,7 +134,7 @@ pub fn import_file(
         ImportFormat::Jsonl => importer.read_jsonl(reader).map_err(read_error)?,
     }
     importer.flush()?;
-    intake.store().persist().map_err(IntakeError::from)?;
+    intake.store().flush().map_err(IntakeError::from)?;
     progress.finish_and_clear();
     Ok(importer.summary)
 }

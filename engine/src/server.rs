@@ -226,7 +226,7 @@ impl Engine {
         for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
-        if let Err(error) = self.intake.store().persist() {
+        if let Err(error) = self.intake.store().flush() {
             tracing::warn!(%error, "could not flush the link store at shutdown");
         }
     }

@@ -10,19 +10,22 @@ use ricochet_model::{LinkRecord, LinkState, UnixMillis};
 /// Interned id of a domain (see [`super::Domains`]).
 pub type DomainId = u32;
 
-// Layout of the allocation:
+// Layout of the allocation (most links need 10 bytes besides key and URL):
 //   0..4    domain id, little endian
 //   4       code length c
 //   5..5+c  code
-//   then    link id (u64 LE), expires at (i64 LE, i64::MAX when never),
-//           status (u16 LE), flags (u8), fragment offset in the URL (u16 LE),
+//   then    link id (u64 LE), status minus 300 (u8), flags (u8),
+//           [expires at (i64 LE) when FLAG_EXPIRES],
+//           [fragment offset in the URL (u16 LE) when FLAG_FRAGMENT],
 //           URL bytes to the end.
 const CODE_AT: usize = 5;
-const FIXED_AFTER_CODE: usize = 8 + 8 + 2 + 1 + 2;
+const FIXED_AFTER_CODE: usize = 8 + 1 + 1;
 
 const FLAG_FORWARD_QUERY: u8 = 1;
-const FLAG_URL_HAS_QUERY: u8 = 2;
-const STATE_SHIFT: u8 = 2;
+const FLAG_URL_HAS_QUERY: u8 = 1 << 1;
+const FLAG_EXPIRES: u8 = 1 << 2;
+const FLAG_FRAGMENT: u8 = 1 << 3;
+const STATE_SHIFT: u8 = 4;
 
 /// What the engine answers for a link at a given instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,13 +44,7 @@ impl LinkEntry {
         let code = record.code.as_bytes();
         let url = record.url.as_bytes();
         debug_assert!(code.len() <= u8::MAX as usize && url.len() <= u16::MAX as usize);
-        let mut bytes = Vec::with_capacity(CODE_AT + code.len() + FIXED_AFTER_CODE + url.len());
-        bytes.extend_from_slice(&domain.to_le_bytes());
-        bytes.push(code.len() as u8);
-        bytes.extend_from_slice(code);
-        bytes.extend_from_slice(&record.id.to_le_bytes());
-        bytes.extend_from_slice(&record.expires_at.unwrap_or(i64::MAX).to_le_bytes());
-        bytes.extend_from_slice(&record.status.code().to_le_bytes());
+        let fragment = url.iter().position(|&b| b == b'#');
         let state = match record.state {
             LinkState::Active => 0,
             LinkState::Disabled => 1,
@@ -57,12 +54,31 @@ impl LinkEntry {
         if record.forward_query {
             flags |= FLAG_FORWARD_QUERY;
         }
-        let fragment = url.iter().position(|&b| b == b'#').unwrap_or(url.len());
-        if url[..fragment].contains(&b'?') {
+        if url[..fragment.unwrap_or(url.len())].contains(&b'?') {
             flags |= FLAG_URL_HAS_QUERY;
         }
+        if record.expires_at.is_some() {
+            flags |= FLAG_EXPIRES;
+        }
+        if fragment.is_some() {
+            flags |= FLAG_FRAGMENT;
+        }
+        let optional = if record.expires_at.is_some() { 8 } else { 0 }
+            + if fragment.is_some() { 2 } else { 0 };
+        let mut bytes =
+            Vec::with_capacity(CODE_AT + code.len() + FIXED_AFTER_CODE + optional + url.len());
+        bytes.extend_from_slice(&domain.to_le_bytes());
+        bytes.push(code.len() as u8);
+        bytes.extend_from_slice(code);
+        bytes.extend_from_slice(&record.id.to_le_bytes());
+        bytes.push((record.status.code() - 300) as u8);
         bytes.push(flags);
-        bytes.extend_from_slice(&(fragment as u16).to_le_bytes());
+        if let Some(expires_at) = record.expires_at {
+            bytes.extend_from_slice(&expires_at.to_le_bytes());
+        }
+        if let Some(fragment) = fragment {
+            bytes.extend_from_slice(&(fragment as u16).to_le_bytes());
+        }
         bytes.extend_from_slice(url);
         Self(bytes.into_boxed_slice())
     }
@@ -77,31 +93,43 @@ impl LinkEntry {
         &self.0[CODE_AT..CODE_AT + self.0[4] as usize]
     }
 
+    /// Offset of the fixed fields.
     #[inline]
-    fn fixed(&self) -> &[u8] {
-        let at = CODE_AT + self.0[4] as usize;
-        &self.0[at..at + FIXED_AFTER_CODE]
+    fn fixed_at(&self) -> usize {
+        CODE_AT + self.0[4] as usize
     }
 
     #[inline]
     pub fn link_id(&self) -> u64 {
-        u64::from_le_bytes(self.fixed()[0..8].try_into().unwrap())
-    }
-
-    #[inline]
-    pub fn expires_at(&self) -> UnixMillis {
-        i64::from_le_bytes(self.fixed()[8..16].try_into().unwrap())
+        let at = self.fixed_at();
+        u64::from_le_bytes(self.0[at..at + 8].try_into().unwrap())
     }
 
     /// The redirect status code (301, 302, 307 or 308).
     #[inline]
     pub fn status(&self) -> u16 {
-        u16::from_le_bytes(self.fixed()[16..18].try_into().unwrap())
+        300 + self.0[self.fixed_at() + 8] as u16
     }
 
     #[inline]
     fn flags(&self) -> u8 {
-        self.fixed()[18]
+        self.0[self.fixed_at() + 9]
+    }
+
+    /// Offset just after the fixed fields (the optional ones start here).
+    #[inline]
+    fn optional_at(&self) -> usize {
+        self.fixed_at() + FIXED_AFTER_CODE
+    }
+
+    /// When the link expires; `i64::MAX` when it does not.
+    #[inline]
+    pub fn expires_at(&self) -> UnixMillis {
+        if self.flags() & FLAG_EXPIRES == 0 {
+            return i64::MAX;
+        }
+        let at = self.optional_at();
+        i64::from_le_bytes(self.0[at..at + 8].try_into().unwrap())
     }
 
     #[inline]
@@ -126,13 +154,22 @@ impl LinkEntry {
     /// Offset of `#` in the URL, or the URL's length.
     #[inline]
     pub fn fragment_at(&self) -> usize {
-        u16::from_le_bytes(self.fixed()[19..21].try_into().unwrap()) as usize
+        let flags = self.flags();
+        if flags & FLAG_FRAGMENT == 0 {
+            return self.url().len();
+        }
+        let at = self.optional_at() + if flags & FLAG_EXPIRES != 0 { 8 } else { 0 };
+        u16::from_le_bytes(self.0[at..at + 2].try_into().unwrap()) as usize
     }
 
     /// The destination, safe to copy into a `Location` header as is.
     #[inline]
     pub fn url(&self) -> &[u8] {
-        &self.0[CODE_AT + self.0[4] as usize + FIXED_AFTER_CODE..]
+        let flags = self.flags();
+        let at = self.optional_at()
+            + if flags & FLAG_EXPIRES != 0 { 8 } else { 0 }
+            + if flags & FLAG_FRAGMENT != 0 { 2 } else { 0 };
+        &self.0[at..]
     }
 
     /// What to answer at `now`.
@@ -234,6 +271,28 @@ mod tests {
         assert_eq!(entry.state(), LinkState::Active);
         assert_eq!(entry.answer(999), Answer::Redirect);
         assert_eq!(entry.answer(1_000), Answer::Gone);
+    }
+
+    #[test]
+    fn optional_fields_in_every_combination() {
+        for (url, expires) in [
+            ("https://e.example/", None),
+            ("https://e.example/#f", None),
+            ("https://e.example/", Some(5)),
+            ("https://e.example/?q=1#f", Some(-7)),
+        ] {
+            let mut record = LinkRecord::new(u64::MAX, "e.example", "c", url, 0).unwrap();
+            record.expires_at = expires;
+            let entry = LinkEntry::new(u32::MAX - 1, &record);
+            assert_eq!(entry.url(), url.as_bytes());
+            assert_eq!(entry.expires_at(), expires.unwrap_or(i64::MAX));
+            assert_eq!(entry.link_id(), u64::MAX);
+            assert_eq!(entry.status(), 302);
+            assert_eq!(entry.domain(), u32::MAX - 1);
+            let fragment = url.find('#').unwrap_or(url.len());
+            assert_eq!(entry.fragment_at(), fragment);
+            assert_eq!(entry.url_has_query(), url.contains('?'));
+        }
     }
 
     #[test]
