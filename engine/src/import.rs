@@ -77,6 +77,69 @@ struct Row {
     status: Option<u16>,
 }
 
+/// Where each field sits in a CSV row.
+#[derive(Debug, Clone, Copy)]
+struct Columns {
+    domain: Option<usize>,
+    code: usize,
+    url: usize,
+    status: Option<usize>,
+    /// Positional files have exactly 3 or 4 columns.
+    positional: bool,
+}
+
+impl Columns {
+    const POSITIONAL: Self = Self {
+        domain: Some(0),
+        code: 1,
+        url: 2,
+        status: Some(3),
+        positional: true,
+    };
+
+    /// A header row names `code` and `url` (any order, any case); other
+    /// names are ignored.
+    fn from_header(record: &csv::StringRecord) -> Option<Self> {
+        let find = |name: &str| {
+            record.iter().position(|field| {
+                field
+                    .trim_start_matches('\u{feff}')
+                    .eq_ignore_ascii_case(name)
+            })
+        };
+        Some(Self {
+            domain: find("domain"),
+            code: find("code")?,
+            url: find("url")?,
+            status: find("status"),
+            positional: false,
+        })
+    }
+
+    fn row(&self, record: &csv::StringRecord) -> Result<Row, String> {
+        if self.positional && !(3..=4).contains(&record.len()) {
+            return Err(format!(
+                "expected 3 or 4 columns (domain,code,url[,status]), got {}",
+                record.len()
+            ));
+        }
+        let field = |index: usize| record.get(index).unwrap_or("");
+        let status = match self.status.map(field).filter(|s| !s.is_empty()) {
+            None => None,
+            Some(text) => Some(
+                text.parse::<u16>()
+                    .map_err(|_| format!("status {text:?} is not a number"))?,
+            ),
+        };
+        Ok(Row {
+            domain: self.domain.map(field).unwrap_or("").to_owned(),
+            code: field(self.code).to_owned(),
+            url: field(self.url).to_owned(),
+            status,
+        })
+    }
+}
+
 /// Options of an import.
 #[derive(Debug, Clone)]
 pub struct ImportOptions {
@@ -160,6 +223,7 @@ impl Importer<'_> {
             .trim(csv::Trim::All)
             .from_reader(reader);
         let mut record = csv::StringRecord::new();
+        let mut columns = Columns::POSITIONAL;
         let mut first = true;
         loop {
             let line = csv.position().line();
@@ -177,36 +241,16 @@ impl Importer<'_> {
                     continue;
                 }
             }
-            if std::mem::take(&mut first) && record.get(0) == Some("domain") {
+            if std::mem::take(&mut first)
+                && let Some(header) = Columns::from_header(&record)
+            {
+                columns = header;
                 continue;
             }
-            if record.len() < 3 || record.len() > 4 {
-                self.reject(
-                    line,
-                    format!(
-                        "expected 3 or 4 columns (domain,code,url[,status]), got {}",
-                        record.len()
-                    ),
-                );
-                continue;
+            match columns.row(&record) {
+                Ok(row) => self.add(line, row)?,
+                Err(reason) => self.reject(line, reason),
             }
-            let status = match record.get(3).filter(|s| !s.is_empty()) {
-                None => None,
-                Some(text) => match text.parse::<u16>() {
-                    Ok(status) => Some(status),
-                    Err(_) => {
-                        self.reject(line, format!("status {text:?} is not a number"));
-                        continue;
-                    }
-                },
-            };
-            let row = Row {
-                domain: record[0].to_owned(),
-                code: record[1].to_owned(),
-                url: record[2].to_owned(),
-                status,
-            };
-            self.add(line, row)?;
         }
     }
 

@@ -350,7 +350,7 @@ fn random_garbage_never_takes_a_worker_down() {
     }
     still_serving(&engine);
     assert_eq!(
-        engine.metric("ricochet_engine_responses_total{class=\"5xx\"}"),
+        engine.metric("ricochet_engine_requests_total{class=\"5xx\"}"),
         Some(0.0)
     );
 }

@@ -148,6 +148,31 @@ fn jsonl_import_and_reimport_updates_in_place() {
 }
 
 #[test]
+fn csv_headers_may_order_and_omit_columns() {
+    let mut engine = TestEngine::start();
+    engine.stop();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("links.csv");
+    std::fs::write(
+        &file,
+        "URL,Title,Code\n\
+         https://example.com/h1,First,h1\n\
+         https://example.com/h2,Second,h2\n\
+         https://example.com/h3,,\n",
+    )
+    .unwrap();
+    let (ok, output) = import(engine.data_dir(), &file, &[]);
+    assert!(ok, "{output}");
+    assert!(output.contains("imported 2 links"), "{output}");
+    assert!(output.contains("line 4: code must be"), "{output}");
+    engine.restart();
+    assert_eq!(
+        engine.get("/h2", "localhost").header("location").as_deref(),
+        Some("https://example.com/h2")
+    );
+}
+
+#[test]
 fn import_of_a_missing_or_unknown_file_fails_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let (ok, output) = import(dir.path(), &dir.path().join("nope.csv"), &[]);

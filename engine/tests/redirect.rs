@@ -366,11 +366,11 @@ fn admin_port_reports_health_readiness_and_metrics() {
             .starts_with("text/plain; version=0.0.4")
     );
     assert_eq!(
-        engine.metric("ricochet_engine_responses_total{class=\"3xx\"}"),
+        engine.metric("ricochet_engine_requests_total{class=\"3xx\"}"),
         Some(3.0)
     );
     assert_eq!(
-        engine.metric("ricochet_engine_responses_total{class=\"4xx\"}"),
+        engine.metric("ricochet_engine_requests_total{class=\"4xx\"}"),
         Some(1.0)
     );
     assert_eq!(engine.metric("ricochet_engine_redirects_total"), Some(3.0));
@@ -396,7 +396,7 @@ fn workers_share_the_port() {
     let body = engine.admin_get("/metrics").text();
     let busy = body
         .lines()
-        .filter(|l| l.starts_with("ricochet_engine_worker_responses_total{"))
+        .filter(|l| l.starts_with("ricochet_engine_worker_requests_total{"))
         .filter(|l| !l.ends_with(" 0"))
         .count();
     assert!(busy >= 2, "connections spread over workers:\n{body}");

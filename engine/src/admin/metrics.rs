@@ -33,20 +33,20 @@ pub fn render(
     let mut out = String::with_capacity(4096);
     let _ = writeln!(
         out,
-        "# HELP ricochet_engine_responses_total Responses on the redirect port by status class.\n\
-         # TYPE ricochet_engine_responses_total counter"
+        "# HELP ricochet_engine_requests_total Requests on the redirect port by the status class of their answer.\n\
+         # TYPE ricochet_engine_requests_total counter"
     );
     for (index, class) in ["1xx", "2xx", "3xx", "4xx", "5xx"].iter().enumerate() {
         let value = sum(workers, |w| &w.responses[index]);
         let _ = writeln!(
             out,
-            "ricochet_engine_responses_total{{class=\"{class}\"}} {value}"
+            "ricochet_engine_requests_total{{class=\"{class}\"}} {value}"
         );
     }
     let _ = writeln!(
         out,
-        "# HELP ricochet_engine_worker_responses_total Responses on the redirect port by worker.\n\
-         # TYPE ricochet_engine_worker_responses_total counter"
+        "# HELP ricochet_engine_worker_requests_total Requests answered on the redirect port by worker (shard).\n\
+         # TYPE ricochet_engine_worker_requests_total counter"
     );
     for (index, worker) in workers.iter().enumerate() {
         let value: u64 = worker
@@ -56,7 +56,7 @@ pub fn render(
             .sum();
         let _ = writeln!(
             out,
-            "ricochet_engine_worker_responses_total{{worker=\"{index}\"}} {value}"
+            "ricochet_engine_worker_requests_total{{worker=\"{index}\"}} {value}"
         );
     }
     let counters: [WorkerCounter; 9] = [
