@@ -1,19 +1,26 @@
 //! `ricochet`: the whole system in one process on embedded defaults: the
-//! redirect engine on a fjall store, seeded with a demo link on first start.
-//! The control plane joins this process when it lands.
+//! control plane (REST API, fjall store, change log) and a redirect engine
+//! following it over the in-process bus. Creates a demo link on first start.
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Parser;
-use ricochet_engine::{Engine, EngineConfig};
-use ricochet_model::{Change, ChangeOp, LinkRecord, now_millis};
+use ricochet_control::api::types::CreateLink;
+use ricochet_control::service::{LinkService, LinkSettings};
+use ricochet_control::{ControlConfig, ControlPlane};
+use ricochet_engine::{Engine, EngineConfig, StartOptions, SyncSource};
+use ricochet_model::bus::{LocalBus, UpdateBus};
+use ricochet_model::{LinkKey, now_millis};
 
 /// Code of the demo link created on first start.
 const DEMO_CODE: &str = "demo";
 const DEMO_URL: &str = "https://example.com/?from=ricochet";
+/// File in the data directory holding the first admin key.
+const ADMIN_KEY_FILE: &str = "admin-key.txt";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -22,13 +29,16 @@ const DEMO_URL: &str = "https://example.com/?from=ricochet";
     about = "Ricochet all-in-one on embedded defaults"
 )]
 struct Cli {
-    /// Data directory (the engine's store lives in DATA_DIR/engine).
+    /// Data directory (control/ and engine/ stores live in it).
     #[arg(long, default_value = "data", env = "RICOCHET_DATA_DIR")]
     data_dir: PathBuf,
     /// Redirect listener.
     #[arg(long, default_value = "127.0.0.1:8080", env = "RICOCHET_LISTEN")]
     listen: SocketAddr,
-    /// Admin listener (/healthz, /readyz, /metrics).
+    /// Control plane API listener.
+    #[arg(long, default_value = "127.0.0.1:8081", env = "RICOCHET_API_LISTEN")]
+    api_listen: SocketAddr,
+    /// Engine admin listener (/healthz, /readyz, /metrics).
     #[arg(long, default_value = "127.0.0.1:9090", env = "RICOCHET_ADMIN_LISTEN")]
     admin_listen: SocketAddr,
 }
@@ -43,59 +53,134 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-
-    let mut config = EngineConfig::default();
-    config.server.listen = cli.listen;
-    config.admin.listen = cli.admin_listen;
-    config.storage.data_dir = cli.data_dir.join("engine");
     // Before anything is printed, so a signal sent on seeing the output is handled.
-    let signal = ShutdownSignal::install()?;
-    let engine = Engine::start(config).context("cannot start the engine")?;
-    if !engine.wait_ready(std::time::Duration::from_secs(600)) {
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])?;
+
+    let mut control_config = ControlConfig::default();
+    control_config.server.listen = cli.api_listen;
+    control_config.storage.data_dir = cli.data_dir.join("control");
+    let bus: std::sync::Arc<dyn UpdateBus> = std::sync::Arc::new(LocalBus::new());
+    let control = ControlPlane::start(control_config.clone(), bus.clone())
+        .context("cannot start the control plane")?;
+    let admin_key = remember_admin_key(&cli.data_dir, &control)?;
+
+    let mut engine_config = EngineConfig::default();
+    engine_config.server.listen = cli.listen;
+    engine_config.admin.listen = cli.admin_listen;
+    engine_config.storage.data_dir = cli.data_dir.join("engine");
+    engine_config.redirect.default_domain = control_config.links.default_domain.clone();
+    let engine = Engine::start_with(
+        engine_config,
+        StartOptions {
+            sync: Some(SyncSource {
+                bus,
+                changes: control.change_source(),
+            }),
+            ..StartOptions::default()
+        },
+    )
+    .context("cannot start the engine")?;
+    if !engine.wait_ready(Duration::from_secs(600)) {
         anyhow::bail!("the engine did not finish loading its links");
     }
-    seed_demo_link(&engine)?;
+    seed_demo_link(&control, &control_config)?;
+    wait_until_served(&engine, &control_config.links.default_domain);
 
     let redirect = display_addr(engine.redirect_addr());
     let admin = display_addr(engine.admin_addr());
+    let api = display_addr(control.addr());
     // Written in one go, ignoring a closed stdout: losing the banner must not stop the server.
     let banner = format!(
         "Ricochet is running (all-in-one, embedded defaults; Ctrl-C stops it).\n\n\
          \x20 Demo redirect:  http://{redirect}/{DEMO_CODE}  ->  {DEMO_URL}\n\
          \x20 Try it:         curl -i http://{redirect}/{DEMO_CODE}\n\
          \x20 In a browser:   http://{redirect}/{DEMO_CODE}\n\
+         \x20 API:            http://{api}/api/v1  (OpenAPI document: http://{api}/api/v1/openapi.json)\n\
+         \x20 Admin API key:  {admin_key}\n\
+         \x20 Create a link:  curl -s http://{api}/api/v1/links -H 'Authorization: Bearer {admin_key}' -H 'Content-Type: application/json' -d '{{\"url\":\"https://example.org/\"}}'\n\
          \x20 Health:         http://{admin}/readyz\n\
-         \x20 Metrics:        http://{admin}/metrics\n\
-         \x20 Add links:      ricochet-engine import FILE.csv  (columns domain,code,url[,status])\n"
+         \x20 Metrics:        http://{admin}/metrics\n"
     );
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "{banner}").and_then(|()| stdout.flush());
     drop(stdout);
 
-    signal.wait();
+    signals.forever().next();
     eprintln!("ricochet: stopping");
     engine.shutdown();
+    control.shutdown();
     Ok(())
 }
 
-/// Creates the demo link once, on the default domain.
-fn seed_demo_link(engine: &Engine) -> anyhow::Result<()> {
-    let intake = engine.intake();
-    let domain = EngineConfig::default().redirect.default_domain;
-    let key = ricochet_model::LinkKey::new(&domain, DEMO_CODE)?;
-    if intake.store().get(&key)?.is_some() {
+/// The admin key: created at first start and kept in the data directory so the
+/// all-in-one can show it on every start.
+fn remember_admin_key(data_dir: &Path, control: &ControlPlane) -> anyhow::Result<String> {
+    let path = data_dir.join(ADMIN_KEY_FILE);
+    if let Some(key) = control.bootstrap_key() {
+        std::fs::write(&path, format!("{}\n", key.token))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+        }
+        return Ok(key.token.clone());
+    }
+    Ok(std::fs::read_to_string(&path)
+        .map(|text| text.trim().to_owned())
+        .unwrap_or_else(|_| format!("(created at first start; see {})", path.display())))
+}
+
+/// Creates the demo link once, through the control plane.
+fn seed_demo_link(control: &ControlPlane, config: &ControlConfig) -> anyhow::Result<()> {
+    let domain = &config.links.default_domain;
+    let key = LinkKey::new(domain, DEMO_CODE)?;
+    if control.store().id_for_key(&key)?.is_some() {
         return Ok(());
     }
-    let version = intake.last_applied() + 1;
-    let mut link = LinkRecord::new(version, &domain, DEMO_CODE, DEMO_URL, now_millis())?;
-    link.title = Some("Ricochet demo link".into());
-    link.forward_query = true;
-    link.version = version;
-    intake.apply(&[Change {
-        version,
-        op: ChangeOp::Upsert { link },
-    }])?;
+    let links = &config.links;
+    let service = LinkService::new(
+        control.store().clone(),
+        LinkSettings::new(
+            domain,
+            links.code_length,
+            links.max_bulk,
+            &links.reserved_codes,
+        ),
+    );
+    let input = CreateLink {
+        url: DEMO_URL.into(),
+        domain: None,
+        code: Some(DEMO_CODE.into()),
+        status: None,
+        expires_at: None,
+        forward_query: Some(true),
+        title: Some("Ricochet demo link".into()),
+        tags: Some(vec!["demo".into()]),
+    };
+    service
+        .create(&input, now_millis())
+        .map_err(|e| anyhow::anyhow!("cannot create the demo link: {e}"))?;
     Ok(())
+}
+
+/// Waits (briefly) until the engine serves the demo link.
+fn wait_until_served(engine: &Engine, domain: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if engine
+            .intake()
+            .table()
+            .get_record_parts(domain, DEMO_CODE)
+            .is_some()
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 fn display_addr(addr: SocketAddr) -> String {
@@ -103,41 +188,5 @@ fn display_addr(addr: SocketAddr) -> String {
         format!("127.0.0.1:{}", addr.port())
     } else {
         addr.to_string()
-    }
-}
-
-/// Listens for Ctrl-C and SIGTERM from now on; `wait` blocks until one arrives.
-struct ShutdownSignal {
-    runtime: tokio::runtime::Runtime,
-    terminate: tokio::signal::unix::Signal,
-    interrupt: tokio::signal::unix::Signal,
-}
-
-impl ShutdownSignal {
-    fn install() -> anyhow::Result<Self> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let (terminate, interrupt) = runtime.block_on(async {
-            use tokio::signal::unix::{SignalKind, signal};
-            Ok::<_, std::io::Error>((
-                signal(SignalKind::terminate())?,
-                signal(SignalKind::interrupt())?,
-            ))
-        })?;
-        Ok(Self {
-            runtime,
-            terminate,
-            interrupt,
-        })
-    }
-
-    fn wait(mut self) {
-        self.runtime.block_on(async {
-            tokio::select! {
-                _ = self.interrupt.recv() => {}
-                _ = self.terminate.recv() => {}
-            }
-        });
     }
 }

@@ -1,7 +1,8 @@
 //! The all-in-one `ricochet` binary, as a new user runs it: it starts on
 //! embedded defaults, prints where to point curl, and the printed demo link
 //! redirects for a real HTTP client (curl, which does not follow redirects
-//! unless asked). A second start reuses the store.
+//! unless asked); the printed API and admin key create links the engine
+//! serves at once. A second start reuses the stores.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -12,6 +13,7 @@ fn start(dir: &std::path::Path) -> (Child, HashMap<String, String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ricochet"))
         .args(["--data-dir", dir.to_str().unwrap()])
         .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .args(["--api-listen", "127.0.0.1:0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -24,7 +26,7 @@ fn start(dir: &std::path::Path) -> (Child, HashMap<String, String>) {
         {
             printed.insert(label.trim().to_owned(), value.trim().to_owned());
         }
-        if printed.contains_key("Add links") {
+        if printed.contains_key("Metrics") {
             break;
         }
     }

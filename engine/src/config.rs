@@ -24,6 +24,36 @@ pub struct EngineConfig {
     pub admin: AdminConfig,
     pub storage: StorageConfig,
     pub redirect: RedirectConfig,
+    pub sync: SyncConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyncConfig {
+    /// Control plane to follow (e.g. `http://control:8081`); empty for a
+    /// standalone engine whose links come from `import`.
+    pub control_url: String,
+    /// Update bus: `redis://host:port/`; empty to rely on polling alone.
+    pub bus: String,
+    /// Redis channel of change messages.
+    pub channel: String,
+    /// Token for the control plane's `/internal/v1/changes`.
+    pub cluster_token: String,
+    /// Catch up from the change log at least this often.
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        Self {
+            control_url: String::new(),
+            bus: String::new(),
+            channel: ricochet_model::bus::DEFAULT_CHANNEL.to_owned(),
+            cluster_token: String::new(),
+            poll_interval: Duration::from_secs(5),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -156,6 +186,19 @@ impl EngineConfig {
                 )),
                 Err(err) => problems.push(format!("redirect.default_domain: {err}")),
             }
+        }
+        if !self.sync.bus.is_empty() && !self.sync.bus.starts_with("redis://") {
+            problems.push("sync.bus must be empty or a redis:// URL".to_owned());
+        }
+        if !self.sync.bus.is_empty() && self.sync.control_url.is_empty() {
+            problems.push("sync.bus needs sync.control_url to catch up from".to_owned());
+        }
+        let url = &self.sync.control_url;
+        if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
+            problems.push("sync.control_url must be an http:// or https:// URL".to_owned());
+        }
+        if self.sync.poll_interval.is_zero() {
+            problems.push("sync.poll_interval must be above 0".to_owned());
         }
         if self.admin.listen == self.server.listen && self.admin.listen.port() != 0 {
             problems.push("admin.listen and server.listen must differ".to_owned());

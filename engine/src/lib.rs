@@ -7,6 +7,7 @@
 //! - [`redirect`]: the redirect handler (`GET`/`HEAD /{code}`).
 //! - [`admin`]: `/healthz`, `/readyz`, `/metrics` on a separate port.
 //! - [`server`]: starting workers (one per core, SO_REUSEPORT) and stopping them.
+//! - [`subscriber`]: applies bus changes in order, catching up from the change log.
 //! - [`import`]: bulk import from CSV or JSON Lines.
 //! - [`config`]: the engine's configuration.
 
@@ -19,11 +20,12 @@ pub mod redirect;
 pub mod server;
 pub mod stats;
 pub mod store;
+pub mod subscriber;
 pub mod table;
 #[cfg(feature = "test-util")]
 pub mod test_util;
 
 pub use config::EngineConfig;
 pub use intake::{Applied, ChangeIntake, IntakeError};
-pub use server::{Engine, StartError, StartOptions};
+pub use server::{Engine, StartError, StartOptions, SyncSource};
 pub use table::LinkTable;

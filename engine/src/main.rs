@@ -119,54 +119,22 @@ fn load_config(cli: &Cli) -> anyhow::Result<EngineConfig> {
 fn run(config: EngineConfig) -> anyhow::Result<()> {
     let workers = config.worker_count();
     // Before anything is printed, so a signal sent on seeing the output is handled.
-    let signal = ShutdownSignal::install()?;
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])?;
     let engine = Engine::start(config)?;
     eprintln!(
         "ricochet-engine: redirects on http://{} ({workers} workers), admin on http://{}",
         engine.redirect_addr(),
         engine.admin_addr()
     );
-    signal.wait();
+    signals.forever().next();
     eprintln!("ricochet-engine: shutting down");
     engine.shutdown();
     Ok(())
 }
 
-/// Listens for Ctrl-C and SIGTERM from now on; `wait` blocks until one arrives.
-struct ShutdownSignal {
-    runtime: tokio::runtime::Runtime,
-    terminate: tokio::signal::unix::Signal,
-    interrupt: tokio::signal::unix::Signal,
-}
-
-impl ShutdownSignal {
-    fn install() -> anyhow::Result<Self> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let (terminate, interrupt) = runtime.block_on(async {
-            use tokio::signal::unix::{SignalKind, signal};
-            Ok::<_, std::io::Error>((
-                signal(SignalKind::terminate())?,
-                signal(SignalKind::interrupt())?,
-            ))
-        })?;
-        Ok(Self {
-            runtime,
-            terminate,
-            interrupt,
-        })
-    }
-
-    fn wait(mut self) {
-        self.runtime.block_on(async {
-            tokio::select! {
-                _ = self.interrupt.recv() => {}
-                _ = self.terminate.recv() => {}
-            }
-        });
-    }
-}
 fn import(
     config: EngineConfig,
     file: &std::path::Path,

@@ -7,7 +7,7 @@ use std::cell::Cell;
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -23,7 +23,9 @@ use crate::intake::ChangeIntake;
 use crate::redirect::{RedirectHandler, RedirectSettings};
 use crate::stats::{EngineStats, WorkerStats};
 use crate::store::{LinkStore, StoreError};
+use crate::subscriber::{HttpChangeSource, Subscriber, SubscriberSettings};
 use crate::table::LinkTable;
+use ricochet_model::bus::{ChangeSource, LocalBus, RedisBus, UpdateBus};
 
 #[derive(Debug, Error)]
 pub enum StartError {
@@ -45,6 +47,16 @@ pub enum StartError {
 pub struct StartOptions {
     /// Runs on the loader thread before the table is loaded.
     pub before_load: Option<Box<dyn FnOnce() + Send>>,
+    /// Follow this bus and change source instead of what `sync` configures
+    /// (the all-in-one binary passes its in-process bus here).
+    pub sync: Option<SyncSource>,
+}
+
+/// Where an engine takes its changes from.
+#[derive(Clone)]
+pub struct SyncSource {
+    pub bus: Arc<dyn UpdateBus>,
+    pub changes: Arc<dyn ChangeSource>,
 }
 
 impl std::fmt::Debug for StartOptions {
@@ -61,6 +73,7 @@ pub struct Engine {
     intake: Arc<ChangeIntake>,
     stats: Arc<EngineStats>,
     shutdown: watch::Sender<bool>,
+    subscriber_stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -129,6 +142,14 @@ impl Engine {
         let loader_intake = intake.clone();
         let loader_stats = stats.clone();
         let before_load = options.before_load;
+        let sync = match options.sync {
+            Some(sync) => Some(sync),
+            None => sync_from_config(&config)?,
+        };
+        let subscriber_stop = Arc::new(AtomicBool::new(false));
+        let stop = subscriber_stop.clone();
+        let poll_interval = config.sync.poll_interval;
+        let sync_intake = intake.clone();
         threads.push(spawn_thread("ricochet-load", move || {
             if let Some(hook) = before_load {
                 hook();
@@ -166,6 +187,24 @@ impl Engine {
                 }
             }
             loader_stats.ready.store(true, Ordering::Release);
+            let mut subscriber = None;
+            if let Some(sync) = sync {
+                let settings = SubscriberSettings { poll_interval };
+                let follower = Subscriber::new(
+                    sync_intake,
+                    sync.changes,
+                    sync.bus.subscribe(),
+                    loader_stats.clone(),
+                    settings,
+                );
+                match follower.spawn(stop) {
+                    Ok(handle) => subscriber = Some(handle),
+                    Err(error) => tracing::error!(%error, "cannot start the subscriber"),
+                }
+            }
+            if let Some(subscriber) = subscriber {
+                let _ = subscriber.join();
+            }
             for worker in workers {
                 let _ = worker.join();
             }
@@ -177,6 +216,7 @@ impl Engine {
             intake,
             stats,
             shutdown,
+            subscriber_stop,
             threads,
         })
     }
@@ -222,6 +262,7 @@ impl Engine {
     }
 
     fn stop(&mut self) {
+        self.subscriber_stop.store(true, Ordering::Release);
         let _ = self.shutdown.send(true);
         for thread in self.threads.drain(..) {
             let _ = thread.join();
@@ -236,6 +277,27 @@ impl Drop for Engine {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// The bus and change source `sync` configures, if any.
+fn sync_from_config(config: &EngineConfig) -> Result<Option<SyncSource>, StartError> {
+    let sync = &config.sync;
+    if sync.control_url.is_empty() {
+        return Ok(None);
+    }
+    let changes: Arc<dyn ChangeSource> = Arc::new(HttpChangeSource::new(
+        &sync.control_url,
+        &sync.cluster_token,
+    ));
+    let bus: Arc<dyn UpdateBus> = if sync.bus.is_empty() {
+        Arc::new(LocalBus::new())
+    } else {
+        Arc::new(
+            RedisBus::new(&sync.bus, &sync.channel)
+                .map_err(|e| StartError::Config(format!("sync.bus: {e}")))?,
+        )
+    };
+    Ok(Some(SyncSource { bus, changes }))
 }
 
 fn spawn_thread(

@@ -72,4 +72,10 @@ pub struct EngineStats {
     pub load_errors: AtomicU64,
     pub changes_applied: AtomicU64,
     pub changes_skipped: AtomicU64,
+    /// Highest version the subscriber has heard of (heartbeats, change log).
+    pub latest_known_version: AtomicU64,
+    pub catch_ups: AtomicU64,
+    pub catch_up_failures: AtomicU64,
+    pub gaps_detected: AtomicU64,
+    pub bus_reconnects: AtomicU64,
 }

@@ -69,6 +69,7 @@ fn readyz_is_503_and_redirects_wait_until_the_table_is_loaded() {
         before_load: Some(Box::new(move || {
             let _ = hold.recv();
         })),
+        ..StartOptions::default()
     });
     let (admin, redirect) = (started.admin_addr(), started.redirect_addr());
     assert!(!started.is_ready());

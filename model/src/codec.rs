@@ -3,7 +3,8 @@
 
 use thiserror::Error;
 
-use crate::link::LinkRecord;
+use crate::change::{Change, ChangeOp};
+use crate::link::{LinkKey, LinkRecord};
 
 /// Format byte of records written now.
 pub const FORMAT: u8 = 1;
@@ -35,6 +36,43 @@ pub fn decode_record(bytes: &[u8]) -> Result<LinkRecord, CodecError> {
     }
 }
 
+const CHANGE_UPSERT: u8 = 0;
+const CHANGE_PURGE: u8 = 1;
+
+/// Encodes a change for a change log: version, kind, then the record or key.
+pub fn encode_change(change: &Change) -> Vec<u8> {
+    let mut out = change.version.to_be_bytes().to_vec();
+    match &change.op {
+        ChangeOp::Upsert { link } => {
+            out.push(CHANGE_UPSERT);
+            out.extend(encode_record(link));
+        }
+        ChangeOp::Purge { key } => {
+            out.push(CHANGE_PURGE);
+            out.extend(postcard::to_stdvec(key).expect("keys serialize"));
+        }
+    }
+    out
+}
+
+/// Decodes a change written by [`encode_change`].
+pub fn decode_change(bytes: &[u8]) -> Result<Change, CodecError> {
+    if bytes.len() < 9 {
+        return Err(CodecError::Empty);
+    }
+    let version = u64::from_be_bytes(bytes[..8].try_into().expect("8 bytes"));
+    let op = match bytes[8] {
+        CHANGE_UPSERT => ChangeOp::Upsert {
+            link: decode_record(&bytes[9..])?,
+        },
+        CHANGE_PURGE => ChangeOp::Purge {
+            key: postcard::from_bytes::<LinkKey>(&bytes[9..])?,
+        },
+        other => return Err(CodecError::UnknownFormat(other)),
+    };
+    Ok(Change { version, op })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -51,6 +89,24 @@ mod tests {
         let bytes = encode_record(&record);
         assert_eq!(bytes[0], FORMAT);
         assert_eq!(decode_record(&bytes).unwrap(), record);
+    }
+
+    #[test]
+    fn changes_round_trip() {
+        let link = LinkRecord::new(7, "example.com", "abc", "https://example.org/x", 1).unwrap();
+        for change in [
+            Change {
+                version: 3,
+                op: ChangeOp::Upsert { link: link.clone() },
+            },
+            Change {
+                version: 4,
+                op: ChangeOp::Purge { key: link.key() },
+            },
+        ] {
+            assert_eq!(decode_change(&encode_change(&change)).unwrap(), change);
+        }
+        assert!(decode_change(&[0; 9]).is_err());
     }
 
     #[test]

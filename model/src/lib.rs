@@ -6,11 +6,13 @@
 //! destinations), [`change`] (versioned change events), [`codec`] (the stored
 //! binary form with a format byte so later fields need no rewrite).
 
+pub mod bus;
 pub mod change;
 pub mod codec;
 pub mod link;
 pub mod validate;
 
+pub use bus::{BusEvent, BusMessage, ChangeSource, ChangesPage, LocalBus, Subscription, UpdateBus};
 pub use change::{Change, ChangeOp};
 pub use link::{LinkExtensions, LinkId, LinkKey, LinkRecord, LinkState, RedirectStatus};
 pub use validate::{ValidationError, normalize_domain, validate_code, validate_destination};

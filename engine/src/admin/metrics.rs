@@ -154,7 +154,7 @@ pub fn render(
         "# HELP ricochet_engine_load_seconds Time taken to load the table from disk at start.\n\
          # TYPE ricochet_engine_load_seconds gauge\nricochet_engine_load_seconds {load_seconds:.3}"
     );
-    let gauges: [(&str, &str, &AtomicU64); 5] = [
+    let gauges: [(&str, &str, &AtomicU64); 10] = [
         (
             "ricochet_engine_loaded_links",
             "Links loaded from disk at start.",
@@ -179,6 +179,31 @@ pub fn render(
             "ricochet_engine_changes_skipped_total",
             "Changes skipped as already applied.",
             &stats.changes_skipped,
+        ),
+        (
+            "ricochet_engine_latest_known_version",
+            "Highest version heard of from the control plane.",
+            &stats.latest_known_version,
+        ),
+        (
+            "ricochet_engine_catch_ups_total",
+            "Catch-ups from the control plane's change log.",
+            &stats.catch_ups,
+        ),
+        (
+            "ricochet_engine_catch_up_failures_total",
+            "Catch-ups that failed and were retried.",
+            &stats.catch_up_failures,
+        ),
+        (
+            "ricochet_engine_gaps_detected_total",
+            "Version gaps seen on the bus.",
+            &stats.gaps_detected,
+        ),
+        (
+            "ricochet_engine_bus_reconnects_total",
+            "Reconnections to the update bus.",
+            &stats.bus_reconnects,
         ),
     ];
     for (name, help, value) in gauges {

@@ -1,0 +1,168 @@
+//! Request and response bodies of the REST API, with their OpenAPI schemas.
+//! Request bodies refuse unknown fields; times are RFC 3339 strings.
+
+use ricochet_model::{LinkRecord, LinkState};
+use serde::{Deserialize, Deserializer, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+/// Milliseconds since the epoch → RFC 3339.
+pub fn to_datetime(millis: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(millis as i128 * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// RFC 3339 → milliseconds since the epoch.
+pub fn to_millis(at: OffsetDateTime) -> i64 {
+    (at.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// Body of `POST /links` and of each `POST /links/bulk` item.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateLink {
+    /// Destination: an absolute http or https URL.
+    pub url: String,
+    /// Domain the link lives on; the default domain when omitted.
+    pub domain: Option<String>,
+    /// Custom code (`[A-Za-z0-9_-]{1,64}`); a random one when omitted.
+    pub code: Option<String>,
+    /// 301, 302 (default), 307 or 308.
+    pub status: Option<u16>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<OffsetDateTime>,
+    /// Append the incoming query string to the destination.
+    pub forward_query: Option<bool>,
+    pub title: Option<String>,
+    pub tags: Option<Vec<String>>,
+}
+
+/// Body of `PATCH /links/{id}`: only the fields given change; `null` clears
+/// `expires_at` and `title`.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchLink {
+    pub url: Option<String>,
+    pub status: Option<u16>,
+    #[schema(value_type = Option<String>)]
+    pub state: Option<LinkState>,
+    #[serde(default, deserialize_with = "optional_datetime")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<Option<OffsetDateTime>>,
+    #[serde(default, deserialize_with = "optional_field")]
+    #[schema(value_type = Option<String>)]
+    pub title: Option<Option<String>>,
+    pub tags: Option<Vec<String>>,
+    pub forward_query: Option<bool>,
+}
+
+fn optional_field<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+fn optional_datetime<'de, D>(deserializer: D) -> Result<Option<Option<OffsetDateTime>>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    time::serde::rfc3339::option::deserialize(deserializer).map(Some)
+}
+
+/// A link as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LinkView {
+    pub id: u64,
+    pub domain: String,
+    pub code: String,
+    pub url: String,
+    pub status: u16,
+    #[schema(value_type = String)]
+    pub state: LinkState,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<OffsetDateTime>,
+    pub forward_query: bool,
+    pub title: Option<String>,
+    pub tags: Vec<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: OffsetDateTime,
+    /// Version of the change that last wrote the link.
+    pub version: u64,
+}
+
+impl From<&LinkRecord> for LinkView {
+    fn from(link: &LinkRecord) -> Self {
+        Self {
+            id: link.id,
+            domain: link.domain.clone(),
+            code: link.code.clone(),
+            url: link.url.clone(),
+            status: link.status.code(),
+            state: link.state,
+            expires_at: link.expires_at.map(to_datetime),
+            forward_query: link.forward_query,
+            title: link.title.clone(),
+            tags: link.tags.clone(),
+            created_at: to_datetime(link.created_at),
+            updated_at: to_datetime(link.updated_at),
+            version: link.version,
+        }
+    }
+}
+
+/// A page of links.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct LinkList {
+    pub links: Vec<LinkView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// One item's outcome in a bulk call.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct BulkItem {
+    /// Position in the request array.
+    pub index: usize,
+    /// 201 when created, else the error's status.
+    pub status: u16,
+    pub link: Option<LinkView>,
+    #[schema(value_type = Option<Object>)]
+    pub error: Option<serde_json::Value>,
+}
+
+/// Result of `POST /links/bulk`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct BulkResult {
+    pub created: usize,
+    pub failed: usize,
+    pub items: Vec<BulkItem>,
+}
+
+/// Body of `POST /domains`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateDomain {
+    pub domain: String,
+}
+
+/// A domain links can live on.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DomainView {
+    pub domain: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DomainList {
+    pub domains: Vec<DomainView>,
+}

@@ -1,0 +1,226 @@
+//! Ricochet's control plane: the operators' REST API over the source of truth
+//! (a fjall store with a versioned change log), and the publisher that sends
+//! every change to engines over the update bus.
+//!
+//! - [`config`]: the control plane's configuration.
+//! - [`store`]: records, code index, change log, domains, keys, idempotency.
+//! - [`service`]: link operations as atomic store transactions.
+//! - [`keys`]: API keys and scopes.
+//! - [`api`]: the actix-web routes, authentication, errors, OpenAPI.
+//! - [`publisher`]: changes and heartbeats onto the bus.
+
+pub mod api;
+pub mod config;
+pub mod error;
+pub mod keys;
+pub mod publisher;
+pub mod service;
+pub mod store;
+#[cfg(feature = "test-util")]
+pub mod test_util;
+pub mod transfer;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+
+use actix_web::{App, HttpServer, web};
+use ricochet_model::bus::{ChangeSource, LocalBus, RedisBus, UpdateBus};
+use thiserror::Error;
+
+pub use config::ControlConfig;
+use keys::{IssuedKey, KeyRing};
+use service::{LinkService, LinkSettings};
+use store::{ControlStore, StoreError};
+
+#[derive(Debug, Error)]
+pub enum StartError {
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot start: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The bus the configuration names: Redis, or the in-process bus.
+pub fn bus_from_config(config: &ControlConfig) -> Result<Arc<dyn UpdateBus>, StartError> {
+    if config.bus.url.is_empty() {
+        return Ok(Arc::new(LocalBus::new()));
+    }
+    RedisBus::new(&config.bus.url, &config.bus.channel)
+        .map(|bus| Arc::new(bus) as Arc<dyn UpdateBus>)
+        .map_err(|e| StartError::Config(format!("bus.url: {e}")))
+}
+
+/// A running control plane.
+pub struct ControlPlane {
+    addr: SocketAddr,
+    store: Arc<ControlStore>,
+    bus: Arc<dyn UpdateBus>,
+    cluster_token: String,
+    bootstrap_key: Option<IssuedKey>,
+    server: actix_web::dev::ServerHandle,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for ControlPlane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControlPlane")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ControlPlane {
+    /// Opens the store, registers the default domain, creates the bootstrap
+    /// admin key on first start, and serves the API on its own threads.
+    pub fn start(config: ControlConfig, bus: Arc<dyn UpdateBus>) -> Result<Self, StartError> {
+        config.validate().map_err(StartError::Config)?;
+        let store = Arc::new(ControlStore::open(&config.storage.data_dir)?);
+        let now = ricochet_model::now_millis();
+        store.add_domain(&config.links.default_domain, now)?;
+        let bootstrap_key = KeyRing::new(&store).bootstrap(now)?;
+        let cluster_token = store.cluster_token(&config.bus.cluster_token)?;
+
+        let (sender, receiver) = std::sync::mpsc::channel();
+        store.publish_to(sender);
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut threads = vec![publisher::spawn(
+            store.clone(),
+            bus.clone(),
+            receiver,
+            config.bus.heartbeat_interval,
+            stop.clone(),
+        )?];
+
+        let listener = std::net::TcpListener::bind(config.server.listen).map_err(|source| {
+            StartError::Bind {
+                addr: config.server.listen,
+                source,
+            }
+        })?;
+        let addr = listener.local_addr()?;
+        let links = &config.links;
+        let state = web::Data::new(api::AppState {
+            service: LinkService::new(
+                store.clone(),
+                LinkSettings::new(
+                    &links.default_domain,
+                    links.code_length,
+                    links.max_bulk,
+                    &links.reserved_codes,
+                ),
+            ),
+            limits: api::auth::RateLimits::new(
+                config.rate_limit.requests_per_second,
+                config.rate_limit.burst,
+            ),
+            cluster_token: cluster_token.clone(),
+            max_body_bytes: config.server.max_body_bytes,
+        });
+        let workers = match config.server.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let (handle_sender, handle_receiver) = std::sync::mpsc::channel();
+        threads.push(
+            std::thread::Builder::new()
+                .name("ricochet-control-http".into())
+                .spawn(move || {
+                    let system = actix_web::rt::System::new();
+                    let result = system.block_on(async move {
+                        let server = HttpServer::new(move || {
+                            App::new().app_data(state.clone()).configure(api::configure)
+                        })
+                        .workers(workers)
+                        .disable_signals()
+                        .shutdown_timeout(5)
+                        .listen(listener)?
+                        .run();
+                        let _ = handle_sender.send(server.handle());
+                        server.await
+                    });
+                    if let Err(error) = result {
+                        tracing::error!(%error, "control plane HTTP server failed");
+                    }
+                })?,
+        );
+        let server = handle_receiver
+            .recv()
+            .map_err(|_| StartError::Io(std::io::Error::other("the HTTP server did not start")))?;
+        Ok(Self {
+            addr,
+            store,
+            bus,
+            cluster_token,
+            bootstrap_key,
+            server,
+            stop,
+            threads,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn store(&self) -> &Arc<ControlStore> {
+        &self.store
+    }
+
+    pub fn bus(&self) -> &Arc<dyn UpdateBus> {
+        &self.bus
+    }
+
+    /// Token engines use for `/internal/v1/changes`.
+    pub fn cluster_token(&self) -> &str {
+        &self.cluster_token
+    }
+
+    /// The admin key created at first start (shown once).
+    pub fn bootstrap_key(&self) -> Option<&IssuedKey> {
+        self.bootstrap_key.as_ref()
+    }
+
+    /// The change log, read in process.
+    pub fn change_source(&self) -> Arc<dyn ChangeSource> {
+        Arc::new(publisher::StoreChangeSource(self.store.clone()))
+    }
+
+    /// Stops serving, stops the publisher and flushes the store.
+    pub fn shutdown(mut self) {
+        self.stop_all();
+    }
+
+    fn stop_all(&mut self) {
+        if self.threads.is_empty() {
+            return;
+        }
+        let server = self.server.clone();
+        let _ = std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(server.stop(true));
+        })
+        .join();
+        self.stop.store(true, Ordering::Release);
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+        if let Err(error) = self.store.persist() {
+            tracing::warn!(%error, "could not flush the control store");
+        }
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        self.stop_all();
+    }
+}

@@ -1,0 +1,259 @@
+//! `ricochet-control`: serves the control plane, manages API keys, and imports
+//! or exports links.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use ricochet_control::keys::{KeyRing, Scope};
+use ricochet_control::service::{LinkService, LinkSettings};
+use ricochet_control::store::ControlStore;
+use ricochet_control::transfer::{self, Format};
+use ricochet_control::{ControlConfig, ControlPlane, bus_from_config};
+
+#[derive(Debug, Parser)]
+#[command(name = "ricochet-control", version, about = "Ricochet's control plane")]
+struct Cli {
+    /// Configuration file (see config/control.toml).
+    #[arg(long, global = true, env = "RICOCHET_CONTROL_CONFIG")]
+    config: Option<PathBuf>,
+    /// API listener address (server.listen).
+    #[arg(long, global = true)]
+    listen: Option<SocketAddr>,
+    /// Store directory (storage.data_dir).
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    /// Update bus: redis://host:port/ (bus.url).
+    #[arg(long, global = true)]
+    bus: Option<String>,
+    /// Validate the configuration, print it, and exit.
+    #[arg(long)]
+    check_config: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the API (the default).
+    Serve,
+    /// Manage API keys (run while the control plane is stopped).
+    Keys {
+        #[command(subcommand)]
+        action: KeyAction,
+    },
+    /// Print the token engines use for /internal/v1/changes.
+    ClusterToken,
+    /// Import links from CSV (header naming url and optionally domain, code,
+    /// status, title, tags) or JSON Lines (API create bodies).
+    Import {
+        file: PathBuf,
+        #[arg(long, value_enum)]
+        format: Option<Format>,
+    },
+    /// Export every link as CSV or JSON Lines.
+    Export {
+        #[arg(long, value_enum, default_value = "csv")]
+        format: Format,
+        /// Output file; standard output when omitted.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeyAction {
+    /// Create a key and print it (once).
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Scopes: links:read, links:write, analytics:read, domains:write, admin.
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+    },
+    /// List keys (never their secrets).
+    List,
+    /// Revoke a key by id.
+    Revoke { id: String },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("info,fjall=warn,lsm_tree=warn")
+            }),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let mut config = ControlConfig::load(cli.config.as_deref())
+        .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+    if let Some(listen) = cli.listen {
+        config.server.listen = listen;
+    }
+    if let Some(dir) = &cli.data_dir {
+        config.storage.data_dir = dir.clone();
+    }
+    if let Some(bus) = &cli.bus {
+        config.bus.url = bus.clone();
+    }
+    if let Err(problems) = config.validate() {
+        bail!("invalid configuration: {problems}");
+    }
+    if cli.check_config {
+        println!("{}", toml::to_string_pretty(&config)?);
+        eprintln!("configuration is valid");
+        return Ok(());
+    }
+    match cli.command {
+        None | Some(Command::Serve) => serve(config),
+        Some(Command::Keys { action }) => keys(&config, action),
+        Some(Command::ClusterToken) => {
+            let store = open_store(&config)?;
+            println!("{}", store.cluster_token(&config.bus.cluster_token)?);
+            Ok(())
+        }
+        Some(Command::Import { file, format }) => import(&config, &file, format),
+        Some(Command::Export { format, output }) => export(&config, format, output),
+    }
+}
+
+fn open_store(config: &ControlConfig) -> anyhow::Result<ControlStore> {
+    ControlStore::open(&config.storage.data_dir)
+        .context("cannot open the control store (is the control plane running on it?)")
+}
+
+fn serve(config: ControlConfig) -> anyhow::Result<()> {
+    // Before anything is printed, so a signal sent on seeing the output is handled.
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])?;
+    let bus = bus_from_config(&config)?;
+    let bus_name = if config.bus.url.is_empty() {
+        "in-process bus".to_owned()
+    } else {
+        config.bus.url.clone()
+    };
+    let control = ControlPlane::start(config, bus)?;
+    println!(
+        "ricochet-control: API on http://{}/api/v1, publishing on {bus_name}",
+        control.addr()
+    );
+    if let Some(key) = control.bootstrap_key() {
+        println!(
+            "Bootstrap admin API key (shown once, keep it safe):\n  {}",
+            key.token
+        );
+    }
+    signals.forever().next();
+    eprintln!("ricochet-control: shutting down");
+    control.shutdown();
+    Ok(())
+}
+
+fn keys(config: &ControlConfig, action: KeyAction) -> anyhow::Result<()> {
+    let store = open_store(config)?;
+    let ring = KeyRing::new(&store);
+    let now = ricochet_model::now_millis();
+    match action {
+        KeyAction::Create { name, scopes } => {
+            let scopes = scopes
+                .iter()
+                .map(|s| Scope::parse(s).with_context(|| format!("unknown scope {s:?}")))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let issued = ring.create(&name, &scopes, now)?;
+            println!("{}", issued.token);
+            eprintln!(
+                "key {} created; the token above is shown only once",
+                issued.record.id
+            );
+        }
+        KeyAction::List => {
+            println!("{:<14} {:<24} {:<40} state", "id", "name", "scopes");
+            for key in store.api_keys()? {
+                let state = if key.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
+                println!(
+                    "{:<14} {:<24} {:<40} {state}",
+                    key.id,
+                    key.name,
+                    key.scopes.join(",")
+                );
+            }
+        }
+        KeyAction::Revoke { id } => {
+            if !ring.revoke(&id, now)? {
+                bail!("no key with id {id:?}");
+            }
+            println!("key {id} revoked");
+        }
+    }
+    store.persist()?;
+    Ok(())
+}
+
+fn service(config: &ControlConfig) -> anyhow::Result<LinkService> {
+    let store = Arc::new(open_store(config)?);
+    store.add_domain(&config.links.default_domain, ricochet_model::now_millis())?;
+    let links = &config.links;
+    Ok(LinkService::new(
+        store,
+        LinkSettings::new(
+            &links.default_domain,
+            links.code_length,
+            links.max_bulk,
+            &links.reserved_codes,
+        ),
+    ))
+}
+
+fn import(
+    config: &ControlConfig,
+    file: &std::path::Path,
+    format: Option<Format>,
+) -> anyhow::Result<()> {
+    let format = format
+        .or_else(|| Format::from_path(file))
+        .context("cannot tell the file format; name it .csv or .jsonl, or pass --format")?;
+    let service = service(config)?;
+    let started = std::time::Instant::now();
+    let report = transfer::import(&service, file, format, true).map_err(anyhow::Error::msg)?;
+    service.store().persist()?;
+    println!(
+        "imported {} links in {:.1}s; {} rows rejected",
+        report.created,
+        started.elapsed().as_secs_f64(),
+        report.errors.len()
+    );
+    for error in report.errors.iter().take(20) {
+        println!("  line {}: {}", error.line, error.reason);
+    }
+    if report.errors.len() > 20 {
+        println!("  … and {} more", report.errors.len() - 20);
+    }
+    Ok(())
+}
+
+fn export(config: &ControlConfig, format: Format, output: Option<PathBuf>) -> anyhow::Result<()> {
+    let service = service(config)?;
+    let count = match &output {
+        Some(path) => {
+            let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
+            transfer::export(&service, &mut file, format).map_err(anyhow::Error::msg)?
+        }
+        None => {
+            let stdout = std::io::stdout();
+            let mut lock = stdout.lock();
+            transfer::export(&service, &mut lock, format).map_err(anyhow::Error::msg)?
+        }
+    };
+    eprintln!("exported {count} links");
+    Ok(())
+}

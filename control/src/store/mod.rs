@@ -1,0 +1,323 @@
+//! The control plane's source of truth in fjall. Every change to a link gets
+//! the next version and is written together with the record, its code index
+//! entry and its change-log entry in one atomic batch (`ControlStore::write`),
+//! so the log and the records never disagree.
+//!
+//! Keyspaces: `links` (id → record), `codes` (domain, code → id), `changes`
+//! (version → change), `domains`, `api_keys`, `idempotency`, `meta`.
+
+mod keys;
+mod links;
+
+pub use keys::ApiKeyRecord;
+pub use links::{LinkFilter, LinkPage, LinkSort};
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::Sender;
+
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, OwnedWriteBatch, PersistMode};
+use ricochet_model::codec::{self, CodecError};
+use ricochet_model::{Change, ChangeOp, LinkKey, LinkRecord};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+const META_VERSION: &[u8] = b"version";
+const META_NEXT_ID: &[u8] = b"next_id";
+const META_CLUSTER_TOKEN: &[u8] = b"cluster_token";
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("cannot open the control store at {path}: {source}")]
+    Open { path: String, source: fjall::Error },
+    #[error("control store: {0}")]
+    Fjall(#[from] fjall::Error),
+    #[error("control store holds a corrupt value: {0}")]
+    Corrupt(String),
+}
+
+impl From<CodecError> for StoreError {
+    fn from(error: CodecError) -> Self {
+        Self::Corrupt(error.to_string())
+    }
+}
+
+/// A stored answer to an `Idempotency-Key` request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdempotentResponse {
+    /// Fingerprint of the request body, so a reused key with another body is refused.
+    pub request_hash: String,
+    pub status: u16,
+    pub body: String,
+    pub created_at: i64,
+}
+
+struct Writer {
+    version: u64,
+    next_id: u64,
+}
+
+/// The control plane's store.
+pub struct ControlStore {
+    db: Database,
+    links: Keyspace,
+    codes: Keyspace,
+    changes: Keyspace,
+    domains: Keyspace,
+    api_keys: Keyspace,
+    idempotency: Keyspace,
+    meta: Keyspace,
+    writer: Mutex<Writer>,
+    latest: AtomicU64,
+    /// Committed changes go here in version order, for the publisher.
+    published: Mutex<Option<Sender<Change>>>,
+}
+
+impl std::fmt::Debug for ControlStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControlStore")
+            .field("latest_version", &self.latest_version())
+            .finish_non_exhaustive()
+    }
+}
+
+fn read_u64(keyspace: &Keyspace, key: &[u8]) -> Result<u64, StoreError> {
+    Ok(keyspace
+        .get(key)?
+        .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+        .map(u64::from_be_bytes)
+        .unwrap_or(0))
+}
+
+impl ControlStore {
+    /// Opens (or creates) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
+            path: dir.display().to_string(),
+            source: e.into(),
+        })?;
+        let db = Database::builder(dir)
+            .open()
+            .map_err(|source| StoreError::Open {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        let keyspace = |name: &str| db.keyspace(name, KeyspaceCreateOptions::default);
+        let store = Self {
+            links: keyspace("links")?,
+            codes: keyspace("codes")?,
+            changes: keyspace("changes")?,
+            domains: keyspace("domains")?,
+            api_keys: keyspace("api_keys")?,
+            idempotency: keyspace("idempotency")?,
+            meta: keyspace("meta")?,
+            db,
+            writer: Mutex::new(Writer {
+                version: 0,
+                next_id: 1,
+            }),
+            latest: AtomicU64::new(0),
+            published: Mutex::new(None),
+        };
+        let version = read_u64(&store.meta, META_VERSION)?;
+        let next_id = read_u64(&store.meta, META_NEXT_ID)?.max(1);
+        *store.writer.lock().unwrap() = Writer { version, next_id };
+        store.latest.store(version, Ordering::Release);
+        Ok(store)
+    }
+
+    /// Sends every change committed from now on to `sender`, in version order.
+    pub fn publish_to(&self, sender: Sender<Change>) {
+        *self.published.lock().unwrap_or_else(|e| e.into_inner()) = Some(sender);
+    }
+
+    /// Version of the last committed change.
+    pub fn latest_version(&self) -> u64 {
+        self.latest.load(Ordering::Acquire)
+    }
+
+    /// Runs `build` with a write transaction and commits what it staged in one
+    /// atomic batch. If `build` fails, nothing is written.
+    pub fn write<T, E>(&self, build: impl FnOnce(&mut WriteTxn<'_>) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let mut txn = WriteTxn {
+            store: self,
+            batch: self.db.batch(),
+            version: writer.version,
+            next_id: writer.next_id,
+            changes: Vec::new(),
+            staged_codes: std::collections::HashMap::new(),
+        };
+        let value = build(&mut txn)?;
+        let WriteTxn {
+            mut batch,
+            version,
+            next_id,
+            changes,
+            ..
+        } = txn;
+        batch.insert(&self.meta, META_VERSION, version.to_be_bytes());
+        batch.insert(&self.meta, META_NEXT_ID, next_id.to_be_bytes());
+        batch.commit().map_err(StoreError::from)?;
+        writer.version = version;
+        writer.next_id = next_id;
+        self.latest.store(version, Ordering::Release);
+        if let Some(sender) = self
+            .published
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            for change in changes {
+                let _ = sender.send(change);
+            }
+        }
+        Ok(value)
+    }
+
+    /// Up to `limit` changes with versions above `after`.
+    pub fn changes_after(&self, after: u64, limit: usize) -> Result<Vec<Change>, StoreError> {
+        let start = after.saturating_add(1).to_be_bytes();
+        let mut out = Vec::new();
+        for item in self.changes.range(start..).take(limit) {
+            let (_, value) = item.into_inner()?;
+            out.push(codec::decode_change(&value)?);
+        }
+        Ok(out)
+    }
+
+    /// The cluster token, generating and storing one on first use when
+    /// `configured` is empty.
+    pub fn cluster_token(&self, configured: &str) -> Result<String, StoreError> {
+        if !configured.is_empty() {
+            return Ok(configured.to_owned());
+        }
+        if let Some(token) = self.meta.get(META_CLUSTER_TOKEN)? {
+            return Ok(String::from_utf8_lossy(&token).into_owned());
+        }
+        let token = crate::keys::random_secret();
+        self.meta.insert(META_CLUSTER_TOKEN, token.as_bytes())?;
+        Ok(token)
+    }
+
+    /// Registers a domain; returns false when it already existed.
+    pub fn add_domain(&self, domain: &str, now: i64) -> Result<bool, StoreError> {
+        if self.domains.contains_key(domain)? {
+            return Ok(false);
+        }
+        self.domains.insert(domain, now.to_be_bytes())?;
+        Ok(true)
+    }
+
+    pub fn has_domain(&self, domain: &str) -> Result<bool, StoreError> {
+        Ok(self.domains.contains_key(domain)?)
+    }
+
+    /// All domains with their creation times, by name.
+    pub fn domains(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.domains.iter() {
+            let (key, value) = item.into_inner()?;
+            let created = <[u8; 8]>::try_from(value.as_ref())
+                .map(i64::from_be_bytes)
+                .unwrap_or(0);
+            out.push((String::from_utf8_lossy(&key).into_owned(), created));
+        }
+        Ok(out)
+    }
+
+    /// A stored idempotent answer.
+    pub fn idempotent_response(&self, key: &str) -> Result<Option<IdempotentResponse>, StoreError> {
+        match self.idempotency.get(key)? {
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt(format!("idempotency record: {e}"))),
+            None => Ok(None),
+        }
+    }
+
+    /// Flushes to disk.
+    pub fn persist(&self) -> Result<(), StoreError> {
+        self.db.persist(PersistMode::SyncAll)?;
+        Ok(())
+    }
+}
+
+/// Changes staged for one atomic commit.
+pub struct WriteTxn<'s> {
+    store: &'s ControlStore,
+    batch: OwnedWriteBatch,
+    version: u64,
+    next_id: u64,
+    changes: Vec<Change>,
+    /// Codes claimed in this transaction (domain, code) → id.
+    staged_codes: std::collections::HashMap<LinkKey, u64>,
+}
+
+impl WriteTxn<'_> {
+    /// A new link id.
+    pub fn next_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// The id holding (domain, code), counting what this transaction staged.
+    pub fn code_owner(&self, key: &LinkKey) -> Result<Option<u64>, StoreError> {
+        if let Some(&id) = self.staged_codes.get(key) {
+            return Ok(Some(id));
+        }
+        self.store.id_for_key(key)
+    }
+
+    /// The record with `id`, counting what this transaction staged.
+    pub fn link(&self, id: u64) -> Result<Option<LinkRecord>, StoreError> {
+        for change in self.changes.iter().rev() {
+            if let ChangeOp::Upsert { link } = &change.op
+                && link.id == id
+            {
+                return Ok(Some(link.clone()));
+            }
+        }
+        self.store.link(id)
+    }
+
+    /// Stages an upsert of `link` as the next version and returns the stored record.
+    pub fn put_link(&mut self, mut link: LinkRecord) -> LinkRecord {
+        self.version += 1;
+        link.version = self.version;
+        let key = link.key();
+        self.batch.insert(
+            &self.store.links,
+            link.id.to_be_bytes(),
+            codec::encode_record(&link),
+        );
+        self.batch
+            .insert(&self.store.codes, key.storage_key(), link.id.to_be_bytes());
+        let change = Change {
+            version: self.version,
+            op: ChangeOp::Upsert { link: link.clone() },
+        };
+        self.batch.insert(
+            &self.store.changes,
+            self.version.to_be_bytes(),
+            codec::encode_change(&change),
+        );
+        self.staged_codes.insert(key, link.id);
+        self.changes.push(change);
+        link
+    }
+
+    /// Stages an idempotent answer, written with the change it answers.
+    pub fn put_idempotent_response(&mut self, key: &str, response: &IdempotentResponse) {
+        self.batch.insert(
+            &self.store.idempotency,
+            key,
+            serde_json::to_vec(response).expect("serializes"),
+        );
+    }
+}
