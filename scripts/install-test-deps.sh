@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Installs the tools Ricochet's tests need when they are missing. Nothing is
-# needed beyond Rust today; redis-server joins with the control plane's tests.
+# Installs the tools Ricochet's tests need when they are missing:
+# curl (a real HTTP client for the end-to-end tests) and redis-server (the
+# update bus in the propagation tests; each test starts its own on a free port).
 set -euo pipefail
 
 need=()
-# Each entry: command package
-for pair in "curl curl"; do
-  cmd=${pair% *}; pkg=${pair#* }
+# Each entry: command:package
+for pair in curl:curl redis-server:redis-server; do
+  cmd=${pair%%:*}; pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -14,5 +15,5 @@ if [ ${#need[@]} -gt 0 ]; then
   sudo_cmd=""
   [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
   $sudo_cmd apt-get update -qq || true
-  $sudo_cmd apt-get install -y -qq "${need[@]}"
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}"
 fi

@@ -1,1 +1,251 @@
-//! Test helpers (feature `test-util`): a control plane on loopback with a temporary store.
+//! Test helpers (feature `test-util`): a control plane on loopback with a
+//! temporary store, a JSON client for its API, and a real `redis-server` on a
+//! free port that tests can stop and restart.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ricochet_model::bus::{LocalBus, UpdateBus};
+use serde_json::Value;
+use tempfile::TempDir;
+
+use crate::{ControlConfig, ControlPlane};
+
+/// A control plane with a temporary store and its bootstrap admin key.
+pub struct TestControl {
+    pub control: Option<ControlPlane>,
+    pub config: ControlConfig,
+    pub admin_key: String,
+    pub bus: Arc<dyn UpdateBus>,
+    _dir: TempDir,
+}
+
+impl std::fmt::Debug for TestControl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestControl").finish_non_exhaustive()
+    }
+}
+
+impl TestControl {
+    /// On the in-process bus.
+    pub fn start() -> Self {
+        Self::start_with(|_| {}, Arc::new(LocalBus::new()))
+    }
+
+    pub fn start_with(configure: impl FnOnce(&mut ControlConfig), bus: Arc<dyn UpdateBus>) -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let mut config = ControlConfig::default();
+        config.server.listen = "127.0.0.1:0".parse().unwrap();
+        config.server.workers = 2;
+        config.storage.data_dir = dir.path().join("control");
+        config.bus.heartbeat_interval = Duration::from_millis(200);
+        configure(&mut config);
+        let control =
+            ControlPlane::start(config.clone(), bus.clone()).expect("control plane starts");
+        let admin_key = control
+            .bootstrap_key()
+            .expect("a bootstrap key")
+            .token
+            .clone();
+        Self {
+            control: Some(control),
+            config,
+            admin_key,
+            bus,
+            _dir: dir,
+        }
+    }
+
+    pub fn control(&self) -> &ControlPlane {
+        self.control.as_ref().expect("running")
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.control().addr())
+    }
+
+    /// A client using the admin key.
+    pub fn client(&self) -> ApiClient {
+        ApiClient::new(&self.base_url(), Some(&self.admin_key))
+    }
+}
+
+/// A JSON client for the API.
+#[derive(Debug, Clone)]
+pub struct ApiClient {
+    agent: ureq::Agent,
+    base: String,
+    key: Option<String>,
+}
+
+/// One API answer.
+#[derive(Debug, Clone)]
+pub struct ApiResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Value,
+    pub text: String,
+}
+
+impl ApiResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The `error.code` of an error answer.
+    pub fn error_code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+}
+
+impl ApiClient {
+    pub fn new(base: &str, key: Option<&str>) -> Self {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        Self {
+            agent,
+            base: base.trim_end_matches('/').to_owned(),
+            key: key.map(str::to_owned),
+        }
+    }
+
+    pub fn with_key(&self, key: Option<&str>) -> Self {
+        Self {
+            key: key.map(str::to_owned),
+            ..self.clone()
+        }
+    }
+
+    /// Sends a request; `body` is sent as is with `content_type` when given.
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<(&str, &[u8])>,
+        headers: &[(&str, &str)],
+    ) -> ApiResponse {
+        let url = format!("{}{path}", self.base);
+        let mut request = ureq::http::Request::builder().method(method).uri(&url);
+        if let Some(key) = &self.key {
+            request = request.header("Authorization", format!("Bearer {key}"));
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let result = match body {
+            Some((content_type, bytes)) => {
+                if !content_type.is_empty() {
+                    request = request.header("Content-Type", content_type);
+                }
+                self.agent.run(request.body(bytes.to_vec()).unwrap())
+            }
+            None => self.agent.run(request.body(()).unwrap()),
+        };
+        let mut response = result.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("").to_owned()))
+            .collect();
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        ApiResponse {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    pub fn get(&self, path: &str) -> ApiResponse {
+        self.send("GET", path, None, &[])
+    }
+
+    pub fn delete(&self, path: &str) -> ApiResponse {
+        self.send("DELETE", path, None, &[])
+    }
+
+    pub fn post(&self, path: &str, body: &Value) -> ApiResponse {
+        let bytes = serde_json::to_vec(body).unwrap();
+        self.send("POST", path, Some(("application/json", &bytes)), &[])
+    }
+
+    pub fn patch(&self, path: &str, body: &Value) -> ApiResponse {
+        let bytes = serde_json::to_vec(body).unwrap();
+        self.send("PATCH", path, Some(("application/json", &bytes)), &[])
+    }
+}
+
+/// A free TCP port on loopback.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A real `redis-server` child process on a fixed free port.
+#[derive(Debug)]
+pub struct RedisServer {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    /// Starts one; panics with a hint when redis-server is not installed.
+    pub fn start() -> Self {
+        let mut server = Self {
+            port: free_port(),
+            child: None,
+        };
+        server.restart();
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// Kills the server (SIGKILL): connections drop, messages are lost.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port.
+    pub fn restart(&mut self) {
+        self.kill();
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (./test.sh installs it)");
+        self.child = Some(child);
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(addr).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -11,6 +11,8 @@ use crate::link::{LinkKey, LinkRecord};
 pub struct Change {
     /// Strictly increasing across the whole change log, starting at 1.
     pub version: u64,
+    /// Serialized inline: `{"version":3,"op":"upsert","link":{…}}`.
+    #[serde(flatten)]
     pub op: ChangeOp,
 }
 

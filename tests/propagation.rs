@@ -1,0 +1,245 @@
+//! Propagation end to end: a real redis-server on a free port, the control
+//! plane publishing on it, and two engines following it over HTTP and Redis.
+//! Edits reach both engines; killing Redis or an engine while edits are made
+//! loses nothing: both engines converge to exactly the control plane's table.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ricochet_control::test_util::{ApiClient, RedisServer, TestControl};
+use ricochet_engine::test_util::{TestEngine, eventually};
+use ricochet_model::bus::{RedisBus, UpdateBus};
+use serde_json::json;
+
+type Table = BTreeMap<(String, String), (String, u16, String, u64)>;
+
+struct Cluster {
+    redis: RedisServer,
+    control: TestControl,
+    engines: Vec<TestEngine>,
+}
+
+impl Cluster {
+    fn start() -> Self {
+        let redis = RedisServer::start();
+        let bus: Arc<dyn UpdateBus> =
+            Arc::new(RedisBus::new(&redis.url(), "test:changes").unwrap());
+        let control = TestControl::start_with(
+            |c| {
+                c.bus.url = redis.url();
+                c.bus.channel = "test:changes".into();
+                c.rate_limit.requests_per_second = 1_000_000;
+                c.rate_limit.burst = 1_000_000;
+            },
+            bus,
+        );
+        let engines = (0..2)
+            .map(|_| {
+                TestEngine::start_with(|c| {
+                    c.sync.control_url = control.base_url();
+                    c.sync.bus = redis.url();
+                    c.sync.channel = "test:changes".into();
+                    c.sync.cluster_token = control.control().cluster_token().to_owned();
+                    c.sync.poll_interval = Duration::from_secs(2);
+                })
+            })
+            .collect();
+        Self {
+            redis,
+            control,
+            engines,
+        }
+    }
+
+    fn api(&self) -> ApiClient {
+        self.control.client()
+    }
+
+    fn control_table(&self) -> Table {
+        let mut table = Table::new();
+        self.control
+            .control()
+            .store()
+            .for_each_link(|l| {
+                table.insert(
+                    (l.domain.clone(), l.code.clone()),
+                    (
+                        l.url.clone(),
+                        l.status.code(),
+                        l.state.as_str().to_owned(),
+                        l.version,
+                    ),
+                );
+                true
+            })
+            .unwrap();
+        table
+    }
+
+    /// Waits until every running engine holds exactly the control plane's table.
+    fn converge(&self, timeout: Duration) {
+        let expected = self.control_table();
+        for (index, engine) in self.engines.iter().enumerate() {
+            let converged = eventually(timeout, || engine_table(engine) == expected);
+            assert!(
+                converged,
+                "engine {index} did not converge: {} links, control has {}",
+                engine_table(engine).len(),
+                expected.len()
+            );
+        }
+    }
+}
+
+fn engine_table(engine: &TestEngine) -> Table {
+    let mut table = Table::new();
+    engine
+        .engine()
+        .intake()
+        .store()
+        .for_each_record(|record| {
+            let l = record.unwrap();
+            table.insert(
+                (l.domain.clone(), l.code.clone()),
+                (
+                    l.url.clone(),
+                    l.status.code(),
+                    l.state.as_str().to_owned(),
+                    l.version,
+                ),
+            );
+        })
+        .unwrap();
+    table
+}
+
+fn location(engine: &TestEngine, code: &str) -> (u16, Option<String>) {
+    let response = engine.get(&format!("/{code}"), "localhost");
+    (response.status, response.header("location"))
+}
+
+#[test]
+fn create_update_delete_and_bulk_reach_both_engines() {
+    let cluster = Cluster::start();
+    let api = cluster.api();
+    let created = api.post(
+        "/api/v1/links",
+        &json!({"url": "https://e.com/v1", "code": "p"}),
+    );
+    assert_eq!(created.status, 201);
+    let id = created.body["id"].as_u64().unwrap();
+    for engine in &cluster.engines {
+        assert!(eventually(Duration::from_secs(5), || location(engine, "p")
+            == (302, Some("https://e.com/v1".into()))));
+    }
+    api.patch(
+        &format!("/api/v1/links/{id}"),
+        &json!({"url": "https://e.com/v2", "status": 301}),
+    );
+    for engine in &cluster.engines {
+        assert!(eventually(Duration::from_secs(5), || location(engine, "p")
+            == (301, Some("https://e.com/v2".into()))));
+    }
+    api.delete(&format!("/api/v1/links/{id}"));
+    for engine in &cluster.engines {
+        assert!(eventually(Duration::from_secs(5), || location(engine, "p")
+            .0
+            == 410));
+    }
+    let bulk: Vec<_> = (0..50)
+        .map(|i| json!({"url": format!("https://e.com/b{i}"), "code": format!("b{i}")}))
+        .collect();
+    assert_eq!(
+        api.post("/api/v1/links/bulk", &json!(bulk)).body["created"],
+        50
+    );
+    for engine in &cluster.engines {
+        assert!(eventually(Duration::from_secs(5), || location(
+            engine, "b49"
+        )
+        .0 == 302));
+    }
+    cluster.converge(Duration::from_secs(10));
+    for engine in &cluster.engines {
+        assert_eq!(
+            engine.metric("ricochet_engine_catch_up_failures_total"),
+            Some(0.0)
+        );
+    }
+}
+
+#[test]
+fn killing_redis_during_1000_changes_loses_nothing() {
+    let mut cluster = Cluster::start();
+    let api = cluster.api();
+    let mut ids = Vec::new();
+    let change = |i: usize, ids: &mut Vec<u64>| {
+        if i % 4 == 3 && !ids.is_empty() {
+            let id = ids[i % ids.len()];
+            let response = api.patch(
+                &format!("/api/v1/links/{id}"),
+                &json!({"url": format!("https://e.com/edit{i}")}),
+            );
+            assert_eq!(response.status, 200, "{}", response.text);
+        } else {
+            let response = api.post(
+                "/api/v1/links",
+                &json!({"url": format!("https://e.com/{i}")}),
+            );
+            assert_eq!(response.status, 201, "{}", response.text);
+            ids.push(response.body["id"].as_u64().unwrap());
+        }
+    };
+    for i in 0..300 {
+        change(i, &mut ids);
+    }
+    cluster.redis.kill();
+    for i in 300..700 {
+        change(i, &mut ids);
+    }
+    cluster.redis.restart();
+    for i in 700..1000 {
+        change(i, &mut ids);
+    }
+    assert_eq!(cluster.control.control().store().latest_version(), 1000);
+    cluster.converge(Duration::from_secs(30));
+    for engine in &cluster.engines {
+        // The first connection, then at least one after Redis came back.
+        let reconnects = engine
+            .metric("ricochet_engine_bus_reconnects_total")
+            .unwrap();
+        assert!(
+            reconnects >= 2.0,
+            "the subscriber reconnected: {reconnects}"
+        );
+    }
+}
+
+#[test]
+fn a_restarted_engine_catches_up_on_what_it_missed() {
+    let mut cluster = Cluster::start();
+    let api = cluster.api();
+    for i in 0..100 {
+        api.post(
+            "/api/v1/links",
+            &json!({"url": format!("https://e.com/{i}"), "code": format!("k{i}")}),
+        );
+    }
+    cluster.converge(Duration::from_secs(10));
+    cluster.engines[1].stop();
+    for i in 100..300 {
+        api.post(
+            "/api/v1/links",
+            &json!({"url": format!("https://e.com/{i}"), "code": format!("k{i}")}),
+        );
+    }
+    let first = api.get("/api/v1/links?q=k0&sort=code&limit=1").body["links"][0]["id"]
+        .as_u64()
+        .unwrap();
+    api.delete(&format!("/api/v1/links/{first}"));
+    cluster.engines[1].restart();
+    cluster.converge(Duration::from_secs(15));
+    assert_eq!(location(&cluster.engines[1], "k299").0, 302);
+    assert_eq!(location(&cluster.engines[1], "k0").0, 410);
+}
