@@ -38,6 +38,20 @@ struct Cli {
     /// Domain serving hosts without links; "" for none (redirect.default_domain).
     #[arg(long, global = true)]
     default_domain: Option<String>,
+    /// Control plane to follow, e.g. http://control:8081 (sync.control_url).
+    #[arg(long, global = true)]
+    control_url: Option<String>,
+    /// Update bus, redis://host:port/ (sync.bus).
+    #[arg(long, global = true)]
+    bus: Option<String>,
+    /// Token for the control plane's change log (sync.cluster_token).
+    #[arg(
+        long,
+        global = true,
+        env = "RICOCHET_CLUSTER_TOKEN",
+        hide_env_values = true
+    )]
+    cluster_token: Option<String>,
     /// Validate the configuration, print it, and exit.
     #[arg(long)]
     check_config: bool,
@@ -109,6 +123,15 @@ fn load_config(cli: &Cli) -> anyhow::Result<EngineConfig> {
     }
     if let Some(domain) = &cli.default_domain {
         config.redirect.default_domain = domain.clone();
+    }
+    if let Some(url) = &cli.control_url {
+        config.sync.control_url = url.clone();
+    }
+    if let Some(bus) = &cli.bus {
+        config.sync.bus = bus.clone();
+    }
+    if let Some(token) = &cli.cluster_token {
+        config.sync.cluster_token = token.clone();
     }
     if let Err(problems) = config.validate() {
         bail!("invalid configuration: {problems}");
