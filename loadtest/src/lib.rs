@@ -1,0 +1,1 @@
+//! Ricochet load tester (being built).

@@ -1,0 +1,2 @@
+//! `ricochet-loadtest` (being built).
+fn main() {}
