@@ -89,7 +89,11 @@ impl Subscriber {
 
     /// Handles one bus event (or a wait of up to `wait`), then any catch-up owed.
     pub fn step(&mut self, wait: Duration) {
-        match self.subscription.next_event(wait) {
+        let event = self.subscription.next_event(wait);
+        if event != BusEvent::Idle {
+            tracing::debug!(?event, behind = self.behind, "bus event");
+        }
+        match event {
             BusEvent::Message(BusMessage::Change { change }) => {
                 let last = self.intake.last_applied();
                 if change.version == last + 1 && !self.behind {

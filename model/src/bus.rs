@@ -168,3 +168,23 @@ mod tests {
         assert_eq!(bus.subscribers.lock().unwrap().len(), 1);
     }
 }
+
+#[cfg(test)]
+mod change_message_tests {
+    use super::*;
+    use crate::change::ChangeOp;
+    use crate::link::LinkRecord;
+
+    #[test]
+    fn change_messages_round_trip_as_json() {
+        let link = LinkRecord::new(1, "example.com", "abc", "https://example.org/", 5).unwrap();
+        let message = BusMessage::Change {
+            change: Change {
+                version: 3,
+                op: ChangeOp::Upsert { link },
+            },
+        };
+        let text = message.to_json();
+        assert_eq!(BusMessage::from_json(&text).unwrap(), message, "{text}");
+    }
+}

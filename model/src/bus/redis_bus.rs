@@ -1,9 +1,10 @@
 //! `RedisBus`: the update bus over Redis pub/sub, for engines in other
 //! processes or on other nodes. Publishing and subscribing use plain blocking
-//! connections on the caller's thread; both reconnect with backoff, and a
-//! subscription reports `Reconnected` so its owner catches up by version.
+//! connections; both reconnect with backoff, and a subscription reports
+//! `Reconnected` so its owner catches up by version.
 
 use std::sync::Mutex;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::Duration;
 
 use super::{BusEvent, BusMessage, Subscription, UpdateBus};
@@ -11,6 +12,8 @@ use super::{BusEvent, BusMessage, Subscription, UpdateBus};
 /// Longest wait for a connection or a publish.
 const IO_TIMEOUT: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// How long a pub/sub read waits before checking that the subscriber is still there.
+const POLL: Duration = Duration::from_millis(500);
 
 /// The update bus on a Redis channel.
 pub struct RedisBus {
@@ -66,74 +69,80 @@ impl UpdateBus for RedisBus {
     }
 
     fn subscribe(&self) -> Box<dyn Subscription> {
-        Box::new(RedisSubscription {
-            client: self.client.clone(),
-            channel: self.channel.clone(),
-            connection: None,
-            backoff: Duration::from_millis(50),
-        })
-    }
-}
-
-struct RedisSubscription {
-    client: redis::Client,
-    channel: String,
-    connection: Option<redis::Connection>,
-    backoff: Duration,
-}
-
-impl RedisSubscription {
-    fn connect(&self) -> redis::RedisResult<redis::Connection> {
-        let mut connection = RedisBus::connect(&self.client)?;
-        let subscribe = redis::cmd("SUBSCRIBE")
-            .arg(&self.channel)
-            .get_packed_command();
-        connection.send_packed_command(&subscribe)?;
-        // The confirmation: ["subscribe", channel, count].
-        connection.recv_response()?;
-        Ok(connection)
-    }
-}
-
-impl Subscription for RedisSubscription {
-    fn next_event(&mut self, timeout: Duration) -> BusEvent {
-        let timeout = timeout.max(Duration::from_millis(1));
-        let Some(connection) = self.connection.as_mut() else {
-            return match self.connect() {
-                Ok(connection) => {
-                    self.connection = Some(connection);
-                    self.backoff = Duration::from_millis(50);
-                    BusEvent::Reconnected
-                }
-                Err(_) => {
-                    std::thread::sleep(self.backoff.min(timeout));
-                    self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
-                    BusEvent::Idle
-                }
-            };
-        };
-        if connection.set_read_timeout(Some(timeout)).is_err() {
-            self.connection = None;
-            return BusEvent::Idle;
+        let (sender, events) = mpsc::channel();
+        let (client, channel) = (self.client.clone(), self.channel.clone());
+        let spawned = std::thread::Builder::new()
+            .name("ricochet-redis-sub".into())
+            .spawn(move || listen(client, channel, sender));
+        if let Err(error) = spawned {
+            // Without the thread the subscription reports Closed; the
+            // subscriber still catches up by polling.
+            eprintln!("cannot start the Redis subscription thread: {error}");
         }
-        match connection.recv_response() {
-            Ok(value) => {
-                let Some(message) = redis::Msg::from_owned_value(value) else {
-                    return BusEvent::Idle;
-                };
-                match message
+        Box::new(RedisSubscription { events })
+    }
+}
+
+/// A subscription: a named thread owns the Redis connection (pub/sub reads
+/// must not time out as command replies do, or the client skips the next
+/// message), reconnects with backoff, and forwards events over a channel.
+struct RedisSubscription {
+    events: Receiver<BusEvent>,
+}
+
+fn listen(client: redis::Client, channel: String, events: Sender<BusEvent>) {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let mut connection = match RedisBus::connect(&client) {
+            Ok(connection) => connection,
+            Err(_) => {
+                if events.send(BusEvent::Idle).is_err() {
+                    return;
+                }
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                continue;
+            }
+        };
+        let mut pubsub = connection.as_pubsub();
+        if pubsub.subscribe(&channel).is_err() || pubsub.set_read_timeout(Some(POLL)).is_err() {
+            continue;
+        }
+        backoff = Duration::from_millis(50);
+        if events.send(BusEvent::Reconnected).is_err() {
+            return;
+        }
+        loop {
+            let event = match pubsub.get_message() {
+                Ok(message) => match message
                     .get_payload::<String>()
                     .ok()
                     .and_then(|text| BusMessage::from_json(&text).ok())
                 {
                     Some(message) => BusEvent::Message(message),
-                    None => BusEvent::Idle,
-                }
+                    None => continue,
+                },
+                Err(error) if error.is_timeout() => BusEvent::Idle,
+                Err(_) => break,
+            };
+            // The subscriber is gone: stop.
+            if events.send(event).is_err() {
+                return;
             }
-            Err(error) if error.is_timeout() => BusEvent::Idle,
-            Err(_) => {
-                self.connection = None;
-                BusEvent::Idle
+        }
+    }
+}
+
+impl Subscription for RedisSubscription {
+    fn next_event(&mut self, timeout: Duration) -> BusEvent {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(BusEvent::Idle) if !left.is_zero() => continue,
+                Ok(event) => return event,
+                Err(RecvTimeoutError::Timeout) => return BusEvent::Idle,
+                Err(RecvTimeoutError::Disconnected) => return BusEvent::Closed,
             }
         }
     }
