@@ -25,16 +25,22 @@ pub fn spawn(
         .name("ricochet-publish".into())
         .spawn(move || {
             let mut next_heartbeat = Instant::now();
+            // Heartbeats carry the last version handed to the bus, not the
+            // store's latest: a change still queued here is not a gap.
+            let mut last_sent = store.latest_version();
             while !stop.load(Ordering::Acquire) {
                 let wait = next_heartbeat.saturating_duration_since(Instant::now());
                 match changes.recv_timeout(wait.min(Duration::from_millis(200))) {
-                    Ok(change) => bus.publish(&BusMessage::Change { change }),
+                    Ok(change) => {
+                        last_sent = last_sent.max(change.version);
+                        bus.publish(&BusMessage::Change { change });
+                    }
                     Err(RecvTimeoutError::Timeout) => {}
                     Err(RecvTimeoutError::Disconnected) => return,
                 }
                 if Instant::now() >= next_heartbeat {
                     bus.publish(&BusMessage::Heartbeat {
-                        latest_version: store.latest_version(),
+                        latest_version: last_sent,
                     });
                     next_heartbeat = Instant::now() + heartbeat;
                 }
