@@ -601,3 +601,54 @@ fn the_change_log_needs_the_cluster_token_and_pages_in_order() {
         "invalid_limit",
     );
 }
+
+#[test]
+fn garbage_never_gets_anything_but_a_json_4xx() {
+    let test = TestControl::start_with(
+        |c| {
+            c.rate_limit.requests_per_second = 100_000;
+            c.rate_limit.burst = 100_000;
+        },
+        Arc::new(LocalBus::new()),
+    );
+    let api = test.client();
+    let created = api.post("/api/v1/links", &json!({"url": "https://e.com/"}));
+    let id = created.body["id"].as_u64().unwrap();
+    let mut state: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let seeds: [&[u8]; 6] = [
+        b"{\"url\":",
+        b"[{\"url\":\"https://e.com/\"},",
+        b"{\"url\":\"https://e.com/\",\"tags\":[",
+        b"{\"expires_at\":\"",
+        b"null",
+        b"",
+    ];
+    let routes = [
+        ("POST", "/api/v1/links".to_owned()),
+        ("POST", "/api/v1/links/bulk".to_owned()),
+        ("PATCH", format!("/api/v1/links/{id}")),
+        ("POST", "/api/v1/domains".to_owned()),
+    ];
+    for round in 0..120 {
+        let mut body = seeds[round % seeds.len()].to_vec();
+        let extra = (next() % 64) as usize;
+        body.extend((0..extra).map(|_| (next() & 0xff) as u8));
+        let (method, path) = &routes[round % routes.len()];
+        let response = api.send(method, path, Some(("application/json", &body)), &[]);
+        assert!(
+            (400..500).contains(&response.status),
+            "{method} {path} {body:?}: {} {}",
+            response.status,
+            response.text
+        );
+        assert!(!response.error_code().is_empty(), "{}", response.text);
+    }
+    let after = api.get(&format!("/api/v1/links/{id}"));
+    assert_eq!(after.body["url"], "https://e.com/", "nothing was changed");
+}
