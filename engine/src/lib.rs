@@ -12,6 +12,7 @@
 //! - [`config`]: the engine's configuration.
 
 pub mod admin;
+pub mod clicks;
 pub mod config;
 pub mod http;
 pub mod import;

@@ -8,6 +8,7 @@
 
 pub mod bus;
 pub mod change;
+pub mod clicks;
 pub mod codec;
 pub mod link;
 pub mod validate;

@@ -1,0 +1,14 @@
+//! Click analytics on the engine side: closed 10-second windows go to a click
+//! sink and are read back for the analytics API.
+//!
+//! - [`sink`]: the `ClickSink` and `ClickReader` contracts.
+//! - [`fjall_sink`]: the embedded default sink.
+//! - `conformance` (feature `test-util`): the suite every sink passes.
+
+#[cfg(any(test, feature = "test-util"))]
+pub mod conformance;
+pub mod fjall_sink;
+pub mod sink;
+
+pub use fjall_sink::FjallSink;
+pub use sink::{ClickReader, ClickSink, Counts, Interval, SinkError};

@@ -1,0 +1,126 @@
+//! Click analytics records shared by engines (which write them) and the
+//! control plane (which reads them): the dimensions a click is counted by, and
+//! one row of a closed 10-second window.
+//!
+//! Rows hold absolute counts keyed by (link, window, node, shard, dimension,
+//! value, bot), so writing the same row twice never double-counts; a query
+//! sums the rows of every node and shard.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{LinkId, UnixMillis};
+
+/// Length of a click window.
+pub const WINDOW_MILLIS: i64 = 10_000;
+
+/// Start of the window holding instant `at`.
+pub fn window_start(at: UnixMillis) -> UnixMillis {
+    at.div_euclid(WINDOW_MILLIS) * WINDOW_MILLIS
+}
+
+/// What a click is counted by. `Total` has the empty value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Dimension {
+    Total,
+    Country,
+    City,
+    Device,
+    Browser,
+    Os,
+    Referrer,
+    UtmSource,
+    UtmMedium,
+    UtmCampaign,
+}
+
+impl Dimension {
+    pub const ALL: [Dimension; 10] = [
+        Dimension::Total,
+        Dimension::Country,
+        Dimension::City,
+        Dimension::Device,
+        Dimension::Browser,
+        Dimension::Os,
+        Dimension::Referrer,
+        Dimension::UtmSource,
+        Dimension::UtmMedium,
+        Dimension::UtmCampaign,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Total => "total",
+            Self::Country => "country",
+            Self::City => "city",
+            Self::Device => "device",
+            Self::Browser => "browser",
+            Self::Os => "os",
+            Self::Referrer => "referrer",
+            Self::UtmSource => "utm_source",
+            Self::UtmMedium => "utm_medium",
+            Self::UtmCampaign => "utm_campaign",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|d| d.as_str() == text)
+    }
+
+    /// A small stable number for storage keys.
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    pub fn from_code(code: u8) -> Option<Self> {
+        Self::ALL.get(code as usize).copied()
+    }
+}
+
+/// One counted value of one closed window.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct WindowRow {
+    pub link_id: LinkId,
+    /// Start of the 10-second window (a multiple of [`WINDOW_MILLIS`]).
+    pub window_start: UnixMillis,
+    pub dimension: Dimension,
+    /// The dimension's value ("" for `Total`), at most 256 bytes.
+    pub value: String,
+    /// Counted for bots and crawlers, apart from humans.
+    pub bot: bool,
+    /// Absolute number of clicks in the window for this key.
+    pub count: u64,
+}
+
+/// The rows one shard of one engine closed for one window, written together.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowBatch {
+    /// The engine node's stable name.
+    pub node: String,
+    /// The shard (worker) within the node.
+    pub shard: u16,
+    pub window_start: UnixMillis,
+    pub rows: Vec<WindowRow>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_are_aligned() {
+        assert_eq!(window_start(0), 0);
+        assert_eq!(window_start(9_999), 0);
+        assert_eq!(window_start(10_000), 10_000);
+        assert_eq!(window_start(-1), -10_000);
+    }
+
+    #[test]
+    fn dimensions_round_trip() {
+        for dimension in Dimension::ALL {
+            assert_eq!(Dimension::parse(dimension.as_str()), Some(dimension));
+            assert_eq!(Dimension::from_code(dimension.code()), Some(dimension));
+        }
+        assert_eq!(Dimension::parse("nope"), None);
+    }
+}
