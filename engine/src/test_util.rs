@@ -349,3 +349,46 @@ pub fn exchange(addr: SocketAddr, raw: &[u8]) -> Response {
     client.send(raw);
     client.read_response(false).expect("a response")
 }
+
+/// A small MaxMind-format database for tests, in the flat DB-IP lite layout
+/// (`country_code`, `city`) or the GeoIP2 layout (`country.iso_code`,
+/// `city.names.en`): one entry per (network, country, city).
+pub fn geo_database(geoip2_layout: bool, entries: &[(&str, &str, &str)]) -> Vec<u8> {
+    use std::collections::BTreeMap;
+    let mut writer = mmdb_writer::Writer::new(if geoip2_layout {
+        "GeoIP2-City"
+    } else {
+        "dbip-city-lite"
+    });
+    for (network, country, city) in entries {
+        let network: mmdb_writer::ipnet::IpNet = network.parse().expect("a network in CIDR form");
+        if geoip2_layout {
+            let mut names = BTreeMap::new();
+            names.insert("en", *city);
+            let mut city_field = BTreeMap::new();
+            city_field.insert("names", names);
+            let mut country_field = BTreeMap::new();
+            country_field.insert("iso_code", *country);
+            #[derive(serde::Serialize)]
+            struct Record<'a> {
+                country: BTreeMap<&'a str, &'a str>,
+                city: BTreeMap<&'a str, BTreeMap<&'a str, &'a str>>,
+            }
+            writer
+                .insert(
+                    network,
+                    &Record {
+                        country: country_field,
+                        city: city_field,
+                    },
+                )
+                .expect("insert");
+        } else {
+            let mut record = BTreeMap::new();
+            record.insert("country_code", *country);
+            record.insert("city", *city);
+            writer.insert(network, &record).expect("insert");
+        }
+    }
+    writer.to_bytes().expect("a database")
+}

@@ -1,12 +1,16 @@
 //! Click analytics on the engine side: closed 10-second windows go to a click
 //! sink and are read back for the analytics API.
 //!
+//! - [`event`]: the compact event the request path captures.
+//! - [`enrich`]: user agent, GeoIP, referrer and UTM enrichment.
 //! - [`sink`]: the `ClickSink` and `ClickReader` contracts.
 //! - [`fjall_sink`]: the embedded default sink.
 //! - `conformance` (feature `test-util`): the suite every sink passes.
 
 #[cfg(any(test, feature = "test-util"))]
 pub mod conformance;
+pub mod enrich;
+pub mod event;
 pub mod fjall_sink;
 pub mod sink;
 
