@@ -25,6 +25,59 @@ pub struct EngineConfig {
     pub storage: StorageConfig,
     pub redirect: RedirectConfig,
     pub sync: SyncConfig,
+    pub clicks: ClicksConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClicksConfig {
+    /// Capture clicks (GET redirects that are not prefetches).
+    pub enabled: bool,
+    /// This engine's name in click rows; empty means the host name.
+    pub node: String,
+    /// A MaxMind-format database (GeoIP2 or DB-IP lite) for country and city;
+    /// empty for none.
+    pub geoip_database: PathBuf,
+    pub collect_geo: bool,
+    pub collect_user_agent: bool,
+    pub collect_referrer: bool,
+    /// Events each shard's channel holds; over it clicks are dropped (and counted).
+    pub channel_capacity: usize,
+    /// Time after a window ends before it is closed and written.
+    #[serde(with = "humantime_serde")]
+    pub window_grace: Duration,
+    /// Closed windows kept on disk while the sink is down.
+    pub spill_capacity: u64,
+}
+
+impl Default for ClicksConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            node: String::new(),
+            geoip_database: PathBuf::new(),
+            collect_geo: true,
+            collect_user_agent: true,
+            collect_referrer: true,
+            channel_capacity: 65_536,
+            window_grace: Duration::from_secs(2),
+            spill_capacity: 100_000,
+        }
+    }
+}
+
+impl ClicksConfig {
+    /// The node name: configured, else the host name.
+    pub fn node_name(&self) -> String {
+        if !self.node.is_empty() {
+            return self.node.clone();
+        }
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|name| name.trim().to_owned())
+            .ok()
+            .filter(|name| !name.is_empty())
+            .unwrap_or_else(|| "engine".to_owned())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -196,6 +249,22 @@ impl EngineConfig {
         let url = &self.sync.control_url;
         if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
             problems.push("sync.control_url must be an http:// or https:// URL".to_owned());
+        }
+        if self.clicks.channel_capacity == 0 || self.clicks.spill_capacity == 0 {
+            problems.push(
+                "clicks.channel_capacity and clicks.spill_capacity must be above 0".to_owned(),
+            );
+        }
+        if self.clicks.window_grace > Duration::from_secs(60) {
+            problems.push("clicks.window_grace must be at most 60s".to_owned());
+        }
+        if !self.clicks.geoip_database.as_os_str().is_empty()
+            && !self.clicks.geoip_database.is_file()
+        {
+            problems.push(format!(
+                "clicks.geoip_database {} is not a readable file",
+                self.clicks.geoip_database.display()
+            ));
         }
         if self.sync.poll_interval.is_zero() {
             problems.push("sync.poll_interval must be above 0".to_owned());

@@ -5,6 +5,8 @@
 
 use std::sync::Arc;
 
+use crate::clicks::ClickSender;
+use crate::clicks::event::ClickEvent;
 use crate::http::{Handler, Method, Request, ResponseWriter};
 use crate::table::{Answer, LinkTable};
 use ricochet_model::validate::is_valid_code;
@@ -30,11 +32,21 @@ impl RedirectSettings {
 pub struct RedirectHandler {
     table: Arc<LinkTable>,
     settings: Arc<RedirectSettings>,
+    /// This shard's click actor, when click capture is on.
+    clicks: Option<ClickSender>,
 }
 
 impl RedirectHandler {
-    pub fn new(table: Arc<LinkTable>, settings: Arc<RedirectSettings>) -> Self {
-        Self { table, settings }
+    pub fn new(
+        table: Arc<LinkTable>,
+        settings: Arc<RedirectSettings>,
+        clicks: Option<ClickSender>,
+    ) -> Self {
+        Self {
+            table,
+            settings,
+            clicks,
+        }
     }
 }
 
@@ -71,6 +83,21 @@ impl Handler for RedirectHandler {
         }
 
         let status = entry.status();
+        // A click: a GET that is not a browser prefetch (HEAD never counts).
+        if let Some(clicks) = &self.clicks
+            && request.method == Method::Get
+            && !request.prefetch
+        {
+            clicks.send(ClickEvent::new(
+                entry.link_id(),
+                response.clock().now_ms,
+                request.peer,
+                request.user_agent,
+                request.referer,
+                request.accept_language,
+                request.query,
+            ));
+        }
         let mut head = response.start(status);
         let out = head.buffer();
         out.extend_from_slice(b"Location: ");

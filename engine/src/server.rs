@@ -17,6 +17,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::admin::AdminHandler;
+use crate::clicks::enrich::{EnrichSettings, GeoDatabase};
+use crate::clicks::spill::SpillingSink;
+use crate::clicks::{
+    ClickPipeline, ClickReader, ClickSender, ClickStats, FjallSink, PipelineSettings, SinkError,
+};
 use crate::config::EngineConfig;
 use crate::http::{ConnectionLimits, serve_connection};
 use crate::intake::ChangeIntake;
@@ -75,6 +80,8 @@ pub struct Engine {
     shutdown: watch::Sender<bool>,
     subscriber_stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
+    clicks: Option<ClickPipeline>,
+    click_store: Option<Arc<FjallSink>>,
 }
 
 impl Engine {
@@ -99,6 +106,10 @@ impl Engine {
         let intake = Arc::new(ChangeIntake::new(store, table.clone(), stats.clone())?);
 
         let workers = config.worker_count();
+        let (clicks, click_store) = start_clicks(&config, workers)?;
+        let click_senders: Option<Vec<ClickSender>> = clicks
+            .as_ref()
+            .map(|pipeline| (0..workers).map(|shard| pipeline.sender(shard)).collect());
         let listeners = bind_reuseport(config.server.listen, workers, config.server.backlog)?;
         let redirect_addr = listeners[0]
             .local_addr()
@@ -124,7 +135,11 @@ impl Engine {
             .collect();
         let mut threads = Vec::new();
 
-        let admin = AdminHandler::new(stats.clone(), worker_stats.clone(), table.clone());
+        let admin = AdminHandler::new(stats.clone(), worker_stats.clone(), table.clone())
+            .with_clicks(
+                clicks.as_ref().map(|p| p.stats().clone()),
+                clicks.as_ref().map(|p| p.sink().stats().clone()),
+            );
         let admin_rx = shutdown_rx.clone();
         threads.push(spawn_thread("ricochet-admin", move || {
             run_admin(admin_listener, admin, admin_rx)
@@ -172,9 +187,11 @@ impl Engine {
                 .load_millis
                 .store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
             let mut workers = Vec::new();
+            let click_senders = click_senders;
             for (index, listener) in listeners.into_iter().enumerate() {
+                let clicks = click_senders.as_ref().map(|senders| senders[index].clone());
                 let worker = Worker {
-                    handler: RedirectHandler::new(table.clone(), settings.clone()),
+                    handler: RedirectHandler::new(table.clone(), settings.clone(), clicks),
                     stats: worker_stats[index].clone(),
                     limits: limits.clone(),
                     max_connections: per_worker_cap,
@@ -218,6 +235,8 @@ impl Engine {
             shutdown,
             subscriber_stop,
             threads,
+            clicks,
+            click_store,
         })
     }
 
@@ -238,6 +257,18 @@ impl Engine {
 
     pub fn stats(&self) -> &Arc<EngineStats> {
         &self.stats
+    }
+
+    /// The embedded click store, for the analytics API (None when capture is off).
+    pub fn click_reader(&self) -> Option<Arc<dyn ClickReader>> {
+        self.click_store
+            .clone()
+            .map(|store| store as Arc<dyn ClickReader>)
+    }
+
+    /// Counters of the click pipeline.
+    pub fn click_stats(&self) -> Option<&Arc<ClickStats>> {
+        self.clicks.as_ref().map(|p| p.stats())
     }
 
     pub fn is_ready(&self) -> bool {
@@ -267,6 +298,13 @@ impl Engine {
         for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
+        // Workers are gone, so are their senders: actors flush open windows.
+        if let Some(clicks) = self.clicks.take() {
+            clicks.shutdown();
+        }
+        if let Some(store) = &self.click_store {
+            let _ = store.persist();
+        }
         if let Err(error) = self.intake.store().flush() {
             tracing::warn!(%error, "could not flush the link store at shutdown");
         }
@@ -277,6 +315,49 @@ impl Drop for Engine {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// The click pipeline and its embedded store, when capture is on.
+fn start_clicks(
+    config: &EngineConfig,
+    workers: usize,
+) -> Result<(Option<ClickPipeline>, Option<Arc<FjallSink>>), StartError> {
+    let clicks = &config.clicks;
+    if !clicks.enabled {
+        return Ok((None, None));
+    }
+    let sink_error = |e: SinkError| StartError::Config(format!("click store: {e}"));
+    let data = &config.storage.data_dir;
+    let store = Arc::new(FjallSink::open(&data.join("clicks")).map_err(sink_error)?);
+    let spilling = Arc::new(
+        SpillingSink::open(
+            store.clone(),
+            &data.join("clicks-spill"),
+            clicks.spill_capacity,
+        )
+        .map_err(sink_error)?,
+    );
+    let geo = if clicks.geoip_database.as_os_str().is_empty() {
+        None
+    } else {
+        Some(Arc::new(
+            GeoDatabase::open(&clicks.geoip_database)
+                .map_err(|e| StartError::Config(format!("clicks.geoip_database: {e}")))?,
+        ))
+    };
+    let settings = PipelineSettings {
+        node: clicks.node_name(),
+        channel_capacity: clicks.channel_capacity,
+        grace: clicks.window_grace,
+        enrich: EnrichSettings {
+            geo: clicks.collect_geo,
+            user_agent: clicks.collect_user_agent,
+            referrer: clicks.collect_referrer,
+        },
+    };
+    let pipeline =
+        ClickPipeline::start(&settings, workers, geo, spilling).map_err(StartError::Thread)?;
+    Ok((Some(pipeline), Some(store)))
 }
 
 /// The bus and change source `sync` configures, if any.
@@ -379,8 +460,8 @@ impl Worker {
                 _ = self.shutdown.changed() => return,
                 accepted = listener.accept() => accepted,
             };
-            let stream = match accepted {
-                Ok((stream, _)) => stream,
+            let (stream, peer) = match accepted {
+                Ok(accepted) => accepted,
                 Err(error) => {
                     // Out of file descriptors or similar: back off briefly.
                     tracing::warn!(%error, "accept failed");
@@ -401,7 +482,7 @@ impl Worker {
             let limits = limits.clone();
             let open = open.clone();
             tokio::task::spawn_local(async move {
-                serve_connection(stream, &mut handler, &*stats, &limits).await;
+                serve_connection(stream, Some(peer.ip()), &mut handler, &*stats, &limits).await;
                 open.set(open.get() - 1);
                 WorkerStats::bump(&stats.connections_closed);
             });
@@ -442,7 +523,7 @@ fn run_admin(listener: StdListener, handler: AdminHandler, mut shutdown: watch::
             let stats = stats.clone();
             let limits = limits.clone();
             tokio::task::spawn_local(async move {
-                serve_connection(stream, &mut handler, &*stats, &limits).await;
+                serve_connection(stream, None, &mut handler, &*stats, &limits).await;
             });
         }
     });

@@ -216,3 +216,72 @@ pub fn render(
     }
     out
 }
+
+/// Appends the click pipeline's counters (zeros when capture is off, so
+/// dashboards see the series either way).
+pub fn render_clicks(
+    out: &mut String,
+    clicks: Option<&crate::clicks::ClickStats>,
+    spill: Option<&crate::clicks::spill::SpillStats>,
+) {
+    let read = |counter: Option<&AtomicU64>| counter.map_or(0, |c| c.load(Ordering::Relaxed));
+    let rows: [(&str, &str, &str, u64); 9] = [
+        (
+            "ricochet_clicks_captured_total",
+            "counter",
+            "Clicks counted into windows.",
+            read(clicks.map(|c| &c.captured)),
+        ),
+        (
+            "ricochet_clicks_dropped_total",
+            "counter",
+            "Clicks lost because a shard's click channel was full.",
+            read(clicks.map(|c| &c.dropped)),
+        ),
+        (
+            "ricochet_clicks_bot_total",
+            "counter",
+            "Clicks from bots and crawlers (counted apart).",
+            read(clicks.map(|c| &c.bot_clicks)),
+        ),
+        (
+            "ricochet_click_windows_flushed_total",
+            "counter",
+            "Closed windows handed to the sink.",
+            read(clicks.map(|c| &c.windows_flushed)),
+        ),
+        (
+            "ricochet_click_windows_written_total",
+            "counter",
+            "Windows the sink stored.",
+            read(spill.map(|s| &s.written)),
+        ),
+        (
+            "ricochet_click_windows_spilled_total",
+            "counter",
+            "Windows queued on disk because the sink failed.",
+            read(spill.map(|s| &s.spilled)),
+        ),
+        (
+            "ricochet_click_windows_retried_total",
+            "counter",
+            "Attempts to write queued windows.",
+            read(spill.map(|s| &s.retried)),
+        ),
+        (
+            "ricochet_click_windows_dropped_total",
+            "counter",
+            "Windows dropped because the spill queue was full.",
+            read(spill.map(|s| &s.dropped)),
+        ),
+        (
+            "ricochet_click_windows_queued",
+            "gauge",
+            "Windows waiting in the spill queue.",
+            read(spill.map(|s| &s.queued)),
+        ),
+    ];
+    for (name, kind, help, value) in rows {
+        metric(out, name, kind, help, value);
+    }
+}

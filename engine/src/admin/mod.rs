@@ -7,6 +7,8 @@ mod metrics;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use crate::clicks::ClickStats;
+use crate::clicks::spill::SpillStats;
 use crate::http::{Handler, Method, Request, ResponseWriter};
 use crate::stats::{EngineStats, WorkerStats};
 use crate::table::LinkTable;
@@ -17,6 +19,8 @@ pub struct AdminHandler {
     stats: Arc<EngineStats>,
     workers: Arc<[Arc<WorkerStats>]>,
     table: Arc<LinkTable>,
+    clicks: Option<Arc<ClickStats>>,
+    spill: Option<Arc<SpillStats>>,
 }
 
 impl AdminHandler {
@@ -29,7 +33,20 @@ impl AdminHandler {
             stats,
             workers,
             table,
+            clicks: None,
+            spill: None,
         }
+    }
+
+    /// Adds the click pipeline's counters to `/metrics`.
+    pub fn with_clicks(
+        mut self,
+        clicks: Option<Arc<ClickStats>>,
+        spill: Option<Arc<SpillStats>>,
+    ) -> Self {
+        self.clicks = clicks;
+        self.spill = spill;
+        self
     }
 }
 
@@ -48,7 +65,8 @@ impl Handler for AdminHandler {
             b"/readyz" if self.stats.ready.load(Ordering::Acquire) => response.text(200, "ready\n"),
             b"/readyz" => response.text(503, "loading the link table\n"),
             b"/metrics" => {
-                let body = metrics::render(&self.stats, &self.workers, &self.table);
+                let mut body = metrics::render(&self.stats, &self.workers, &self.table);
+                metrics::render_clicks(&mut body, self.clicks.as_deref(), self.spill.as_deref());
                 response
                     .start(200)
                     .header(b"Content-Type", b"text/plain; version=0.0.4; charset=utf-8")

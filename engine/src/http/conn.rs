@@ -48,6 +48,7 @@ enum Refusal {
 /// I/O error ends it.
 pub async fn serve_connection<H: Handler, O: ConnectionObserver>(
     mut stream: TcpStream,
+    peer: Option<std::net::IpAddr>,
     handler: &mut H,
     observer: &O,
     limits: &ConnectionLimits,
@@ -65,7 +66,14 @@ pub async fn serve_connection<H: Handler, O: ConnectionObserver>(
         let mut consumed = 0usize;
         let mut close = false;
         while consumed < filled {
-            match parse_one(&buf[consumed..filled], limits, &clock, &mut out, handler) {
+            match parse_one(
+                &buf[consumed..filled],
+                peer,
+                limits,
+                &clock,
+                &mut out,
+                handler,
+            ) {
                 Parsed::Answered {
                     length,
                     status,
@@ -180,6 +188,7 @@ fn refuse<O: ConnectionObserver>(
 /// Parses and answers the first request in `input`.
 fn parse_one<H: Handler>(
     input: &[u8],
+    peer: Option<std::net::IpAddr>,
     limits: &ConnectionLimits,
     clock: &BatchClock,
     out: &mut Vec<u8>,
@@ -208,9 +217,16 @@ fn parse_one<H: Handler>(
     let mut content_length: Option<usize> = None;
     let mut close = version == 0;
     let mut prefetch = false;
+    let (mut user_agent, mut referer, mut accept_language): (&[u8], &[u8], &[u8]) = (b"", b"", b"");
     for header in parsed.headers.iter() {
         let name = header.name.as_bytes();
-        if name.eq_ignore_ascii_case(b"host") {
+        if name.eq_ignore_ascii_case(b"user-agent") {
+            user_agent = header.value;
+        } else if name.eq_ignore_ascii_case(b"referer") {
+            referer = header.value;
+        } else if name.eq_ignore_ascii_case(b"accept-language") {
+            accept_language = header.value;
+        } else if name.eq_ignore_ascii_case(b"host") {
             hosts += 1;
             host_header = Some(header.value);
         } else if name.eq_ignore_ascii_case(b"connection") {
@@ -272,6 +288,10 @@ fn parse_one<H: Handler>(
         query,
         host,
         prefetch,
+        user_agent,
+        referer,
+        accept_language,
+        peer,
     };
     let persistence = match (close, version) {
         (true, _) => Persistence::Close,

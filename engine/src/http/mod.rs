@@ -30,6 +30,12 @@ pub struct Request<'a> {
     pub host: Option<&'a [u8]>,
     /// A browser prefetch or prerender (`Sec-Purpose`/`Purpose` header).
     pub prefetch: bool,
+    /// `User-Agent`, `Referer` and `Accept-Language` values (empty when absent).
+    pub user_agent: &'a [u8],
+    pub referer: &'a [u8],
+    pub accept_language: &'a [u8],
+    /// The client's address.
+    pub peer: Option<std::net::IpAddr>,
 }
 
 /// Answers requests on one connection. Implementations append exactly one

@@ -1,0 +1,215 @@
+//! Click capture end to end over real HTTP: redirects with real user-agent
+//! strings, referrers and UTM parameters from a client whose address the
+//! test GeoIP database covers produce exactly the expected counts per
+//! dimension, humans and bots apart; HEAD, prefetches and misses are not clicks.
+
+use std::time::Duration;
+
+use ricochet_engine::clicks::{ClickReader, Counts, FjallSink, Interval};
+use ricochet_engine::test_util::{Client, TestEngine, geo_database};
+use ricochet_model::clicks::Dimension;
+
+const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
+const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1";
+const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0";
+const GOOGLEBOT: &str = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+const SLACKBOT: &str = "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)";
+const FACEBOOK: &str = "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)";
+
+fn click(client: &mut Client, path: &str, headers: &[(&str, &str)]) -> u16 {
+    let mut request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    client.send(request.as_bytes());
+    client.read_response(false).unwrap().status
+}
+
+#[test]
+fn clicks_are_counted_exactly_per_dimension() {
+    let dir = tempfile::tempdir().unwrap();
+    let geo = dir.path().join("test.mmdb");
+    std::fs::write(
+        &geo,
+        geo_database(false, &[("127.0.0.0/8", "NL", "Amsterdam")]),
+    )
+    .unwrap();
+    let mut engine = TestEngine::start_with(|c| {
+        c.clicks.geoip_database = geo.clone();
+        c.clicks.node = "test-node".into();
+    });
+    let link = engine.add("localhost", "go", "https://example.com/");
+    let mut client = Client::connect(engine.addr());
+    let started = ricochet_model::now_millis();
+
+    for _ in 0..3 {
+        assert_eq!(
+            click(
+                &mut client,
+                "/go?utm_source=newsletter&utm_medium=email",
+                &[
+                    ("User-Agent", CHROME),
+                    ("Referer", "https://www.news.example/post")
+                ]
+            ),
+            302
+        );
+    }
+    for _ in 0..2 {
+        assert_eq!(
+            click(
+                &mut client,
+                "/go",
+                &[("User-Agent", IPHONE), ("Referer", "https://t.co/abc")]
+            ),
+            302
+        );
+    }
+    assert_eq!(
+        click(
+            &mut client,
+            "/go?utm_campaign=spring",
+            &[("User-Agent", FIREFOX)]
+        ),
+        302
+    );
+    for bot in [GOOGLEBOT, SLACKBOT, FACEBOOK] {
+        assert_eq!(click(&mut client, "/go", &[("User-Agent", bot)]), 302);
+    }
+    // Not clicks: HEAD, prefetches, unknown codes.
+    client.send(b"HEAD /go HTTP/1.1\r\nHost: localhost\r\nUser-Agent: x\r\n\r\n");
+    assert_eq!(client.read_response(true).unwrap().status, 302);
+    assert_eq!(
+        click(
+            &mut client,
+            "/go",
+            &[("User-Agent", CHROME), ("Sec-Purpose", "prefetch")]
+        ),
+        302
+    );
+    assert_eq!(
+        click(
+            &mut client,
+            "/go",
+            &[("User-Agent", CHROME), ("Purpose", "prefetch")]
+        ),
+        302
+    );
+    assert_eq!(
+        click(&mut client, "/missing", &[("User-Agent", CHROME)]),
+        404
+    );
+    // Garbage in the captured fields is clipped or ignored, never a lost click.
+    let huge_ua = "A".repeat(20_000);
+    let mut raw = Client::connect(engine.addr());
+    assert_eq!(
+        click(
+            &mut raw,
+            "/go?utm_source=%FF%00",
+            &[("User-Agent", "\u{1F980}"), ("Referer", "not a url")]
+        ),
+        302
+    );
+    drop(raw);
+    let mut big = Client::connect(engine.addr());
+    big.send(
+        format!(
+            "GET /go HTTP/1.1\r\nHost: localhost\r\nUser-Agent: {}\r\n\r\n",
+            &huge_ua[..7000]
+        )
+        .as_bytes(),
+    );
+    assert_eq!(big.read_response(false).unwrap().status, 302);
+
+    // Shutting down flushes every open window.
+    drop(client);
+    drop(big);
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(engine.metric("ricochet_clicks_dropped_total"), Some(0.0));
+    engine.stop();
+
+    let store = FjallSink::open(&engine.data_dir().join("clicks")).unwrap();
+    let until = ricochet_model::now_millis() + 20_000;
+    let total: Counts = store
+        .series(link.id, started - 20_000, until, Interval::Hour)
+        .unwrap()
+        .into_iter()
+        .fold(Counts::default(), |mut sum, (_, c)| {
+            sum.humans += c.humans;
+            sum.bots += c.bots;
+            sum
+        });
+    // Humans: 3 Chrome + 2 iPhone + 1 Firefox; the emoji and the long "A…" UA
+    // are unknown agents, counted as humans; bots: Googlebot, Slackbot, Facebook.
+    assert_eq!(total, Counts { humans: 8, bots: 3 });
+    let breakdown = |dimension| {
+        store
+            .breakdown(link.id, started - 20_000, until, dimension)
+            .unwrap()
+            .into_iter()
+            .map(|(value, counts)| (value, counts.humans, counts.bots))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(breakdown(Dimension::Country), vec![("NL".to_owned(), 8, 3)]);
+    assert_eq!(
+        breakdown(Dimension::City),
+        vec![("Amsterdam".to_owned(), 8, 3)]
+    );
+    assert_eq!(
+        breakdown(Dimension::Referrer),
+        vec![("news.example".to_owned(), 3, 0), ("t.co".to_owned(), 2, 0)]
+    );
+    assert_eq!(
+        breakdown(Dimension::UtmSource),
+        vec![("newsletter".to_owned(), 3, 0)]
+    );
+    assert_eq!(
+        breakdown(Dimension::UtmMedium),
+        vec![("email".to_owned(), 3, 0)]
+    );
+    assert_eq!(
+        breakdown(Dimension::UtmCampaign),
+        vec![("spring".to_owned(), 1, 0)]
+    );
+    let devices = breakdown(Dimension::Device);
+    assert_eq!(
+        devices,
+        vec![
+            ("desktop".to_owned(), 6, 0),
+            ("mobile".to_owned(), 2, 0),
+            ("bot".to_owned(), 0, 3),
+        ]
+    );
+    let browsers = breakdown(Dimension::Browser);
+    assert_eq!(
+        browsers.iter().find(|(b, _, _)| b == "Chrome").map(|b| b.1),
+        Some(3)
+    );
+    assert_eq!(
+        browsers
+            .iter()
+            .find(|(b, _, _)| b == "Mobile Safari")
+            .map(|b| b.1),
+        Some(2)
+    );
+    assert_eq!(
+        browsers
+            .iter()
+            .find(|(b, _, _)| b == "Firefox")
+            .map(|b| b.1),
+        Some(1)
+    );
+    let top = store.top_links(started - 20_000, until, 5).unwrap();
+    assert_eq!(top, vec![(link.id, Counts { humans: 8, bots: 3 })]);
+}
+
+#[test]
+fn capture_can_be_turned_off() {
+    let mut engine = TestEngine::start_with(|c| c.clicks.enabled = false);
+    engine.add("localhost", "go", "https://example.com/");
+    assert_eq!(engine.get("/go", "localhost").status, 302);
+    assert_eq!(engine.metric("ricochet_clicks_captured_total"), Some(0.0));
+    engine.stop();
+    assert!(!engine.data_dir().join("clicks").exists());
+}
