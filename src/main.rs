@@ -86,6 +86,9 @@ fn main() -> anyhow::Result<()> {
     if !engine.wait_ready(Duration::from_secs(600)) {
         anyhow::bail!("the engine did not finish loading its links");
     }
+    if let Some(clicks) = engine.click_reader() {
+        control.set_click_reader(clicks);
+    }
     seed_demo_link(&control, &control_config)?;
     wait_until_served(&engine, &control_config.links.default_domain);
 
@@ -101,6 +104,7 @@ fn main() -> anyhow::Result<()> {
          \x20 API:            http://{api}/api/v1  (OpenAPI document: http://{api}/api/v1/openapi.json)\n\
          \x20 Admin API key:  {admin_key}\n\
          \x20 Create a link:  curl -s http://{api}/api/v1/links -H 'Authorization: Bearer {admin_key}' -H 'Content-Type: application/json' -d '{{\"url\":\"https://example.org/\"}}'\n\
+         \x20 Analytics:      curl -s 'http://{api}/api/v1/links/1/analytics/series?interval=1m' -H 'Authorization: Bearer {admin_key}'\n\
          \x20 Health:         http://{admin}/readyz\n\
          \x20 Metrics:        http://{admin}/metrics\n"
     );

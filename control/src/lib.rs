@@ -67,6 +67,7 @@ pub struct ControlPlane {
     cluster_token: String,
     bootstrap_key: Option<IssuedKey>,
     server: actix_web::dev::ServerHandle,
+    click_source: api::ClickSource,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
 }
@@ -83,6 +84,15 @@ impl ControlPlane {
     /// Opens the store, registers the default domain, creates the bootstrap
     /// admin key on first start, and serves the API on its own threads.
     pub fn start(config: ControlConfig, bus: Arc<dyn UpdateBus>) -> Result<Self, StartError> {
+        Self::start_with_clicks(config, bus, None)
+    }
+
+    /// [`ControlPlane::start`] reading click analytics from `clicks`.
+    pub fn start_with_clicks(
+        config: ControlConfig,
+        bus: Arc<dyn UpdateBus>,
+        clicks: Option<Arc<dyn ricochet_model::clicks::ClickReader>>,
+    ) -> Result<Self, StartError> {
         config.validate().map_err(StartError::Config)?;
         let store = Arc::new(ControlStore::open(&config.storage.data_dir)?);
         let now = ricochet_model::now_millis();
@@ -109,6 +119,10 @@ impl ControlPlane {
         })?;
         let addr = listener.local_addr()?;
         let links = &config.links;
+        let click_source: api::ClickSource = Arc::default();
+        if let Some(clicks) = clicks {
+            let _ = click_source.set(clicks);
+        }
         let state = web::Data::new(api::AppState {
             service: LinkService::new(
                 store.clone(),
@@ -125,6 +139,7 @@ impl ControlPlane {
             ),
             cluster_token: cluster_token.clone(),
             max_body_bytes: config.server.max_body_bytes,
+            clicks: click_source.clone(),
         });
         let workers = match config.server.workers {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -163,6 +178,7 @@ impl ControlPlane {
             cluster_token,
             bootstrap_key,
             server,
+            click_source,
             stop,
             threads,
         })
@@ -188,6 +204,11 @@ impl ControlPlane {
     /// The admin key created at first start (shown once).
     pub fn bootstrap_key(&self) -> Option<&IssuedKey> {
         self.bootstrap_key.as_ref()
+    }
+
+    /// Serves analytics from `clicks` from now on (once; later calls are ignored).
+    pub fn set_click_reader(&self, clicks: Arc<dyn ricochet_model::clicks::ClickReader>) {
+        let _ = self.click_source.set(clicks);
     }
 
     /// The change log, read in process.

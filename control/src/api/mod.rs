@@ -2,6 +2,7 @@
 //! - `POST /api/v1/links`, `GET /api/v1/links`, `POST /api/v1/links/bulk`
 //! - `GET|PATCH|DELETE /api/v1/links/{id}`
 //! - `POST|GET /api/v1/domains`
+//! - `GET /api/v1/links/{id}/analytics/{series,breakdown}`, `GET /api/v1/analytics/{top-links,overview}`
 //! - `GET /api/v1/openapi.json` (generated from the handlers)
 //! - `GET /internal/v1/changes` (engines, cluster token)
 //! - `GET /healthz`
@@ -9,6 +10,7 @@
 //! Every error, including malformed JSON, wrong content types, oversized
 //! bodies and unknown routes, is answered in the one JSON error shape.
 
+pub mod analytics;
 pub mod auth;
 pub mod domains;
 pub mod internal;
@@ -25,13 +27,19 @@ use crate::service::LinkService;
 use auth::RateLimits;
 
 /// What every handler shares.
-#[derive(Debug)]
 pub struct AppState {
     pub service: LinkService,
     pub limits: RateLimits,
     pub cluster_token: String,
     pub max_body_bytes: usize,
+    /// Where click analytics are read; unset answers 503.
+    pub clicks: ClickSource,
 }
+
+/// The click reader, set at start or later (the all-in-one binary starts the
+/// engine, which owns the click store, after the control plane).
+pub type ClickSource =
+    std::sync::Arc<std::sync::OnceLock<std::sync::Arc<dyn ricochet_model::clicks::ClickReader>>>;
 
 /// Registers every route on an actix `App`.
 pub fn configure(config: &mut web::ServiceConfig) {
@@ -49,6 +57,22 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .route("/api/v1/links/{id}", web::delete().to(links::delete_link))
         .route("/api/v1/domains", web::post().to(domains::create_domain))
         .route("/api/v1/domains", web::get().to(domains::list_domains))
+        .route(
+            "/api/v1/links/{id}/analytics/series",
+            web::get().to(analytics::series),
+        )
+        .route(
+            "/api/v1/links/{id}/analytics/breakdown",
+            web::get().to(analytics::breakdown),
+        )
+        .route(
+            "/api/v1/analytics/top-links",
+            web::get().to(analytics::top_links),
+        )
+        .route(
+            "/api/v1/analytics/overview",
+            web::get().to(analytics::overview),
+        )
         .route("/internal/v1/changes", web::get().to(internal::changes))
         .default_service(web::to(unknown_route));
 }
@@ -127,4 +151,10 @@ pub fn parse_query<T: DeserializeOwned>(request: &HttpRequest) -> Result<T, ApiE
     web::Query::<T>::from_query(request.query_string())
         .map(web::Query::into_inner)
         .map_err(|e| ApiError::bad_request("invalid_query", e.to_string()))
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").finish_non_exhaustive()
+    }
 }

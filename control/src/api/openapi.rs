@@ -20,11 +20,18 @@ use crate::error;
         super::links::bulk_create,
         super::domains::create_domain,
         super::domains::list_domains,
+        super::analytics::series,
+        super::analytics::breakdown,
+        super::analytics::top_links,
+        super::analytics::overview,
     ),
     components(schemas(
         types::CreateLink, types::PatchLink, types::LinkView, types::LinkList, types::BulkItem,
         types::BulkResult, types::CreateDomain, types::DomainView, types::DomainList,
-        error::ErrorBody, error::ErrorDetail
+        error::ErrorBody, error::ErrorDetail,
+        super::analytics::Series, super::analytics::SeriesPoint, super::analytics::Breakdown,
+        super::analytics::BreakdownValue, super::analytics::TopLinks, super::analytics::TopLink,
+        super::analytics::Overview, super::analytics::CountsView
     )),
     modifiers(&ApiKeyAuth)
 )]

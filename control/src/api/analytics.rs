@@ -1,0 +1,346 @@
+//! Analytics routes (scope `analytics:read`):
+//! - `GET /api/v1/links/{id}/analytics/series?from&to&interval`
+//! - `GET /api/v1/links/{id}/analytics/breakdown?dimension&from&to`
+//! - `GET /api/v1/analytics/top-links?from&to&limit`
+//! - `GET /api/v1/analytics/overview?from&to`
+//!
+//! Ranges are RFC 3339 instants, `[from, to)`, by default the last 24 hours.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use ricochet_model::clicks::{ClickReader, Counts, Dimension, Interval};
+use ricochet_model::now_millis;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
+
+use super::AppState;
+use super::auth::authorize;
+use super::types::{to_datetime, to_millis};
+use crate::error::{ApiError, ErrorBody};
+use crate::keys::Scope;
+
+/// Longest range a query may cover.
+const MAX_RANGE_MILLIS: i64 = 400 * 86_400_000;
+/// Most buckets a series may have.
+const MAX_BUCKETS: i64 = 10_000;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct RangeQuery {
+    /// Start (RFC 3339); default 24 hours before `to`.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[param(value_type = Option<String>)]
+    pub from: Option<OffsetDateTime>,
+    /// End, exclusive (RFC 3339); default now.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[param(value_type = Option<String>)]
+    pub to: Option<OffsetDateTime>,
+    /// Series bucket: `10s`, `1m`, `1h` (default) or `1d`.
+    pub interval: Option<String>,
+    /// Breakdown dimension: country, city, device, browser, os, referrer,
+    /// utm_source, utm_medium, utm_campaign.
+    pub dimension: Option<String>,
+    /// Top-links size, 1 to 1000 (default 10).
+    pub limit: Option<usize>,
+}
+
+/// Human and bot clicks.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CountsView {
+    pub humans: u64,
+    pub bots: u64,
+}
+
+impl From<Counts> for CountsView {
+    fn from(counts: Counts) -> Self {
+        Self {
+            humans: counts.humans,
+            bots: counts.bots,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SeriesPoint {
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub start: OffsetDateTime,
+    pub humans: u64,
+    pub bots: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Series {
+    pub link_id: u64,
+    pub interval: String,
+    pub total: CountsView,
+    pub points: Vec<SeriesPoint>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct BreakdownValue {
+    pub value: String,
+    pub humans: u64,
+    pub bots: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Breakdown {
+    pub link_id: u64,
+    pub dimension: String,
+    pub values: Vec<BreakdownValue>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TopLink {
+    pub link_id: u64,
+    pub domain: Option<String>,
+    pub code: Option<String>,
+    pub humans: u64,
+    pub bots: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TopLinks {
+    pub links: Vec<TopLink>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Overview {
+    pub total: CountsView,
+    pub links_with_clicks: usize,
+    pub top_links: Vec<TopLink>,
+}
+
+fn reader(state: &AppState) -> Result<&dyn ClickReader, ApiError> {
+    state
+        .clicks
+        .get()
+        .map(|reader| reader.as_ref())
+        .ok_or_else(|| {
+            ApiError::new(
+                503,
+                "analytics_unavailable",
+                "this control plane has no click store configured",
+            )
+        })
+}
+
+fn range(query: &RangeQuery) -> Result<(i64, i64), ApiError> {
+    let to = query.to.map(to_millis).unwrap_or_else(now_millis);
+    let from = query.from.map(to_millis).unwrap_or(to - 86_400_000);
+    if from >= to {
+        return Err(
+            ApiError::bad_request("invalid_range", "from must be before to").with_field("from"),
+        );
+    }
+    if to - from > MAX_RANGE_MILLIS {
+        return Err(
+            ApiError::bad_request("invalid_range", "a range covers at most 400 days")
+                .with_field("from"),
+        );
+    }
+    Ok((from, to))
+}
+
+fn existing_link(state: &AppState, raw: &str) -> Result<u64, ApiError> {
+    let id: u64 = raw
+        .parse()
+        .map_err(|_| ApiError::not_found(format!("no link with id {raw:?}")))?;
+    match state.service.store().link(id)? {
+        Some(_) => Ok(id),
+        None => Err(ApiError::not_found(format!("no link with id {id}"))),
+    }
+}
+
+fn failed(error: ricochet_model::clicks::SinkError) -> ApiError {
+    tracing::warn!(%error, "analytics query failed");
+    ApiError::new(
+        503,
+        "analytics_unavailable",
+        "the click store did not answer; retry shortly",
+    )
+}
+
+/// A link's clicks over time.
+#[utoipa::path(
+    get, path = "/api/v1/links/{id}/analytics/series", tag = "analytics",
+    params(("id" = u64, Path, description = "Link id"), RangeQuery),
+    responses((status = 200, body = Series), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("api_key" = []))
+)]
+pub async fn series(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(
+        &request,
+        state.service.store(),
+        &state.limits,
+        Scope::AnalyticsRead,
+    )?;
+    let query: RangeQuery = super::parse_query(&request)?;
+    let id = existing_link(&state, &id)?;
+    let (from, to) = range(&query)?;
+    let name = query.interval.as_deref().unwrap_or("1h");
+    let interval = Interval::parse(name).ok_or_else(|| {
+        ApiError::bad_request("invalid_interval", "interval must be 10s, 1m, 1h or 1d")
+            .with_field("interval")
+    })?;
+    if (to - from) / interval.millis() > MAX_BUCKETS {
+        return Err(ApiError::bad_request(
+            "invalid_range",
+            format!("at most {MAX_BUCKETS} buckets; use a longer interval"),
+        )
+        .with_field("interval"));
+    }
+    let points = reader(&state)?
+        .series(id, from, to, interval)
+        .map_err(failed)?;
+    let mut total = Counts::default();
+    for (_, counts) in &points {
+        total.humans += counts.humans;
+        total.bots += counts.bots;
+    }
+    Ok(HttpResponse::Ok().json(Series {
+        link_id: id,
+        interval: name.to_owned(),
+        total: total.into(),
+        points: points
+            .into_iter()
+            .map(|(start, counts)| SeriesPoint {
+                start: to_datetime(start),
+                humans: counts.humans,
+                bots: counts.bots,
+            })
+            .collect(),
+    }))
+}
+
+/// A link's clicks by one dimension.
+#[utoipa::path(
+    get, path = "/api/v1/links/{id}/analytics/breakdown", tag = "analytics",
+    params(("id" = u64, Path, description = "Link id"), RangeQuery),
+    responses((status = 200, body = Breakdown), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("api_key" = []))
+)]
+pub async fn breakdown(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(
+        &request,
+        state.service.store(),
+        &state.limits,
+        Scope::AnalyticsRead,
+    )?;
+    let query: RangeQuery = super::parse_query(&request)?;
+    let id = existing_link(&state, &id)?;
+    let (from, to) = range(&query)?;
+    let name = query.dimension.as_deref().unwrap_or("");
+    let dimension = Dimension::parse(name).filter(|d| *d != Dimension::Total).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_dimension",
+            "dimension must be country, city, device, browser, os, referrer, utm_source, utm_medium or utm_campaign",
+        )
+        .with_field("dimension")
+    })?;
+    let values = reader(&state)?
+        .breakdown(id, from, to, dimension)
+        .map_err(failed)?;
+    Ok(HttpResponse::Ok().json(Breakdown {
+        link_id: id,
+        dimension: name.to_owned(),
+        values: values
+            .into_iter()
+            .map(|(value, counts)| BreakdownValue {
+                value,
+                humans: counts.humans,
+                bots: counts.bots,
+            })
+            .collect(),
+    }))
+}
+
+fn top(state: &AppState, from: i64, to: i64, limit: usize) -> Result<Vec<TopLink>, ApiError> {
+    let store = state.service.store();
+    reader(state)?
+        .top_links(from, to, limit)
+        .map_err(failed)?
+        .into_iter()
+        .map(|(link_id, counts)| {
+            let link = store.link(link_id)?;
+            Ok(TopLink {
+                link_id,
+                domain: link.as_ref().map(|l| l.domain.clone()),
+                code: link.map(|l| l.code),
+                humans: counts.humans,
+                bots: counts.bots,
+            })
+        })
+        .collect()
+}
+
+/// The most clicked links.
+#[utoipa::path(
+    get, path = "/api/v1/analytics/top-links", tag = "analytics", params(RangeQuery),
+    responses((status = 200, body = TopLinks), (status = 400, body = ErrorBody)),
+    security(("api_key" = []))
+)]
+pub async fn top_links(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    authorize(
+        &request,
+        state.service.store(),
+        &state.limits,
+        Scope::AnalyticsRead,
+    )?;
+    let query: RangeQuery = super::parse_query(&request)?;
+    let (from, to) = range(&query)?;
+    let limit = query.limit.unwrap_or(10);
+    if !(1..=1000).contains(&limit) {
+        return Err(
+            ApiError::bad_request("invalid_limit", "limit must be 1 to 1000").with_field("limit"),
+        );
+    }
+    Ok(HttpResponse::Ok().json(TopLinks {
+        links: top(&state, from, to, limit)?,
+    }))
+}
+
+/// Clicks across the whole instance.
+#[utoipa::path(
+    get, path = "/api/v1/analytics/overview", tag = "analytics", params(RangeQuery),
+    responses((status = 200, body = Overview), (status = 400, body = ErrorBody)),
+    security(("api_key" = []))
+)]
+pub async fn overview(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    authorize(
+        &request,
+        state.service.store(),
+        &state.limits,
+        Scope::AnalyticsRead,
+    )?;
+    let query: RangeQuery = super::parse_query(&request)?;
+    let (from, to) = range(&query)?;
+    let all = reader(&state)?
+        .top_links(from, to, usize::MAX)
+        .map_err(failed)?;
+    let mut total = Counts::default();
+    for (_, counts) in &all {
+        total.humans += counts.humans;
+        total.bots += counts.bots;
+    }
+    Ok(HttpResponse::Ok().json(Overview {
+        total: total.into(),
+        links_with_clicks: all.len(),
+        top_links: top(&state, from, to, 10)?,
+    }))
+}
