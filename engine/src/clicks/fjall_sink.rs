@@ -1,10 +1,13 @@
 //! `FjallSink`: click windows in an embedded fjall store, for single-node and
-//! all-in-one installs. Rows are keyed link → dimension → window so a series
-//! or a breakdown is one range scan; a second keyspace keyed by window serves
-//! the top-links query. Each batch is one atomic write of absolute counts.
+//! all-in-one installs. Each closed 10-second window also rolls up into minute,
+//! hour and day rows, so long ranges read few rows. Rows are keyed
+//! link → dimension → time, so a series or breakdown is a range scan per
+//! level; a second keyspace per level keyed by time serves the top-links query.
+//! Every write (window plus its rollups) is one atomic batch of absolute counts.
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::time::Duration;
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use ricochet_model::clicks::{Dimension, WindowBatch};
@@ -12,11 +15,91 @@ use ricochet_model::{LinkId, UnixMillis};
 
 use super::sink::{ClickReader, ClickSink, Counts, Interval, SinkError, bucket_series, rank};
 
+/// Granularities, finest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Window,
+    Minute,
+    Hour,
+    Day,
+}
+
+impl Level {
+    pub const ALL: [Level; 4] = [Level::Window, Level::Minute, Level::Hour, Level::Day];
+
+    pub fn millis(self) -> i64 {
+        match self {
+            Self::Window => 10_000,
+            Self::Minute => 60_000,
+            Self::Hour => 3_600_000,
+            Self::Day => 86_400_000,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Window => "10s",
+            Self::Minute => "1m",
+            Self::Hour => "1h",
+            Self::Day => "1d",
+        }
+    }
+
+    fn of(interval: Interval) -> Self {
+        match interval {
+            Interval::TenSeconds => Self::Window,
+            Interval::Minute => Self::Minute,
+            Interval::Hour => Self::Hour,
+            Interval::Day => Self::Day,
+        }
+    }
+
+    fn floor(self, at: UnixMillis) -> UnixMillis {
+        at.div_euclid(self.millis()) * self.millis()
+    }
+}
+
+/// How long rows of each level are kept (`None`: forever).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub window: Option<Duration>,
+    pub minute: Option<Duration>,
+    pub hour: Option<Duration>,
+    pub day: Option<Duration>,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        const DAY: u64 = 86_400;
+        Self {
+            window: Some(Duration::from_secs(7 * DAY)),
+            minute: Some(Duration::from_secs(31 * DAY)),
+            hour: Some(Duration::from_secs(400 * DAY)),
+            day: None,
+        }
+    }
+}
+
+impl Retention {
+    fn of(&self, level: Level) -> Option<Duration> {
+        match level {
+            Level::Window => self.window,
+            Level::Minute => self.minute,
+            Level::Hour => self.hour,
+            Level::Day => self.day,
+        }
+    }
+}
+
+struct LevelStore {
+    rows: Keyspace,
+    windows: Keyspace,
+}
+
 /// The embedded click store.
 pub struct FjallSink {
     db: Database,
-    rows: Keyspace,
-    windows: Keyspace,
+    levels: [LevelStore; 4],
 }
 
 impl std::fmt::Debug for FjallSink {
@@ -44,16 +127,16 @@ fn count_of(value: &[u8]) -> u64 {
         .unwrap_or(0)
 }
 
-/// `link | dimension | window` — the prefix of a row key.
-fn row_prefix(link: LinkId, dimension: Dimension, window: UnixMillis) -> Vec<u8> {
+/// `link | dimension | time` — the prefix of a row key.
+fn row_prefix(link: LinkId, dimension: Dimension, at: UnixMillis) -> Vec<u8> {
     let mut key = Vec::with_capacity(64);
     key.extend_from_slice(&link.to_be_bytes());
     key.push(dimension.code());
-    key.extend_from_slice(&sortable(window));
+    key.extend_from_slice(&sortable(at));
     key
 }
 
-/// What follows the prefix: bot flag, node, shard, value.
+/// What follows the time: bot flag, node, shard.
 fn source_suffix(key: &mut Vec<u8>, bot: bool, node: &str, shard: u16) {
     key.push(bot as u8);
     let node = &node.as_bytes()[..node.len().min(255)];
@@ -62,13 +145,63 @@ fn source_suffix(key: &mut Vec<u8>, bot: bool, node: &str, shard: u16) {
     key.extend_from_slice(&shard.to_be_bytes());
 }
 
-/// Splits a row key after the prefix into (window, bot, value).
-fn parse_row_key(key: &[u8]) -> Option<(UnixMillis, bool, &[u8])> {
-    let window = unsortable(key.get(9..17)?);
+/// A parsed row key.
+struct RowKey<'k> {
+    at: UnixMillis,
+    bot: bool,
+    node: &'k [u8],
+    shard: u16,
+    value: &'k [u8],
+}
+
+fn parse_row_key(key: &[u8]) -> Option<RowKey<'_>> {
+    let at = unsortable(key.get(9..17)?);
     let bot = *key.get(17)? == 1;
     let node_len = *key.get(18)? as usize;
-    let value = key.get(19 + node_len + 2..)?;
-    Some((window, bot, value))
+    let node = key.get(19..19 + node_len)?;
+    let shard = u16::from_be_bytes(key.get(19 + node_len..21 + node_len)?.try_into().ok()?);
+    let value = key.get(21 + node_len..)?;
+    Some(RowKey {
+        at,
+        bot,
+        node,
+        shard,
+        value,
+    })
+}
+
+/// Splits `[from, to)` into pieces each read from the coarsest level whose
+/// buckets fit whole inside it.
+fn pieces(from: UnixMillis, to: UnixMillis) -> Vec<(Level, UnixMillis, UnixMillis)> {
+    let mut out = Vec::new();
+    split(from, to, Level::ALL.len() - 1, &mut out);
+    out
+}
+
+fn split(
+    from: UnixMillis,
+    to: UnixMillis,
+    level: usize,
+    out: &mut Vec<(Level, UnixMillis, UnixMillis)>,
+) {
+    if from >= to {
+        return;
+    }
+    let current = Level::ALL[level];
+    if level == 0 {
+        out.push((current, from, to));
+        return;
+    }
+    let step = current.millis();
+    let first = from.div_euclid(step) * step + if from.rem_euclid(step) == 0 { 0 } else { step };
+    let last = to.div_euclid(step) * step;
+    if first >= last {
+        split(from, to, level - 1, out);
+        return;
+    }
+    split(from, first, level - 1, out);
+    out.push((current, first, last));
+    split(last, to, level - 1, out);
 }
 
 impl FjallSink {
@@ -79,13 +212,33 @@ impl FjallSink {
             .cache_size(16 * 1024 * 1024)
             .open()
             .map_err(failed)?;
-        let rows = db
-            .keyspace("click_rows", KeyspaceCreateOptions::default)
-            .map_err(failed)?;
-        let windows = db
-            .keyspace("click_windows", KeyspaceCreateOptions::default)
-            .map_err(failed)?;
-        Ok(Self { db, rows, windows })
+        let level = |level: Level| -> Result<LevelStore, SinkError> {
+            Ok(LevelStore {
+                rows: db
+                    .keyspace(
+                        &format!("rows_{}", level.name()),
+                        KeyspaceCreateOptions::default,
+                    )
+                    .map_err(failed)?,
+                windows: db
+                    .keyspace(
+                        &format!("windows_{}", level.name()),
+                        KeyspaceCreateOptions::default,
+                    )
+                    .map_err(failed)?,
+            })
+        };
+        let levels = [
+            level(Level::Window)?,
+            level(Level::Minute)?,
+            level(Level::Hour)?,
+            level(Level::Day)?,
+        ];
+        Ok(Self { db, levels })
+    }
+
+    fn level(&self, level: Level) -> &LevelStore {
+        &self.levels[level as usize]
     }
 
     /// Syncs written batches to disk.
@@ -95,37 +248,113 @@ impl FjallSink {
 
     fn scan_rows(
         &self,
+        level: Level,
         link: LinkId,
         dimension: Dimension,
         from: UnixMillis,
         to: UnixMillis,
-        mut visit: impl FnMut(UnixMillis, bool, &[u8], u64),
+        mut visit: impl FnMut(&RowKey<'_>, u64),
     ) -> Result<(), SinkError> {
         let start = row_prefix(link, dimension, from);
         let end = row_prefix(link, dimension, to);
-        for item in self.rows.range(start..end) {
+        for item in self.level(level).rows.range(start..end) {
             let (key, value) = item.into_inner().map_err(failed)?;
-            if let Some((window, bot, text)) = parse_row_key(&key) {
-                visit(window, bot, text, count_of(&value));
+            if let Some(row) = parse_row_key(&key) {
+                visit(&row, count_of(&value));
             }
         }
         Ok(())
+    }
+
+    /// Deletes rows older than each level's retention; returns how many.
+    pub fn prune(&self, retention: &Retention, now: UnixMillis) -> Result<u64, SinkError> {
+        let mut removed = 0;
+        for level in Level::ALL {
+            let Some(keep) = retention.of(level) else {
+                continue;
+            };
+            let cutoff = now - keep.as_millis() as i64;
+            let store = self.level(level);
+            // Windows keyspace: keyed by time first.
+            let mut batch = self.db.batch();
+            for item in store.windows.range(..sortable(cutoff)) {
+                let (key, _) = item.into_inner().map_err(failed)?;
+                batch.remove(&store.windows, key);
+                removed += 1;
+            }
+            // Rows: keyed by link first, so every row is looked at.
+            for item in store.rows.iter() {
+                let (key, _) = item.into_inner().map_err(failed)?;
+                if parse_row_key(&key).is_some_and(|row| row.at < cutoff) {
+                    batch.remove(&store.rows, key);
+                    removed += 1;
+                }
+            }
+            batch.commit().map_err(failed)?;
+        }
+        Ok(removed)
     }
 }
 
 impl ClickSink for FjallSink {
     fn write(&self, batch: &WindowBatch) -> Result<(), SinkError> {
         let mut write = self.db.batch();
-        for row in &batch.rows {
-            let mut key = row_prefix(row.link_id, row.dimension, row.window_start);
-            source_suffix(&mut key, row.bot, &batch.node, batch.shard);
-            key.extend_from_slice(row.value.as_bytes());
-            write.insert(&self.rows, key, row.count.to_be_bytes());
-            if row.dimension == Dimension::Total {
-                let mut key = sortable(row.window_start).to_vec();
-                key.extend_from_slice(&row.link_id.to_be_bytes());
-                source_suffix(&mut key, row.bot, &batch.node, batch.shard);
-                write.insert(&self.windows, key, row.count.to_be_bytes());
+        // Absolute counts at this level for the batch's source (node, shard),
+        // per (link, dimension, bot, value), for the bucket being rewritten.
+        let mut current: HashMap<(LinkId, Dimension, bool, String), u64> = batch
+            .rows
+            .iter()
+            .map(|r| ((r.link_id, r.dimension, r.bot, r.value.clone()), r.count))
+            .collect();
+        let mut bucket = batch.window_start;
+        for (index, level) in Level::ALL.into_iter().enumerate() {
+            let store = self.level(level);
+            if index > 0 {
+                // Recompute this level's bucket: the finer rows of the bucket
+                // from storage, except the finer bucket rewritten just now.
+                let finer = Level::ALL[index - 1];
+                let start = level.floor(batch.window_start);
+                let mut sums: HashMap<(LinkId, Dimension, bool, String), u64> = HashMap::new();
+                let mut keys: Vec<(LinkId, Dimension)> =
+                    current.keys().map(|k| (k.0, k.1)).collect();
+                keys.sort();
+                keys.dedup();
+                for (link, dimension) in keys {
+                    self.scan_rows(
+                        finer,
+                        link,
+                        dimension,
+                        start,
+                        start + level.millis(),
+                        |row, count| {
+                            if row.at == bucket
+                                || row.node != batch.node.as_bytes()
+                                || row.shard != batch.shard
+                            {
+                                return;
+                            }
+                            let value = String::from_utf8_lossy(row.value).into_owned();
+                            *sums.entry((link, dimension, row.bot, value)).or_default() += count;
+                        },
+                    )?;
+                }
+                for (key, count) in current.drain() {
+                    *sums.entry(key).or_default() += count;
+                }
+                current = sums;
+                bucket = start;
+            }
+            for ((link, dimension, bot, value), count) in &current {
+                let mut key = row_prefix(*link, *dimension, bucket);
+                source_suffix(&mut key, *bot, &batch.node, batch.shard);
+                key.extend_from_slice(value.as_bytes());
+                write.insert(&store.rows, key, count.to_be_bytes());
+                if *dimension == Dimension::Total {
+                    let mut key = sortable(bucket).to_vec();
+                    key.extend_from_slice(&link.to_be_bytes());
+                    source_suffix(&mut key, *bot, &batch.node, batch.shard);
+                    write.insert(&store.windows, key, count.to_be_bytes());
+                }
             }
         }
         write.commit().map_err(failed)
@@ -140,13 +369,15 @@ impl ClickReader for FjallSink {
         to: UnixMillis,
         interval: Interval,
     ) -> Result<Vec<(UnixMillis, Counts)>, SinkError> {
-        let mut windows: Vec<(UnixMillis, Counts)> = Vec::new();
-        self.scan_rows(link, Dimension::Total, from, to, |window, bot, _, count| {
+        let level = Level::of(interval);
+        let first = level.floor(from);
+        let mut buckets: Vec<(UnixMillis, Counts)> = Vec::new();
+        self.scan_rows(level, link, Dimension::Total, first, to, |row, count| {
             let mut counts = Counts::default();
-            counts.add(bot, count);
-            windows.push((window, counts));
+            counts.add(row.bot, count);
+            buckets.push((row.at, counts));
         })?;
-        Ok(bucket_series(from, to, interval, windows))
+        Ok(bucket_series(first, to, interval, buckets))
     }
 
     fn breakdown(
@@ -157,12 +388,14 @@ impl ClickReader for FjallSink {
         dimension: Dimension,
     ) -> Result<Vec<(String, Counts)>, SinkError> {
         let mut values: HashMap<String, Counts> = HashMap::new();
-        self.scan_rows(link, dimension, from, to, |_, bot, value, count| {
-            values
-                .entry(String::from_utf8_lossy(value).into_owned())
-                .or_default()
-                .add(bot, count);
-        })?;
+        for (level, start, end) in pieces(from, to) {
+            self.scan_rows(level, link, dimension, start, end, |row, count| {
+                values
+                    .entry(String::from_utf8_lossy(row.value).into_owned())
+                    .or_default()
+                    .add(row.bot, count);
+            })?;
+        }
         let mut entries: Vec<(String, Counts)> = values.into_iter().collect();
         rank(&mut entries);
         Ok(entries)
@@ -175,16 +408,22 @@ impl ClickReader for FjallSink {
         limit: usize,
     ) -> Result<Vec<(LinkId, Counts)>, SinkError> {
         let mut links: HashMap<LinkId, Counts> = HashMap::new();
-        for item in self.windows.range(sortable(from)..sortable(to)) {
-            let (key, value) = item.into_inner().map_err(failed)?;
-            let (Some(link), Some(&bot)) = (key.get(8..16), key.get(16)) else {
-                continue;
-            };
-            let link = u64::from_be_bytes(link.try_into().unwrap());
-            links
-                .entry(link)
-                .or_default()
-                .add(bot == 1, count_of(&value));
+        for (level, start, end) in pieces(from, to) {
+            for item in self
+                .level(level)
+                .windows
+                .range(sortable(start)..sortable(end))
+            {
+                let (key, value) = item.into_inner().map_err(failed)?;
+                let (Some(link), Some(&bot)) = (key.get(8..16), key.get(16)) else {
+                    continue;
+                };
+                let link = u64::from_be_bytes(link.try_into().unwrap());
+                links
+                    .entry(link)
+                    .or_default()
+                    .add(bot == 1, count_of(&value));
+            }
         }
         let mut entries: Vec<(LinkId, Counts)> = links.into_iter().collect();
         rank(&mut entries);
@@ -196,6 +435,7 @@ impl ClickReader for FjallSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ricochet_model::clicks::WindowRow;
 
     #[test]
     fn passes_the_sink_conformance_suite() {
@@ -204,29 +444,123 @@ mod tests {
         crate::clicks::conformance::run(&sink, &sink);
     }
 
-    #[test]
-    fn keeps_rows_across_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let batch = WindowBatch {
+    fn total(link: u64, window: i64, count: u64) -> WindowBatch {
+        WindowBatch {
             node: "n".into(),
             shard: 0,
-            window_start: 0,
-            rows: vec![ricochet_model::clicks::WindowRow {
-                link_id: 7,
-                window_start: 0,
+            window_start: window,
+            rows: vec![WindowRow {
+                link_id: link,
+                window_start: window,
                 dimension: Dimension::Total,
                 value: String::new(),
                 bot: false,
-                count: 3,
+                count,
             }],
-        };
+        }
+    }
+
+    #[test]
+    fn keeps_rows_across_reopen() {
+        let dir = tempfile::tempdir().unwrap();
         {
             let sink = FjallSink::open(dir.path()).unwrap();
-            sink.write(&batch).unwrap();
+            sink.write(&total(7, 0, 3)).unwrap();
             sink.persist().unwrap();
         }
         let sink = FjallSink::open(dir.path()).unwrap();
         let series = sink.series(7, 0, 10_000, Interval::TenSeconds).unwrap();
         assert_eq!(series, vec![(0, Counts { humans: 3, bots: 0 })]);
+    }
+
+    #[test]
+    fn windows_roll_up_into_minutes_hours_and_days() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = FjallSink::open(dir.path()).unwrap();
+        let day = 86_400_000;
+        // Windows across two minutes, two hours and two days; one rewritten.
+        for (window, count) in [(0, 1), (10_000, 2), (60_000, 4), (3_600_000, 8), (day, 16)] {
+            sink.write(&total(1, window, count)).unwrap();
+        }
+        sink.write(&total(1, 10_000, 3)).unwrap();
+        let humans = |interval, from, to| -> Vec<u64> {
+            sink.series(1, from, to, interval)
+                .unwrap()
+                .into_iter()
+                .map(|(_, c)| c.humans)
+                .collect()
+        };
+        assert_eq!(humans(Interval::Minute, 0, 120_000), [4, 4]);
+        assert_eq!(humans(Interval::Hour, 0, 2 * 3_600_000), [8, 8]);
+        assert_eq!(humans(Interval::Day, 0, 2 * day), [16, 16]);
+        // A breakdown over a long unaligned range reads every level once.
+        let all = sink.breakdown(1, 5_000, 2 * day, Dimension::Total).unwrap();
+        assert_eq!(
+            all,
+            vec![(
+                String::new(),
+                Counts {
+                    humans: 31,
+                    bots: 0
+                }
+            )]
+        );
+        let top = sink.top_links(0, 2 * day, 5).unwrap();
+        assert_eq!(
+            top,
+            vec![(
+                1,
+                Counts {
+                    humans: 32,
+                    bots: 0
+                }
+            )]
+        );
+    }
+
+    #[test]
+    fn ranges_split_into_whole_buckets() {
+        let day = 86_400_000;
+        let parts = pieces(5_000, day + 70_000);
+        assert_eq!(
+            parts,
+            vec![
+                (Level::Window, 5_000, 60_000),
+                (Level::Minute, 60_000, 3_600_000),
+                (Level::Hour, 3_600_000, day),
+                (Level::Minute, day, day + 60_000),
+                (Level::Window, day + 60_000, day + 70_000),
+            ]
+        );
+        assert_eq!(pieces(0, 3 * day), vec![(Level::Day, 0, 3 * day)]);
+        let covered: i64 = parts.iter().map(|(_, a, b)| b - a).sum();
+        assert_eq!(covered, day + 65_000, "every millisecond once: {parts:?}");
+        for window in parts.windows(2) {
+            assert_eq!(window[0].2, window[1].1, "contiguous: {parts:?}");
+        }
+    }
+
+    #[test]
+    fn retention_prunes_old_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = FjallSink::open(dir.path()).unwrap();
+        sink.write(&total(1, 0, 1)).unwrap();
+        sink.write(&total(1, 100 * 86_400_000, 1)).unwrap();
+        let now = 100 * 86_400_000 + 1;
+        let removed = sink.prune(&Retention::default(), now).unwrap();
+        assert!(removed > 0);
+        assert!(
+            sink.series(1, 0, 10_000, Interval::TenSeconds).unwrap()[0]
+                .1
+                .humans
+                == 0
+        );
+        // Day rows are kept forever by default.
+        assert_eq!(
+            sink.series(1, 0, 86_400_000, Interval::Day).unwrap()[0]
+                .1
+                .humans,
+            1
+        );
     }
 }
