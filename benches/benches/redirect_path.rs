@@ -1,0 +1,245 @@
+//! The per-request cost of the redirect path without sockets: parse a request
+//! with httparse, then `RedirectHandler::handle` it into an output `Vec`, over
+//! 1,000,000 links in random order.
+//!
+//! Run: `cargo bench -p ricochet-benches --bench redirect_path` (about 30 s).
+//!
+//! The connection's own parser (`http::conn::parse_one`) is private, so
+//! `parse` below repeats its work on the headers that matter (Host,
+//! Connection, Content-Length, Transfer-Encoding, Sec-Purpose, and the
+//! User-Agent, Referer and Accept-Language a click records). Click capture
+//! is off (`RedirectHandler::new(.., None)`). Responses are
+//! written through `ResponseWriter::close_after` (`new` is crate-private), so
+//! each carries `Connection: close`, 19 bytes a keep-alive answer would not.
+
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use ricochet_benches::data::{self, CODE_LEN};
+use ricochet_engine::LinkTable;
+use ricochet_engine::http::{BatchClock, Clock, Handler, Method, Request, ResponseWriter};
+use ricochet_engine::redirect::{RedirectHandler, RedirectSettings};
+
+const LINKS: usize = 1_000_000;
+const MAX_HEADERS: usize = 64;
+
+/// A minimal client (curl); the code is at `CODE_AT`.
+const CURL: &[u8] =
+    b"GET /0000000 HTTP/1.1\r\nHost: go.example\r\nUser-Agent: curl/8.5.0\r\nAccept: */*\r\n\r\n";
+/// A desktop browser's navigation request.
+const BROWSER: &[u8] = b"GET /0000000 HTTP/1.1\r\nHost: go.example\r\nConnection: keep-alive\r\n\
+sec-ch-ua: \"Chromium\";v=\"131\", \"Not_A Brand\";v=\"24\"\r\nsec-ch-ua-mobile: ?0\r\n\
+sec-ch-ua-platform: \"Linux\"\r\nUpgrade-Insecure-Requests: 1\r\n\
+User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36\r\n\
+Accept: text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8\r\n\
+Sec-Fetch-Site: none\r\nSec-Fetch-Mode: navigate\r\nSec-Fetch-User: ?1\r\nSec-Fetch-Dest: document\r\n\
+Accept-Encoding: gzip, deflate, br, zstd\r\nAccept-Language: en-US,en;q=0.9\r\n\r\n";
+const CODE_AT: usize = 5;
+const PEER: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7));
+
+/// Parses one request head the way the engine's connection does.
+#[inline]
+fn parse(input: &[u8]) -> Option<Request<'_>> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut parsed = httparse::Request::new(&mut headers);
+    match parsed.parse(input) {
+        Ok(httparse::Status::Complete(_)) => {}
+        _ => return None,
+    }
+    let method = match parsed.method.unwrap_or("") {
+        "GET" => Method::Get,
+        "HEAD" => Method::Head,
+        _ => Method::Other,
+    };
+    let mut host = None;
+    let mut close = false;
+    let mut prefetch = false;
+    let (mut user_agent, mut referer, mut accept_language): (&[u8], &[u8], &[u8]) = (b"", b"", b"");
+    for header in parsed.headers.iter() {
+        let name = header.name.as_bytes();
+        if name.eq_ignore_ascii_case(b"user-agent") {
+            user_agent = header.value;
+        } else if name.eq_ignore_ascii_case(b"referer") {
+            referer = header.value;
+        } else if name.eq_ignore_ascii_case(b"accept-language") {
+            accept_language = header.value;
+        } else if name.eq_ignore_ascii_case(b"host") {
+            host = Some(header.value);
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            close |= header
+                .value
+                .split(|&b| b == b',')
+                .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"close"));
+        } else if name.eq_ignore_ascii_case(b"content-length")
+            || name.eq_ignore_ascii_case(b"transfer-encoding")
+        {
+            return None;
+        } else if name.eq_ignore_ascii_case(b"sec-purpose") || name.eq_ignore_ascii_case(b"purpose")
+        {
+            prefetch = true;
+        }
+    }
+    black_box(close);
+    let host = host.filter(|h| {
+        h.iter()
+            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':'))
+    })?;
+    let target = parsed.path?.as_bytes();
+    let (path, query) = match target.iter().position(|&b| b == b'?') {
+        Some(at) => (&target[..at], &target[at + 1..]),
+        None => (target, &b""[..]),
+    };
+    Some(Request {
+        method,
+        path,
+        query,
+        host: Some(host),
+        prefetch,
+        user_agent,
+        referer,
+        accept_language,
+        peer: Some(PEER),
+    })
+}
+
+struct Fixture {
+    handler: RedirectHandler,
+    clock: BatchClock,
+    /// Codes in the table, in lookup order.
+    hits: Vec<[u8; CODE_LEN]>,
+    /// Codes not in the table.
+    misses: Vec<[u8; CODE_LEN]>,
+}
+
+impl Fixture {
+    fn build() -> Self {
+        let started = Instant::now();
+        let table = LinkTable::with_capacity(Some(data::DOMAIN), LINKS);
+        for i in 0..LINKS as u64 {
+            table.upsert(&data::record(i));
+        }
+        eprintln!(
+            "built {LINKS} links in {:.1}s",
+            started.elapsed().as_secs_f64()
+        );
+        Self {
+            // No click capture: this measures the redirect alone.
+            handler: RedirectHandler::new(
+                Arc::new(table),
+                Arc::new(RedirectSettings::new(3600)),
+                None,
+            ),
+            clock: Clock::batch(),
+            hits: data::shuffled_codes(LINKS, 3),
+            misses: (0..65_536).map(|i| data::code(LINKS as u64 + i)).collect(),
+        }
+    }
+}
+
+/// Request bytes cycling through a list of codes.
+struct Requests<'a> {
+    codes: &'a [[u8; CODE_LEN]],
+    request: Vec<u8>,
+    next: usize,
+}
+
+impl<'a> Requests<'a> {
+    fn new(codes: &'a [[u8; CODE_LEN]], template: &[u8]) -> Self {
+        Self {
+            codes,
+            request: template.to_vec(),
+            next: 0,
+        }
+    }
+
+    /// The template with the next code written in.
+    #[inline]
+    fn next(&mut self) -> &[u8] {
+        self.request[CODE_AT..CODE_AT + CODE_LEN].copy_from_slice(&self.codes[self.next]);
+        self.next = if self.next + 1 == self.codes.len() {
+            0
+        } else {
+            self.next + 1
+        };
+        &self.request
+    }
+}
+
+fn redirect_path(c: &mut Criterion) {
+    let mut fixture = Fixture::build();
+    let mut group = c.benchmark_group("redirect_1m");
+    group
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(40);
+
+    for (name, template) in [("curl", CURL), ("browser", BROWSER)] {
+        let mut requests = Requests::new(&fixture.hits, template);
+        group.bench_function(format!("parse_only/{name}"), |b| {
+            b.iter(|| parse(requests.next()).map(|r| r.path.len()))
+        });
+    }
+
+    let clock = fixture.clock;
+    let mut out = Vec::with_capacity(4096);
+    {
+        let mut next = 0usize;
+        let handler = &mut fixture.handler;
+        let hits = &fixture.hits;
+        group.bench_function("handle_only/hit", |b| {
+            b.iter(|| {
+                let mut path = [b'/'; CODE_LEN + 1];
+                path[1..].copy_from_slice(&hits[next]);
+                next = if next + 1 == hits.len() { 0 } else { next + 1 };
+                let request = Request {
+                    method: Method::Get,
+                    path: &path,
+                    query: b"",
+                    host: Some(b"go.example"),
+                    prefetch: false,
+                    user_agent: b"curl/8.5.0",
+                    referer: b"",
+                    accept_language: b"",
+                    peer: Some(PEER),
+                };
+                out.clear();
+                handler.handle(&request, ResponseWriter::close_after(&mut out, &clock))
+            })
+        });
+    }
+
+    for (name, template, codes) in [
+        ("curl_hit", CURL, &fixture.hits),
+        ("browser_hit", BROWSER, &fixture.hits),
+        ("curl_miss", CURL, &fixture.misses),
+    ] {
+        let mut requests = Requests::new(codes, template);
+        let handler = &mut fixture.handler;
+        group.bench_function(format!("parse_and_handle/{name}"), |b| {
+            b.iter(|| {
+                let request = parse(requests.next()).expect("valid request");
+                out.clear();
+                handler.handle(&request, ResponseWriter::close_after(&mut out, &clock))
+            })
+        });
+    }
+    group.finish();
+
+    out.clear();
+    let mut requests = Requests::new(&fixture.hits, CURL);
+    let request = parse(requests.next()).expect("valid request");
+    fixture
+        .handler
+        .handle(&request, ResponseWriter::close_after(&mut out, &clock));
+    eprintln!(
+        "sample response ({} bytes):\n{}",
+        out.len(),
+        String::from_utf8_lossy(&out)
+    );
+}
+
+criterion_group!(benches, redirect_path);
+criterion_main!(benches);
