@@ -48,6 +48,15 @@ pub struct ClicksConfig {
     pub window_grace: Duration,
     /// Closed windows kept on disk while the sink is down.
     pub spill_capacity: u64,
+    /// How long the embedded store keeps each granularity; "0s" keeps forever.
+    #[serde(with = "humantime_serde")]
+    pub retention_10s: Duration,
+    #[serde(with = "humantime_serde")]
+    pub retention_1m: Duration,
+    #[serde(with = "humantime_serde")]
+    pub retention_1h: Duration,
+    #[serde(with = "humantime_serde")]
+    pub retention_1d: Duration,
 }
 
 impl Default for ClicksConfig {
@@ -62,11 +71,26 @@ impl Default for ClicksConfig {
             channel_capacity: 65_536,
             window_grace: Duration::from_secs(2),
             spill_capacity: 100_000,
+            retention_10s: Duration::from_secs(7 * 86_400),
+            retention_1m: Duration::from_secs(31 * 86_400),
+            retention_1h: Duration::from_secs(400 * 86_400),
+            retention_1d: Duration::ZERO,
         }
     }
 }
 
 impl ClicksConfig {
+    /// Retention per granularity of the embedded store.
+    pub fn retention(&self) -> crate::clicks::fjall_sink::Retention {
+        let keep = |d: Duration| (!d.is_zero()).then_some(d);
+        crate::clicks::fjall_sink::Retention {
+            window: keep(self.retention_10s),
+            minute: keep(self.retention_1m),
+            hour: keep(self.retention_1h),
+            day: keep(self.retention_1d),
+        }
+    }
+
     /// The node name: configured, else the host name.
     pub fn node_name(&self) -> String {
         if !self.node.is_empty() {

@@ -18,6 +18,7 @@ use tokio::sync::watch;
 
 use crate::admin::AdminHandler;
 use crate::clicks::enrich::{EnrichSettings, GeoDatabase};
+use crate::clicks::fjall_sink::Retention;
 use crate::clicks::spill::SpillingSink;
 use crate::clicks::{
     ClickPipeline, ClickReader, ClickSender, ClickStats, FjallSink, PipelineSettings, SinkError,
@@ -357,7 +358,34 @@ fn start_clicks(
     };
     let pipeline =
         ClickPipeline::start(&settings, workers, geo, spilling).map_err(StartError::Thread)?;
+    spawn_pruner(store.clone(), clicks.retention())?;
     Ok((Some(pipeline), Some(store)))
+}
+
+/// Prunes the click store to its retention once an hour (and at start) on
+/// its own thread. The thread ends with the process.
+fn spawn_pruner(store: Arc<FjallSink>, retention: Retention) -> Result<(), StartError> {
+    let weak = Arc::downgrade(&store);
+    drop(store);
+    spawn_thread("ricochet-clicks-prune", move || {
+        loop {
+            let Some(store) = weak.upgrade() else { return };
+            match store.prune(&retention, ricochet_model::now_millis()) {
+                Ok(0) => {}
+                Ok(removed) => tracing::info!(removed, "pruned click rows past their retention"),
+                Err(error) => tracing::warn!(%error, "pruning click rows failed"),
+            }
+            drop(store);
+            // Wake up often enough to notice the store is gone.
+            for _ in 0..3600 {
+                if weak.strong_count() == 0 {
+                    return;
+                }
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+    })?;
+    Ok(())
 }
 
 /// The bus and change source `sync` configures, if any.
