@@ -8,6 +8,7 @@
 //! - [`spill`]: the on-disk queue in front of a failing sink.
 //! - [`sink`]: the `ClickSink` and `ClickReader` contracts.
 //! - [`fjall_sink`]: the embedded default sink.
+//! - [`scylla_sink`]: the ScyllaDB sink for multi-node installs.
 //! - `conformance` (feature `test-util`): the suite every sink passes.
 
 pub mod actor;
@@ -16,10 +17,12 @@ pub mod conformance;
 pub mod enrich;
 pub mod event;
 pub mod fjall_sink;
+pub mod scylla_sink;
 pub mod sink;
 pub mod spill;
 pub mod window;
 
 pub use actor::{ClickPipeline, ClickSender, ClickStats, PipelineSettings};
 pub use fjall_sink::FjallSink;
+pub use scylla_sink::{Replication, ScyllaSink, WriteRetry};
 pub use sink::{ClickReader, ClickSink, Counts, Interval, SinkError};
