@@ -21,6 +21,28 @@ pub struct ControlConfig {
     pub links: LinksConfig,
     pub bus: BusConfig,
     pub rate_limit: RateLimitConfig,
+    pub analytics: AnalyticsConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnalyticsConfig {
+    /// ScyllaDB nodes (`host:port`) the engines write clicks to; the analytics
+    /// API reads them. Empty: analytics are served only by the all-in-one
+    /// binary, from its embedded store.
+    pub scylla_nodes: Vec<String>,
+    pub scylla_keyspace: String,
+    pub scylla_replication_factor: u32,
+}
+
+impl Default for AnalyticsConfig {
+    fn default() -> Self {
+        Self {
+            scylla_nodes: Vec::new(),
+            scylla_keyspace: "ricochet".to_owned(),
+            scylla_replication_factor: 1,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

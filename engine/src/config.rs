@@ -57,6 +57,12 @@ pub struct ClicksConfig {
     pub retention_1h: Duration,
     #[serde(with = "humantime_serde")]
     pub retention_1d: Duration,
+    /// ScyllaDB nodes (`host:port`) to write clicks to instead of the
+    /// embedded store; empty keeps the embedded store.
+    pub scylla_nodes: Vec<String>,
+    pub scylla_keyspace: String,
+    /// Replication factor of the keyspace when Ricochet creates it.
+    pub scylla_replication_factor: u32,
 }
 
 impl Default for ClicksConfig {
@@ -75,6 +81,9 @@ impl Default for ClicksConfig {
             retention_1m: Duration::from_secs(31 * 86_400),
             retention_1h: Duration::from_secs(400 * 86_400),
             retention_1d: Duration::ZERO,
+            scylla_nodes: Vec::new(),
+            scylla_keyspace: "ricochet".to_owned(),
+            scylla_replication_factor: 1,
         }
     }
 }

@@ -21,7 +21,8 @@ use crate::clicks::enrich::{EnrichSettings, GeoDatabase};
 use crate::clicks::fjall_sink::Retention;
 use crate::clicks::spill::SpillingSink;
 use crate::clicks::{
-    ClickPipeline, ClickReader, ClickSender, ClickStats, FjallSink, PipelineSettings, SinkError,
+    ClickPipeline, ClickReader, ClickSender, ClickSink, ClickStats, FjallSink, PipelineSettings,
+    Replication, ScyllaSink, SinkError,
 };
 use crate::config::EngineConfig;
 use crate::http::{ConnectionLimits, serve_connection};
@@ -72,7 +73,6 @@ impl std::fmt::Debug for StartOptions {
 }
 
 /// A running engine.
-#[derive(Debug)]
 pub struct Engine {
     redirect_addr: SocketAddr,
     admin_addr: SocketAddr,
@@ -83,6 +83,16 @@ pub struct Engine {
     threads: Vec<JoinHandle<()>>,
     clicks: Option<ClickPipeline>,
     click_store: Option<Arc<FjallSink>>,
+    click_reader: Option<Arc<dyn ClickReader>>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("redirect_addr", &self.redirect_addr)
+            .field("admin_addr", &self.admin_addr)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Engine {
@@ -107,7 +117,7 @@ impl Engine {
         let intake = Arc::new(ChangeIntake::new(store, table.clone(), stats.clone())?);
 
         let workers = config.worker_count();
-        let (clicks, click_store) = start_clicks(&config, workers)?;
+        let (clicks, click_store, click_reader) = start_clicks(&config, workers)?;
         let click_senders: Option<Vec<ClickSender>> = clicks
             .as_ref()
             .map(|pipeline| (0..workers).map(|shard| pipeline.sender(shard)).collect());
@@ -238,6 +248,7 @@ impl Engine {
             threads,
             clicks,
             click_store,
+            click_reader,
         })
     }
 
@@ -262,9 +273,7 @@ impl Engine {
 
     /// The embedded click store, for the analytics API (None when capture is off).
     pub fn click_reader(&self) -> Option<Arc<dyn ClickReader>> {
-        self.click_store
-            .clone()
-            .map(|store| store as Arc<dyn ClickReader>)
+        self.click_reader.clone()
     }
 
     /// Counters of the click pipeline.
@@ -318,25 +327,39 @@ impl Drop for Engine {
     }
 }
 
-/// The click pipeline and its embedded store, when capture is on.
-fn start_clicks(
-    config: &EngineConfig,
-    workers: usize,
-) -> Result<(Option<ClickPipeline>, Option<Arc<FjallSink>>), StartError> {
+/// What [`start_clicks`] sets up.
+type ClickParts = (
+    Option<ClickPipeline>,
+    Option<Arc<FjallSink>>,
+    Option<Arc<dyn ClickReader>>,
+);
+
+/// The click pipeline and its store (embedded, or ScyllaDB when nodes are
+/// configured), when capture is on.
+fn start_clicks(config: &EngineConfig, workers: usize) -> Result<ClickParts, StartError> {
     let clicks = &config.clicks;
     if !clicks.enabled {
-        return Ok((None, None));
+        return Ok((None, None, None));
     }
     let sink_error = |e: SinkError| StartError::Config(format!("click store: {e}"));
     let data = &config.storage.data_dir;
-    let store = Arc::new(FjallSink::open(&data.join("clicks")).map_err(sink_error)?);
+    let (sink, reader, embedded): (Arc<dyn ClickSink>, Arc<dyn ClickReader>, _) =
+        if clicks.scylla_nodes.is_empty() {
+            let store = Arc::new(FjallSink::open(&data.join("clicks")).map_err(sink_error)?);
+            (store.clone(), store.clone(), Some(store))
+        } else {
+            let replication = Replication::Simple {
+                factor: clicks.scylla_replication_factor.max(1),
+            };
+            let store = Arc::new(
+                ScyllaSink::connect(&clicks.scylla_nodes, &clicks.scylla_keyspace, replication)
+                    .map_err(sink_error)?,
+            );
+            (store.clone(), store, None)
+        };
     let spilling = Arc::new(
-        SpillingSink::open(
-            store.clone(),
-            &data.join("clicks-spill"),
-            clicks.spill_capacity,
-        )
-        .map_err(sink_error)?,
+        SpillingSink::open(sink, &data.join("clicks-spill"), clicks.spill_capacity)
+            .map_err(sink_error)?,
     );
     let geo = if clicks.geoip_database.as_os_str().is_empty() {
         None
@@ -358,8 +381,10 @@ fn start_clicks(
     };
     let pipeline =
         ClickPipeline::start(&settings, workers, geo, spilling).map_err(StartError::Thread)?;
-    spawn_pruner(store.clone(), clicks.retention())?;
-    Ok((Some(pipeline), Some(store)))
+    if let Some(store) = &embedded {
+        spawn_pruner(store.clone(), clicks.retention())?;
+    }
+    Ok((Some(pipeline), embedded, Some(reader)))
 }
 
 /// Prunes the click store to its retention once an hour (and at start) on
