@@ -41,6 +41,10 @@ pub struct ClicksConfig {
     pub collect_geo: bool,
     pub collect_user_agent: bool,
     pub collect_referrer: bool,
+    /// Behind a proxy or load balancer: take the client address from the
+    /// last entry of `X-Forwarded-For`. Leave off when clients reach the
+    /// engine directly (they could forge the header).
+    pub trust_forwarded_for: bool,
     /// Events each shard's channel holds; over it clicks are dropped (and counted).
     pub channel_capacity: usize,
     /// Time after a window ends before it is closed and written.
@@ -74,6 +78,7 @@ impl Default for ClicksConfig {
             collect_geo: true,
             collect_user_agent: true,
             collect_referrer: true,
+            trust_forwarded_for: false,
             channel_capacity: 65_536,
             window_grace: Duration::from_secs(2),
             spill_capacity: 100_000,

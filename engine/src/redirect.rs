@@ -16,6 +16,9 @@ use ricochet_model::validate::is_valid_code;
 pub struct RedirectSettings {
     /// `Cache-Control` line for 301 and 308 answers, CRLF included.
     permanent_cache_line: Box<[u8]>,
+    /// Take the client address for click analytics from the last entry of
+    /// `X-Forwarded-For` (set when the engine sits behind a proxy).
+    trust_forwarded_for: bool,
 }
 
 impl RedirectSettings {
@@ -23,8 +26,20 @@ impl RedirectSettings {
         let line = format!("Cache-Control: public, max-age={permanent_max_age_secs}\r\n");
         Self {
             permanent_cache_line: line.into_bytes().into_boxed_slice(),
+            trust_forwarded_for: false,
         }
     }
+
+    pub fn trusting_forwarded_for(mut self, trust: bool) -> Self {
+        self.trust_forwarded_for = trust;
+        self
+    }
+}
+
+/// The client address a proxy recorded: the last valid entry of `X-Forwarded-For`.
+fn forwarded_client(value: &[u8]) -> Option<std::net::IpAddr> {
+    let text = std::str::from_utf8(value).ok()?;
+    text.rsplit(',').find_map(|entry| entry.trim().parse().ok())
 }
 
 /// One connection's redirect handler.
@@ -88,10 +103,14 @@ impl Handler for RedirectHandler {
             && request.method == Method::Get
             && !request.prefetch
         {
+            let client = match self.settings.trust_forwarded_for {
+                true => forwarded_client(request.forwarded_for).or(request.peer),
+                false => request.peer,
+            };
             clicks.send(ClickEvent::new(
                 entry.link_id(),
                 response.clock().now_ms,
-                request.peer,
+                client,
                 request.user_agent,
                 request.referer,
                 request.accept_language,
@@ -146,6 +165,24 @@ fn append_query(out: &mut Vec<u8>, query: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn forwarded_for_takes_the_last_valid_address() {
+        assert_eq!(
+            forwarded_client(b"203.0.113.9"),
+            Some("203.0.113.9".parse().unwrap())
+        );
+        assert_eq!(
+            forwarded_client(b"10.0.0.1, 198.51.100.7 , junk"),
+            Some("198.51.100.7".parse().unwrap())
+        );
+        assert_eq!(
+            forwarded_client(b"2001:db8::1"),
+            Some("2001:db8::1".parse().unwrap())
+        );
+        assert_eq!(forwarded_client(b"nonsense"), None);
+        assert_eq!(forwarded_client(b""), None);
+    }
 
     #[test]
     fn query_bytes_are_made_header_safe() {

@@ -156,9 +156,10 @@ impl Engine {
             run_admin(admin_listener, admin, admin_rx)
         })?);
 
-        let settings = Arc::new(RedirectSettings::new(
-            config.redirect.permanent_max_age.as_secs(),
-        ));
+        let settings = Arc::new(
+            RedirectSettings::new(config.redirect.permanent_max_age.as_secs())
+                .trusting_forwarded_for(config.clicks.trust_forwarded_for),
+        );
         let limits = ConnectionLimits {
             max_header_bytes: config.server.max_header_bytes,
             header_timeout: config.server.header_timeout,

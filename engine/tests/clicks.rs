@@ -321,3 +321,57 @@ fn sigterm_under_load_loses_no_click() {
         "answered {answered}, stored {counted}"
     );
 }
+
+#[test]
+fn behind_a_proxy_the_client_address_comes_from_x_forwarded_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let geo = dir.path().join("test.mmdb");
+    std::fs::write(
+        &geo,
+        geo_database(
+            true,
+            &[
+                ("198.51.100.0/24", "JP", "Tokyo"),
+                ("127.0.0.0/8", "NL", "Amsterdam"),
+            ],
+        ),
+    )
+    .unwrap();
+    for trusted in [true, false] {
+        let mut engine = TestEngine::start_with(|c| {
+            c.clicks.geoip_database = geo.clone();
+            c.clicks.trust_forwarded_for = trusted;
+        });
+        let link = engine.add("localhost", "xf", "https://example.com/");
+        let started = ricochet_model::now_millis();
+        let mut client = Client::connect(engine.addr());
+        assert_eq!(
+            click(
+                &mut client,
+                "/xf",
+                &[
+                    ("User-Agent", CHROME),
+                    ("X-Forwarded-For", "10.9.9.9, 198.51.100.7")
+                ]
+            ),
+            302
+        );
+        drop(client);
+        engine.stop();
+        let store = FjallSink::open(&engine.data_dir().join("clicks")).unwrap();
+        let countries = store
+            .breakdown(
+                link.id,
+                started - 20_000,
+                started + 60_000,
+                Dimension::Country,
+            )
+            .unwrap();
+        let expected = if trusted { "JP" } else { "NL" };
+        assert_eq!(
+            countries,
+            vec![(expected.to_owned(), Counts { humans: 1, bots: 0 })],
+            "trusted: {trusted}"
+        );
+    }
+}

@@ -217,7 +217,12 @@ fn parse_one<H: Handler>(
     let mut content_length: Option<usize> = None;
     let mut close = version == 0;
     let mut prefetch = false;
-    let (mut user_agent, mut referer, mut accept_language): (&[u8], &[u8], &[u8]) = (b"", b"", b"");
+    let (mut user_agent, mut referer, mut accept_language, mut forwarded_for): (
+        &[u8],
+        &[u8],
+        &[u8],
+        &[u8],
+    ) = (b"", b"", b"", b"");
     for header in parsed.headers.iter() {
         let name = header.name.as_bytes();
         if name.eq_ignore_ascii_case(b"user-agent") {
@@ -226,6 +231,8 @@ fn parse_one<H: Handler>(
             referer = header.value;
         } else if name.eq_ignore_ascii_case(b"accept-language") {
             accept_language = header.value;
+        } else if name.eq_ignore_ascii_case(b"x-forwarded-for") {
+            forwarded_for = header.value;
         } else if name.eq_ignore_ascii_case(b"host") {
             hosts += 1;
             host_header = Some(header.value);
@@ -291,6 +298,7 @@ fn parse_one<H: Handler>(
         user_agent,
         referer,
         accept_language,
+        forwarded_for,
         peer,
     };
     let persistence = match (close, version) {
