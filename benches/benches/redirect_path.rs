@@ -101,6 +101,7 @@ fn parse(input: &[u8]) -> Option<Request<'_>> {
         user_agent,
         referer,
         accept_language,
+        forwarded_for: b"",
         peer: Some(PEER),
     })
 }
@@ -203,6 +204,7 @@ fn redirect_path(c: &mut Criterion) {
                     user_agent: b"curl/8.5.0",
                     referer: b"",
                     accept_language: b"",
+                    forwarded_for: b"",
                     peer: Some(PEER),
                 };
                 out.clear();
