@@ -375,3 +375,109 @@ fn behind_a_proxy_the_client_address_comes_from_x_forwarded_for() {
         );
     }
 }
+
+/// `kill -9` while clicks are made: windows flushed before the kill survive
+/// (the store reopens), and at most the open windows (about 10 s plus the
+/// grace period) are lost.
+#[test]
+fn kill_9_loses_at_most_the_open_windows() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("engine");
+    let links = dir.path().join("links.csv");
+    std::fs::write(
+        &links,
+        "domain,code,url\nlocalhost,k,https://example.com/\n",
+    )
+    .unwrap();
+    let engine = env!("CARGO_BIN_EXE_ricochet-engine");
+    let imported = Command::new(engine)
+        .args([
+            "--data-dir",
+            data.to_str().unwrap(),
+            "import",
+            "--quiet",
+            links.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(imported.status.success());
+    let mut child = Command::new(engine)
+        .args([
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--admin-listen", "127.0.0.1:0", "--workers", "1"])
+        .env("RICOCHET_ENGINE_CLICKS__WINDOW_GRACE", "500ms")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr: std::net::SocketAddr = loop {
+        let line = lines
+            .next()
+            .expect("the engine prints its address")
+            .unwrap();
+        if let Some(rest) = line.split("redirects on http://").nth(1) {
+            break rest.split_whitespace().next().unwrap().parse().unwrap();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+
+    // Click steadily, remembering when each answered click happened.
+    let times = Arc::new(Mutex::new(Vec::<i64>::new()));
+    let stop = Arc::new(AtomicU64::new(0));
+    let clicker = {
+        let (times, stop) = (times.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut client = Client::connect(addr);
+            while stop.load(Ordering::SeqCst) == 0 {
+                client.send(
+                    format!("GET /k HTTP/1.1\r\nHost: localhost\r\nUser-Agent: {CHROME}\r\n\r\n")
+                        .as_bytes(),
+                );
+                match client.read_response(false) {
+                    Ok(response) if response.status == 302 => {
+                        times.lock().unwrap().push(ricochet_model::now_millis());
+                    }
+                    _ => return,
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(13_000));
+    child.kill().unwrap();
+    let killed_at = ricochet_model::now_millis();
+    child.wait().unwrap();
+    stop.store(1, Ordering::SeqCst);
+    clicker.join().unwrap();
+
+    let times = times.lock().unwrap();
+    let store = FjallSink::open(&data.join("clicks")).unwrap();
+    let stored: u64 = store
+        .series(1, killed_at - 3_600_000, killed_at + 60_000, Interval::Hour)
+        .unwrap()
+        .iter()
+        .map(|(_, c)| c.humans)
+        .sum();
+    // Windows closed at least grace + a margin before the kill were flushed.
+    let surely_flushed = ricochet_model::clicks::window_start(killed_at - 1_500);
+    let before = times.iter().filter(|&&t| t < surely_flushed - 10).count() as u64;
+    assert!(before > 0, "the run was long enough for a window to close");
+    assert!(
+        stored >= before,
+        "stored {stored} < {before} clicks of closed windows"
+    );
+    assert!(
+        stored <= times.len() as u64,
+        "stored {stored} > answered {}",
+        times.len()
+    );
+}
