@@ -1,1 +1,42 @@
-//! Ricochet load tester (being built).
+//! Ricochet's load tester: an HTTP/1.1 load generator for redirect servers
+//! (open and closed loop, pipelining, Zipf traffic, answers checked against
+//! their keys), suites in TOML, side-by-side comparisons, tables and plots.
+//!
+//! Modules: `keys` (link sets), `traffic` (popularity, bots, unknown codes,
+//! request bytes), `response` (reading answers), `schedule` (open/closed
+//! loop), `client` (the connection driver), `stats` (counts), `run` (one
+//! measured run), `report` (tables, JSON), `plot` (SVG), `suite` (TOML
+//! suites), `target` (servers under test), `seed`, `edits`, `restart`,
+//! `compare`, `nginx` (the comparison config), `http` (a small blocking
+//! client), `fixed_server` and `calibrate` (the generator's own ceiling),
+//! `procstat` (CPU and memory from /proc).
+
+pub mod calibrate;
+pub mod client;
+pub mod compare;
+pub mod edits;
+pub mod error;
+pub mod fixed_server;
+pub mod http;
+pub mod keys;
+pub mod nginx;
+pub mod plot;
+pub mod procstat;
+pub mod report;
+pub mod response;
+pub mod restart;
+pub mod run;
+pub mod schedule;
+pub mod seed;
+pub mod stats;
+pub mod suite;
+pub mod target;
+#[cfg(feature = "test-util")]
+pub mod test_util;
+pub mod traffic;
+
+pub use error::{Error, Result};
+pub use keys::{GeneratedKeys, KeySet};
+pub use run::{LoadSpec, RunResult, RunSpec, run};
+pub use schedule::Mode;
+pub use traffic::{Method, Popularity, TrafficShape};

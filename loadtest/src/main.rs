@@ -1,2 +1,603 @@
-//! `ricochet-loadtest` (being built).
-fn main() {}
+//! `ricochet-loadtest`: load runs, suites, side-by-side comparisons, the
+//! nginx comparison config, and the generator's own ceiling.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use ricochet_loadtest::calibrate::{self, CalibrateOptions, DEFAULT_CEILING_FILE};
+use ricochet_loadtest::compare::{ExecOptions, execute};
+use ricochet_loadtest::keys::{DEFAULT_STATUS, DEFAULT_URL_PREFIX, GeneratedKeys};
+use ricochet_loadtest::nginx::{NginxOptions, write_config};
+use ricochet_loadtest::report::{Report, ceiling_line, progress_line, thousands};
+use ricochet_loadtest::stats::Progress;
+use ricochet_loadtest::suite::{KeysSource, Phase, SeedMethod, SeedSpec, Suite};
+use ricochet_loadtest::target::TargetSpec;
+use ricochet_loadtest::{LoadSpec, Method, Mode, Popularity, TrafficShape};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ricochet-loadtest",
+    version,
+    about = "HTTP/1.1 load generator for redirect servers: open-loop latency, Zipf traffic, suites, comparisons"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// One run against one URL.
+    Run(RunArgs),
+    /// Run a suite file (config/loadtest/*.toml) against its targets.
+    Suite(SuiteArgs),
+    /// Run a suite against two or more targets in alternation; print medians and ratios.
+    Compare(SuiteArgs),
+    /// Write an nginx config (map + return) serving the same links.
+    NginxConfig(NginxArgs),
+    /// Measure the generator's own ceiling against a built-in fixed-response server.
+    Calibrate(CalibrateArgs),
+    /// Serve the fixed 301 the calibration uses (e.g. to try other generators on it).
+    FixedServer(FixedServerArgs),
+}
+
+#[derive(Debug, Args)]
+struct FixedServerArgs {
+    #[arg(long, default_value = "127.0.0.1:8090")]
+    listen: std::net::SocketAddr,
+    /// Pin the server thread to this CPU.
+    #[arg(long)]
+    cpu: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+struct KeyArgs {
+    /// Key file: engine import CSV (domain,code,url[,status]) or one code a line.
+    #[arg(long, conflicts_with = "generate")]
+    keys: Option<PathBuf>,
+    /// Generate N keys (8-character codes, URL = prefix + code).
+    #[arg(long)]
+    generate: Option<u64>,
+    /// URL prefix of generated keys.
+    #[arg(long, default_value = DEFAULT_URL_PREFIX)]
+    url_prefix: String,
+    /// Status of generated keys.
+    #[arg(long, default_value_t = DEFAULT_STATUS)]
+    status: u16,
+    /// Domains generated keys are spread over (repeatable; "" = default domain).
+    #[arg(long = "domain")]
+    domains: Vec<String>,
+    /// Seed of generated codes.
+    #[arg(long, default_value_t = 0)]
+    key_seed: u64,
+}
+
+impl KeyArgs {
+    fn source(&self) -> anyhow::Result<KeysSource> {
+        match (&self.keys, self.generate) {
+            (Some(path), _) => Ok(KeysSource::File(path.clone())),
+            (None, Some(count)) => Ok(KeysSource::Generate(GeneratedKeys {
+                count,
+                domains: if self.domains.is_empty() {
+                    vec![String::new()]
+                } else {
+                    self.domains
+                        .iter()
+                        .map(|d| d.to_ascii_lowercase())
+                        .collect()
+                },
+                url_prefix: self.url_prefix.clone(),
+                status: self.status,
+                seed: self.key_seed,
+            })),
+            (None, None) => bail!("give --keys FILE or --generate N"),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+struct OutputArgs {
+    /// Print the report as JSON on stdout (the table goes nowhere).
+    #[arg(long)]
+    json: bool,
+    /// Directory for report.json, report.txt and the SVG plots
+    /// (default: loadtest-results/NAME-TIME); "none" writes no files.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Saved generator ceiling to state in the report.
+    #[arg(long, default_value = DEFAULT_CEILING_FILE)]
+    ceiling: PathBuf,
+    /// No progress line.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Target base URL, e.g. http://127.0.0.1:8080
+    url: String,
+    #[command(flatten)]
+    keys: KeyArgs,
+    /// Open loop at this many requests per second (else closed loop).
+    #[arg(long)]
+    rate: Option<f64>,
+    #[arg(long, short, default_value_t = 64)]
+    connections: usize,
+    #[arg(long, short, default_value_t = 1)]
+    threads: usize,
+    /// Pipelining depth (requests in flight per connection).
+    #[arg(long, default_value_t = 1)]
+    depth: usize,
+    #[arg(long, short, default_value = "10s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    warmup: Duration,
+    /// Closed loop: stop after this many requests.
+    #[arg(long)]
+    requests: Option<u64>,
+    /// uniform, zipf, hot or sequential.
+    #[arg(long, default_value = "uniform")]
+    popularity: String,
+    /// Zipf exponent (implies --popularity zipf).
+    #[arg(long)]
+    zipf: Option<f64>,
+    #[arg(long, default_value_t = 1)]
+    hot_keys: u64,
+    #[arg(long, default_value_t = 1.0)]
+    hot_share: f64,
+    /// Share of requests for unknown codes (answered 404).
+    #[arg(long, default_value_t = 0.0)]
+    unknown_share: f64,
+    /// Share of requests with a crawler's user agent.
+    #[arg(long, default_value_t = 0.0)]
+    bot_share: f64,
+    #[arg(long)]
+    head: bool,
+    /// Host header for keys on the default domain (default: the URL's).
+    #[arg(long)]
+    host: Option<String>,
+    /// Pin generator threads to these CPUs, e.g. 1 or 2,3.
+    #[arg(long, value_delimiter = ',')]
+    cpus: Vec<usize>,
+    /// Server process to measure (CPU per request, memory), with its children.
+    #[arg(long)]
+    pid: Option<u32>,
+    #[arg(long, default_value = "run")]
+    name: String,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+struct SuiteArgs {
+    /// Suite file, e.g. config/loadtest/zipf-1m.toml
+    suite: PathBuf,
+    /// Target NAME=URL (repeatable); replaces the suite's targets.
+    #[arg(long = "target")]
+    targets: Vec<String>,
+    /// Control-plane API of command-line targets: [NAME=]URL.
+    #[arg(long = "api")]
+    apis: Vec<String>,
+    /// Environment variable with the API key of command-line targets.
+    #[arg(long, default_value = "RICOCHET_API_KEY")]
+    api_key_env: String,
+    /// Process to measure for a command-line target: [NAME=]PID.
+    #[arg(long = "pid")]
+    pids: Vec<String>,
+    /// Override every phase's duration.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    duration: Option<Duration>,
+    /// Override the number of rounds.
+    #[arg(long)]
+    repeat: Option<usize>,
+    /// Override every phase's generator threads.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Pin generator threads to these CPUs.
+    #[arg(long, value_delimiter = ',')]
+    cpus: Vec<usize>,
+    /// Scale every open-loop rate by this factor.
+    #[arg(long)]
+    rate_scale: Option<f64>,
+    /// Use this key file instead of the suite's keys.
+    #[arg(long)]
+    keys: Option<PathBuf>,
+    /// Directory for the targets' data and logs (default: OUT/work).
+    #[arg(long)]
+    work: Option<PathBuf>,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+struct NginxArgs {
+    #[command(flatten)]
+    keys: KeyArgs,
+    /// Port nginx listens on (127.0.0.1).
+    #[arg(long)]
+    port: u16,
+    /// Directory for nginx.conf and links.map.
+    #[arg(long)]
+    out: PathBuf,
+    /// Pin the worker to this CPU.
+    #[arg(long)]
+    cpu: Option<usize>,
+    /// Domain of keys without one, when keys span several domains.
+    #[arg(long, default_value = "localhost")]
+    default_domain: String,
+}
+
+#[derive(Debug, Args)]
+struct CalibrateArgs {
+    #[arg(long, short, default_value = "10s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    #[arg(long, short, default_value_t = 64)]
+    connections: usize,
+    /// Pipelining depth of the second measurement.
+    #[arg(long, default_value_t = 16)]
+    depth: usize,
+    /// CPU of the generator thread (and wrk).
+    #[arg(long)]
+    generator_cpu: Option<usize>,
+    /// CPU of the fixed-response server.
+    #[arg(long)]
+    server_cpu: Option<usize>,
+    /// Also run wrk -t1 on the same CPU against the same server.
+    #[arg(long)]
+    wrk: bool,
+    /// Where to save the result for later reports.
+    #[arg(long, default_value = DEFAULT_CEILING_FILE)]
+    save: PathBuf,
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let stop = Arc::new(AtomicBool::new(false));
+    // First Ctrl-C: stop the run and report; second: exit at once.
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(signal, 130, stop.clone())?;
+        signal_hook::flag::register(signal, stop.clone())?;
+    }
+    let command_line = std::env::args().collect::<Vec<_>>().join(" ");
+    match cli.command {
+        Command::Run(args) => run_command(args, &stop, &command_line),
+        Command::Suite(args) => suite_command(args, &stop, &command_line, false),
+        Command::Compare(args) => suite_command(args, &stop, &command_line, true),
+        Command::NginxConfig(args) => nginx_command(args),
+        Command::Calibrate(args) => calibrate_command(args, &stop),
+        Command::FixedServer(args) => fixed_server_command(args, &stop),
+    }
+}
+
+/// Prints progress lines on stderr: in place on a terminal, every 5 s otherwise.
+struct ProgressPrinter {
+    quiet: bool,
+    terminal: bool,
+    last_label: String,
+    last_line: Instant,
+}
+
+impl ProgressPrinter {
+    fn new(quiet: bool) -> Self {
+        Self {
+            quiet,
+            terminal: std::io::stderr().is_terminal(),
+            last_label: String::new(),
+            last_line: Instant::now(),
+        }
+    }
+
+    fn show(&mut self, label: &str, progress: &Progress) {
+        if self.quiet {
+            return;
+        }
+        let line = progress_line(label, progress);
+        let mut err = std::io::stderr().lock();
+        if self.terminal {
+            if label != self.last_label && !self.last_label.is_empty() {
+                let _ = writeln!(err);
+            }
+            let _ = write!(err, "\r{line}\x1b[K");
+            let _ = err.flush();
+        } else if label != self.last_label || self.last_line.elapsed() >= Duration::from_secs(5) {
+            let _ = writeln!(err, "{line}");
+            self.last_line = Instant::now();
+        }
+        self.last_label = label.to_owned();
+    }
+
+    fn finish(&mut self) {
+        if self.terminal && !self.quiet && !self.last_label.is_empty() {
+            eprintln!();
+        }
+    }
+}
+
+fn out_dir(output: &OutputArgs, name: &str) -> Option<PathBuf> {
+    match &output.out {
+        Some(path) if path.as_os_str() == "none" => None,
+        Some(path) => Some(path.clone()),
+        None => {
+            let stamp = ricochet_loadtest::report::utc_now()
+                .trim_end_matches(" UTC")
+                .replace([':', '-'], "")
+                .replace(' ', "-");
+            Some(PathBuf::from("loadtest-results").join(format!("{name}-{stamp}")))
+        }
+    }
+}
+
+fn emit(report: &Report, output: &OutputArgs, dir: Option<&Path>) -> anyhow::Result<()> {
+    if output.json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.to_table());
+    }
+    if let Some(dir) = dir {
+        let files = report.write_files(dir)?;
+        eprintln!("wrote {} files to {}", files.len(), dir.display());
+    }
+    Ok(())
+}
+
+fn run_command(args: RunArgs, stop: &AtomicBool, command_line: &str) -> anyhow::Result<()> {
+    let popularity = match (args.zipf, args.popularity.as_str()) {
+        (Some(_), _) | (None, "zipf") => Popularity::Zipf {
+            exponent: args.zipf.unwrap_or(1.0),
+        },
+        (None, "uniform") => Popularity::Uniform,
+        (None, "sequential") => Popularity::Sequential,
+        (None, "hot") => Popularity::Hot {
+            keys: args.hot_keys,
+            share: args.hot_share,
+        },
+        (None, other) => bail!("--popularity {other:?}: expected uniform, zipf, hot or sequential"),
+    };
+    let load = LoadSpec {
+        mode: match args.rate {
+            Some(rate) => Mode::Open { rate },
+            None => Mode::Closed,
+        },
+        connections: args.connections,
+        threads: args.threads,
+        depth: args.depth,
+        duration: args.duration,
+        timeout: args.timeout,
+        grace: args.timeout,
+        max_requests: args.requests,
+        cpus: args.cpus.clone(),
+    };
+    load.validate()?;
+    let suite = Suite {
+        name: args.name.clone(),
+        description: String::new(),
+        path: None,
+        repeat: 1,
+        host: args.host.clone(),
+        keys: args.keys.source()?,
+        traffic: TrafficShape {
+            popularity,
+            unknown_share: args.unknown_share,
+            bot_share: args.bot_share,
+            method: if args.head { Method::Head } else { Method::Get },
+            ..TrafficShape::default()
+        },
+        warmup: args.warmup,
+        phases: vec![Phase {
+            name: "main".into(),
+            load,
+        }],
+        seed: SeedSpec {
+            method: SeedMethod::None,
+            batch: 1000,
+            wait: Duration::from_secs(60),
+        },
+        edits: None,
+        restart: None,
+        targets: vec![TargetSpec {
+            name: "target".into(),
+            url: args.url.clone(),
+            pid: args.pid,
+            start_timeout: Duration::from_secs(60),
+            ..TargetSpec::default()
+        }],
+    };
+    execute_and_emit(&suite, &args.output, None, stop, command_line)
+}
+
+fn execute_and_emit(
+    suite: &Suite,
+    output: &OutputArgs,
+    work: Option<PathBuf>,
+    stop: &AtomicBool,
+    command_line: &str,
+) -> anyhow::Result<()> {
+    let dir = out_dir(output, &suite.name);
+    let work_dir = work
+        .or_else(|| dir.as_ref().map(|d| d.join("work")))
+        .unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("ricochet-loadtest-{}", std::process::id()))
+        });
+    let ceiling = calibrate::load(&output.ceiling);
+    if !output.quiet {
+        eprintln!("{}", ceiling_line(ceiling.as_ref()));
+    }
+    let mut printer = ProgressPrinter::new(output.quiet);
+    let options = ExecOptions {
+        work_dir,
+        ceiling,
+        command: command_line.to_owned(),
+        stop,
+    };
+    let report = execute(suite, &options, &mut |label, p| printer.show(label, p));
+    printer.finish();
+    emit(&report?, output, dir.as_deref())
+}
+
+/// `NAME=VALUE` or `VALUE` (for the first target).
+fn split_named(text: &str) -> (Option<&str>, &str) {
+    match text.split_once('=') {
+        Some((name, value)) if !name.contains(':') && !name.contains('/') => (Some(name), value),
+        _ => (None, text),
+    }
+}
+
+fn suite_command(
+    args: SuiteArgs,
+    stop: &AtomicBool,
+    command_line: &str,
+    compare: bool,
+) -> anyhow::Result<()> {
+    let mut suite = Suite::from_file(&args.suite)?;
+    if !args.targets.is_empty() {
+        suite.targets = args
+            .targets
+            .iter()
+            .enumerate()
+            .map(|(i, text)| {
+                let (name, url) = split_named(text);
+                TargetSpec {
+                    name: name.map_or_else(|| format!("target{}", i + 1), str::to_owned),
+                    url: url.to_owned(),
+                    start_timeout: Duration::from_secs(60),
+                    api_key_env: Some(args.api_key_env.clone()),
+                    ..TargetSpec::default()
+                }
+            })
+            .collect();
+        for api in &args.apis {
+            let (name, url) = split_named(api);
+            let target = match name {
+                Some(name) => suite.targets.iter_mut().find(|t| t.name == name),
+                None => suite.targets.first_mut(),
+            }
+            .with_context(|| format!("--api {api}: no such target"))?;
+            target.api = Some(url.to_owned());
+        }
+        for pid in &args.pids {
+            let (name, value) = split_named(pid);
+            let target = match name {
+                Some(name) => suite.targets.iter_mut().find(|t| t.name == name),
+                None => suite.targets.first_mut(),
+            }
+            .with_context(|| format!("--pid {pid}: no such target"))?;
+            target.pid = Some(
+                value
+                    .parse()
+                    .with_context(|| format!("--pid {pid}: not a process id"))?,
+            );
+        }
+    }
+    if compare && suite.targets.len() < 2 {
+        bail!(
+            "compare needs at least two targets (the suite has {}): add --target NAME=URL for each",
+            suite.targets.len()
+        );
+    }
+    if let Some(path) = &args.keys {
+        suite.keys = KeysSource::File(path.clone());
+    }
+    if let Some(repeat) = args.repeat {
+        suite.repeat = repeat.max(1);
+    }
+    suite.adjust_loads(|load| {
+        if let Some(d) = args.duration {
+            load.duration = d;
+        }
+        if let Some(t) = args.threads {
+            load.threads = t;
+            load.connections = load.connections.max(t);
+        }
+        if !args.cpus.is_empty() {
+            load.cpus = args.cpus.clone();
+        }
+        if let (Some(scale), Mode::Open { rate }) = (args.rate_scale, load.mode) {
+            load.mode = Mode::Open { rate: rate * scale };
+        }
+    });
+    for phase in &suite.phases {
+        phase.load.validate()?;
+    }
+    execute_and_emit(&suite, &args.output, args.work.clone(), stop, command_line)
+}
+
+fn nginx_command(args: NginxArgs) -> anyhow::Result<()> {
+    let keys = args.keys.source()?.load()?;
+    let conf = write_config(
+        &keys,
+        &NginxOptions {
+            port: args.port,
+            cpu: args.cpu,
+            default_domain: args.default_domain,
+            dir: args.out.clone(),
+        },
+    )?;
+    let dir = conf.parent().unwrap_or(Path::new("."));
+    println!("{}", conf.display());
+    eprintln!(
+        "{} links. Start nginx with:\n  nginx -p {dir} -e {dir}/error.log -c {conf}",
+        thousands(keys.len() as f64),
+        dir = dir.display(),
+        conf = conf.display()
+    );
+    Ok(())
+}
+
+fn calibrate_command(args: CalibrateArgs, stop: &AtomicBool) -> anyhow::Result<()> {
+    let options = CalibrateOptions {
+        duration: args.duration,
+        connections: args.connections,
+        pipeline_depth: args.depth,
+        generator_cpu: args.generator_cpu,
+        server_cpu: args.server_cpu,
+        wrk: args.wrk,
+    };
+    let mut printer = ProgressPrinter::new(args.json);
+    let ceiling = calibrate::calibrate(&options, stop, &mut |label, p| printer.show(label, p));
+    printer.finish();
+    let ceiling = ceiling?;
+    calibrate::save(&args.save, &ceiling)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&ceiling)?);
+    } else {
+        println!("{}", ceiling_line(Some(&ceiling)));
+        println!(
+            "generator thread busy {:.0}%, fixed server busy {:.0}%{}",
+            ceiling.generator_busy * 100.0,
+            ceiling.server_busy * 100.0,
+            if ceiling.server_busy > 0.9 {
+                " (the server was the limit: the generator's ceiling is higher)"
+            } else {
+                ""
+            }
+        );
+        if let Some(wrk) = ceiling.wrk_rate {
+            println!("ricochet-loadtest / wrk = {:.2}", ceiling.rate / wrk);
+        }
+        eprintln!("saved to {}", args.save.display());
+    }
+    Ok(())
+}
+
+fn fixed_server_command(args: FixedServerArgs, stop: &AtomicBool) -> anyhow::Result<()> {
+    let server = ricochet_loadtest::fixed_server::FixedServer::start_on(args.listen, args.cpu)?;
+    eprintln!(
+        "fixed-response server on http://{} (Ctrl-C stops it)",
+        server.addr()
+    );
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let stats = server.stop();
+    eprintln!("answered {} requests", thousands(stats.requests as f64));
+    Ok(())
+}

@@ -1,0 +1,473 @@
+//! What a user reads: the live progress line, the table at the end, the JSON
+//! document (`--json`), and the files of a run directory (report.json,
+//! report.txt, one latency and one throughput SVG per phase).
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::calibrate::Ceiling;
+use crate::compare::{Ratio, SummaryRow, ratios, summarize};
+use crate::error::{Error, Result};
+use crate::plot::{self, Series};
+use crate::run::RunResult;
+use crate::stats::Progress;
+
+/// Everything one invocation measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub tool: String,
+    pub suite: Option<String>,
+    pub started_at: String,
+    /// The command line that produced the report.
+    pub command: String,
+    /// The generator's own ceiling on this machine, if calibrated.
+    pub ceiling: Option<Ceiling>,
+    pub runs: Vec<RunResult>,
+    /// Medians over rounds, per phase and target.
+    pub summary: Vec<SummaryRow>,
+    /// Each target against the first, per phase (medians).
+    pub ratios: Vec<Ratio>,
+    pub notes: Vec<String>,
+}
+
+impl Report {
+    pub fn new(suite: Option<String>, command: String, ceiling: Option<Ceiling>) -> Self {
+        Self {
+            tool: format!("ricochet-loadtest {}", env!("CARGO_PKG_VERSION")),
+            suite,
+            started_at: utc_now(),
+            command,
+            ceiling,
+            runs: Vec::new(),
+            summary: Vec::new(),
+            ratios: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+
+    /// Computes the summary and ratios from the runs.
+    pub fn finish(&mut self) {
+        self.summary = summarize(&self.runs);
+        self.ratios = ratios(&self.summary);
+        for run in &self.runs {
+            let ceiling = self.ceiling.as_ref().map(|c| {
+                let per_thread = if run.load.depth > 1 {
+                    c.pipelined_rate
+                } else {
+                    c.rate
+                };
+                per_thread * run.load.threads as f64
+            });
+            if let Some(ceiling) = ceiling
+                && run.throughput > 0.8 * ceiling
+            {
+                self.notes.push(format!(
+                    "{} {} round {}: {} req/s is over 80% of the generator's calibrated ceiling ({} req/s): the server may be faster than measured",
+                    run.target,
+                    run.phase,
+                    run.round,
+                    thousands(run.throughput),
+                    thousands(ceiling)
+                ));
+            }
+            if run.generator.busy > 0.9 {
+                self.notes.push(format!(
+                    "{} {} round {}: the generator was {:.0}% busy: the server may be faster than measured (add --threads or pin the generator to its own core)",
+                    run.target,
+                    run.phase,
+                    run.round,
+                    run.generator.busy * 100.0
+                ));
+            }
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+
+    /// The human table.
+    pub fn to_table(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "{}{} — {}",
+            self.tool,
+            self.suite
+                .as_ref()
+                .map(|s| format!(", suite {s}"))
+                .unwrap_or_default(),
+            self.started_at
+        );
+        let _ = writeln!(out, "{}", ceiling_line(self.ceiling.as_ref()));
+        out.push('\n');
+        let _ = writeln!(
+            out,
+            "{:<14} {:<16} {:>3} {:<14} {:>9} {:>11} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>5}",
+            "target",
+            "phase",
+            "rnd",
+            "mode",
+            "conn×dep",
+            "req/s",
+            "p50 ms",
+            "p90",
+            "p99",
+            "p99.9",
+            "max",
+            "errors",
+            "srv µs/r",
+            "srv MB",
+            "gen%"
+        );
+        for run in &self.runs {
+            let server = run.server.as_ref();
+            let _ = writeln!(
+                out,
+                "{:<14} {:<16} {:>3} {:<14} {:>9} {:>11} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>5.0}",
+                truncate(&run.target, 14),
+                truncate(&run.phase, 16),
+                run.round,
+                truncate(&run.load.mode_label(), 14),
+                format!("{}×{}", run.load.connections, run.load.depth),
+                thousands(run.throughput),
+                ms(run.latency_ms.p50),
+                ms(run.latency_ms.p90),
+                ms(run.latency_ms.p99),
+                ms(run.latency_ms.p999),
+                ms(run.latency_ms.max),
+                run.error_total,
+                server.map_or("-".into(), |s| format!("{:.2}", s.cpu_per_request_us)),
+                server.map_or("-".into(), |s| format!("{:.0}", s.rss_mb)),
+                run.generator.busy * 100.0,
+            );
+        }
+        out.push('\n');
+        for run in &self.runs {
+            let statuses: Vec<String> = run
+                .statuses
+                .iter()
+                .map(|(s, n)| format!("{s}: {}", thousands(*n as f64)))
+                .collect();
+            let errors: Vec<String> = run
+                .errors
+                .iter()
+                .map(|(k, n)| format!("{k}: {}", thousands(*n as f64)))
+                .collect();
+            let _ = writeln!(
+                out,
+                "{} {} #{}: sent {}, answered {} ({} correct); statuses {}; errors {}",
+                run.target,
+                run.phase,
+                run.round,
+                thousands(run.sent as f64),
+                thousands(run.responses as f64),
+                thousands(run.ok as f64),
+                if statuses.is_empty() {
+                    "none".into()
+                } else {
+                    statuses.join(", ")
+                },
+                if errors.is_empty() {
+                    "none".into()
+                } else {
+                    errors.join(", ")
+                },
+            );
+            if let Some(lag) = &run.send_lag_ms
+                && lag.p99 > 1.0
+            {
+                let _ = writeln!(
+                    out,
+                    "  send lag p99 {} ms (requests left late: no free connection or a busy generator; latency includes it)",
+                    ms(lag.p99)
+                );
+            }
+            if let Some(p) = &run.propagation {
+                let _ = writeln!(
+                    out,
+                    "  propagation over {} edits: p50 {} ms, p90 {} ms, p99 {} ms, max {} ms; not propagated {}, API errors {}",
+                    p.edits,
+                    ms(p.latency_ms.p50),
+                    ms(p.latency_ms.p90),
+                    ms(p.latency_ms.p99),
+                    ms(p.latency_ms.max),
+                    p.not_propagated,
+                    p.api_errors
+                );
+            }
+            if let Some(r) = &run.restart {
+                let opt = |v: Option<f64>| v.map_or("never".into(), |v| format!("{v:.0} ms"));
+                let _ = writeln!(
+                    out,
+                    "  restart at {:.1}s: stop took {:.0} ms; start → ready {}, start → serving {}, unavailable {}; errors {:?}",
+                    r.stopped_at_s,
+                    r.stop_ms,
+                    opt(r.start_to_ready_ms),
+                    opt(r.start_to_serving_ms),
+                    opt(r.unavailable_ms),
+                    r.errors
+                );
+            }
+        }
+        let rounds = self.summary.iter().map(|s| s.rounds).max().unwrap_or(0);
+        if rounds > 1
+            || self
+                .summary
+                .iter()
+                .map(|s| &s.target)
+                .collect::<std::collections::BTreeSet<_>>()
+                .len()
+                > 1
+        {
+            let _ = writeln!(out, "\nMedians over rounds:");
+            let _ = writeln!(
+                out,
+                "{:<14} {:<16} {:>6} {:>11} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+                "target",
+                "phase",
+                "rounds",
+                "req/s",
+                "p50 ms",
+                "p99",
+                "p99.9",
+                "errors",
+                "srv µs/r",
+                "srv MB"
+            );
+            for row in &self.summary {
+                let _ = writeln!(
+                    out,
+                    "{:<14} {:<16} {:>6} {:>11} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+                    truncate(&row.target, 14),
+                    truncate(&row.phase, 16),
+                    row.rounds,
+                    thousands(row.throughput),
+                    ms(row.p50_ms),
+                    ms(row.p99_ms),
+                    ms(row.p999_ms),
+                    row.errors,
+                    row.server_cpu_per_request_us
+                        .map_or("-".into(), |v| format!("{v:.2}")),
+                    row.server_rss_mb.map_or("-".into(), |v| format!("{v:.0}")),
+                );
+            }
+        }
+        if !self.ratios.is_empty() {
+            let _ = writeln!(
+                out,
+                "\nRatios of medians (X vs Y: X's figure divided by Y's):"
+            );
+            for r in &self.ratios {
+                let _ = writeln!(
+                    out,
+                    "{} {} vs {}: req/s ×{:.2}, p50 ×{:.2}, p99 ×{:.2}, p99.9 ×{:.2}{}",
+                    r.phase,
+                    r.target,
+                    r.baseline,
+                    r.throughput,
+                    r.p50,
+                    r.p99,
+                    r.p999,
+                    r.server_cpu_per_request
+                        .map(|v| format!(", server CPU per request ×{v:.2}"))
+                        .unwrap_or_default()
+                );
+            }
+        }
+        for note in &self.notes {
+            let _ = writeln!(out, "note: {note}");
+        }
+        out
+    }
+
+    /// Writes report.json, report.txt and the plots into `dir`.
+    pub fn write_files(&self, dir: &Path) -> Result<Vec<PathBuf>> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
+        let mut written = Vec::new();
+        let mut write = |name: String, text: String| -> Result<()> {
+            let path = dir.join(name);
+            std::fs::write(&path, text)
+                .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
+            written.push(path);
+            Ok(())
+        };
+        write("report.json".into(), self.to_json())?;
+        write("report.txt".into(), self.to_table())?;
+        let mut phases: Vec<&str> = Vec::new();
+        for run in &self.runs {
+            if !phases.contains(&run.phase.as_str()) {
+                phases.push(&run.phase);
+            }
+        }
+        for phase in phases {
+            let runs: Vec<&RunResult> = self.runs.iter().filter(|r| r.phase == phase).collect();
+            let label = |r: &RunResult| {
+                if runs.iter().any(|o| o.round != r.round) {
+                    format!("{} #{}", r.target, r.round)
+                } else {
+                    r.target.clone()
+                }
+            };
+            let latency: Vec<Series> = runs
+                .iter()
+                .map(|r| Series {
+                    label: label(r),
+                    points: r.percentiles.clone(),
+                })
+                .collect();
+            // Whole seconds of the run only: the drain after it is partial.
+            let throughput: Vec<Series> = runs
+                .iter()
+                .map(|r| Series {
+                    label: label(r),
+                    points: r
+                        .per_second
+                        .iter()
+                        .take((r.load.duration.as_secs() as usize).max(1))
+                        .enumerate()
+                        .map(|(s, n)| (s as f64 + 0.5, *n as f64))
+                        .collect(),
+                })
+                .collect();
+            let suite = self.suite.as_deref().unwrap_or("run");
+            let file = sanitize(phase);
+            write(
+                format!("latency-{file}.svg"),
+                plot::latency_percentiles(
+                    &format!("{suite} / {phase}: latency by percentile"),
+                    &latency,
+                ),
+            )?;
+            write(
+                format!("throughput-{file}.svg"),
+                plot::throughput_over_time(&format!("{suite} / {phase}: throughput"), &throughput),
+            )?;
+        }
+        Ok(written)
+    }
+}
+
+/// The generator's ceiling as one line, for every report.
+pub fn ceiling_line(ceiling: Option<&Ceiling>) -> String {
+    match ceiling {
+        None => "Generator ceiling: not calibrated on this machine (run `ricochet-loadtest calibrate`); results near the generator's limit cannot be told from the server's.".into(),
+        Some(c) => {
+            let mut line = format!(
+                "Generator ceiling (one thread, fixed-response server, {}): {} req/s with {} connections, {} req/s pipelined ×{}",
+                c.measured_at,
+                thousands(c.rate),
+                c.connections,
+                thousands(c.pipelined_rate),
+                c.pipeline_depth
+            );
+            if let Some(wrk) = c.wrk_rate {
+                let _ = write!(line, "; wrk -t1 on the same core: {} req/s", thousands(wrk));
+            }
+            line
+        }
+    }
+}
+
+/// One progress line (no newline).
+pub fn progress_line(label: &str, p: &Progress) -> String {
+    format!(
+        "{label}  {:>5.1}/{:.0}s  {:>10} req/s  {:>12} answers  {:>6} errors  {:>5} in flight  max {} ms",
+        p.elapsed_s.min(p.duration_s.max(p.elapsed_s)),
+        p.duration_s,
+        thousands(p.rate),
+        thousands(p.responses as f64),
+        p.errors,
+        p.in_flight,
+        ms(p.max_latency_ms)
+    )
+}
+
+/// 1234567.8 → "1,234,568".
+pub fn thousands(value: f64) -> String {
+    let rounded = value.round();
+    let negative = rounded < 0.0;
+    let digits = format!("{}", rounded.abs() as u64);
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if negative { format!("-{out}") } else { out }
+}
+
+/// Milliseconds with three significant figures.
+pub fn ms(value: f64) -> String {
+    if value >= 100.0 {
+        format!("{value:.0}")
+    } else if value >= 10.0 {
+        format!("{value:.1}")
+    } else if value >= 1.0 {
+        format!("{value:.2}")
+    } else {
+        format!("{value:.3}")
+    }
+}
+
+fn truncate(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        text.to_owned()
+    } else {
+        text.chars().take(width - 1).collect::<String>() + "…"
+    }
+}
+
+fn sanitize(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Now in UTC, "2026-11-25 00:30:12 UTC".
+pub fn utc_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers() {
+        assert_eq!(thousands(1_234_567.8), "1,234,568");
+        assert_eq!(thousands(12.0), "12");
+        assert_eq!(ms(0.0712), "0.071");
+        assert!(utc_now().ends_with("UTC"));
+    }
+}

@@ -1,0 +1,424 @@
+//! One measured run against one target: starts the generator threads (each
+//! with its own event loop, optionally pinned to a CPU), reports progress,
+//! merges their counts and turns them into a `RunResult`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::client::{ThreadPlan, drive};
+use crate::error::{Error, Result};
+use crate::keys::KeySet;
+use crate::procstat;
+use crate::schedule::{Mode, Timetable};
+use crate::stats::{ErrorKind, LiveCounters, Progress, Recorder};
+use crate::traffic::{RequestMaker, TrafficShape};
+
+/// How hard and how long to push.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LoadSpec {
+    #[serde(flatten)]
+    pub mode: Mode,
+    pub connections: usize,
+    pub threads: usize,
+    /// Requests in flight per connection (pipelining when above 1).
+    pub depth: usize,
+    #[serde(with = "humantime_serde")]
+    pub duration: Duration,
+    /// A request without an answer after this long is a timeout; also the
+    /// connect timeout.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// After the duration, answers are awaited this long at most.
+    #[serde(with = "humantime_serde")]
+    pub grace: Duration,
+    /// Closed loop: stop after this many requests (exact counts).
+    pub max_requests: Option<u64>,
+    /// Pin generator thread i to CPU `cpus[i % len]`.
+    pub cpus: Vec<usize>,
+}
+
+impl Default for LoadSpec {
+    fn default() -> Self {
+        Self {
+            mode: Mode::Closed,
+            connections: 64,
+            threads: 1,
+            depth: 1,
+            duration: Duration::from_secs(10),
+            timeout: Duration::from_secs(2),
+            grace: Duration::from_secs(2),
+            max_requests: None,
+            cpus: Vec::new(),
+        }
+    }
+}
+
+impl LoadSpec {
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::Invalid(m));
+        if self.threads == 0 {
+            return bad("threads must be at least 1".into());
+        }
+        if self.connections < self.threads {
+            return bad(format!(
+                "connections ({}) must be at least the number of threads ({})",
+                self.connections, self.threads
+            ));
+        }
+        if self.depth == 0 || self.depth > 1024 {
+            return bad(format!(
+                "depth must be between 1 and 1024, not {}",
+                self.depth
+            ));
+        }
+        if self.duration.is_zero() {
+            return bad("duration must be positive".into());
+        }
+        if self.timeout.is_zero() {
+            return bad("timeout must be positive".into());
+        }
+        if let Mode::Open { rate } = self.mode
+            && !(rate > 0.0 && rate.is_finite())
+        {
+            return bad(format!("the open loop needs a positive rate, not {rate}"));
+        }
+        Ok(())
+    }
+
+    /// Short description: "open 20000/s" or "closed".
+    pub fn mode_label(&self) -> String {
+        match self.mode {
+            Mode::Closed => "closed".into(),
+            Mode::Open { rate } => format!("open {}/s", rate),
+        }
+    }
+}
+
+/// One run's inputs.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    pub target: String,
+    pub phase: String,
+    pub round: usize,
+    pub addr: SocketAddr,
+    /// Host header of keys on the default domain.
+    pub host: String,
+    pub load: LoadSpec,
+    pub shape: TrafficShape,
+    pub keys: Arc<KeySet>,
+    /// Process whose CPU and memory are measured (with its descendants).
+    pub server_pid: Option<u32>,
+}
+
+/// Latency figures in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Latency {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+    pub mean: f64,
+}
+
+impl Latency {
+    fn from_histogram(h: &Histogram<u64>) -> Self {
+        if h.is_empty() {
+            return Self::default();
+        }
+        let ms = |us: u64| us as f64 / 1000.0;
+        Self {
+            p50: ms(h.value_at_quantile(0.5)),
+            p90: ms(h.value_at_quantile(0.9)),
+            p99: ms(h.value_at_quantile(0.99)),
+            p999: ms(h.value_at_quantile(0.999)),
+            max: ms(h.max()),
+            mean: h.mean() / 1000.0,
+        }
+    }
+}
+
+/// The generator's own cost, to show it was not the bottleneck.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct GeneratorUse {
+    pub threads: usize,
+    pub cpu_s: f64,
+    /// CPU time over (threads × elapsed): near 1.0 means the generator was
+    /// saturated and the figures are a lower bound of the server's.
+    pub busy: f64,
+    pub cpu_per_request_us: f64,
+}
+
+/// The target's cost, measured from /proc when its process is known.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct ServerUse {
+    pub cpu_s: f64,
+    /// CPU time over elapsed time (1.0 = one core).
+    pub cores: f64,
+    pub cpu_per_request_us: f64,
+    pub rss_mb: f64,
+}
+
+/// Propagation of control-plane edits to the engine.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PropagationResult {
+    pub edits: u64,
+    /// Edits whose new target was never served within the timeout.
+    pub not_propagated: u64,
+    /// Failed API calls.
+    pub api_errors: u64,
+    pub latency_ms: Latency,
+}
+
+/// What a restart under load cost.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RestartResult {
+    /// Seconds into the run when the stop signal was sent.
+    pub stopped_at_s: f64,
+    /// Stop signal to process exit.
+    pub stop_ms: f64,
+    /// New process spawned to its readiness URL answering 200.
+    pub start_to_ready_ms: Option<f64>,
+    /// New process spawned to the first correct redirect.
+    pub start_to_serving_ms: Option<f64>,
+    /// Stop signal to the first correct redirect of the new process.
+    pub unavailable_ms: Option<f64>,
+    /// Errors of the run by kind (all of them happen around the restart
+    /// unless the target is failing anyway).
+    pub errors: BTreeMap<String, u64>,
+}
+
+/// Everything measured in one run.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunResult {
+    pub target: String,
+    pub phase: String,
+    pub round: usize,
+    pub load: LoadSpec,
+    pub elapsed_s: f64,
+    pub sent: u64,
+    pub responses: u64,
+    /// Responses with the expected status and target.
+    pub ok: u64,
+    /// Responses per second.
+    pub throughput: f64,
+    pub latency_ms: Latency,
+    /// Open loop: how late requests left after their intended time.
+    pub send_lag_ms: Option<Latency>,
+    pub statuses: BTreeMap<u16, u64>,
+    pub errors: BTreeMap<String, u64>,
+    pub error_total: u64,
+    /// Responses in each second of the run.
+    pub per_second: Vec<u64>,
+    pub errors_per_second: Vec<u64>,
+    /// (percentile, latency ms) from p0 to p99.999 and the max, for plots.
+    pub percentiles: Vec<(f64, f64)>,
+    pub generator: GeneratorUse,
+    pub server: Option<ServerUse>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub propagation: Option<PropagationResult>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restart: Option<RestartResult>,
+}
+
+/// Connections of thread `index` when `total` are spread over `threads`.
+fn share(total: u64, threads: usize, index: usize) -> u64 {
+    let threads = threads as u64;
+    total / threads + u64::from((index as u64) < total % threads)
+}
+
+/// Runs `spec`, calling `on_progress` about four times a second.
+pub fn run(
+    spec: &RunSpec,
+    stop: &AtomicBool,
+    on_progress: &mut dyn FnMut(&Progress),
+) -> Result<RunResult> {
+    spec.load.validate()?;
+    spec.shape.validate()?;
+    let load = &spec.load;
+    let server_before = spec.server_pid.and_then(procstat::tree_cpu_ns);
+    let start = Instant::now() + Duration::from_millis(5);
+    let deadline = start + load.duration;
+    let hard_end = deadline + load.grace.min(load.timeout);
+    let live: Vec<LiveCounters> = (0..load.threads).map(|_| LiveCounters::default()).collect();
+    let core_ids = core_affinity::get_core_ids().unwrap_or_default();
+    let mut plans = Vec::with_capacity(load.threads);
+    for thread in 0..load.threads {
+        let timetable = match load.mode {
+            Mode::Closed => None,
+            Mode::Open { rate } => Some(Timetable::new(
+                start,
+                rate / load.threads as f64,
+                thread as f64 / load.threads as f64,
+                load.duration,
+                load.max_requests.map(|m| share(m, load.threads, thread)),
+            )),
+        };
+        let plan = ThreadPlan {
+            addr: spec.addr,
+            connections: share(load.connections as u64, load.threads, thread) as usize,
+            depth: load.depth,
+            timetable,
+            max_requests: load.max_requests.map(|m| share(m, load.threads, thread)),
+            start,
+            deadline,
+            hard_end,
+            timeout: load.timeout,
+            stride: load.threads as u64,
+        };
+        let maker = RequestMaker::new(&spec.shape, &spec.keys, &spec.host, thread)?;
+        let core = match load.cpus.get(thread % load.cpus.len().max(1)) {
+            None => None,
+            Some(&cpu) => Some(
+                core_ids
+                    .iter()
+                    .find(|id| id.id == cpu)
+                    .copied()
+                    .ok_or_else(|| Error::Invalid(format!("no CPU {cpu} on this machine")))?,
+            ),
+        };
+        plans.push((plan, maker, core));
+    }
+    let keys: &KeySet = &spec.keys;
+    let live = &live;
+    let recorders = std::thread::scope(|scope| -> Result<Vec<Result<Recorder>>> {
+        let mut handles = Vec::with_capacity(load.threads);
+        for (thread, (plan, maker, core)) in plans.into_iter().enumerate() {
+            let handle = std::thread::Builder::new()
+                .name(format!("loadgen-{thread}"))
+                .spawn_scoped(scope, move || {
+                    if let Some(core) = core {
+                        core_affinity::set_for_current(core);
+                    }
+                    drive(&plan, keys, maker, &live[thread], stop)
+                })
+                .map_err(|e| Error::io("cannot start a generator thread", e))?;
+            handles.push(handle);
+        }
+        // Progress until every thread is done.
+        let mut last_responses = 0u64;
+        let mut last_at = Instant::now();
+        while handles.iter().any(|h| !h.is_finished()) {
+            std::thread::sleep(Duration::from_millis(10));
+            let now = Instant::now();
+            if now.saturating_duration_since(last_at) < Duration::from_millis(250) {
+                continue;
+            }
+            let mut progress = Progress {
+                elapsed_s: now.saturating_duration_since(start).as_secs_f64(),
+                duration_s: load.duration.as_secs_f64(),
+                ..Progress::default()
+            };
+            let mut max_us = 0;
+            for counters in live.iter() {
+                progress.responses += counters.responses.load(Ordering::Relaxed);
+                progress.errors += counters.errors.load(Ordering::Relaxed);
+                progress.in_flight += counters.in_flight.load(Ordering::Relaxed);
+                max_us = max_us.max(counters.max_latency_us.swap(0, Ordering::Relaxed));
+            }
+            progress.max_latency_ms = max_us as f64 / 1000.0;
+            let dt = now.saturating_duration_since(last_at).as_secs_f64();
+            if dt > 0.0 {
+                progress.rate = progress.responses.saturating_sub(last_responses) as f64 / dt;
+            }
+            last_responses = progress.responses;
+            last_at = now;
+            on_progress(&progress);
+        }
+        Ok(handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(Error::Invalid("a generator thread panicked".into())))
+            })
+            .collect())
+    })?;
+    let mut total = Recorder::new();
+    for recorder in recorders {
+        total.merge(&recorder?);
+    }
+    let elapsed = Duration::from_nanos(total.elapsed_ns.max(1));
+    let server = spec.server_pid.and_then(|pid| {
+        let after = procstat::tree_cpu_ns(pid)?;
+        let cpu_ns = after.saturating_sub(server_before?);
+        Some(ServerUse {
+            cpu_s: cpu_ns as f64 / 1e9,
+            cores: cpu_ns as f64 / elapsed.as_nanos().max(1) as f64,
+            cpu_per_request_us: cpu_ns as f64 / 1000.0 / total.responses.max(1) as f64,
+            rss_mb: procstat::tree_rss_bytes(pid).unwrap_or(0) as f64 / (1024.0 * 1024.0),
+        })
+    });
+    Ok(summarize(spec, &total, elapsed, server))
+}
+
+fn summarize(
+    spec: &RunSpec,
+    total: &Recorder,
+    elapsed: Duration,
+    server: Option<ServerUse>,
+) -> RunResult {
+    let elapsed_s = elapsed.as_secs_f64().max(1e-9);
+    let statuses = total
+        .statuses
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| **n > 0)
+        .map(|(status, n)| (status as u16, *n))
+        .collect();
+    let errors: BTreeMap<String, u64> = ErrorKind::ALL
+        .iter()
+        .filter(|k| total.errors_of(**k) > 0)
+        .map(|k| (k.as_str().to_owned(), total.errors_of(*k)))
+        .collect();
+    let open = matches!(spec.load.mode, Mode::Open { .. });
+    let threads = spec.load.threads;
+    RunResult {
+        target: spec.target.clone(),
+        phase: spec.phase.clone(),
+        round: spec.round,
+        load: spec.load.clone(),
+        elapsed_s,
+        sent: total.sent,
+        responses: total.responses,
+        ok: total.ok,
+        throughput: total.responses as f64 / elapsed_s,
+        latency_ms: Latency::from_histogram(&total.latency),
+        send_lag_ms: open.then(|| Latency::from_histogram(&total.send_lag)),
+        statuses,
+        error_total: total.errors.iter().sum(),
+        errors,
+        per_second: total.per_second.clone(),
+        errors_per_second: total.errors_per_second.clone(),
+        percentiles: percentile_curve(&total.latency),
+        generator: GeneratorUse {
+            threads,
+            cpu_s: total.cpu_ns as f64 / 1e9,
+            busy: total.cpu_ns as f64 / 1e9 / (elapsed_s * threads as f64),
+            cpu_per_request_us: total.cpu_ns as f64 / 1000.0 / total.responses.max(1) as f64,
+        },
+        server,
+        propagation: None,
+        restart: None,
+    }
+}
+
+/// Latency at percentiles spaced evenly on a log scale of 1/(1-p).
+fn percentile_curve(h: &Histogram<u64>) -> Vec<(f64, f64)> {
+    if h.is_empty() {
+        return Vec::new();
+    }
+    let mut points: Vec<(f64, f64)> = (0..=50)
+        .map(|step| {
+            let q = 1.0 - 10f64.powf(-(step as f64) / 10.0);
+            (q * 100.0, h.value_at_quantile(q) as f64 / 1000.0)
+        })
+        .collect();
+    points.push((100.0, h.max() as f64 / 1000.0));
+    points
+}

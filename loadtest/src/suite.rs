@@ -1,0 +1,721 @@
+//! Suites: TOML files (see `config/loadtest/`) naming the link set, the
+//! traffic shape, the load phases, seeding, warm-up, repeats, edits or a
+//! restart during the run, and the targets. Every mistake is reported with
+//! the file's line and column.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::edits::EditsSpec;
+use crate::error::{Error, Result};
+use crate::keys::{DEFAULT_STATUS, DEFAULT_URL_PREFIX, GeneratedKeys, KeySet};
+use crate::restart::RestartSpec;
+use crate::run::LoadSpec;
+use crate::schedule::Mode;
+use crate::target::TargetSpec;
+use crate::traffic::{Method, Popularity, TrafficShape};
+
+/// Where a suite's keys come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum KeysSource {
+    Generate(GeneratedKeys),
+    File(PathBuf),
+}
+
+impl KeysSource {
+    pub fn load(&self) -> Result<KeySet> {
+        match self {
+            Self::Generate(spec) => KeySet::generated(spec.clone()),
+            Self::File(path) => KeySet::from_file(path),
+        }
+    }
+}
+
+/// How links get into the target before the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeedMethod {
+    /// They are there already (or the target's setup imports `{links_csv}`).
+    None,
+    /// `POST /api/v1/links/bulk` on each target with an `api`.
+    Api,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeedSpec {
+    pub method: SeedMethod,
+    /// Links per bulk call.
+    pub batch: usize,
+    /// How long to wait until the last seeded key is served.
+    pub wait: Duration,
+}
+
+/// One measured phase.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Phase {
+    pub name: String,
+    pub load: LoadSpec,
+}
+
+/// A parsed, validated suite.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Suite {
+    pub name: String,
+    pub description: String,
+    pub path: Option<PathBuf>,
+    /// Rounds; in each, every target runs every phase (targets alternate).
+    pub repeat: usize,
+    /// Host header for keys on the default domain (else the target's).
+    pub host: Option<String>,
+    pub keys: KeysSource,
+    pub traffic: TrafficShape,
+    /// Unrecorded run before each target's phases in every round.
+    pub warmup: Duration,
+    pub phases: Vec<Phase>,
+    pub seed: SeedSpec,
+    pub edits: Option<EditsSpec>,
+    pub restart: Option<RestartSpec>,
+    pub targets: Vec<TargetSpec>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSuite {
+    name: Option<String>,
+    description: Option<String>,
+    repeat: Option<usize>,
+    host: Option<String>,
+    keys: Option<RawKeys>,
+    #[serde(default)]
+    traffic: RawTraffic,
+    #[serde(default)]
+    load: RawLoad,
+    #[serde(default, rename = "phase")]
+    phases: Vec<RawLoad>,
+    #[serde(default)]
+    seed: RawSeed,
+    edits: Option<RawEdits>,
+    restart: Option<RawRestart>,
+    #[serde(default, rename = "target")]
+    targets: Vec<TargetSpec>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKeys {
+    generate: Option<u64>,
+    file: Option<String>,
+    domains: Option<Vec<String>>,
+    url_prefix: Option<String>,
+    status: Option<u16>,
+    seed: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTraffic {
+    popularity: Option<String>,
+    exponent: Option<f64>,
+    hot_keys: Option<u64>,
+    hot_share: Option<f64>,
+    unknown_share: Option<f64>,
+    bot_share: Option<f64>,
+    method: Option<String>,
+    unknown_status: Option<u16>,
+    seed: Option<u64>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLoad {
+    name: Option<String>,
+    mode: Option<String>,
+    rate: Option<f64>,
+    connections: Option<usize>,
+    threads: Option<usize>,
+    depth: Option<usize>,
+    duration: Option<String>,
+    timeout: Option<String>,
+    grace: Option<String>,
+    warmup: Option<String>,
+    max_requests: Option<u64>,
+    cpus: Option<Vec<usize>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSeed {
+    method: Option<String>,
+    batch: Option<usize>,
+    wait: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEdits {
+    count: Option<u64>,
+    interval: Option<String>,
+    timeout: Option<String>,
+    domain: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRestart {
+    at: Option<String>,
+    signal: Option<String>,
+    timeout: Option<String>,
+}
+
+/// Finds lines in the source for validation messages.
+struct Locator<'a> {
+    path: String,
+    source: &'a str,
+}
+
+impl Locator<'_> {
+    fn error_at_offset(&self, offset: usize, message: String) -> Error {
+        let before = &self.source[..offset.min(self.source.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+        Error::Suite {
+            path: self.path.clone(),
+            line,
+            column,
+            message,
+        }
+    }
+
+    /// Line of `key` in table `section` (the `index`-th `[[section]]` for
+    /// arrays of tables; "" for the top level); the section's header, or
+    /// line 1, when the key is absent.
+    fn line_of(&self, section: &str, index: usize, key: &str) -> usize {
+        let mut current = String::new();
+        let mut seen = 0usize;
+        let mut header_line = None;
+        for (number, raw) in self.source.lines().enumerate() {
+            let line = raw.trim();
+            if line.starts_with('[') {
+                let name = line
+                    .trim_matches(|c| c == '[' || c == ']')
+                    .trim()
+                    .to_owned();
+                let is_array = line.starts_with("[[");
+                if name == section {
+                    if is_array {
+                        seen += 1;
+                    }
+                    if !is_array || seen == index + 1 {
+                        header_line = Some(number + 1);
+                        current = name;
+                        continue;
+                    }
+                }
+                current = format!("#other:{name}");
+                continue;
+            }
+            let in_section = if section.is_empty() {
+                current.is_empty()
+            } else {
+                current == section && header_line.is_some()
+            };
+            if in_section
+                && let Some(rest) = line.strip_prefix(key)
+                && rest.trim_start().starts_with('=')
+            {
+                return number + 1;
+            }
+        }
+        header_line.unwrap_or(1)
+    }
+
+    fn invalid(&self, section: &str, index: usize, key: &str, message: impl Into<String>) -> Error {
+        let line = self.line_of(section, index, key);
+        let where_ = if section.is_empty() {
+            key.to_owned()
+        } else {
+            format!("[{section}] {key}")
+        };
+        Error::Suite {
+            path: self.path.clone(),
+            line,
+            column: 1,
+            message: format!("{where_}: {}", message.into()),
+        }
+    }
+
+    fn duration(
+        &self,
+        section: &str,
+        index: usize,
+        key: &str,
+        text: Option<&String>,
+    ) -> Result<Option<Duration>> {
+        text.map(|t| {
+            humantime::parse_duration(t).map_err(|e| {
+                self.invalid(
+                    section,
+                    index,
+                    key,
+                    format!("{t:?} is not a duration ({e}); write e.g. \"30s\" or \"500ms\""),
+                )
+            })
+        })
+        .transpose()
+    }
+}
+
+impl Suite {
+    /// Reads and validates a suite file.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::io(format!("cannot read suite {}", path.display()), e))?;
+        let mut suite = Self::parse(&text, &path.display().to_string())?;
+        suite.path = Some(path.to_path_buf());
+        Ok(suite)
+    }
+
+    /// Parses suite text; `name` is used in messages and as the default name.
+    pub fn parse(source: &str, name: &str) -> Result<Self> {
+        let at = Locator {
+            path: name.to_owned(),
+            source,
+        };
+        let raw: RawSuite = toml::from_str(source).map_err(|e| {
+            let offset = e.span().map_or(0, |s| s.start);
+            at.error_at_offset(offset, e.message().trim().to_owned())
+        })?;
+        let keys = convert_keys(&at, raw.keys)?;
+        let traffic = convert_traffic(&at, &raw.traffic)?;
+        if raw.load.name.is_some() {
+            return Err(at.invalid(
+                "load",
+                0,
+                "name",
+                "[load] holds the defaults of every phase; name phases in [[phase]]",
+            ));
+        }
+        let defaults = convert_load(&at, "load", 0, &raw.load, &LoadSpec::default())?;
+        let warmup = at
+            .duration("load", 0, "warmup", raw.load.warmup.as_ref())?
+            .unwrap_or(Duration::ZERO);
+        let mut phases = Vec::new();
+        for (index, raw_phase) in raw.phases.iter().enumerate() {
+            if raw_phase.warmup.is_some() {
+                return Err(at.invalid("phase", index, "warmup", "warm-up is set once, in [load]"));
+            }
+            let load = convert_load(&at, "phase", index, raw_phase, &defaults)?;
+            let name = raw_phase
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("phase-{}", index + 1));
+            phases.push(Phase { name, load });
+        }
+        if phases.is_empty() {
+            phases.push(Phase {
+                name: "main".into(),
+                load: defaults,
+            });
+        }
+        let seed = convert_seed(&at, &raw.seed)?;
+        let edits = raw
+            .edits
+            .as_ref()
+            .map(|e| convert_edits(&at, e))
+            .transpose()?;
+        let restart = raw
+            .restart
+            .as_ref()
+            .map(|r| convert_restart(&at, r))
+            .transpose()?;
+        let mut names = std::collections::HashSet::new();
+        for (index, target) in raw.targets.iter().enumerate() {
+            if target.name.is_empty()
+                || !target
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(at.invalid(
+                    "target",
+                    index,
+                    "name",
+                    "each target needs a name of letters, digits, - and _",
+                ));
+            }
+            if !names.insert(target.name.clone()) {
+                return Err(at.invalid(
+                    "target",
+                    index,
+                    "name",
+                    format!("two targets are named {:?}", target.name),
+                ));
+            }
+            if target.url.is_empty() {
+                return Err(at.invalid("target", index, "url", "each target needs a url"));
+            }
+        }
+        let repeat = raw.repeat.unwrap_or(1);
+        if repeat == 0 {
+            return Err(at.invalid("", 0, "repeat", "must be at least 1"));
+        }
+        let default_name = Path::new(name)
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "suite".into());
+        Ok(Self {
+            name: raw.name.unwrap_or(default_name),
+            description: raw.description.unwrap_or_default(),
+            path: None,
+            repeat,
+            host: raw.host,
+            keys,
+            traffic,
+            warmup,
+            phases,
+            seed,
+            edits,
+            restart,
+            targets: raw.targets,
+        })
+    }
+
+    /// Changes every phase's load (command-line overrides).
+    pub fn adjust_loads(&mut self, mut change: impl FnMut(&mut LoadSpec)) {
+        for phase in &mut self.phases {
+            change(&mut phase.load);
+        }
+    }
+}
+
+fn convert_keys(at: &Locator<'_>, raw: Option<RawKeys>) -> Result<KeysSource> {
+    let Some(raw) = raw else {
+        return Err(at.invalid(
+            "",
+            0,
+            "[keys]",
+            "missing [keys] table: give `generate = N` or `file = \"links.csv\"`",
+        ));
+    };
+    match (raw.generate, &raw.file) {
+        (Some(_), Some(_)) => {
+            Err(at.invalid("keys", 0, "file", "give either generate or file, not both"))
+        }
+        (None, None) => Err(at.invalid(
+            "keys",
+            0,
+            "generate",
+            "give `generate = N` or `file = \"links.csv\"`",
+        )),
+        (None, Some(file)) => {
+            for key in ["domains", "url_prefix", "status", "seed"] {
+                let given = match key {
+                    "domains" => raw.domains.is_some(),
+                    "url_prefix" => raw.url_prefix.is_some(),
+                    "status" => raw.status.is_some(),
+                    _ => raw.seed.is_some(),
+                };
+                if given {
+                    return Err(at.invalid(
+                        "keys",
+                        0,
+                        key,
+                        "only for generated keys; a key file carries its own",
+                    ));
+                }
+            }
+            Ok(KeysSource::File(PathBuf::from(file)))
+        }
+        (Some(count), None) => {
+            if count == 0 || count > crate::keys::MAX_GENERATED {
+                return Err(at.invalid(
+                    "keys",
+                    0,
+                    "generate",
+                    format!("must be between 1 and {}", crate::keys::MAX_GENERATED),
+                ));
+            }
+            let status = raw.status.unwrap_or(DEFAULT_STATUS);
+            if !matches!(status, 301 | 302 | 307 | 308) {
+                return Err(at.invalid("keys", 0, "status", "must be 301, 302, 307 or 308"));
+            }
+            let url_prefix = raw
+                .url_prefix
+                .unwrap_or_else(|| DEFAULT_URL_PREFIX.to_owned());
+            if !(url_prefix.starts_with("http://") || url_prefix.starts_with("https://")) {
+                return Err(at.invalid(
+                    "keys",
+                    0,
+                    "url_prefix",
+                    "must start with http:// or https://",
+                ));
+            }
+            let domains = raw.domains.unwrap_or_else(|| vec![String::new()]);
+            if domains.is_empty() {
+                return Err(at.invalid(
+                    "keys",
+                    0,
+                    "domains",
+                    "give at least one domain (\"\" for the default)",
+                ));
+            }
+            Ok(KeysSource::Generate(GeneratedKeys {
+                count,
+                domains: domains.iter().map(|d| d.to_ascii_lowercase()).collect(),
+                url_prefix,
+                status,
+                seed: raw.seed.unwrap_or(0),
+            }))
+        }
+    }
+}
+
+fn convert_traffic(at: &Locator<'_>, raw: &RawTraffic) -> Result<TrafficShape> {
+    let defaults = TrafficShape::default();
+    let popularity = match raw.popularity.as_deref().unwrap_or("uniform") {
+        "uniform" => Popularity::Uniform,
+        "sequential" => Popularity::Sequential,
+        "zipf" => Popularity::Zipf {
+            exponent: raw.exponent.unwrap_or(1.0),
+        },
+        "hot" => Popularity::Hot {
+            keys: raw.hot_keys.unwrap_or(1),
+            share: raw.hot_share.unwrap_or(1.0),
+        },
+        other => {
+            return Err(at.invalid(
+                "traffic",
+                0,
+                "popularity",
+                format!("{other:?} is not one of uniform, zipf, hot, sequential"),
+            ));
+        }
+    };
+    if raw.exponent.is_some() && !matches!(popularity, Popularity::Zipf { .. }) {
+        return Err(at.invalid("traffic", 0, "exponent", "only with popularity = \"zipf\""));
+    }
+    if (raw.hot_keys.is_some() || raw.hot_share.is_some())
+        && !matches!(popularity, Popularity::Hot { .. })
+    {
+        let key = if raw.hot_keys.is_some() {
+            "hot_keys"
+        } else {
+            "hot_share"
+        };
+        return Err(at.invalid("traffic", 0, key, "only with popularity = \"hot\""));
+    }
+    let method = match raw.method.as_deref().unwrap_or("GET") {
+        "GET" | "get" => Method::Get,
+        "HEAD" | "head" => Method::Head,
+        other => {
+            return Err(at.invalid(
+                "traffic",
+                0,
+                "method",
+                format!("{other:?} is not GET or HEAD"),
+            ));
+        }
+    };
+    let shape = TrafficShape {
+        popularity,
+        unknown_share: raw.unknown_share.unwrap_or(0.0),
+        bot_share: raw.bot_share.unwrap_or(0.0),
+        method,
+        unknown_status: raw.unknown_status.unwrap_or(defaults.unknown_status),
+        seed: raw.seed.unwrap_or(defaults.seed),
+    };
+    shape.validate().map_err(|e| {
+        let key = match &e {
+            Error::Invalid(m) if m.starts_with("unknown_share") => "unknown_share",
+            Error::Invalid(m) if m.starts_with("bot_share") => "bot_share",
+            Error::Invalid(m) if m.starts_with("zipf") => "exponent",
+            _ => "hot_share",
+        };
+        at.invalid("traffic", 0, key, e.to_string())
+    })?;
+    Ok(shape)
+}
+
+fn convert_load(
+    at: &Locator<'_>,
+    section: &str,
+    index: usize,
+    raw: &RawLoad,
+    base: &LoadSpec,
+) -> Result<LoadSpec> {
+    let mut load = base.clone();
+    let mode = raw.mode.as_deref();
+    match mode {
+        None => {}
+        Some("closed") => load.mode = Mode::Closed,
+        Some("open") => {
+            let rate = raw.rate.or(match base.mode {
+                Mode::Open { rate } => Some(rate),
+                Mode::Closed => None,
+            });
+            let Some(rate) = rate else {
+                return Err(at.invalid(
+                    section,
+                    index,
+                    "mode",
+                    "the open loop needs `rate` (requests per second)",
+                ));
+            };
+            load.mode = Mode::Open { rate };
+        }
+        Some(other) => {
+            return Err(at.invalid(
+                section,
+                index,
+                "mode",
+                format!("{other:?} is not \"open\" or \"closed\""),
+            ));
+        }
+    }
+    if let Some(rate) = raw.rate {
+        match load.mode {
+            Mode::Open { .. } => load.mode = Mode::Open { rate },
+            Mode::Closed => {
+                return Err(at.invalid(
+                    section,
+                    index,
+                    "rate",
+                    "a rate needs mode = \"open\" (the closed loop goes as fast as it can)",
+                ));
+            }
+        }
+    }
+    if let Some(v) = raw.connections {
+        load.connections = v;
+    }
+    if let Some(v) = raw.threads {
+        load.threads = v;
+    }
+    if let Some(v) = raw.depth {
+        load.depth = v;
+    }
+    if let Some(v) = raw.max_requests {
+        load.max_requests = Some(v);
+    }
+    if let Some(v) = &raw.cpus {
+        load.cpus = v.clone();
+    }
+    if let Some(v) = at.duration(section, index, "duration", raw.duration.as_ref())? {
+        load.duration = v;
+    }
+    if let Some(v) = at.duration(section, index, "timeout", raw.timeout.as_ref())? {
+        load.timeout = v;
+    }
+    if let Some(v) = at.duration(section, index, "grace", raw.grace.as_ref())? {
+        load.grace = v;
+    }
+    load.validate().map_err(|e| {
+        let message = e.to_string();
+        let key = [
+            "connections",
+            "threads",
+            "depth",
+            "duration",
+            "timeout",
+            "rate",
+        ]
+        .into_iter()
+        .find(|k| message.contains(k))
+        .unwrap_or("mode");
+        at.invalid(section, index, key, message)
+    })?;
+    Ok(load)
+}
+
+fn convert_seed(at: &Locator<'_>, raw: &RawSeed) -> Result<SeedSpec> {
+    let method = match raw.method.as_deref().unwrap_or("none") {
+        "none" => SeedMethod::None,
+        "api" => SeedMethod::Api,
+        other => {
+            return Err(at.invalid("seed", 0, "method", format!("{other:?} is not \"none\" or \"api\" (for an engine import, use a target setup command with {{links_csv}})")));
+        }
+    };
+    let batch = raw.batch.unwrap_or(1000);
+    if batch == 0 {
+        return Err(at.invalid("seed", 0, "batch", "must be at least 1"));
+    }
+    Ok(SeedSpec {
+        method,
+        batch,
+        wait: at
+            .duration("seed", 0, "wait", raw.wait.as_ref())?
+            .unwrap_or(Duration::from_secs(60)),
+    })
+}
+
+fn convert_edits(at: &Locator<'_>, raw: &RawEdits) -> Result<EditsSpec> {
+    let count = raw.count.unwrap_or(100);
+    if count == 0 {
+        return Err(at.invalid("edits", 0, "count", "must be at least 1"));
+    }
+    Ok(EditsSpec {
+        count,
+        interval: at
+            .duration("edits", 0, "interval", raw.interval.as_ref())?
+            .unwrap_or(Duration::from_millis(100)),
+        timeout: at
+            .duration("edits", 0, "timeout", raw.timeout.as_ref())?
+            .unwrap_or(Duration::from_secs(5)),
+        domain: raw.domain.clone().unwrap_or_default(),
+    })
+}
+
+fn convert_restart(at: &Locator<'_>, raw: &RawRestart) -> Result<RestartSpec> {
+    let kill = match raw.signal.as_deref().unwrap_or("term") {
+        "term" | "TERM" | "SIGTERM" => false,
+        "kill" | "KILL" | "SIGKILL" => true,
+        other => {
+            return Err(at.invalid(
+                "restart",
+                0,
+                "signal",
+                format!("{other:?} is not \"term\" or \"kill\""),
+            ));
+        }
+    };
+    let Some(at_time) = at.duration("restart", 0, "at", raw.at.as_ref())? else {
+        return Err(at.invalid(
+            "restart",
+            0,
+            "at",
+            "give the time into the run, e.g. at = \"5s\"",
+        ));
+    };
+    Ok(RestartSpec {
+        at: at_time,
+        kill,
+        timeout: at
+            .duration("restart", 0, "timeout", raw.timeout.as_ref())?
+            .unwrap_or(Duration::from_secs(120)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimal_suite() {
+        let suite = Suite::parse("[keys]\ngenerate = 10\n", "x.toml").unwrap();
+        assert_eq!(suite.name, "x");
+        assert_eq!(suite.phases.len(), 1);
+        assert_eq!(suite.phases[0].load, LoadSpec::default());
+    }
+
+    #[test]
+    fn phases_inherit_and_errors_have_lines() {
+        let text = "[keys]\ngenerate = 10\n\n[load]\nmode = \"open\"\nrate = 100\n\n[[phase]]\nname = \"a\"\n\n[[phase]]\nname = \"b\"\nduration = \"soon\"\n";
+        let err = Suite::parse(text, "s.toml").unwrap_err().to_string();
+        assert!(err.starts_with("s.toml:13:1: [phase] duration"), "{err}");
+        let err = Suite::parse("[keys]\ngenerate = 10\n[load]\nrat = 5\n", "s.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("s.toml:4:"), "{err}");
+    }
+}

@@ -1,0 +1,284 @@
+//! Traffic shapes: which key each request asks for (uniform, Zipf, hot keys,
+//! sequential), a share of unknown codes and of bot user agents, and the
+//! request bytes themselves.
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, Zipf};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::keys::KeySet;
+
+/// User agents of crawlers and link-preview fetchers.
+pub const BOT_AGENTS: &[&str] = &[
+    "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+    "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)",
+    "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)",
+    "Twitterbot/1.0",
+    "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",
+    "WhatsApp/2.23.20.0",
+    "LinkedInBot/1.0 (compatible; Mozilla/5.0; Apache-HttpClient +http://www.linkedin.com)",
+    "Mozilla/5.0 (compatible; YandexBot/3.0; +http://yandex.com/bots)",
+];
+
+/// User agents of ordinary browsers.
+pub const BROWSER_AGENTS: &[&str] = &[
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Safari/605.1.15",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36",
+];
+
+/// How popular each key is.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "popularity")]
+pub enum Popularity {
+    /// Every key equally likely.
+    Uniform,
+    /// Rank r has weight 1/r^exponent; key 0 is rank 1 (the most popular).
+    Zipf { exponent: f64 },
+    /// `share` of requests go to the first `keys` keys, the rest uniformly to all.
+    Hot { keys: u64, share: f64 },
+    /// Keys in order, round and round: exact per-key counts.
+    Sequential,
+}
+
+/// HTTP method of the requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Method {
+    #[default]
+    Get,
+    Head,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Get => "GET",
+            Self::Head => "HEAD",
+        }
+    }
+}
+
+/// Everything that decides what a request looks like.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrafficShape {
+    pub popularity: Popularity,
+    /// Share (0..=1) of requests for codes that do not exist (expect 404).
+    pub unknown_share: f64,
+    /// Share (0..=1) of requests with a crawler's user agent.
+    pub bot_share: f64,
+    pub method: Method,
+    /// Status expected for unknown codes.
+    pub unknown_status: u16,
+    /// Random seed of the generator threads (thread i uses seed + i).
+    pub seed: u64,
+}
+
+impl Default for TrafficShape {
+    fn default() -> Self {
+        Self {
+            popularity: Popularity::Uniform,
+            unknown_share: 0.0,
+            bot_share: 0.0,
+            method: Method::Get,
+            unknown_status: 404,
+            seed: 1,
+        }
+    }
+}
+
+impl TrafficShape {
+    /// Checks shares and parameters.
+    pub fn validate(&self) -> Result<()> {
+        let share = |name: &str, v: f64| {
+            if (0.0..=1.0).contains(&v) {
+                Ok(())
+            } else {
+                Err(Error::Invalid(format!(
+                    "{name} must be between 0 and 1, not {v}"
+                )))
+            }
+        };
+        share("unknown_share", self.unknown_share)?;
+        share("bot_share", self.bot_share)?;
+        match self.popularity {
+            Popularity::Zipf { exponent } if !(exponent > 0.0 && exponent.is_finite()) => Err(
+                Error::Invalid(format!("zipf exponent must be positive, not {exponent}")),
+            ),
+            Popularity::Hot { keys, share: s } => {
+                if keys == 0 {
+                    return Err(Error::Invalid("hot keys must be at least 1".into()));
+                }
+                share("hot share", s)
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// What one request asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pick {
+    /// Key at this index of the key set.
+    Known(u64),
+    /// A code that does not exist.
+    Unknown,
+}
+
+/// Picks keys and renders requests; one per generator thread.
+#[derive(Debug)]
+pub struct RequestMaker {
+    rng: SmallRng,
+    zipf: Option<Zipf<f64>>,
+    shape: TrafficShape,
+    keys_len: u64,
+    next_sequential: u64,
+    /// Host header for keys on the default domain.
+    default_host: Vec<u8>,
+}
+
+impl RequestMaker {
+    /// `thread` decorrelates generator threads; sequential traffic starts at
+    /// `thread` and steps by `threads` so threads together visit keys in order.
+    pub fn new(
+        shape: &TrafficShape,
+        keys: &KeySet,
+        default_host: &str,
+        thread: usize,
+    ) -> Result<Self> {
+        shape.validate()?;
+        let zipf = match shape.popularity {
+            Popularity::Zipf { exponent } => Some(
+                Zipf::new(keys.len() as f64, exponent)
+                    .map_err(|e| Error::Invalid(format!("zipf: {e}")))?,
+            ),
+            _ => None,
+        };
+        Ok(Self {
+            rng: SmallRng::seed_from_u64(shape.seed.wrapping_add(thread as u64 * 0x9E37_79B9)),
+            zipf,
+            shape: shape.clone(),
+            keys_len: keys.len(),
+            next_sequential: thread as u64,
+            default_host: default_host.as_bytes().to_vec(),
+        })
+    }
+
+    /// The next request's key and whether it comes from a bot. `stride` is
+    /// the number of generator threads: with sequential traffic, thread i
+    /// takes keys i, i+stride, …
+    pub fn pick(&mut self, stride: u64) -> (Pick, bool) {
+        let bot = self.shape.bot_share > 0.0 && self.rng.random::<f64>() < self.shape.bot_share;
+        if self.shape.unknown_share > 0.0 && self.rng.random::<f64>() < self.shape.unknown_share {
+            return (Pick::Unknown, bot);
+        }
+        let index = match self.shape.popularity {
+            Popularity::Uniform => self.rng.random_range(0..self.keys_len),
+            Popularity::Zipf { .. } => {
+                let rank = self.zipf.as_ref().map_or(1.0, |z| z.sample(&mut self.rng));
+                (rank as u64).clamp(1, self.keys_len) - 1
+            }
+            Popularity::Hot { keys, share } => {
+                if self.rng.random::<f64>() < share {
+                    self.rng.random_range(0..keys.min(self.keys_len))
+                } else {
+                    self.rng.random_range(0..self.keys_len)
+                }
+            }
+            Popularity::Sequential => {
+                let index = self.next_sequential % self.keys_len;
+                self.next_sequential = self.next_sequential.wrapping_add(stride);
+                index
+            }
+        };
+        (Pick::Known(index), bot)
+    }
+
+    /// Appends one request for `pick` to `out`.
+    pub fn render(&mut self, keys: &KeySet, pick: Pick, bot: bool, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.shape.method.as_str().as_bytes());
+        out.extend_from_slice(b" /");
+        let host: &[u8] = match pick {
+            Pick::Known(index) => {
+                keys.write_code(index, out);
+                let domain = keys.domain(index);
+                if domain.is_empty() {
+                    &self.default_host
+                } else {
+                    domain.as_bytes()
+                }
+            }
+            Pick::Unknown => {
+                out.extend_from_slice(b"u_");
+                let mut n: u64 = self.rng.random();
+                for _ in 0..10 {
+                    out.push(b"0123456789abcdefghijklmnopqrstuvwxyz"[(n % 36) as usize]);
+                    n /= 36;
+                }
+                &self.default_host
+            }
+        };
+        out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
+        out.extend_from_slice(host);
+        out.extend_from_slice(b"\r\nUser-Agent: ");
+        let agents = if bot { BOT_AGENTS } else { BROWSER_AGENTS };
+        let agent = agents[self.rng.random_range(0..agents.len())];
+        out.extend_from_slice(agent.as_bytes());
+        out.extend_from_slice(b"\r\nAccept: */*\r\n\r\n");
+    }
+
+    pub fn method(&self) -> Method {
+        self.shape.method
+    }
+
+    pub fn unknown_status(&self) -> u16 {
+        self.shape.unknown_status
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::GeneratedKeys;
+
+    #[test]
+    fn zipf_prefers_the_first_keys() {
+        let keys = KeySet::generated(GeneratedKeys {
+            count: 1000,
+            ..GeneratedKeys::default()
+        })
+        .unwrap();
+        let shape = TrafficShape {
+            popularity: Popularity::Zipf { exponent: 1.1 },
+            ..TrafficShape::default()
+        };
+        let mut maker = RequestMaker::new(&shape, &keys, "localhost", 0).unwrap();
+        let first = (0..10_000)
+            .filter(|_| maker.pick(1).0 == Pick::Known(0))
+            .count();
+        assert!(first > 1000, "{first}");
+    }
+
+    #[test]
+    fn renders_host_and_agent() {
+        let keys = KeySet::parse("go.example,abc,https://x/\n", "t").unwrap();
+        let shape = TrafficShape {
+            bot_share: 1.0,
+            ..TrafficShape::default()
+        };
+        let mut maker = RequestMaker::new(&shape, &keys, "localhost", 0).unwrap();
+        let (pick, bot) = maker.pick(1);
+        let mut out = Vec::new();
+        maker.render(&keys, pick, bot, &mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.starts_with("GET /abc HTTP/1.1\r\nHost: go.example\r\n"),
+            "{text}"
+        );
+        assert!(BOT_AGENTS.iter().any(|a| text.contains(a)));
+    }
+}

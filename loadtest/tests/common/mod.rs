@@ -1,0 +1,38 @@
+//! Shared by the integration tests: one run against an address with a key
+//! set and a load, no progress output.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use ricochet_loadtest::{KeySet, LoadSpec, RunResult, RunSpec, TrafficShape, run};
+
+pub static NEVER: AtomicBool = AtomicBool::new(false);
+
+pub fn load(connections: usize, duration_ms: u64) -> LoadSpec {
+    LoadSpec {
+        connections,
+        duration: Duration::from_millis(duration_ms),
+        timeout: Duration::from_millis(500),
+        grace: Duration::from_millis(500),
+        ..LoadSpec::default()
+    }
+}
+
+pub fn run_once(addr: SocketAddr, keys: &str, load: LoadSpec, shape: TrafficShape) -> RunResult {
+    let spec = RunSpec {
+        target: "test".into(),
+        phase: "main".into(),
+        round: 1,
+        addr,
+        host: "localhost".into(),
+        load,
+        shape,
+        keys: Arc::new(KeySet::parse(keys, "test keys").expect("keys parse")),
+        server_pid: None,
+    };
+    run(&spec, &NEVER, &mut |_| {}).expect("run completes")
+}
