@@ -24,6 +24,9 @@
 #                     extra, unrecorded pipelined run at the end (e.g.
 #                     PROFILE="engine-noclicks engine")
 #   SKIP_BUILD=1      use the binaries already built
+#   CLIENT_OTHER_MAX  as OTHER_MAX, for wrk's CPU only (default OTHER_MAX)
+#   BEFORE_LOAD, AFTER_LOAD   functions called (with target and mode) just
+#                     before wrk starts and just after it ends
 
 PERF_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$PERF_DIR/../.." && pwd)
@@ -335,6 +338,7 @@ run_wrk_once() {
     mkdir -p "$RUN_DIR/wrk"
     wait_quiet
     wait_server_idle "$pid"
+    if [[ -n ${BEFORE_LOAD:-} ]]; then "$BEFORE_LOAD" "$name" "$mode"; fi
     rm -f "$mark.start" "$mark.end"
     WRK_MARK=$mark taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d"$duration" --latency \
         -s "$PERF_DIR/$script" "${TARGET_URL[$name]}" -- "$CODES_TXT" localhost >"$out" 2>&1 &
@@ -350,6 +354,7 @@ run_wrk_once() {
     read -r -a s1 < <(cpu_counters "cpu$SERVER_CPU")
     read -r -a c1 < <(cpu_counters "cpu$CLIENT_CPU")
     wait "$wrk_pid" || log "wrk failed, see $out"
+    if [[ -n ${AFTER_LOAD:-} ]]; then "$AFTER_LOAD" "$name" "$mode" "$round"; fi
     wait_server_idle "$pid"
     ticks2=$(cpu_ticks "$pid")
     local result
@@ -364,7 +369,7 @@ run_wrk_once() {
     local server_other client_other
     server_other=$(((s1[0] + s1[2] - s0[0] - s0[2] - (ticks1 - ticks0)) * 100 / (s1[1] - s0[1] > 0 ? s1[1] - s0[1] : 1)))
     client_other=$(((c1[0] + c1[2] - c0[0] - c0[2] - (w1 - w0)) * 100 / (c1[1] - c0[1] > 0 ? c1[1] - c0[1] : 1)))
-    if ((server_other > OTHER_MAX || client_other > OTHER_MAX)); then
+    if ((server_other > OTHER_MAX || client_other > ${CLIENT_OTHER_MAX:-$OTHER_MAX})); then
         log "other load: ${server_other}% of the server's CPU, ${client_other}% of wrk's"
         DISTURBED=1
     fi
