@@ -225,7 +225,8 @@ impl GeoDatabase {
 pub struct Enricher {
     settings: EnrichSettings,
     geo: Option<Arc<GeoDatabase>>,
-    agents: HashMap<Box<str>, Agent>,
+    /// Parsed user agents by UA string (client-supplied: a seeded hasher).
+    agents: HashMap<Box<str>, Agent, foldhash::fast::RandomState>,
 }
 
 impl std::fmt::Debug for Enricher {
@@ -239,7 +240,7 @@ impl Enricher {
         Self {
             settings,
             geo,
-            agents: HashMap::new(),
+            agents: HashMap::default(),
         }
     }
 

@@ -4,9 +4,17 @@
 //! link → dimension → time, so a series or breakdown is a range scan per
 //! level; a second keyspace per level keyed by time serves the top-links query.
 //! Every write (window plus its rollups) is one atomic batch of absolute counts.
+//!
+//! A window row holds the absolute count its (node, shard) last wrote for it.
+//! A write compares each row with the stored one and moves the rollups by the
+//! difference, so a retried window changes nothing and a re-flushed one
+//! replaces its earlier values. The rollup values of recent buckets are kept
+//! in memory (as last committed), so most writes read only the window rows,
+//! which are usually absent.
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
@@ -16,7 +24,7 @@ use ricochet_model::{LinkId, UnixMillis};
 use super::sink::{ClickReader, ClickSink, Counts, Interval, SinkError, bucket_series, rank};
 
 /// Granularities, finest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Level {
     Window,
     Minute,
@@ -96,10 +104,52 @@ struct LevelStore {
     windows: Keyspace,
 }
 
+/// Which keyspace a value belongs to: level and rows (false) or windows (true).
+type Place = (Level, bool);
+
+/// A key prefixed with one byte naming its [`Place`], so one map holds all.
+fn tagged((level, windows): Place, key: &[u8]) -> Vec<u8> {
+    let mut tagged = Vec::with_capacity(key.len() + 1);
+    tagged.push(level as u8 * 2 + windows as u8);
+    tagged.extend_from_slice(key);
+    tagged
+}
+
+fn level_of_tagged(tagged: &[u8]) -> Level {
+    Level::ALL[usize::from(tagged[0] / 2) % Level::ALL.len()]
+}
+
+/// Rollup values as last committed, for the buckets windows are being
+/// written to, by tagged key. Only the writer (under the lock) uses it.
+#[derive(Default)]
+struct RecentValues {
+    values: HashMap<Vec<u8>, (UnixMillis, u64)>,
+}
+
+/// Rollup values remembered at most; beyond it, values of buckets older than
+/// the one being written are forgotten first (they are read again if needed).
+const RECENT_VALUES: usize = 200_000;
+
+impl RecentValues {
+    /// Remembers a committed value, making room first when full.
+    fn remember(&mut self, key: Vec<u8>, value: (UnixMillis, u64), window_start: UnixMillis) {
+        if self.values.len() >= RECENT_VALUES && !self.values.contains_key(&key) {
+            self.values
+                .retain(|key, (bucket, _)| *bucket >= level_of_tagged(key).floor(window_start));
+            if self.values.len() >= RECENT_VALUES * 3 / 4 {
+                self.values.clear();
+            }
+        }
+        self.values.insert(key, value);
+    }
+}
+
 /// The embedded click store.
 pub struct FjallSink {
     db: Database,
     levels: [LevelStore; 4],
+    /// Serializes writes (each reads what the previous one committed).
+    recent: Mutex<RecentValues>,
 }
 
 impl std::fmt::Debug for FjallSink {
@@ -149,25 +199,16 @@ fn source_suffix(key: &mut Vec<u8>, bot: bool, node: &str, shard: u16) {
 struct RowKey<'k> {
     at: UnixMillis,
     bot: bool,
-    node: &'k [u8],
-    shard: u16,
     value: &'k [u8],
 }
 
 fn parse_row_key(key: &[u8]) -> Option<RowKey<'_>> {
     let at = unsortable(key.get(9..17)?);
     let bot = *key.get(17)? == 1;
+    // Then node (length-prefixed) and shard (2 bytes), which reads sum over.
     let node_len = *key.get(18)? as usize;
-    let node = key.get(19..19 + node_len)?;
-    let shard = u16::from_be_bytes(key.get(19 + node_len..21 + node_len)?.try_into().ok()?);
     let value = key.get(21 + node_len..)?;
-    Some(RowKey {
-        at,
-        bot,
-        node,
-        shard,
-        value,
-    })
+    Some(RowKey { at, bot, value })
 }
 
 /// Splits `[from, to)` into pieces each read from the coarsest level whose
@@ -234,7 +275,24 @@ impl FjallSink {
             level(Level::Hour)?,
             level(Level::Day)?,
         ];
-        Ok(Self { db, levels })
+        Ok(Self {
+            db,
+            levels,
+            recent: Mutex::new(RecentValues::default()),
+        })
+    }
+
+    fn keyspace(&self, (level, windows): Place) -> &Keyspace {
+        let store = self.level(level);
+        if windows { &store.windows } else { &store.rows }
+    }
+
+    fn stored_count(&self, place: Place, key: &[u8]) -> Result<u64, SinkError> {
+        Ok(self
+            .keyspace(place)
+            .get(key)
+            .map_err(failed)?
+            .map_or(0, |value| count_of(&value)))
     }
 
     fn level(&self, level: Level) -> &LevelStore {
@@ -296,68 +354,117 @@ impl FjallSink {
     }
 }
 
-impl ClickSink for FjallSink {
-    fn write(&self, batch: &WindowBatch) -> Result<(), SinkError> {
+/// `link | dimension | time | bot | node | shard | value`.
+fn row_key(
+    link: LinkId,
+    dimension: Dimension,
+    at: UnixMillis,
+    bot: bool,
+    batch: &WindowBatch,
+    value: &str,
+) -> Vec<u8> {
+    let mut key = row_prefix(link, dimension, at);
+    source_suffix(&mut key, bot, &batch.node, batch.shard);
+    key.extend_from_slice(value.as_bytes());
+    key
+}
+
+/// `time | link | bot | node | shard` — the top-links keyspace.
+fn window_key(link: LinkId, at: UnixMillis, bot: bool, batch: &WindowBatch) -> Vec<u8> {
+    let mut key = sortable(at).to_vec();
+    key.extend_from_slice(&link.to_be_bytes());
+    source_suffix(&mut key, bot, &batch.node, batch.shard);
+    key
+}
+
+/// Rows committed together. A window's rows go in chunks so a big window
+/// never builds one huge batch; each row moves with its rollups, so a write
+/// cut off between chunks is completed exactly by its retry.
+const ROWS_PER_COMMIT: usize = 4096;
+
+impl FjallSink {
+    /// Writes some rows of `batch` and their rollups in one atomic batch.
+    fn write_rows(
+        &self,
+        batch: &WindowBatch,
+        rows: &[ricochet_model::clicks::WindowRow],
+        recent: &mut RecentValues,
+    ) -> Result<(), SinkError> {
         let mut write = self.db.batch();
-        // Absolute counts at this level for the batch's source (node, shard),
-        // per (link, dimension, bot, value), for the bucket being rewritten.
-        let mut current: HashMap<(LinkId, Dimension, bool, String), u64> = batch
-            .rows
-            .iter()
-            .map(|r| ((r.link_id, r.dimension, r.bot, r.value.clone()), r.count))
-            .collect();
-        let mut bucket = batch.window_start;
-        for (index, level) in Level::ALL.into_iter().enumerate() {
-            let store = self.level(level);
-            if index > 0 {
-                // Recompute this level's bucket: the finer rows of the bucket
-                // from storage, except the finer bucket rewritten just now.
-                let finer = Level::ALL[index - 1];
-                let start = level.floor(batch.window_start);
-                let mut sums: HashMap<(LinkId, Dimension, bool, String), u64> = HashMap::new();
-                let mut keys: Vec<(LinkId, Dimension)> =
-                    current.keys().map(|k| (k.0, k.1)).collect();
-                keys.sort();
-                keys.dedup();
-                for (link, dimension) in keys {
-                    self.scan_rows(
-                        finer,
-                        link,
-                        dimension,
-                        start,
-                        start + level.millis(),
-                        |row, count| {
-                            if row.at == bucket
-                                || row.node != batch.node.as_bytes()
-                                || row.shard != batch.shard
-                            {
-                                return;
-                            }
-                            let value = String::from_utf8_lossy(row.value).into_owned();
-                            *sums.entry((link, dimension, row.bot, value)).or_default() += count;
-                        },
-                    )?;
-                }
-                for (key, count) in current.drain() {
-                    *sums.entry(key).or_default() += count;
-                }
-                current = sums;
-                bucket = start;
+        // Values this commit writes, by tagged key (so a key written twice
+        // moves from its first new value, not the stored one).
+        let mut pending: HashMap<Vec<u8>, (UnixMillis, u64)> = HashMap::new();
+        let current = |pending: &HashMap<Vec<u8>, (UnixMillis, u64)>,
+                       tagged: &[u8],
+                       place: Place,
+                       key: &[u8]|
+         -> Result<u64, SinkError> {
+            match pending.get(tagged).or_else(|| recent.values.get(tagged)) {
+                Some(&(_, value)) => Ok(value),
+                None => self.stored_count(place, key),
             }
-            for ((link, dimension, bot, value), count) in &current {
-                let mut key = row_prefix(*link, *dimension, bucket);
-                source_suffix(&mut key, *bot, &batch.node, batch.shard);
-                key.extend_from_slice(value.as_bytes());
-                write.insert(&store.rows, key, count.to_be_bytes());
-                if *dimension == Dimension::Total {
-                    let mut key = sortable(bucket).to_vec();
-                    key.extend_from_slice(&link.to_be_bytes());
-                    source_suffix(&mut key, *bot, &batch.node, batch.shard);
-                    write.insert(&store.windows, key, count.to_be_bytes());
+        };
+        let at = batch.window_start;
+        let mut places = Vec::with_capacity(8);
+        for row in rows {
+            let total = row.dimension == Dimension::Total;
+            let key = row_key(row.link_id, row.dimension, at, row.bot, batch, &row.value);
+            let place = (Level::Window, false);
+            let tagged_key = tagged(place, &key);
+            let old = current(&pending, &tagged_key, place, &key)?;
+            if old == row.count {
+                continue; // a retry, or nothing new
+            }
+            let delta = i128::from(row.count) - i128::from(old);
+            write.insert(self.keyspace(place), key, row.count.to_be_bytes());
+            pending.insert(tagged_key, (at, row.count));
+            for level in Level::ALL {
+                let bucket = level.floor(at);
+                if level != Level::Window {
+                    let key = row_key(
+                        row.link_id,
+                        row.dimension,
+                        bucket,
+                        row.bot,
+                        batch,
+                        &row.value,
+                    );
+                    places.push(((level, false), bucket, key));
                 }
+                if total {
+                    let key = window_key(row.link_id, bucket, row.bot, batch);
+                    places.push(((level, true), bucket, key));
+                }
+            }
+            for (place, bucket, key) in places.drain(..) {
+                let tagged_key = tagged(place, &key);
+                let value = u64::try_from(
+                    (i128::from(current(&pending, &tagged_key, place, &key)?) + delta).max(0),
+                )
+                .unwrap_or(u64::MAX);
+                write.insert(self.keyspace(place), key, value.to_be_bytes());
+                pending.insert(tagged_key, (bucket, value));
             }
         }
-        write.commit().map_err(failed)
+        write.commit().map_err(failed)?;
+        // Only committed values are remembered, and only rollups: a failed
+        // write changes nothing, and window rows are rarely written twice.
+        for (key, value) in pending {
+            if level_of_tagged(&key) != Level::Window {
+                recent.remember(key, value, at);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ClickSink for FjallSink {
+    fn write(&self, batch: &WindowBatch) -> Result<(), SinkError> {
+        let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+        for rows in batch.rows.chunks(ROWS_PER_COMMIT) {
+            self.write_rows(batch, rows, &mut recent)?;
+        }
+        Ok(())
     }
 }
 
@@ -516,6 +623,43 @@ mod tests {
                 }
             )]
         );
+    }
+
+    #[test]
+    fn rollups_stay_exact_across_reopen_retries_and_rewrites() {
+        let dir = tempfile::tempdir().unwrap();
+        let hour = 3_600_000;
+        let humans = |sink: &FjallSink, interval, from, to| -> Vec<u64> {
+            sink.series(7, from, to, interval)
+                .unwrap()
+                .into_iter()
+                .map(|(_, c)| c.humans)
+                .collect()
+        };
+        {
+            let sink = FjallSink::open(dir.path()).unwrap();
+            for window in 0..6 {
+                sink.write(&total(7, window * 10_000, 1)).unwrap();
+            }
+            assert_eq!(humans(&sink, Interval::Minute, 0, 60_000), [6]);
+        }
+        // Reopened: nothing remembered, the rollups are read back.
+        let sink = FjallSink::open(dir.path()).unwrap();
+        sink.write(&total(7, 60_000, 5)).unwrap();
+        sink.write(&total(7, 20_000, 1)).unwrap(); // a retry
+        sink.write(&total(7, 30_000, 4)).unwrap(); // a re-flush, 1 → 4
+        assert_eq!(humans(&sink, Interval::Minute, 0, 120_000), [9, 5]);
+        assert_eq!(humans(&sink, Interval::Hour, 0, hour), [14]);
+        assert_eq!(humans(&sink, Interval::Day, 0, 86_400_000), [14]);
+        // A batch naming one row twice: the last value stands, counted once.
+        let mut twice = total(7, 70_000, 2);
+        twice.rows.push(twice.rows[0].clone());
+        twice.rows[1].count = 3;
+        sink.write(&twice).unwrap();
+        assert_eq!(humans(&sink, Interval::TenSeconds, 70_000, 80_000), [3]);
+        assert_eq!(humans(&sink, Interval::Hour, 0, hour), [17]);
+        let top = sink.top_links(0, hour, 1).unwrap();
+        assert_eq!(top[0].1.humans, 17);
     }
 
     #[test]

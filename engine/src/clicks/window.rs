@@ -4,30 +4,85 @@
 //! period for clicks still in the channel). A click for a window already
 //! closed counts in the oldest open one, so nothing is dropped.
 
-use std::collections::{BTreeMap, HashMap};
-
+use foldhash::fast::RandomState;
+use hashbrown::HashMap;
 use ricochet_model::clicks::{Dimension, WINDOW_MILLIS, WindowBatch, WindowRow, window_start};
 use ricochet_model::{LinkId, UnixMillis};
+use std::collections::BTreeMap;
 
 use super::enrich::Enriched;
 
-/// Counts of one link in one window.
-#[derive(Debug, Default)]
-struct LinkCounts {
-    /// Per (dimension, bot): value → count. `Total` has the value "".
-    values: HashMap<(Dimension, bool), HashMap<Box<str>, u64>>,
+/// Value slots of a click, in [`DIMENSIONS`] order.
+const VALUES: usize = 9;
+
+/// The dimensions after `Total`, in the order a [`Combo`] holds their values.
+const DIMENSIONS: [Dimension; VALUES] = [
+    Dimension::Country,
+    Dimension::City,
+    Dimension::Device,
+    Dimension::Browser,
+    Dimension::Os,
+    Dimension::Referrer,
+    Dimension::UtmSource,
+    Dimension::UtmMedium,
+    Dimension::UtmCampaign,
+];
+
+/// No value for a dimension.
+const NONE: u32 = u32::MAX;
+
+/// One link, the bot flag, and the window's ids of the click's values.
+/// Clicks repeat the same few combinations (a popular link, a handful of
+/// browsers, countries and referrers), so a window counts combinations:
+/// a few lookups of short strings in a small table, then one lookup of a
+/// fixed-size key, and splits them into per-dimension rows when it closes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Combo {
+    link: LinkId,
+    bot: bool,
+    values: [u32; VALUES],
 }
 
-impl LinkCounts {
-    #[inline]
-    fn bump(&mut self, dimension: Dimension, bot: bool, value: &str) {
-        let values = self.values.entry((dimension, bot)).or_default();
-        match values.get_mut(value) {
-            Some(count) => *count += 1,
-            None => {
-                values.insert(Box::from(value), 1);
-            }
+/// The clicks of one window. Values are client-supplied text (referrers,
+/// UTM values), hence a randomly seeded hasher.
+#[derive(Debug, Default)]
+struct WindowCounts {
+    combos: HashMap<Combo, u64, RandomState>,
+    /// Every distinct value seen in the window, and its id (its index in `names`).
+    ids: HashMap<Box<str>, u32, RandomState>,
+    names: Vec<Box<str>>,
+}
+
+impl WindowCounts {
+    fn id(&mut self, value: Option<&str>) -> u32 {
+        let Some(value) = value else { return NONE };
+        if let Some(&id) = self.ids.get(value) {
+            return id;
         }
+        let id = self.names.len() as u32;
+        self.names.push(Box::from(value));
+        self.ids.insert(Box::from(value), id);
+        id
+    }
+
+    fn add(&mut self, link: LinkId, click: &Enriched) {
+        let values = [
+            self.id(click.country.as_deref()),
+            self.id(click.city.as_deref()),
+            self.id(click.device.as_deref()),
+            self.id(click.browser.as_deref()),
+            self.id(click.os.as_deref()),
+            self.id(click.referrer.as_deref()),
+            self.id(click.utm_source.as_deref()),
+            self.id(click.utm_medium.as_deref()),
+            self.id(click.utm_campaign.as_deref()),
+        ];
+        let combo = Combo {
+            link,
+            bot: click.bot,
+            values,
+        };
+        *self.combos.entry(combo).or_default() += 1;
     }
 }
 
@@ -36,7 +91,7 @@ impl LinkCounts {
 pub struct WindowAggregator {
     node: String,
     shard: u16,
-    open: BTreeMap<UnixMillis, HashMap<LinkId, LinkCounts>>,
+    open: BTreeMap<UnixMillis, WindowCounts>,
     /// Windows before this start are closed.
     closed_before: UnixMillis,
 }
@@ -54,30 +109,7 @@ impl WindowAggregator {
     /// Counts one click.
     pub fn add(&mut self, at: UnixMillis, link: LinkId, click: &Enriched) {
         let window = window_start(at).max(self.closed_before);
-        let counts = self
-            .open
-            .entry(window)
-            .or_default()
-            .entry(link)
-            .or_default();
-        let bot = click.bot;
-        counts.bump(Dimension::Total, bot, "");
-        let dimensions: [(Dimension, Option<&str>); 9] = [
-            (Dimension::Country, click.country.as_deref()),
-            (Dimension::City, click.city.as_deref()),
-            (Dimension::Device, click.device.as_deref()),
-            (Dimension::Browser, click.browser.as_deref()),
-            (Dimension::Os, click.os.as_deref()),
-            (Dimension::Referrer, click.referrer.as_deref()),
-            (Dimension::UtmSource, click.utm_source.as_deref()),
-            (Dimension::UtmMedium, click.utm_medium.as_deref()),
-            (Dimension::UtmCampaign, click.utm_campaign.as_deref()),
-        ];
-        for (dimension, value) in dimensions {
-            if let Some(value) = value {
-                counts.bump(dimension, bot, value);
-            }
-        }
+        self.open.entry(window).or_default().add(link, click);
     }
 
     /// Number of open windows.
@@ -107,24 +139,43 @@ impl WindowAggregator {
     }
 
     fn close_first(&mut self) -> WindowBatch {
-        let (start, links) = self.open.pop_first().expect("an open window");
+        let (start, counts) = self.open.pop_first().expect("an open window");
         self.closed_before = self.closed_before.max(start + WINDOW_MILLIS);
-        let mut rows = Vec::new();
-        for (link, counts) in links {
-            for ((dimension, bot), values) in counts.values {
-                for (value, count) in values {
-                    rows.push(WindowRow {
-                        link_id: link,
-                        window_start: start,
-                        dimension,
-                        value: value.into_string(),
-                        bot,
-                        count,
-                    });
+        // Per (link, dimension, bot, value id; `NONE` for `Total`): the
+        // clicks of every combination carrying that value.
+        let mut sums: HashMap<(LinkId, Dimension, bool, u32), u64, RandomState> =
+            HashMap::with_capacity_and_hasher(counts.combos.len() * 4, RandomState::default());
+        for (combo, &count) in &counts.combos {
+            *sums
+                .entry((combo.link, Dimension::Total, combo.bot, NONE))
+                .or_default() += count;
+            for (dimension, &id) in DIMENSIONS.iter().zip(&combo.values) {
+                if id != NONE {
+                    *sums
+                        .entry((combo.link, *dimension, combo.bot, id))
+                        .or_default() += count;
                 }
             }
         }
-        rows.sort_by(|a, b| {
+        let name = |id: u32| -> String {
+            if id == NONE {
+                String::new()
+            } else {
+                counts.names[id as usize].to_string()
+            }
+        };
+        let mut rows: Vec<WindowRow> = sums
+            .into_iter()
+            .map(|((link_id, dimension, bot, id), count)| WindowRow {
+                link_id,
+                window_start: start,
+                dimension,
+                value: name(id),
+                bot,
+                count,
+            })
+            .collect();
+        rows.sort_unstable_by(|a, b| {
             (a.link_id, a.dimension, a.bot, &a.value).cmp(&(
                 b.link_id,
                 b.dimension,
