@@ -91,7 +91,9 @@ for start in range(0, count, 1000):
     result = json.loads(response.read())
     assert response.status == 200 and result["failed"] == 0, result
     ids += [str(item["link"]["id"]) for item in result["items"]]
+    last_code = result["items"][-1]["link"]["code"]
 open(out, "w").write("\n".join(ids) + "\n")
+open(out + ".last-code", "w").write(last_code)
 PY
 
 # The engine, following the control plane; it catches up on the whole log.
@@ -105,7 +107,10 @@ taskset -c "$SERVER_CPU" env RICOCHET_ENGINE_CLICKS__ENABLED=false "$ENGINE_BIN"
     --control-url "http://127.0.0.1:$API_PORT" --bus "redis://127.0.0.1:$REDIS_PORT/" \
     --cluster-token "$TOKEN" run >"$RUN_DIR/servers/engine/server.log" 2>&1 &
 TARGET_PID[engine]=$!
-wait_status "http://127.0.0.1:$ENGINE_PORT/$PROBE_CODE" 301 600 || die "engine does not serve, see $RUN_DIR/servers/engine"
+# The last change of the log is the last link created above: once it is
+# served, the engine has caught up.
+wait_status "http://127.0.0.1:$ENGINE_PORT/$(cat "$RUN_DIR/edit-ids.txt.last-code")" 302 600 ||
+    die "engine did not catch up, see $RUN_DIR/servers/engine"
 log "engine serving $LINKS links $(awk -v a="$started" -v b="$(now_s)" 'BEGIN { printf "%.1f", b - a }') s after its start (catch-up over HTTP)"
 for name in engine engine+edits; do
     TARGET_URL[$name]=http://127.0.0.1:$ENGINE_PORT
