@@ -12,21 +12,9 @@ use std::collections::BTreeMap;
 
 use super::enrich::Enriched;
 
-/// Value slots of a click, in [`DIMENSIONS`] order.
-const VALUES: usize = 9;
-
-/// The dimensions after `Total`, in the order a [`Combo`] holds their values.
-const DIMENSIONS: [Dimension; VALUES] = [
-    Dimension::Country,
-    Dimension::City,
-    Dimension::Device,
-    Dimension::Browser,
-    Dimension::Os,
-    Dimension::Referrer,
-    Dimension::UtmSource,
-    Dimension::UtmMedium,
-    Dimension::UtmCampaign,
-];
+/// Value slots of a click: the dimensions after `Total`, in the order of
+/// `Dimension::ALL`.
+const VALUES: usize = Dimension::ALL.len() - 1;
 
 /// No value for a dimension.
 const NONE: u32 = u32::MAX;
@@ -66,6 +54,7 @@ impl WindowCounts {
     }
 
     fn add(&mut self, link: LinkId, click: &Enriched) {
+        // In `Dimension::ALL` order.
         let values = [
             self.id(click.country.as_deref()),
             self.id(click.city.as_deref()),
@@ -149,7 +138,7 @@ impl WindowAggregator {
             *sums
                 .entry((combo.link, Dimension::Total, combo.bot, NONE))
                 .or_default() += count;
-            for (dimension, &id) in DIMENSIONS.iter().zip(&combo.values) {
+            for (dimension, &id) in Dimension::ALL[1..].iter().zip(&combo.values) {
                 if id != NONE {
                     *sums
                         .entry((combo.link, *dimension, combo.bot, id))
