@@ -19,7 +19,7 @@
 #        nginx            one worker, `map $uri $target` + `return 301` (nginx-map.sh)
 #   5. runs wrk pinned to CLIENT_CPU (-t1 -cCONNECTIONS -dDURATION --latency),
 #      keep-alive, a random code per request (random-code.lua), then pipelined
-#      with DEPTH requests per batch (pipeline-random.lua), alternating targets,
+#      with DEPTH requests per batch (the same script), alternating targets,
 #      ROUNDS rounds; each run records req/s, p50/p99, the server's CPU time
 #      (utime + stime from /proc/PID/stat, so µs of CPU per request), the
 #      other load on the server's CPU, and RSS;

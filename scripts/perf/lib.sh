@@ -46,7 +46,6 @@ RETRIES=${RETRIES:-2}
 WORK_DIR=${WORK_DIR:-/tmp/ricochet-perf}
 PROFILE=${PROFILE:-}
 SKIP_BUILD=${SKIP_BUILD:-0}
-export DEPTH
 
 CLK_TCK=$(getconf CLK_TCK)
 
@@ -332,16 +331,16 @@ run_wrk() {
 
 run_wrk_once() {
     local name=$1 mode=$2 round=$3 duration=${4:-$DURATION}
-    local pid=${MEASURED_PID[$name]} script=random-code.lua
-    [[ $mode == pipelined ]] && script=pipeline-random.lua
+    local pid=${MEASURED_PID[$name]} depth=1
+    [[ $mode == pipelined ]] && depth=$DEPTH
     local out="$RUN_DIR/wrk/$name-$mode-$round.txt" mark="$RUN_DIR/wrk/mark"
     mkdir -p "$RUN_DIR/wrk"
     wait_quiet
     wait_server_idle "$pid"
     if [[ -n ${BEFORE_LOAD:-} ]]; then "$BEFORE_LOAD" "$name" "$mode"; fi
     rm -f "$mark.start" "$mark.end"
-    WRK_MARK=$mark taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d"$duration" --latency \
-        -s "$PERF_DIR/$script" "${TARGET_URL[$name]}" -- "$CODES_TXT" localhost >"$out" 2>&1 &
+    WRK_MARK=$mark DEPTH=$depth taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d"$duration" --latency \
+        -s "$PERF_DIR/random-code.lua" "${TARGET_URL[$name]}" -- "$CODES_TXT" localhost >"$out" 2>&1 &
     local wrk_pid=$! ticks0 ticks1 ticks2 s0 s1 c0 c1 w0 w1
     wait_file "$mark.start" "$wrk_pid"
     ticks0=$(cpu_ticks "$pid")

@@ -5,8 +5,13 @@
 -- HOST (default localhost) is the Host header. The requests are rendered once
 -- at start (about 3 s for 1M codes), so wrk spends no time formatting them.
 -- done() prints one `RESULT key=value ...` line for scripts/perf/lib.sh.
+-- With DEPTH=N (N > 1), each write is N requests back to back (HTTP/1.1
+-- pipelining); wrk counts every response, so requests/s is per request,
+-- while its latency is per batch of N.
 local requests = {}
 local count = 0
+local depth = tonumber(os.getenv("DEPTH") or "1")
+local batch = {}
 
 -- With WRK_MARK set, touches WRK_MARK.start once the codes are loaded (the
 -- load begins right after) and WRK_MARK.end when it is over, so the caller
@@ -39,7 +44,13 @@ function init(args)
 end
 
 function request()
-   return requests[math.random(count)]
+   if depth <= 1 then
+      return requests[math.random(count)]
+   end
+   for i = 1, depth do
+      batch[i] = requests[math.random(count)]
+   end
+   return table.concat(batch)
 end
 
 function done(summary, latency, _)
