@@ -144,14 +144,7 @@ pub fn latency_percentiles(title: &str, series: &[Series]) -> String {
         );
         decade += 1.0;
     }
-    for (i, s) in series.iter().enumerate() {
-        let points: Vec<(f64, f64)> = s.points.iter().map(|(p, ms)| (x(*p), y(*ms))).collect();
-        polyline(&mut svg, i, &points);
-    }
-    let labels: Vec<&str> = series.iter().map(|s| s.label.as_str()).collect();
-    legend(&mut svg, &labels);
-    svg.push_str("</svg>\n");
-    svg
+    finish(svg, series, x, y)
 }
 
 /// Responses per second over the run; points are (second, responses).
@@ -196,6 +189,17 @@ pub fn throughput_over_time(title: &str, series: &[Series]) -> String {
         );
         tick += x_step;
     }
+    finish(svg, series, x, y)
+}
+
+/// Draws every series (data mapped to the plot by `x` and `y`), the legend,
+/// and closes the document.
+fn finish(
+    mut svg: String,
+    series: &[Series],
+    x: impl Fn(f64) -> f64,
+    y: impl Fn(f64) -> f64,
+) -> String {
     for (i, s) in series.iter().enumerate() {
         let points: Vec<(f64, f64)> = s.points.iter().map(|(a, b)| (x(*a), y(*b))).collect();
         polyline(&mut svg, i, &points);
