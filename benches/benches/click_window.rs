@@ -4,7 +4,8 @@
 //! popularity, 51 user agents (browsers, phones, in-app browsers, bots), a few
 //! referrers and UTM tags, with and without a GeoIP database; plus the cost of
 //! closing a full window and writing it to a `FjallSink`, which the actor's
-//! thread also pays once per window.
+//! thread also pays once per window, and of rolling six such windows up into
+//! a minute, which the store's background thread pays once per minute.
 //!
 //! Run: `cargo bench -p ricochet-benches --bench click_window` (about 3 min,
 //! most of it writing windows; `-- --quick` for a short run).
@@ -518,6 +519,33 @@ fn window_close(c: &mut Criterion) {
                 for batch in windows.close_all() {
                     sink.write(&batch).expect("the write succeeds");
                 }
+            },
+            BatchSize::PerIteration,
+        );
+    });
+    // The background rollup of one minute: six full windows merged (in a
+    // store of its own, so no earlier window is rolled up with them).
+    let minute = 60_000 * (WINDOW / 60_000 + 1);
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let sink = FjallSink::open(dir.path()).expect("the sink opens");
+    group.bench_function(format!("roll_up_minute/6x{EVENTS}_events"), |b| {
+        b.iter_batched(
+            || {
+                for window in 0..6 {
+                    let mut windows = WindowAggregator::new("bench", 0);
+                    for (at, link, click) in &enriched {
+                        let at = minute + window * WINDOW_MILLIS + at - WINDOW;
+                        windows.add(at, *link, click);
+                    }
+                    for batch in windows.close_all() {
+                        sink.write(&batch).expect("the write succeeds");
+                    }
+                }
+            },
+            // Late enough for the minute, too early for its hour and day.
+            |()| {
+                let rolled = sink.roll_up(minute + 80_000).expect("the rollup");
+                assert_eq!(rolled, 1, "one minute rolled up");
             },
             BatchSize::PerIteration,
         );

@@ -383,32 +383,42 @@ fn start_clicks(config: &EngineConfig, workers: usize) -> Result<ClickParts, Sta
     let pipeline =
         ClickPipeline::start(&settings, workers, geo, spilling).map_err(StartError::Thread)?;
     if let Some(store) = &embedded {
-        spawn_pruner(store.clone(), clicks.retention())?;
+        spawn_maintenance(store.clone(), clicks.retention())?;
     }
     Ok((Some(pipeline), embedded, Some(reader)))
 }
 
-/// Prunes the click store to its retention once an hour (and at start) on
-/// its own thread. The thread ends with the process.
-fn spawn_pruner(store: Arc<FjallSink>, retention: Retention) -> Result<(), StartError> {
+/// Keeps the embedded click store tidy on its own thread: rolls finished
+/// windows up into minutes, hours and days every few seconds, and prunes each
+/// level to its retention once an hour (and at start). The thread ends with
+/// the store.
+fn spawn_maintenance(store: Arc<FjallSink>, retention: Retention) -> Result<(), StartError> {
+    const ROLL_UP_EVERY: Duration = Duration::from_secs(5);
+    const PRUNE_EVERY: Duration = Duration::from_secs(3600);
     let weak = Arc::downgrade(&store);
     drop(store);
-    spawn_thread("ricochet-clicks-prune", move || {
+    spawn_thread("ricochet-clicks-rollup", move || {
+        let mut last_prune: Option<std::time::Instant> = None;
         loop {
             let Some(store) = weak.upgrade() else { return };
-            match store.prune(&retention, ricochet_model::now_millis()) {
+            let now = ricochet_model::now_millis();
+            match store.roll_up(now) {
                 Ok(0) => {}
-                Ok(removed) => tracing::info!(removed, "pruned click rows past their retention"),
-                Err(error) => tracing::warn!(%error, "pruning click rows failed"),
+                Ok(rolled) => tracing::debug!(rolled, "rolled up click buckets"),
+                Err(error) => tracing::warn!(%error, "rolling up clicks failed"),
+            }
+            if last_prune.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
+                last_prune = Some(std::time::Instant::now());
+                match store.prune(&retention, now) {
+                    Ok(0) => {}
+                    Ok(removed) => {
+                        tracing::info!(removed, "pruned click rows past their retention")
+                    }
+                    Err(error) => tracing::warn!(%error, "pruning click rows failed"),
+                }
             }
             drop(store);
-            // Wake up often enough to notice the store is gone.
-            for _ in 0..3600 {
-                if weak.strong_count() == 0 {
-                    return;
-                }
-                std::thread::sleep(Duration::from_secs(1));
-            }
+            std::thread::sleep(ROLL_UP_EVERY);
         }
     })?;
     Ok(())
