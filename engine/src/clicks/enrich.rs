@@ -2,14 +2,17 @@
 //! device type, browser, OS and a bot flag (uap-core regexes through
 //! `ua-parser`, `isbot` for tools, a list of link-preview fetchers; results
 //! cached by UA string), country and city from a MaxMind-format database
-//! (GeoIP2 or the flat DB-IP lite layout), referrer host, UTM fields. The IP
-//! is used for the lookup and dropped.
+//! (GeoIP2 or the flat DB-IP lite layout; answers cached by /24 or /48),
+//! referrer host, UTM fields. The IP is used for the lookup and dropped.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 
+use foldhash::fast::RandomState;
 use serde::Deserialize;
+use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 
 use super::event::ClickEvent;
 
@@ -39,6 +42,14 @@ const PREVIEW_FETCHERS: &[&str] = &[
 pub const MAX_VALUE: usize = 256;
 /// UA strings whose parse is cached per actor.
 const UA_CACHE: usize = 20_000;
+/// Subnets whose GeoIP answer is cached per actor.
+const PLACE_CACHE: usize = 4_096;
+/// Distinct values (referrer hosts, UTM values, countries, cities) shared per actor.
+const VALUE_CACHE: usize = 4_096;
+/// GeoIP answers are cached per IPv4 /24 …
+const SUBNET_V4_BITS: u8 = 24;
+/// … and per IPv6 /48.
+const SUBNET_V6_BITS: u8 = 48;
 
 /// What a click is counted by.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -47,12 +58,12 @@ pub struct Enriched {
     pub device: Option<Arc<str>>,
     pub browser: Option<Arc<str>>,
     pub os: Option<Arc<str>>,
-    pub country: Option<String>,
-    pub city: Option<String>,
-    pub referrer: Option<String>,
-    pub utm_source: Option<String>,
-    pub utm_medium: Option<String>,
-    pub utm_campaign: Option<String>,
+    pub country: Option<Arc<str>>,
+    pub city: Option<Arc<str>>,
+    pub referrer: Option<Arc<str>>,
+    pub utm_source: Option<Arc<str>>,
+    pub utm_medium: Option<Arc<str>>,
+    pub utm_campaign: Option<Arc<str>>,
 }
 
 /// What enrichment collects.
@@ -147,16 +158,41 @@ struct Names<'a> {
     en: Option<&'a str>,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum CityField<'a> {
-    /// Flat DB-IP layout: `"city": "Berlin"`.
-    Flat(&'a str),
-    /// GeoIP2 layout: `"city": {"names": {"en": "Berlin"}}`.
-    Nested {
-        #[serde(borrow)]
-        names: Option<Names<'a>>,
-    },
+/// The city in either layout: flat DB-IP `"city": "Berlin"` or GeoIP2
+/// `"city": {"names": {"en": "Berlin", …}, …}`. Read by hand: an untagged
+/// enum would first copy the whole value into a buffer, on every lookup.
+struct CityName<'a>(Option<&'a str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for CityName<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct CityVisitor<'a>(std::marker::PhantomData<&'a str>);
+
+        impl<'de: 'a, 'a> Visitor<'de> for CityVisitor<'a> {
+            type Value = CityName<'a>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a city name or a map with `names`")
+            }
+
+            fn visit_borrowed_str<E>(self, name: &'de str) -> Result<Self::Value, E> {
+                Ok(CityName(Some(name)))
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut name = None;
+                while let Some(key) = map.next_key::<&'de str>()? {
+                    if key == "names" {
+                        name = map.next_value::<Option<Names<'a>>>()?.and_then(|n| n.en);
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+                Ok(CityName(name))
+            }
+        }
+
+        deserializer.deserialize_any(CityVisitor(std::marker::PhantomData))
+    }
 }
 
 #[derive(Deserialize)]
@@ -171,7 +207,20 @@ struct GeoRecord<'a> {
     country: Option<CountryField<'a>>,
     country_code: Option<&'a str>,
     #[serde(borrow)]
-    city: Option<CityField<'a>>,
+    city: Option<CityName<'a>>,
+}
+
+/// A database answer, borrowed from the database.
+#[derive(Debug, Default)]
+struct Answer<'a> {
+    /// Country code as stored (not yet uppercased).
+    country: Option<&'a str>,
+    /// City name, clipped.
+    city: Option<&'a str>,
+    /// Whether the database network the address fell in (with data or
+    /// without) holds the address's whole [`Subnet`], so every address of
+    /// the subnet gets this same answer.
+    holds_subnet: bool,
 }
 
 /// A MaxMind-format database.
@@ -198,35 +247,127 @@ impl GeoDatabase {
             .map_err(|e| format!("not a MaxMind-format database: {e}"))
     }
 
-    /// Country code and city of `ip`, when the database knows them.
+    /// Country code and city of `ip`, when the database knows them (uncached).
     pub fn lookup(&self, ip: IpAddr) -> (Option<String>, Option<String>) {
+        let answer = self.answer(ip);
+        (
+            answer.country.map(|c| c.to_ascii_uppercase()),
+            answer.city.map(str::to_owned),
+        )
+    }
+
+    fn answer(&self, ip: IpAddr) -> Answer<'_> {
         let Ok(result) = self.reader.lookup(ip) else {
-            return (None, None);
+            return Answer::default();
+        };
+        // The prefix length the database reports for the network found: a
+        // /24 may be split into smaller networks with different records.
+        let holds_subnet = match (ip, result.network()) {
+            (IpAddr::V4(_), Ok(network)) => network.is_ipv4() && network.prefix() <= SUBNET_V4_BITS,
+            (IpAddr::V6(_), Ok(network)) => network.is_ipv6() && network.prefix() <= SUBNET_V6_BITS,
+            (_, Err(_)) => false,
         };
         let Ok(Some(record)) = result.decode::<GeoRecord<'_>>() else {
-            return (None, None);
+            return Answer {
+                holds_subnet,
+                ..Answer::default()
+            };
         };
-        let country = record
-            .country_code
-            .or(record.country.and_then(|c| c.iso_code))
-            .map(|c| c.to_ascii_uppercase());
-        let city = match record.city {
-            Some(CityField::Flat(name)) => Some(name),
-            Some(CityField::Nested { names }) => names.and_then(|n| n.en),
-            None => None,
+        Answer {
+            country: record
+                .country_code
+                .or(record.country.and_then(|c| c.iso_code)),
+            city: record
+                .city
+                .and_then(|c| c.0)
+                .filter(|name| !name.is_empty())
+                .map(clip),
+            holds_subnet,
         }
-        .filter(|name| !name.is_empty())
-        .map(|name| clip(name).to_owned());
-        (country, city)
     }
 }
 
-/// One actor's enricher, with its own user-agent cache.
+/// The unit GeoIP answers are cached by: the /24 of an IPv4 address, the /48
+/// of an IPv6 address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Subnet {
+    V4(u32),
+    V6(u64),
+}
+
+impl Subnet {
+    fn of(ip: IpAddr) -> Self {
+        match ip {
+            IpAddr::V4(v4) => Self::V4(u32::from(v4) >> (32 - SUBNET_V4_BITS)),
+            IpAddr::V6(v6) => Self::V6((u128::from(v6) >> (128 - SUBNET_V6_BITS)) as u64),
+        }
+    }
+}
+
+/// Country code and city of a click.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Place {
+    country: Option<Arc<str>>,
+    city: Option<Arc<str>>,
+}
+
+/// A GeoIP database and one actor's answers by subnet.
+struct Geo {
+    database: Arc<GeoDatabase>,
+    /// Client addresses: a seeded hasher.
+    places: HashMap<Subnet, Place, RandomState>,
+}
+
+impl Geo {
+    fn place(&mut self, ip: IpAddr, values: &mut SharedValues) -> Place {
+        let subnet = Subnet::of(ip);
+        if let Some(place) = self.places.get(&subnet) {
+            return place.clone();
+        }
+        let answer = self.database.answer(ip);
+        let place = Place {
+            country: answer.country.map(|c| values.share(&ascii_uppercase(c))),
+            city: answer.city.map(|c| values.share(c)),
+        };
+        if answer.holds_subnet {
+            if self.places.len() >= PLACE_CACHE {
+                self.places.clear();
+            }
+            self.places.insert(subnet, place.clone());
+        }
+        place
+    }
+}
+
+/// One shared copy of each value seen recently, so a repeated referrer host,
+/// UTM value or place costs no allocation.
+#[derive(Default)]
+struct SharedValues {
+    /// Client-supplied text: a seeded hasher.
+    values: HashSet<Arc<str>, RandomState>,
+}
+
+impl SharedValues {
+    fn share(&mut self, value: &str) -> Arc<str> {
+        if let Some(shared) = self.values.get(value) {
+            return shared.clone();
+        }
+        if self.values.len() >= VALUE_CACHE {
+            self.values.clear();
+        }
+        let shared = Arc::<str>::from(value);
+        self.values.insert(shared.clone());
+        shared
+    }
+}
+
+/// One actor's enricher, with its own caches (no locks: one per actor).
 pub struct Enricher {
     settings: EnrichSettings,
-    geo: Option<Arc<GeoDatabase>>,
-    /// Parsed user agents by UA string (client-supplied: a seeded hasher).
-    agents: HashMap<Box<str>, Agent, foldhash::fast::RandomState>,
+    geo: Option<Geo>,
+    /// Parsed user agents by raw UA bytes (client-supplied: a seeded hasher).
+    agents: HashMap<Box<[u8]>, Agent, RandomState>,
+    values: SharedValues,
 }
 
 impl std::fmt::Debug for Enricher {
@@ -239,17 +380,25 @@ impl Enricher {
     pub fn new(settings: EnrichSettings, geo: Option<Arc<GeoDatabase>>) -> Self {
         Self {
             settings,
-            geo,
+            geo: geo.map(|database| Geo {
+                database,
+                places: HashMap::default(),
+            }),
             agents: HashMap::default(),
+            values: SharedValues::default(),
         }
     }
 
     /// Classifies a user agent, from the cache when seen before.
     pub fn agent(&mut self, user_agent: &str) -> Agent {
+        self.agent_of(user_agent.as_bytes())
+    }
+
+    fn agent_of(&mut self, user_agent: &[u8]) -> Agent {
         if let Some(agent) = self.agents.get(user_agent) {
             return agent.clone();
         }
-        let agent = classify(user_agent);
+        let agent = classify(&String::from_utf8_lossy(user_agent));
         if self.agents.len() >= UA_CACHE {
             self.agents.clear();
         }
@@ -259,10 +408,9 @@ impl Enricher {
 
     /// Everything a click is counted by.
     pub fn enrich(&mut self, event: &ClickEvent) -> Enriched {
-        let user_agent = String::from_utf8_lossy(event.user_agent());
         // The bot flag is kept even when user-agent collection is off:
         // bots are always counted apart.
-        let agent = self.agent(&user_agent);
+        let agent = self.agent_of(event.user_agent());
         let mut enriched = Enriched {
             bot: agent.bot,
             ..Enriched::default()
@@ -273,20 +421,21 @@ impl Enricher {
             enriched.os = Some(agent.os);
         }
         if self.settings.geo
-            && let (Some(geo), Some(ip)) = (&self.geo, event.ip)
+            && let (Some(geo), Some(ip)) = (&mut self.geo, event.ip)
         {
-            let (country, city) = geo.lookup(ip);
-            enriched.country = country;
-            enriched.city = city;
+            let place = geo.place(ip, &mut self.values);
+            enriched.country = place.country;
+            enriched.city = place.city;
         }
         if self.settings.referrer {
-            enriched.referrer = referrer_host(event.referer());
+            enriched.referrer = referrer_host(event.referer()).map(|host| self.values.share(&host));
         }
         for (name, value) in utm_fields(event.query()) {
+            let value = Some(self.values.share(&value));
             match name {
-                "utm_source" => enriched.utm_source = Some(value),
-                "utm_medium" => enriched.utm_medium = Some(value),
-                "utm_campaign" => enriched.utm_campaign = Some(value),
+                "utm_source" => enriched.utm_source = value,
+                "utm_medium" => enriched.utm_medium = value,
+                "utm_campaign" => enriched.utm_campaign = value,
                 _ => {}
             }
         }
@@ -306,54 +455,80 @@ pub fn clip(text: &str) -> &str {
     &text[..end]
 }
 
+/// `text` in ASCII lower case, copied only when it has upper-case letters.
+fn ascii_lowercase(text: &str) -> Cow<'_, str> {
+    if text.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(text.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
+/// `text` in ASCII upper case, copied only when it has lower-case letters.
+fn ascii_uppercase(text: &str) -> Cow<'_, str> {
+    if text.bytes().any(|b| b.is_ascii_lowercase()) {
+        Cow::Owned(text.to_ascii_uppercase())
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
 /// The host of a Referer header, lowercased, without `www.`; `None` when
 /// absent or not an http(s) URL.
-pub fn referrer_host(referer: &[u8]) -> Option<String> {
+pub fn referrer_host(referer: &[u8]) -> Option<Cow<'_, str>> {
     let text = std::str::from_utf8(referer).ok()?.trim();
     let rest = text
         .strip_prefix("https://")
         .or_else(|| text.strip_prefix("http://"))?;
     let authority = rest.split(['/', '?', '#']).next()?;
     let host = authority.rsplit('@').next()?;
-    let host = host
-        .split(':')
-        .next()?
-        .trim_end_matches('.')
-        .to_ascii_lowercase();
-    let host = host.strip_prefix("www.").unwrap_or(&host).to_owned();
+    let host = host.split(':').next()?.trim_end_matches('.');
+    let host = match host.as_bytes().get(..4) {
+        Some(prefix) if prefix.eq_ignore_ascii_case(b"www.") => &host[4..],
+        _ => host,
+    };
     let valid = !host.is_empty()
         && host.len() <= 253
         && host
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
-    valid.then_some(host)
+    valid.then(|| ascii_lowercase(host))
 }
 
 /// `utm_source`, `utm_medium` and `utm_campaign` from a query string,
-/// percent-decoded, clipped.
-pub fn utm_fields(query: &[u8]) -> Vec<(&'static str, String)> {
-    let mut out = Vec::new();
-    for pair in query.split(|&b| b == b'&') {
-        let (name, value) = match pair.iter().position(|&b| b == b'=') {
-            Some(at) => (&pair[..at], &pair[at + 1..]),
-            None => continue,
-        };
-        let name = match name {
+/// percent-decoded, clipped; borrowed from the query unless decoding changed
+/// them.
+pub fn utm_fields(query: &[u8]) -> impl Iterator<Item = (&'static str, Cow<'_, str>)> {
+    query.split(|&b| b == b'&').filter_map(|pair| {
+        let at = pair.iter().position(|&b| b == b'=')?;
+        let name = match &pair[..at] {
             b"utm_source" => "utm_source",
             b"utm_medium" => "utm_medium",
             b"utm_campaign" => "utm_campaign",
-            _ => continue,
+            _ => return None,
         };
-        let decoded = percent_decode(value);
-        let value = clip(decoded.trim());
-        if !value.is_empty() && !value.chars().any(char::is_control) {
-            out.push((name, value.to_owned()));
-        }
-    }
-    out
+        let value = match percent_decode(&pair[at + 1..]) {
+            Cow::Borrowed(text) => Cow::Borrowed(clip(text.trim())),
+            Cow::Owned(text) => {
+                let kept = clip(text.trim());
+                if kept.len() == text.len() {
+                    Cow::Owned(text)
+                } else {
+                    Cow::Owned(kept.to_owned())
+                }
+            }
+        };
+        let keep = !value.is_empty() && !value.chars().any(char::is_control);
+        keep.then_some((name, value))
+    })
 }
 
-fn percent_decode(input: &[u8]) -> String {
+/// `input` with `%XX` escapes decoded and `+` as a space; borrowed when it
+/// has neither and is valid UTF-8.
+fn percent_decode(input: &[u8]) -> Cow<'_, str> {
+    if !input.iter().any(|&b| matches!(b, b'%' | b'+')) {
+        return String::from_utf8_lossy(input);
+    }
     let mut bytes = Vec::with_capacity(input.len());
     let mut i = 0;
     while i < input.len() {
@@ -370,7 +545,10 @@ fn percent_decode(input: &[u8]) -> String {
         bytes.push(if byte == b'+' { b' ' } else { byte });
         i += 1;
     }
-    String::from_utf8_lossy(&bytes).into_owned()
+    match String::from_utf8(bytes) {
+        Ok(text) => Cow::Owned(text),
+        Err(error) => Cow::Owned(String::from_utf8_lossy(error.as_bytes()).into_owned()),
+    }
 }
 
 #[cfg(test)]
@@ -466,16 +644,39 @@ mod tests {
         assert_eq!(referrer_host(b""), None);
         assert_eq!(referrer_host(b"https://bad host/"), None);
         assert_eq!(
-            utm_fields(b"a=1&utm_source=news%20letter&utm_medium=email&utm_campaign=spring+sale&utm_source2=x"),
+            referrer_host(b"https://WWW.Example.COM./").as_deref(),
+            Some("example.com")
+        );
+        assert!(matches!(
+            referrer_host(b"https://news.example.org/"),
+            Some(Cow::Borrowed("news.example.org"))
+        ));
+        let utm = |query: &[u8]| -> Vec<(&str, String)> {
+            utm_fields(query)
+                .map(|(name, value)| (name, value.into_owned()))
+                .collect()
+        };
+        assert_eq!(
+            utm(b"a=1&utm_source=news%20letter&utm_medium=email&utm_campaign=spring+sale&utm_source2=x"),
             vec![
                 ("utm_source", "news letter".to_owned()),
                 ("utm_medium", "email".to_owned()),
                 ("utm_campaign", "spring sale".to_owned())
             ]
         );
-        assert_eq!(utm_fields(b"utm_source=%0a&utm_medium="), vec![]);
+        assert_eq!(utm(b"utm_source=%0a&utm_medium="), vec![]);
+        assert_eq!(
+            utm(b"utm_source=%E2%82%AC+&utm_medium=%FF&utm_campaign=%zz"),
+            vec![
+                ("utm_source", "\u{20ac}".to_owned()),
+                ("utm_medium", "\u{fffd}".to_owned()),
+                ("utm_campaign", "%zz".to_owned())
+            ]
+        );
         let long = format!("utm_source={}", "x".repeat(1000));
-        assert_eq!(utm_fields(long.as_bytes())[0].1.len(), MAX_VALUE);
+        assert_eq!(utm(long.as_bytes())[0].1.len(), MAX_VALUE);
+        let long = format!("utm_source=%20{}", "x".repeat(1000));
+        assert_eq!(utm(long.as_bytes())[0].1.len(), MAX_VALUE);
     }
 
     #[test]
@@ -524,6 +725,15 @@ mod tests {
         assert_eq!(enriched.referrer.as_deref(), Some("t.co"));
         assert_eq!(enriched.utm_source.as_deref(), Some("tw"));
         assert_eq!(full.agents.len(), 1);
+        let again = full.enrich(&event);
+        assert_eq!(again, enriched);
+        assert!(
+            Arc::ptr_eq(
+                again.referrer.as_ref().unwrap(),
+                enriched.referrer.as_ref().unwrap()
+            ),
+            "repeated values are shared, not copied"
+        );
         let mut lean = Enricher::new(
             EnrichSettings {
                 geo: false,
@@ -535,5 +745,211 @@ mod tests {
         let enriched = lean.enrich(&event);
         assert!(enriched.bot, "bots stay apart even without UA collection");
         assert_eq!((enriched.device, enriched.referrer), (None, None));
+    }
+
+    /// The GeoIP databases the enricher is tested on: the flat and the GeoIP2
+    /// layout in an IPv6 database (IPv4 aliased, as MaxMind ships them), and
+    /// an IPv4-only one (IPv6 entries left out).
+    fn databases(entries: &[(&str, &str, &str)]) -> Vec<Arc<GeoDatabase>> {
+        let mut ipv4_only = mmdb_writer::Writer::builder("dbip-city-lite")
+            .ip_version(mmdb_writer::IpVersion::V4)
+            .build();
+        for &(network, country, city) in entries.iter().filter(|(n, _, _)| !n.contains(':')) {
+            let network: mmdb_writer::ipnet::IpNet = network.parse().unwrap();
+            let record =
+                std::collections::BTreeMap::from([("country_code", country), ("city", city)]);
+            ipv4_only.insert(network, &record).unwrap();
+        }
+        [
+            crate::test_util::geo_database(false, entries),
+            crate::test_util::geo_database(true, entries),
+            ipv4_only.to_bytes().unwrap(),
+        ]
+        .into_iter()
+        .map(|bytes| Arc::new(GeoDatabase::from_bytes(bytes).unwrap()))
+        .collect()
+    }
+
+    fn clicked_from(ip: IpAddr) -> ClickEvent {
+        ClickEvent::new(1, 0, Some(ip), b"", b"", b"", b"")
+    }
+
+    /// Country and city the enricher finds for `ip`, as `GeoDatabase::lookup`
+    /// returns them.
+    fn place(enricher: &mut Enricher, ip: &str) -> (Option<String>, Option<String>) {
+        let enriched = enricher.enrich(&clicked_from(ip.parse().unwrap()));
+        (
+            enriched.country.as_deref().map(str::to_owned),
+            enriched.city.as_deref().map(str::to_owned),
+        )
+    }
+
+    fn cached_subnets(enricher: &Enricher) -> usize {
+        enricher.geo.as_ref().map_or(0, |geo| geo.places.len())
+    }
+
+    fn answer(country: &str, city: &str) -> (Option<String>, Option<String>) {
+        (Some(country.to_owned()), Some(city.to_owned()))
+    }
+
+    #[test]
+    fn cached_places_equal_uncached_lookups() {
+        let entries = [
+            ("81.0.0.0/8", "gb", "Manchester"),
+            ("81.2.0.0/16", "GB", "London"),
+            ("81.2.69.0/24", "GB", "Croydon"),
+            ("81.2.69.128/25", "FR", "Paris"),
+            ("81.2.69.192/28", "DE", "Berlin"),
+            ("81.2.69.200/32", "IT", "Rome"),
+            ("81.2.70.0/23", "ES", "Madrid"),
+            ("2001:db8::/32", "de", "Berlin"),
+            ("2001:db8:1::/48", "AT", "Wien"),
+            ("2001:db8:2:1::/64", "CH", "Z\u{fc}rich"),
+            ("2001:db8:3::/47", "NL", "Amsterdam"),
+        ];
+        // Addresses bunched in a few subnets, so most lookups after the
+        // first of each subnet can come from the cache.
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let addresses: Vec<IpAddr> = (0..4_000)
+            .map(|_| {
+                let r = next();
+                match r % 4 {
+                    0 => IpAddr::from([81, 2, 68 + (r >> 8) as u8 % 4, (r >> 16) as u8]),
+                    1 => IpAddr::from([
+                        81 + (r >> 8) as u8 % 2,
+                        (r >> 16) as u8 % 4,
+                        (r >> 24) as u8,
+                        (r >> 32) as u8,
+                    ]),
+                    2 => IpAddr::from(std::net::Ipv6Addr::new(
+                        0x2001,
+                        0xdb8 + (r >> 8) as u16 % 2,
+                        (r >> 16) as u16 % 5,
+                        (r >> 24) as u16 % 3,
+                        0,
+                        0,
+                        0,
+                        (r >> 32) as u16,
+                    )),
+                    _ => IpAddr::from([10, 0, (r >> 8) as u8 % 2, (r >> 16) as u8]),
+                }
+            })
+            .collect();
+        for geo in databases(&entries) {
+            let mut enricher = Enricher::new(EnrichSettings::default(), Some(geo.clone()));
+            for &ip in &addresses {
+                let expected = geo.lookup(ip);
+                let enriched = enricher.enrich(&clicked_from(ip));
+                let found = (
+                    enriched.country.as_deref().map(str::to_owned),
+                    enriched.city.as_deref().map(str::to_owned),
+                );
+                assert_eq!(found, expected, "{ip}");
+            }
+            assert!(cached_subnets(&enricher) > 0);
+            assert_eq!(place(&mut enricher, "81.1.2.3"), answer("GB", "Manchester"));
+        }
+    }
+
+    #[test]
+    fn a_network_smaller_than_a_subnet_is_not_shared_across_it() {
+        let entries = [
+            ("81.2.69.0/24", "GB", "London"),
+            ("81.2.69.128/25", "FR", "Paris"),
+            ("81.3.0.0/16", "DE", "Berlin"),
+        ];
+        for geo in databases(&entries) {
+            // The /25 first, then the rest of its /24, and the other way round.
+            for order in [["81.2.69.200", "81.2.69.1"], ["81.2.69.1", "81.2.69.200"]] {
+                let mut enricher = Enricher::new(EnrichSettings::default(), Some(geo.clone()));
+                for _ in 0..2 {
+                    for ip in order {
+                        let expected = if ip.ends_with(".200") {
+                            answer("FR", "Paris")
+                        } else {
+                            answer("GB", "London")
+                        };
+                        assert_eq!(place(&mut enricher, ip), expected, "{ip}");
+                    }
+                }
+                assert_eq!(cached_subnets(&enricher), 0, "a split /24 is not cached");
+                assert_eq!(place(&mut enricher, "81.3.1.1"), answer("DE", "Berlin"));
+                assert_eq!(cached_subnets(&enricher), 1, "a /24 inside a /16 is");
+                assert_eq!(place(&mut enricher, "81.3.1.254"), answer("DE", "Berlin"));
+                assert_eq!(place(&mut enricher, "81.2.69.130"), answer("FR", "Paris"));
+                assert_eq!(place(&mut enricher, "81.2.69.127"), answer("GB", "London"));
+                assert_eq!(cached_subnets(&enricher), 1);
+            }
+        }
+    }
+
+    #[test]
+    fn ipv6_places_are_cached_per_48() {
+        let entries = [
+            ("2001:db8::/32", "DE", "Berlin"),
+            ("2001:db8:2:1::/64", "CH", "Z\u{fc}rich"),
+        ];
+        let geo = databases(&entries).remove(0);
+        let mut enricher = Enricher::new(EnrichSettings::default(), Some(geo));
+        assert_eq!(
+            place(&mut enricher, "2001:db8:5::1"),
+            answer("DE", "Berlin")
+        );
+        assert_eq!(cached_subnets(&enricher), 1);
+        assert_eq!(
+            place(&mut enricher, "2001:db8:5:ffff::2"),
+            answer("DE", "Berlin")
+        );
+        assert_eq!(cached_subnets(&enricher), 1, "the same /48");
+        // 2001:db8:2::/48 holds a /64 of its own: never cached.
+        assert_eq!(
+            place(&mut enricher, "2001:db8:2:1::5"),
+            answer("CH", "Z\u{fc}rich")
+        );
+        assert_eq!(
+            place(&mut enricher, "2001:db8:2:2::5"),
+            answer("DE", "Berlin")
+        );
+        assert_eq!(
+            place(&mut enricher, "2001:db8:2:1::6"),
+            answer("CH", "Z\u{fc}rich")
+        );
+        assert_eq!(cached_subnets(&enricher), 1);
+        // An address the database does not know, in a network without data
+        // wider than its /48: the empty answer is cached too.
+        assert_eq!(place(&mut enricher, "2001:db9::1"), (None, None));
+        assert_eq!(place(&mut enricher, "2001:db9::2"), (None, None));
+        assert_eq!(cached_subnets(&enricher), 2);
+    }
+
+    #[test]
+    fn caches_stay_bounded() {
+        for geo in databases(&[("1.0.0.0/8", "AU", "Sydney")]) {
+            let mut enricher = Enricher::new(EnrichSettings::default(), Some(geo));
+            for i in 0..PLACE_CACHE as u32 + 100 {
+                let ip = IpAddr::from(std::net::Ipv4Addr::from(0x0100_0007 | (i << 8)));
+                let enriched = enricher.enrich(&clicked_from(ip));
+                assert_eq!(enriched.country.as_deref(), Some("AU"), "{ip}");
+                assert!(cached_subnets(&enricher) <= PLACE_CACHE);
+            }
+            assert!(cached_subnets(&enricher) > 0);
+        }
+        let mut enricher = Enricher::new(EnrichSettings::default(), None);
+        for i in 0..VALUE_CACHE + 100 {
+            let query = format!("utm_source=source{i}");
+            let event = ClickEvent::new(1, 0, None, b"", b"", b"", query.as_bytes());
+            let expected = format!("source{i}");
+            assert_eq!(
+                enricher.enrich(&event).utm_source.as_deref(),
+                Some(expected.as_str())
+            );
+            assert!(enricher.values.values.len() <= VALUE_CACHE);
+        }
     }
 }
