@@ -25,9 +25,11 @@
 #      other load on the server's CPU, and RSS;
 #   6. with CLICKS=1 (the default), then measures the engine as configured by
 #      default, clicks on, alone: CLICK_ROUNDS (default 1) plain and pipelined
-#      runs. Click work continues after a run (windows are written every
-#      10 s), so its CPU time is read again once the engine is idle, waiting
-#      up to CLICK_IDLE_WAIT s (default 180); the engine's /metrics are saved.
+#      runs. Click work continues after a run (the last window is written 2 s
+#      after it ends, minutes roll up 20 s after they end), so its CPU time is
+#      read again CLICK_SETTLE s (default 40) after the run, once the engine is
+#      idle, waiting up to CLICK_IDLE_WAIT s (default 180). Clicks captured and
+#      dropped after each run go to click-counters.txt; /metrics are saved.
 #   7. prints medians over the rounds as markdown and writes them, with every
 #      raw counter and wrk output, to WORK_DIR/run-nginx-DATE/.
 # Each run waits until the machine is quiet (see QUIET_MAX in lib.sh). Other
@@ -96,11 +98,18 @@ if [[ $CLICKS == 1 ]]; then
     start_target engine full
     check_redirect engine
     IDLE_RSS[engine]=$(rss_kb "${MEASURED_PID[engine]}")
+    # Clicks counted and dropped after each run, cumulative.
+    click_counters() {
+        curl -s "${ADMIN_URL[$1]}/metrics" | grep -E '^ricochet_clicks_(captured|dropped)_total' |
+            sed "s/^/$2 $3 /" >>"$RUN_DIR/click-counters.txt" || true
+    }
     for ((round = 1; round <= CLICK_ROUNDS; round++)); do
         for mode in plain pipelined; do
-            IDLE_WAIT=${CLICK_IDLE_WAIT:-180} run_wrk engine "$mode" "$round"
+            AFTER_LOAD=click_counters SETTLE=${CLICK_SETTLE:-40} IDLE_WAIT=${CLICK_IDLE_WAIT:-180} \
+                run_wrk engine "$mode" "$round"
         done
     done
+    cat "$RUN_DIR/click-counters.txt" >&2
     memory_row engine
     save_metrics engine
     grep -E '^ricochet_click' "$RUN_DIR/metrics-engine.txt" >&2 || true

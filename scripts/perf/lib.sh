@@ -27,6 +27,8 @@
 #   CLIENT_OTHER_MAX  as OTHER_MAX, for wrk's CPU only (default OTHER_MAX)
 #   BEFORE_LOAD, AFTER_LOAD   functions called (with target and mode) just
 #                     before wrk starts and just after it ends
+#   SETTLE=0          seconds to wait after a run before waiting for the
+#                     server to be idle (work that starts late is counted)
 
 PERF_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$PERF_DIR/../.." && pwd)
@@ -312,8 +314,9 @@ wait_file() {
 # row to $RUN_DIR/runs.tsv unless ROUND is "warmup". Columns are raw counters;
 # summarize turns them into rates. The server's CPU time and the CPU counters
 # are read when wrk starts loading and when it stops (wrk's Lua script marks
-# both), then again once the server is idle: work the run left behind (click
-# windows) is counted too, as "deferred".
+# both), then again once the server is idle (after SETTLE s, if set): work the
+# run left behind (click windows, rollups) is counted too, as "deferred".
+# AFTER_LOAD, if set, is called with NAME MODE ROUND when the load ends.
 run_wrk() {
     local attempt
     if [[ ! $3 =~ ^[0-9]+$ ]]; then # warm-up or profile: never repeated
@@ -354,6 +357,9 @@ run_wrk_once() {
     read -r -a c1 < <(cpu_counters "cpu$CLIENT_CPU")
     wait "$wrk_pid" || log "wrk failed, see $out"
     if [[ -n ${AFTER_LOAD:-} ]]; then "$AFTER_LOAD" "$name" "$mode" "$round"; fi
+    # SETTLE s first, for work that starts a while after the load (the last
+    # click window closes 2 s after it ends; minutes roll up 20 s after).
+    if ((${SETTLE:-0} > 0)); then nap "$SETTLE"; fi
     wait_server_idle "$pid"
     ticks2=$(cpu_ticks "$pid")
     local result

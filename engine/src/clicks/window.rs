@@ -42,6 +42,13 @@ struct WindowCounts {
 }
 
 impl WindowCounts {
+    /// Empties the window, keeping its tables' capacity for the next one.
+    fn clear(&mut self) {
+        self.combos.clear();
+        self.ids.clear();
+        self.names.clear();
+    }
+
     fn id(&mut self, value: Option<&str>) -> u32 {
         let Some(value) = value else { return NONE };
         if let Some(&id) = self.ids.get(value) {
@@ -81,6 +88,9 @@ pub struct WindowAggregator {
     node: String,
     shard: u16,
     open: BTreeMap<UnixMillis, WindowCounts>,
+    /// The last closed window, emptied: the next window starts with its
+    /// capacity instead of growing (and faulting in fresh pages) again.
+    spare: Option<WindowCounts>,
     /// Windows before this start are closed.
     closed_before: UnixMillis,
 }
@@ -91,6 +101,7 @@ impl WindowAggregator {
             node: node.to_owned(),
             shard,
             open: BTreeMap::new(),
+            spare: None,
             closed_before: UnixMillis::MIN,
         }
     }
@@ -98,7 +109,10 @@ impl WindowAggregator {
     /// Counts one click.
     pub fn add(&mut self, at: UnixMillis, link: LinkId, click: &Enriched) {
         let window = window_start(at).max(self.closed_before);
-        self.open.entry(window).or_default().add(link, click);
+        self.open
+            .entry(window)
+            .or_insert_with(|| self.spare.take().unwrap_or_default())
+            .add(link, click);
     }
 
     /// Number of open windows.
@@ -128,50 +142,55 @@ impl WindowAggregator {
     }
 
     fn close_first(&mut self) -> WindowBatch {
-        let (start, counts) = self.open.pop_first().expect("an open window");
+        let (start, mut counts) = self.open.pop_first().expect("an open window");
         self.closed_before = self.closed_before.max(start + WINDOW_MILLIS);
-        // Per (link, dimension, bot, value id; `NONE` for `Total`): the
-        // clicks of every combination carrying that value.
-        let mut sums: HashMap<(LinkId, Dimension, bool, u32), u64, RandomState> =
-            HashMap::with_capacity_and_hasher(counts.combos.len() * 4, RandomState::default());
+        // Value ids by their names' byte order: rank 1, 2, ...; 0 is `Total`'s
+        // empty value. Rows then sort by one number.
+        let mut by_name: Vec<u32> = (0..counts.names.len() as u32).collect();
+        by_name.sort_unstable_by(|&a, &b| counts.names[a as usize].cmp(&counts.names[b as usize]));
+        let mut rank = vec![0u32; by_name.len()];
+        for (position, &id) in by_name.iter().enumerate() {
+            rank[id as usize] = position as u32 + 1;
+        }
+        // One entry per (combination, dimension with a value), keyed
+        // link | dimension | bot | rank, so sorting groups equal rows.
+        let key = |link: LinkId, dimension: usize, bot: bool, rank: u32| -> u128 {
+            (u128::from(link) << 64)
+                | ((dimension as u128) << 40)
+                | ((bot as u128) << 32)
+                | u128::from(rank)
+        };
+        let mut entries: Vec<(u128, u64)> = Vec::with_capacity(counts.combos.len() * 4);
         for (combo, &count) in &counts.combos {
-            *sums
-                .entry((combo.link, Dimension::Total, combo.bot, NONE))
-                .or_default() += count;
-            for (dimension, &id) in Dimension::ALL[1..].iter().zip(&combo.values) {
+            entries.push((key(combo.link, 0, combo.bot, 0), count));
+            for (slot, &id) in combo.values.iter().enumerate() {
                 if id != NONE {
-                    *sums
-                        .entry((combo.link, *dimension, combo.bot, id))
-                        .or_default() += count;
+                    entries.push((
+                        key(combo.link, slot + 1, combo.bot, rank[id as usize]),
+                        count,
+                    ));
                 }
             }
         }
-        let name = |id: u32| -> String {
-            if id == NONE {
-                String::new()
-            } else {
-                counts.names[id as usize].to_string()
-            }
-        };
-        let mut rows: Vec<WindowRow> = sums
-            .into_iter()
-            .map(|((link_id, dimension, bot, id), count)| WindowRow {
-                link_id,
+        entries.sort_unstable_by_key(|&(key, _)| key);
+        let mut rows: Vec<WindowRow> = Vec::with_capacity(entries.len());
+        for group in entries.chunk_by(|a, b| a.0 == b.0) {
+            let key = group[0].0;
+            let rank = key as u32;
+            rows.push(WindowRow {
+                link_id: (key >> 64) as LinkId,
                 window_start: start,
-                dimension,
-                value: name(id),
-                bot,
-                count,
-            })
-            .collect();
-        rows.sort_unstable_by(|a, b| {
-            (a.link_id, a.dimension, a.bot, &a.value).cmp(&(
-                b.link_id,
-                b.dimension,
-                b.bot,
-                &b.value,
-            ))
-        });
+                dimension: Dimension::ALL[((key >> 40) & 0xff) as usize],
+                value: match rank {
+                    0 => String::new(),
+                    rank => counts.names[by_name[rank as usize - 1] as usize].to_string(),
+                },
+                bot: (key >> 32) & 1 == 1,
+                count: group.iter().map(|&(_, count)| count).sum(),
+            });
+        }
+        counts.clear();
+        self.spare = Some(counts);
         WindowBatch {
             node: self.node.clone(),
             shard: self.shard,
@@ -245,5 +264,54 @@ mod tests {
         assert_eq!(rest[0].window_start, 10_000);
         assert_eq!(count(&rest[0], 7, Dimension::Total, "", false), 2);
         assert!(windows.close_all().is_empty());
+
+        // The next window reuses the closed one's tables, and only counts its own.
+        windows.add(25_000, 8, &human("FR"));
+        windows.add(26_000, 7, &human("AT"));
+        let next = windows.close_all();
+        assert_eq!(next[0].window_start, 20_000);
+        assert_eq!(count(&next[0], 7, Dimension::Total, "", false), 1);
+        assert_eq!(count(&next[0], 7, Dimension::Country, "DE", false), 0);
+        assert_eq!(
+            next[0].rows.len(),
+            6,
+            "total, country, browser of two links"
+        );
+    }
+
+    #[test]
+    fn rows_come_sorted_by_link_dimension_bot_and_value() {
+        let mut windows = WindowAggregator::new("n1", 0);
+        for (link, country) in [
+            (9, "US"),
+            (2, "FR"),
+            (9, "AT"),
+            (2, "Ü"),
+            (2, "DE"),
+            (9, "US"),
+        ] {
+            windows.add(1_000, link, &human(country));
+            windows.add(
+                1_000,
+                link,
+                &Enriched {
+                    bot: true,
+                    ..human(country)
+                },
+            );
+        }
+        let batch = windows.close_all().remove(0);
+        let keys: Vec<_> = batch
+            .rows
+            .iter()
+            .map(|r| (r.link_id, r.dimension, r.bot, r.value.as_bytes()))
+            .collect();
+        assert!(keys.is_sorted(), "{keys:?}");
+        assert!(
+            keys.windows(2).all(|pair| pair[0] != pair[1]),
+            "each row once"
+        );
+        assert_eq!(count(&batch, 9, Dimension::Country, "US", true), 2);
+        assert_eq!(count(&batch, 2, Dimension::Total, "", false), 3);
     }
 }
