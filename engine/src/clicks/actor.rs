@@ -1,15 +1,17 @@
-//! Click actors: one thread per shard receives that shard's click events over
-//! a bounded crossbeam channel (the request path only ever `try_send`s),
-//! enriches them, counts them into 10-second windows and writes each closed
-//! window to the sink. When the channel closes (shutdown), every open window
-//! is flushed before the actor exits.
+//! Click actors: one thread per shard drains that shard's click events from
+//! a bounded crossbeam channel every few milliseconds (the request path only
+//! ever `try_send`s, and never has to wake the actor),
+//! enriches them and counts them into 10-second windows; one writer thread
+//! writes each closed window to the sink. When the channel closes (shutdown),
+//! every open window is flushed and written before the pipeline stops.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError, TrySendError};
+use ricochet_model::clicks::WindowBatch;
 
 use super::enrich::{EnrichSettings, Enricher, GeoDatabase};
 use super::event::ClickEvent;
@@ -17,8 +19,11 @@ use super::sink::ClickSink;
 use super::spill::SpillingSink;
 use super::window::WindowAggregator;
 
-/// Events taken from the channel per wake-up before checking the clock.
+/// Events taken from the channel before checking the clock.
 const BATCH: usize = 4096;
+/// Pause once the channel is empty. The channel holds the clicks of the
+/// pause (65,536 by default: 10 ms at 6.5M clicks/s).
+const POLL: Duration = Duration::from_millis(10);
 
 /// Counters of the click pipeline.
 #[derive(Debug, Default)]
@@ -62,10 +67,14 @@ pub struct PipelineSettings {
     pub enrich: EnrichSettings,
 }
 
-/// The actors of one engine.
+/// Closed windows waiting for the writer.
+const CLOSED_WINDOWS: usize = 64;
+
+/// The actors of one engine, and the thread writing their closed windows.
 pub struct ClickPipeline {
     senders: Vec<ClickSender>,
     threads: Vec<JoinHandle<()>>,
+    writer: Option<JoinHandle<()>>,
     stats: Arc<ClickStats>,
     sink: Arc<SpillingSink>,
 }
@@ -87,6 +96,17 @@ impl ClickPipeline {
         sink: Arc<SpillingSink>,
     ) -> std::io::Result<Self> {
         let stats = Arc::new(ClickStats::default());
+        // Writing a big window takes a while; the actors keep counting
+        // meanwhile instead of letting their channels fill up.
+        let (closed, to_write) = crossbeam_channel::bounded(CLOSED_WINDOWS);
+        let writer = WindowWriter {
+            to_write,
+            sink: sink.clone(),
+            stats: stats.clone(),
+        };
+        let writer = std::thread::Builder::new()
+            .name("ricochet-clicks-writer".to_owned())
+            .spawn(move || writer.run())?;
         let mut senders = Vec::with_capacity(shards);
         let mut threads = Vec::with_capacity(shards);
         for shard in 0..shards {
@@ -99,7 +119,7 @@ impl ClickPipeline {
                 receiver,
                 enricher: Enricher::new(settings.enrich.clone(), geo.clone()),
                 windows: WindowAggregator::new(&settings.node, shard as u16),
-                sink: sink.clone(),
+                closed: closed.clone(),
                 stats: stats.clone(),
                 grace: settings.grace.as_millis() as i64,
             };
@@ -112,6 +132,7 @@ impl ClickPipeline {
         Ok(Self {
             senders,
             threads,
+            writer: Some(writer),
             stats,
             sink,
         })
@@ -136,6 +157,11 @@ impl ClickPipeline {
         self.senders.clear();
         for thread in self.threads.drain(..) {
             let _ = thread.join();
+        }
+        // The actors are gone, so are their handles on the writer: it writes
+        // what they flushed, then ends.
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
         }
         let _ = self.sink.persist();
     }
@@ -163,7 +189,7 @@ struct ClickActor {
     receiver: Receiver<ClickEvent>,
     enricher: Enricher,
     windows: WindowAggregator,
-    sink: Arc<SpillingSink>,
+    closed: Sender<WindowBatch>,
     stats: Arc<ClickStats>,
     grace: i64,
 }
@@ -171,27 +197,36 @@ struct ClickActor {
 impl ClickActor {
     fn run(mut self) {
         loop {
-            match self.receiver.recv_timeout(Duration::from_millis(250)) {
-                Ok(event) => {
-                    self.count(&event);
-                    for _ in 0..BATCH {
-                        let Ok(event) = self.receiver.try_recv() else {
-                            break;
-                        };
+            // Drain what is queued, then sleep: the actor never waits inside
+            // the channel, so a send never has to wake it (a futex call on
+            // the request path for every click that finds it idle).
+            let mut taken = 0;
+            let closed = loop {
+                match self.receiver.try_recv() {
+                    Ok(event) => {
                         self.count(&event);
+                        taken += 1;
+                        if taken == BATCH {
+                            break false;
+                        }
                     }
+                    Err(TryRecvError::Empty) => break false,
+                    Err(TryRecvError::Disconnected) => break true,
                 }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break,
-            }
+            };
             let now = ricochet_model::now_millis();
             for batch in self.windows.close_due(now, self.grace) {
-                self.flush(&batch);
+                self.flush(batch);
             }
-            self.sink.drain();
+            if closed {
+                break;
+            }
+            if taken < BATCH {
+                std::thread::sleep(POLL);
+            }
         }
         for batch in self.windows.close_all() {
-            self.flush(&batch);
+            self.flush(batch);
         }
     }
 
@@ -200,12 +235,38 @@ impl ClickActor {
         count_event(&mut self.enricher, &mut self.windows, &self.stats, event);
     }
 
-    fn flush(&self, batch: &ricochet_model::clicks::WindowBatch) {
-        match self.sink.write(batch) {
-            Ok(()) => {
-                self.stats.windows_flushed.fetch_add(1, Ordering::Relaxed);
+    /// Hands a closed window to the writer (waiting while it is far behind).
+    fn flush(&self, batch: WindowBatch) {
+        if self.closed.send(batch).is_err() {
+            tracing::error!("the click window writer is gone: a window was not written");
+        }
+    }
+}
+
+/// Writes closed windows to the sink (which spills what it cannot write) and
+/// retries spilled ones, on its own thread.
+struct WindowWriter {
+    to_write: Receiver<WindowBatch>,
+    sink: Arc<SpillingSink>,
+    stats: Arc<ClickStats>,
+}
+
+impl WindowWriter {
+    fn run(self) {
+        loop {
+            match self.to_write.recv_timeout(Duration::from_millis(100)) {
+                Ok(batch) => match self.sink.write(&batch) {
+                    Ok(()) => {
+                        self.stats.windows_flushed.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, "a click window could not be written or spilled")
+                    }
+                },
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
             }
-            Err(error) => tracing::error!(%error, "a click window could not be written or spilled"),
+            self.sink.drain();
         }
     }
 }
