@@ -150,7 +150,8 @@ impl Engine {
             .with_clicks(
                 clicks.as_ref().map(|p| p.stats().clone()),
                 clicks.as_ref().map(|p| p.sink().stats().clone()),
-            );
+            )
+            .with_click_store(click_store.clone());
         let admin_rx = shutdown_rx.clone();
         threads.push(spawn_thread("ricochet-admin", move || {
             run_admin(admin_listener, admin, admin_rx)

@@ -223,9 +223,10 @@ pub fn render_clicks(
     out: &mut String,
     clicks: Option<&crate::clicks::ClickStats>,
     spill: Option<&crate::clicks::spill::SpillStats>,
+    store: Option<&crate::clicks::FjallSink>,
 ) {
     let read = |counter: Option<&AtomicU64>| counter.map_or(0, |c| c.load(Ordering::Relaxed));
-    let rows: [(&str, &str, &str, u64); 9] = [
+    let rows: [(&str, &str, &str, u64); 10] = [
         (
             "ricochet_clicks_captured_total",
             "counter",
@@ -280,8 +281,56 @@ pub fn render_clicks(
             "Windows waiting in the spill queue.",
             read(spill.map(|s| &s.queued)),
         ),
+        (
+            "ricochet_click_rollups_pending",
+            "gauge",
+            "Minutes, hours and days of the embedded click store waiting to be rolled up.",
+            store.map_or(0, |s| s.dirty_buckets() as u64),
+        ),
     ];
     for (name, kind, help, value) in rows {
         metric(out, name, kind, help, value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clicks::{ClickSink, FjallSink};
+    use ricochet_model::clicks::{Dimension, WindowBatch, WindowRow};
+
+    #[test]
+    fn click_metrics_show_the_rollup_backlog() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FjallSink::open(dir.path()).unwrap();
+        let mut out = String::new();
+        render_clicks(&mut out, None, None, Some(&store));
+        assert!(
+            out.contains("\nricochet_click_rollups_pending 0\n"),
+            "{out}"
+        );
+        let row = WindowRow {
+            link_id: 1,
+            window_start: 0,
+            dimension: Dimension::Total,
+            value: String::new(),
+            bot: false,
+            count: 1,
+        };
+        store
+            .write(&WindowBatch {
+                node: "n".into(),
+                shard: 0,
+                window_start: 0,
+                rows: vec![row],
+            })
+            .unwrap();
+        let mut out = String::new();
+        render_clicks(&mut out, None, None, Some(&store));
+        assert!(
+            out.contains("\nricochet_click_rollups_pending 3\n"),
+            "a minute, an hour, a day: {out}"
+        );
+        assert!(out.contains("\nricochet_clicks_dropped_total 0\n"), "{out}");
     }
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use crate::clicks::ClickStats;
+use crate::clicks::FjallSink;
 use crate::clicks::spill::SpillStats;
 use crate::http::{Handler, Method, Request, ResponseWriter};
 use crate::stats::{EngineStats, WorkerStats};
@@ -21,6 +22,7 @@ pub struct AdminHandler {
     table: Arc<LinkTable>,
     clicks: Option<Arc<ClickStats>>,
     spill: Option<Arc<SpillStats>>,
+    click_store: Option<Arc<FjallSink>>,
 }
 
 impl AdminHandler {
@@ -35,6 +37,7 @@ impl AdminHandler {
             table,
             clicks: None,
             spill: None,
+            click_store: None,
         }
     }
 
@@ -46,6 +49,12 @@ impl AdminHandler {
     ) -> Self {
         self.clicks = clicks;
         self.spill = spill;
+        self
+    }
+
+    /// Adds the embedded click store's rollup backlog to `/metrics`.
+    pub fn with_click_store(mut self, store: Option<Arc<FjallSink>>) -> Self {
+        self.click_store = store;
         self
     }
 }
@@ -66,7 +75,12 @@ impl Handler for AdminHandler {
             b"/readyz" => response.text(503, "loading the link table\n"),
             b"/metrics" => {
                 let mut body = metrics::render(&self.stats, &self.workers, &self.table);
-                metrics::render_clicks(&mut body, self.clicks.as_deref(), self.spill.as_deref());
+                metrics::render_clicks(
+                    &mut body,
+                    self.clicks.as_deref(),
+                    self.spill.as_deref(),
+                    self.click_store.as_deref(),
+                );
                 response
                     .start(200)
                     .header(b"Content-Type", b"text/plain; version=0.0.4; charset=utf-8")

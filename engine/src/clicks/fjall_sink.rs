@@ -189,11 +189,17 @@ fn source_len(bytes: &[u8]) -> Option<usize> {
     (bytes.len() >= len).then_some(len)
 }
 
-/// `time | source | dimension` — the prefix of one segment part's chunks.
-fn part_prefix(at: UnixMillis, source: &[u8], dimension: Dimension) -> Vec<u8> {
+/// `time | source` — the prefix of every part of one segment.
+fn segment_prefix(at: UnixMillis, source: &[u8]) -> Vec<u8> {
     let mut key = Vec::with_capacity(source.len() + 17);
     key.extend_from_slice(&sortable(at));
     key.extend_from_slice(source);
+    key
+}
+
+/// `time | source | dimension` — the prefix of one segment part's chunks.
+fn part_prefix(at: UnixMillis, source: &[u8], dimension: Dimension) -> Vec<u8> {
+    let mut key = segment_prefix(at, source);
     key.push(dimension.code());
     key
 }
@@ -205,14 +211,13 @@ fn chunk_key(at: UnixMillis, source: &[u8], dimension: Dimension, last: LinkId) 
 }
 
 fn manifest_key(level: Level, at: UnixMillis, source: &[u8]) -> Vec<u8> {
-    let mut key = Vec::with_capacity(source.len() + 9);
-    key.push(level as u8);
-    key.extend_from_slice(&sortable(at));
+    let mut key = bucket_key(level, at).to_vec();
     key.extend_from_slice(source);
     key
 }
 
-fn dirty_key(level: Level, at: UnixMillis) -> [u8; 9] {
+/// `level | time`: a dirty mark's key, and the prefix of a level's manifest.
+fn bucket_key(level: Level, at: UnixMillis) -> [u8; 9] {
     let mut key = [0; 9];
     key[0] = level as u8;
     key[1..].copy_from_slice(&sortable(at));
@@ -467,8 +472,8 @@ impl FjallSink {
         to: UnixMillis,
     ) -> Result<Vec<(UnixMillis, Vec<u8>)>, SinkError> {
         let mut found = Vec::new();
-        let start = dirty_key(level, from);
-        let end = dirty_key(level, to);
+        let start = bucket_key(level, from);
+        let end = bucket_key(level, to);
         for item in self.manifest.range(start..end) {
             let key = item.key().map_err(failed)?;
             let Some(source) = key.get(9..).filter(|s| source_len(s).is_some()) else {
@@ -529,7 +534,7 @@ impl FjallSink {
         for item in self.segments(level).prefix(sortable(at)) {
             batches.remove(self.segments(level), item.key().map_err(failed)?)?;
         }
-        for item in self.manifest.prefix(dirty_key(level, at)) {
+        for item in self.manifest.prefix(bucket_key(level, at)) {
             batches.remove(&self.manifest, item.key().map_err(failed)?)?;
         }
         Ok(())
@@ -551,7 +556,7 @@ impl FjallSink {
             }
             for item in self
                 .manifest
-                .range(dirty_key(level, i64::MIN)..dirty_key(level, cutoff))
+                .range(bucket_key(level, i64::MIN)..bucket_key(level, cutoff))
             {
                 batches.remove(&self.manifest, item.key().map_err(failed)?)?;
             }
@@ -621,7 +626,7 @@ impl ClickSink for FjallSink {
         let mut write = self.db.batch();
         for item in self
             .segments(Level::Window)
-            .prefix(part_prefix_of(at, &source))
+            .prefix(segment_prefix(at, &source))
         {
             write.remove(self.segments(Level::Window), item.key().map_err(failed)?);
         }
@@ -643,7 +648,7 @@ impl ClickSink for FjallSink {
             let bucket = level.floor(at);
             write.insert(
                 &self.dirty_marks,
-                dirty_key(level, bucket),
+                bucket_key(level, bucket),
                 mark.to_be_bytes(),
             );
             marks.push(((level, bucket), mark));
@@ -653,13 +658,6 @@ impl ClickSink for FjallSink {
         dirty.extend(marks);
         Ok(())
     }
-}
-
-/// `time | source` — the prefix of every part of one segment.
-fn part_prefix_of(at: UnixMillis, source: &[u8]) -> Vec<u8> {
-    let mut key = sortable(at).to_vec();
-    key.extend_from_slice(source);
-    key
 }
 
 impl FjallSink {
@@ -752,7 +750,7 @@ impl FjallSink {
             return Ok(());
         }
         self.dirty_marks
-            .remove(dirty_key(level, bucket))
+            .remove(bucket_key(level, bucket))
             .map_err(failed)?;
         let mut dirty = self.dirty.write().unwrap_or_else(PoisonError::into_inner);
         dirty.remove(&(level, bucket));
