@@ -10,7 +10,8 @@ use super::sink::{ClickReader, ClickSink, Counts, Interval};
 /// A fixed instant (2026-01-01T00:00:00Z) the suite's windows hang off.
 pub const BASE: i64 = 1_767_225_600_000;
 
-fn row(
+/// One window row (also used by the sinks' own tests).
+pub fn row(
     link: u64,
     window: i64,
     dimension: Dimension,
@@ -28,7 +29,8 @@ fn row(
     }
 }
 
-fn batch(node: &str, shard: u16, window: i64, rows: Vec<WindowRow>) -> WindowBatch {
+/// One shard's batch for a window.
+pub fn batch(node: &str, shard: u16, window: i64, rows: Vec<WindowRow>) -> WindowBatch {
     WindowBatch {
         node: node.to_owned(),
         shard,

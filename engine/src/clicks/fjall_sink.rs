@@ -834,7 +834,7 @@ impl ClickReader for FjallSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ricochet_model::clicks::WindowRow;
+    use crate::clicks::conformance::{batch, row};
 
     const MINUTE: i64 = 60_000;
     const HOUR: i64 = 3_600_000;
@@ -847,33 +847,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let sink = FjallSink::open(dir.path()).unwrap();
         crate::clicks::conformance::run(&sink, &sink);
-    }
-
-    fn row(
-        link: u64,
-        window: i64,
-        dimension: Dimension,
-        value: &str,
-        bot: bool,
-        count: u64,
-    ) -> WindowRow {
-        WindowRow {
-            link_id: link,
-            window_start: window,
-            dimension,
-            value: value.to_owned(),
-            bot,
-            count,
-        }
-    }
-
-    fn batch(node: &str, shard: u16, window: i64, rows: Vec<WindowRow>) -> WindowBatch {
-        WindowBatch {
-            node: node.into(),
-            shard,
-            window_start: window,
-            rows,
-        }
     }
 
     fn total(link: u64, window: i64, count: u64) -> WindowBatch {
