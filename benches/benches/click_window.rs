@@ -403,6 +403,15 @@ impl Fixture {
         enricher
     }
 
+    /// Every event enriched once (with GeoIP), for the window benchmarks.
+    fn enriched(&self) -> Vec<(UnixMillis, LinkId, Enriched)> {
+        let mut enricher = self.enricher(true);
+        self.events
+            .iter()
+            .map(|e| (e.at, e.link_id, enricher.enrich(e)))
+            .collect()
+    }
+
     fn chunks(&self) -> impl Iterator<Item = &[ClickEvent]> {
         self.events.chunks(CHUNK).cycle()
     }
@@ -419,12 +428,7 @@ fn per_event(c: &mut Criterion) {
 
     // (a) `WindowAggregator::add` alone, on clicks enriched beforehand (with
     // geo, so country and city are counted too).
-    let mut enricher = fixture.enricher(true);
-    let enriched: Vec<(UnixMillis, LinkId, Enriched)> = fixture
-        .events
-        .iter()
-        .map(|e| (e.at, e.link_id, enricher.enrich(e)))
-        .collect();
+    let enriched = fixture.enriched();
     let bots = enriched.iter().filter(|(_, _, e)| e.bot).count();
     eprintln!(
         "bots: {:.1} % of events",
@@ -475,12 +479,7 @@ fn per_event(c: &mut Criterion) {
 /// `FjallSink` that already holds the earlier windows of the same hour.
 fn window_close(c: &mut Criterion) {
     let fixture = Fixture::build();
-    let mut enricher = fixture.enricher(true);
-    let enriched: Vec<(UnixMillis, LinkId, Enriched)> = fixture
-        .events
-        .iter()
-        .map(|e| (e.at, e.link_id, enricher.enrich(e)))
-        .collect();
+    let enriched = fixture.enriched();
     drop(fixture);
     let dir = tempfile::tempdir().expect("a temporary directory");
     let sink = FjallSink::open(dir.path()).expect("the sink opens");
