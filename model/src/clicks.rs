@@ -67,6 +67,22 @@ impl Dimension {
         Self::ALL.into_iter().find(|d| d.as_str() == text)
     }
 
+    /// The value windows leave out for this dimension because it follows
+    /// from a click's total: every bot's device is `bot`, and a device,
+    /// browser or OS the user-agent parser cannot name (or a click whose user
+    /// agent was not collected) is `Other`. Breakdowns give this value the
+    /// clicks no stored value accounts for (see [`add_implied`]), so the
+    /// answer is the same as if it were stored, and uniform traffic from
+    /// clients without a user agent costs one row per link and window
+    /// instead of four.
+    pub fn implied(self, bot: bool) -> Option<&'static str> {
+        match self {
+            Self::Device if bot => Some("bot"),
+            Self::Device | Self::Browser | Self::Os => Some(OTHER),
+            _ => None,
+        }
+    }
+
     /// A small stable number for storage keys.
     pub fn code(self) -> u8 {
         self as u8
@@ -76,6 +92,9 @@ impl Dimension {
         Self::ALL.get(code as usize).copied()
     }
 }
+
+/// The name of a device, browser or OS the user-agent parser cannot name.
+pub const OTHER: &str = "Other";
 
 /// One counted value of one closed window.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -229,6 +248,39 @@ pub fn bucket_series(
     buckets
 }
 
+/// Completes a breakdown read from stored rows: the clicks of `total` that no
+/// stored value accounts for go to the dimension's implied value (merged with
+/// a stored row of the same value, as older stores hold), humans and bots
+/// apart; then ranks the entries. Dimensions without an implied value are
+/// only ranked.
+pub fn add_implied(dimension: Dimension, entries: &mut Vec<(String, Counts)>, total: Counts) {
+    let mut stored = Counts::default();
+    for (_, counts) in entries.iter() {
+        stored.humans += counts.humans;
+        stored.bots += counts.bots;
+    }
+    for (bot, rest) in [
+        (false, total.humans.saturating_sub(stored.humans)),
+        (true, total.bots.saturating_sub(stored.bots)),
+    ] {
+        let Some(value) = dimension.implied(bot) else {
+            continue;
+        };
+        if rest == 0 {
+            continue;
+        }
+        match entries.iter_mut().find(|(name, _)| name == value) {
+            Some((_, counts)) => counts.add(bot, rest),
+            None => {
+                let mut counts = Counts::default();
+                counts.add(bot, rest);
+                entries.push((value.to_owned(), counts));
+            }
+        }
+    }
+    rank(entries);
+}
+
 /// Sorts breakdown or top-list entries: most human clicks, then most bots, then key.
 pub fn rank<K: Ord>(entries: &mut [(K, Counts)]) {
     entries.sort_by(|(ka, a), (kb, b)| {
@@ -258,5 +310,46 @@ mod tests {
             assert_eq!(Dimension::from_code(dimension.code()), Some(dimension));
         }
         assert_eq!(Dimension::parse("nope"), None);
+    }
+
+    #[test]
+    fn breakdowns_give_the_remainder_to_the_implied_value() {
+        let counts = |humans, bots| Counts { humans, bots };
+        // 10 human clicks and 6 bot clicks; 7 humans have a named browser,
+        // 1 human and 2 bots are stored as "Other" (an older store).
+        let mut browsers = vec![
+            ("Firefox".to_owned(), counts(4, 0)),
+            ("Chrome".to_owned(), counts(3, 0)),
+            (OTHER.to_owned(), counts(1, 2)),
+        ];
+        add_implied(Dimension::Browser, &mut browsers, counts(10, 6));
+        assert_eq!(
+            browsers,
+            vec![
+                ("Firefox".to_owned(), counts(4, 0)),
+                (OTHER.to_owned(), counts(3, 6)),
+                ("Chrome".to_owned(), counts(3, 0)),
+            ]
+        );
+
+        // Devices: the bots' remainder is "bot", the humans' "Other".
+        let mut devices = vec![("desktop".to_owned(), counts(5, 0))];
+        add_implied(Dimension::Device, &mut devices, counts(8, 4));
+        assert_eq!(
+            devices,
+            vec![
+                ("desktop".to_owned(), counts(5, 0)),
+                (OTHER.to_owned(), counts(3, 0)),
+                ("bot".to_owned(), counts(0, 4)),
+            ]
+        );
+
+        // Nothing implied for countries, and nothing added when all is stored.
+        let mut countries = vec![("DE".to_owned(), counts(1, 0))];
+        add_implied(Dimension::Country, &mut countries, counts(9, 9));
+        assert_eq!(countries, vec![("DE".to_owned(), counts(1, 0))]);
+        let mut complete = vec![("mobile".to_owned(), counts(2, 0))];
+        add_implied(Dimension::Device, &mut complete, counts(2, 0));
+        assert_eq!(complete, vec![("mobile".to_owned(), counts(2, 0))]);
     }
 }

@@ -3,7 +3,7 @@
 //! bounds, breakdown and top-links order. Each sink's tests call `run` on a
 //! fresh, empty store.
 
-use ricochet_model::clicks::{Dimension, WindowBatch, WindowRow};
+use ricochet_model::clicks::{Dimension, OTHER, WindowBatch, WindowRow};
 
 use super::sink::{ClickReader, ClickSink, Counts, Interval};
 
@@ -130,8 +130,22 @@ pub fn run(sink: &dyn ClickSink, reader: &dyn ClickReader) {
         .unwrap();
     assert_eq!(
         by_browser,
-        vec![("Firefox ñ 🦊".to_owned(), counts(6, 0))],
-        "values keep their bytes"
+        vec![
+            (OTHER.to_owned(), counts(9, 2)),
+            ("Firefox ñ 🦊".to_owned(), counts(6, 0))
+        ],
+        "values keep their bytes; clicks without a stored browser are `Other`"
+    );
+    let by_device = reader
+        .breakdown(1, w0, w0 + 20_000, Dimension::Device)
+        .unwrap();
+    assert_eq!(
+        by_device,
+        vec![
+            (OTHER.to_owned(), counts(15, 0)),
+            ("bot".to_owned(), counts(0, 2))
+        ],
+        "the device of every bot is `bot`"
     );
 
     // A retry of the same batch changes nothing; a re-flush with higher

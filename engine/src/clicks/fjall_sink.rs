@@ -28,7 +28,9 @@ use ricochet_model::clicks::{Dimension, WindowBatch, WindowRow};
 use ricochet_model::{LinkId, UnixMillis};
 
 use self::segment::{ChunkReader, ChunkWriter, PartStream};
-use super::sink::{ClickReader, ClickSink, Counts, Interval, SinkError, bucket_series, rank};
+use super::sink::{
+    ClickReader, ClickSink, Counts, Interval, SinkError, add_implied, bucket_series, rank,
+};
 
 /// Granularities, finest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -786,8 +788,9 @@ impl ClickReader for FjallSink {
         to: UnixMillis,
         dimension: Dimension,
     ) -> Result<Vec<(String, Counts)>, SinkError> {
+        let pieces = self.clean_range(from, to);
         let mut values: HashMap<Vec<u8>, Counts> = HashMap::new();
-        for piece in self.clean_range(from, to) {
+        for &piece in &pieces {
             self.read_piece(
                 piece,
                 link,
@@ -798,11 +801,19 @@ impl ClickReader for FjallSink {
                 },
             )?;
         }
+        let mut total = Counts::default();
+        if dimension.implied(false).is_some() || dimension.implied(true).is_some() {
+            for &piece in &pieces {
+                self.read_piece(piece, link, Dimension::Total, &mut |_, bot, _, count| {
+                    total.add(bot, count)
+                })?;
+            }
+        }
         let mut entries: Vec<(String, Counts)> = values
             .into_iter()
             .map(|(value, counts)| (String::from_utf8_lossy(&value).into_owned(), counts))
             .collect();
-        rank(&mut entries);
+        add_implied(dimension, &mut entries, total);
         Ok(entries)
     }
 

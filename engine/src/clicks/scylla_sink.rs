@@ -25,7 +25,9 @@ use scylla::value::CqlTimestamp;
 use tokio::runtime::Runtime;
 use tokio::task::JoinSet;
 
-use super::sink::{ClickReader, ClickSink, Counts, Interval, SinkError, bucket_series, rank};
+use super::sink::{
+    ClickReader, ClickSink, Counts, Interval, SinkError, add_implied, bucket_series, rank,
+};
 
 /// Rows of one link and dimension are partitioned by UTC day.
 pub const DAY_MILLIS: i64 = 86_400_000;
@@ -719,8 +721,18 @@ impl ClickReader for ScyllaSink {
                 .or_default()
                 .add(bot, count_from_cql(count));
         }
+        let mut total = Counts::default();
+        if dimension.implied(false).is_some() || dimension.implied(true).is_some() {
+            let rows = block_on(
+                self.runtime(),
+                self.read_rows(link, Dimension::Total, from, to),
+            )?;
+            for (_, bot, _, count) in rows {
+                total.add(bot, count_from_cql(count));
+            }
+        }
         let mut entries: Vec<(String, Counts)> = values.into_iter().collect();
-        rank(&mut entries);
+        add_implied(dimension, &mut entries, total);
         Ok(entries)
     }
 

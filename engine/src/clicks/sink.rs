@@ -2,5 +2,5 @@
 //! control plane can read analytics without depending on engine internals.
 
 pub use ricochet_model::clicks::{
-    ClickReader, ClickSink, Counts, Interval, SinkError, bucket_series, rank,
+    ClickReader, ClickSink, Counts, Interval, SinkError, add_implied, bucket_series, rank,
 };

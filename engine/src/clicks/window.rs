@@ -61,13 +61,18 @@ impl WindowCounts {
     }
 
     fn add(&mut self, link: LinkId, click: &Enriched) {
+        // Implied values are not stored: breakdowns derive them from the total.
+        fn stored(dimension: Dimension, bot: bool, value: Option<&str>) -> Option<&str> {
+            value.filter(|value| dimension.implied(bot) != Some(*value))
+        }
+        let bot = click.bot;
         // In `Dimension::ALL` order.
         let values = [
             self.id(click.country.as_deref()),
             self.id(click.city.as_deref()),
-            self.id(click.device.as_deref()),
-            self.id(click.browser.as_deref()),
-            self.id(click.os.as_deref()),
+            self.id(stored(Dimension::Device, bot, click.device.as_deref())),
+            self.id(stored(Dimension::Browser, bot, click.browser.as_deref())),
+            self.id(stored(Dimension::Os, bot, click.os.as_deref())),
             self.id(click.referrer.as_deref()),
             self.id(click.utm_source.as_deref()),
             self.id(click.utm_medium.as_deref()),
@@ -237,6 +242,17 @@ mod tests {
                 ..Enriched::default()
             },
         );
+        windows.add(
+            4_500,
+            7,
+            &Enriched {
+                bot: true,
+                device: Some(Arc::from("bot")),
+                browser: Some(Arc::from("Other")),
+                os: Some(Arc::from("Linux")),
+                ..Enriched::default()
+            },
+        );
         windows.add(12_000, 7, &human("DE"));
         windows.add(5_000, 8, &human("DE"));
         assert_eq!(windows.open_windows(), 2);
@@ -250,7 +266,17 @@ mod tests {
             ("n1", 3, 0)
         );
         assert_eq!(count(batch, 7, Dimension::Total, "", false), 3);
-        assert_eq!(count(batch, 7, Dimension::Total, "", true), 1);
+        assert_eq!(count(batch, 7, Dimension::Total, "", true), 2);
+        // Implied values (a bot's device, an unnamed browser) are left out.
+        assert_eq!(count(batch, 7, Dimension::Os, "Linux", true), 1);
+        assert!(
+            batch.rows.iter().all(|r| !matches!(
+                (r.dimension, r.value.as_str()),
+                (Dimension::Device, "bot") | (Dimension::Browser, "Other")
+            )),
+            "{:?}",
+            batch.rows
+        );
         assert_eq!(count(batch, 7, Dimension::Country, "DE", false), 2);
         assert_eq!(count(batch, 7, Dimension::Country, "FR", false), 1);
         assert_eq!(count(batch, 7, Dimension::Browser, "Firefox", false), 3);
