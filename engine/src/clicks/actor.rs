@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError, TrySendError};
-use ricochet_model::clicks::WindowBatch;
+use ricochet_model::clicks::{WindowBatch, WindowRow};
 
 use super::enrich::{EnrichSettings, Enricher, GeoDatabase};
 use super::event::ClickEvent;
@@ -69,6 +69,9 @@ pub struct PipelineSettings {
 
 /// Closed windows waiting for the writer.
 const CLOSED_WINDOWS: usize = 64;
+/// Written windows' row buffers on their way back to each actor, which
+/// fills them again instead of faulting in fresh memory for every window.
+const RECYCLED: usize = 2;
 
 /// The actors of one engine, and the thread writing their closed windows.
 pub struct ClickPipeline {
@@ -99,17 +102,21 @@ impl ClickPipeline {
         // Writing a big window takes a while; the actors keep counting
         // meanwhile instead of letting their channels fill up.
         let (closed, to_write) = crossbeam_channel::bounded(CLOSED_WINDOWS);
+        let (returns, recycled): (Vec<_>, Vec<_>) = (0..shards)
+            .map(|_| crossbeam_channel::bounded(RECYCLED))
+            .unzip();
         let writer = WindowWriter {
             to_write,
             sink: sink.clone(),
             stats: stats.clone(),
+            returns,
         };
         let writer = std::thread::Builder::new()
             .name("ricochet-clicks-writer".to_owned())
             .spawn(move || writer.run())?;
         let mut senders = Vec::with_capacity(shards);
         let mut threads = Vec::with_capacity(shards);
-        for shard in 0..shards {
+        for (shard, recycled) in recycled.into_iter().enumerate() {
             let (sender, receiver) = crossbeam_channel::bounded(settings.channel_capacity.max(1));
             senders.push(ClickSender {
                 sender,
@@ -120,6 +127,7 @@ impl ClickPipeline {
                 enricher: Enricher::new(settings.enrich.clone(), geo.clone()),
                 windows: WindowAggregator::new(&settings.node, shard as u16),
                 closed: closed.clone(),
+                recycled,
                 stats: stats.clone(),
                 grace: settings.grace.as_millis() as i64,
             };
@@ -167,22 +175,19 @@ impl ClickPipeline {
     }
 }
 
-/// An actor's work for one event: enrich it, count it, add it to its window.
-/// Public so the `click_window` benchmark measures exactly this.
+/// An actor's work for one event: enrich it and add it to its window.
+/// Returns whether it was a bot's. Public so the `click_window` benchmark
+/// measures exactly this.
 #[doc(hidden)]
 #[inline]
 pub fn count_event(
     enricher: &mut Enricher,
     windows: &mut WindowAggregator,
-    stats: &ClickStats,
     event: &ClickEvent,
-) {
+) -> bool {
     let enriched = enricher.enrich(event);
-    if enriched.bot {
-        stats.bot_clicks.fetch_add(1, Ordering::Relaxed);
-    }
     windows.add(event.at, event.link_id, &enriched);
-    stats.captured.fetch_add(1, Ordering::Relaxed);
+    enriched.bot
 }
 
 struct ClickActor {
@@ -190,6 +195,7 @@ struct ClickActor {
     enricher: Enricher,
     windows: WindowAggregator,
     closed: Sender<WindowBatch>,
+    recycled: Receiver<Vec<WindowRow>>,
     stats: Arc<ClickStats>,
     grace: i64,
 }
@@ -201,10 +207,12 @@ impl ClickActor {
             // the channel, so a send never has to wake it (a futex call on
             // the request path for every click that finds it idle).
             let mut taken = 0;
+            let mut bots = 0;
             let closed = loop {
                 match self.receiver.try_recv() {
                     Ok(event) => {
-                        self.count(&event);
+                        bots +=
+                            u64::from(count_event(&mut self.enricher, &mut self.windows, &event));
                         taken += 1;
                         if taken == BATCH {
                             break false;
@@ -214,6 +222,15 @@ impl ClickActor {
                     Err(TryRecvError::Disconnected) => break true,
                 }
             };
+            if taken > 0 {
+                self.stats
+                    .captured
+                    .fetch_add(taken as u64, Ordering::Relaxed);
+                self.stats.bot_clicks.fetch_add(bots, Ordering::Relaxed);
+            }
+            while let Ok(rows) = self.recycled.try_recv() {
+                self.windows.recycle(rows);
+            }
             let now = ricochet_model::now_millis();
             for batch in self.windows.close_due(now, self.grace) {
                 self.flush(batch);
@@ -230,11 +247,6 @@ impl ClickActor {
         }
     }
 
-    #[inline]
-    fn count(&mut self, event: &ClickEvent) {
-        count_event(&mut self.enricher, &mut self.windows, &self.stats, event);
-    }
-
     /// Hands a closed window to the writer (waiting while it is far behind).
     fn flush(&self, batch: WindowBatch) {
         if self.closed.send(batch).is_err() {
@@ -249,20 +261,30 @@ struct WindowWriter {
     to_write: Receiver<WindowBatch>,
     sink: Arc<SpillingSink>,
     stats: Arc<ClickStats>,
+    /// Per shard: where its written windows' row buffers go back.
+    returns: Vec<Sender<Vec<WindowRow>>>,
 }
 
 impl WindowWriter {
     fn run(self) {
         loop {
             match self.to_write.recv_timeout(Duration::from_millis(100)) {
-                Ok(batch) => match self.sink.write(&batch) {
-                    Ok(()) => {
-                        self.stats.windows_flushed.fetch_add(1, Ordering::Relaxed);
+                Ok(batch) => {
+                    match self.sink.write(&batch) {
+                        Ok(()) => {
+                            self.stats.windows_flushed.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(error) => {
+                            tracing::error!(%error, "a click window could not be written or spilled")
+                        }
                     }
-                    Err(error) => {
-                        tracing::error!(%error, "a click window could not be written or spilled")
+                    if let Some(back) = self.returns.get(usize::from(batch.shard)) {
+                        let mut rows = batch.rows;
+                        rows.clear();
+                        // A full channel: the actor has buffers enough.
+                        let _ = back.try_send(rows);
                     }
-                },
+                }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }

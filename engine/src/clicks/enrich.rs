@@ -367,6 +367,9 @@ pub struct Enricher {
     geo: Option<Geo>,
     /// Parsed user agents by raw UA bytes (client-supplied: a seeded hasher).
     agents: HashMap<Box<[u8]>, Agent, RandomState>,
+    /// The agent of requests without a user agent (tools, health checks,
+    /// load generators), found without a lookup.
+    no_agent: Agent,
     values: SharedValues,
 }
 
@@ -385,6 +388,7 @@ impl Enricher {
                 places: HashMap::default(),
             }),
             agents: HashMap::default(),
+            no_agent: classify(""),
             values: SharedValues::default(),
         }
     }
@@ -395,6 +399,9 @@ impl Enricher {
     }
 
     fn agent_of(&mut self, user_agent: &[u8]) -> Agent {
+        if user_agent.is_empty() {
+            return self.no_agent.clone();
+        }
         if let Some(agent) = self.agents.get(user_agent) {
             return agent.clone();
         }
@@ -703,7 +710,10 @@ mod tests {
             let mut enricher = Enricher::new(EnrichSettings::default(), Some(geo));
             let event =
                 ClickEvent::new(1, 0, Some("81.2.69.1".parse().unwrap()), b"", b"", b"", b"");
-            assert_eq!(enricher.enrich(&event).country.as_deref(), Some("GB"));
+            let enriched = enricher.enrich(&event);
+            assert_eq!(enriched.country.as_deref(), Some("GB"));
+            assert!(enriched.bot, "no user agent: a bot");
+            assert_eq!(enriched.device.as_deref(), Some("bot"));
         }
         assert!(GeoDatabase::from_bytes(b"not a database".to_vec()).is_err());
     }

@@ -9,81 +9,147 @@ use hashbrown::HashMap;
 use ricochet_model::clicks::{Dimension, WINDOW_MILLIS, WindowBatch, WindowRow, window_start};
 use ricochet_model::{LinkId, UnixMillis};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
+use self::tally::TallyTable;
 use super::enrich::Enriched;
+
+mod tally;
 
 /// Value slots of a click: the dimensions after `Total`, in the order of
 /// `Dimension::ALL`.
 const VALUES: usize = Dimension::ALL.len() - 1;
 
+/// Emptied windows kept for reuse.
+const SPARES: usize = 2;
+
 /// No value for a dimension.
 const NONE: u32 = u32::MAX;
 
-/// One link, the bot flag, and the window's ids of the click's values.
-/// Clicks repeat the same few combinations (a popular link, a handful of
-/// browsers, countries and referrers), so a window counts combinations:
-/// a few lookups of short strings in a small table, then one lookup of a
-/// fixed-size key, and splits them into per-dimension rows when it closes.
+/// A click's bot flag and the window's ids of its values. Clicks repeat a
+/// few profiles (a handful of browsers, countries and referrers), so a
+/// window numbers them once and counts (link, profile) pairs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct Combo {
-    link: LinkId,
+struct Profile {
     bot: bool,
     values: [u32; VALUES],
 }
 
+impl Profile {
+    /// `==` without a call to `memcmp`, which the derived comparison of
+    /// 37 bytes becomes: this runs for every click.
+    #[inline]
+    fn same(&self, other: &Profile) -> bool {
+        let differ = self
+            .values
+            .iter()
+            .zip(&other.values)
+            .fold(u32::from(self.bot ^ other.bot), |acc, (a, b)| acc | (a ^ b));
+        differ == 0
+    }
+}
+
 /// The clicks of one window. Values are client-supplied text (referrers,
-/// UTM values), hence a randomly seeded hasher.
+/// UTM values), hence randomly seeded hashers.
 #[derive(Debug, Default)]
 struct WindowCounts {
-    combos: HashMap<Combo, u64, RandomState>,
-    /// Every distinct value seen in the window, and its id (its index in `names`).
-    ids: HashMap<Box<str>, u32, RandomState>,
-    names: Vec<Box<str>>,
+    tallies: TallyTable,
+    /// Every distinct profile seen in the window, and its id (its index in `profile_list`).
+    profiles: HashMap<Profile, u32, RandomState>,
+    profile_list: Vec<Profile>,
+    /// The last click's profile and its id: consecutive clicks often share it.
+    last: Option<(Profile, u32)>,
+    /// Every value seen in the window, by address, and its id (its index
+    /// in `names`). Enrichment shares one `Arc` per value, so a repeated value
+    /// is found without hashing or comparing its text; `names` keeps each
+    /// `Arc`, and so its address, alive while the window is open. Two `Arc`s
+    /// of equal text get two ids, and closing the window gives them one rank.
+    ids: HashMap<usize, u32, RandomState>,
+    names: Vec<Arc<str>>,
+    /// Per id: bit `2 * slot + bot` is set when the value is what
+    /// `Dimension::implied` leaves out for `IMPLIED[slot]` and that bot flag.
+    implied: Vec<u8>,
 }
+
+/// The dimensions with implied values, and their slots in `Profile::values`.
+const IMPLIED: [(Dimension, usize); 3] = [
+    (Dimension::Device, 2),
+    (Dimension::Browser, 3),
+    (Dimension::Os, 4),
+];
 
 impl WindowCounts {
     /// Empties the window, keeping its tables' capacity for the next one.
     fn clear(&mut self) {
-        self.combos.clear();
+        self.tallies.clear();
+        self.profiles.clear();
+        self.profile_list.clear();
+        self.last = None;
         self.ids.clear();
         self.names.clear();
+        self.implied.clear();
     }
 
-    fn id(&mut self, value: Option<&str>) -> u32 {
+    fn id(&mut self, value: &Option<Arc<str>>) -> u32 {
         let Some(value) = value else { return NONE };
-        if let Some(&id) = self.ids.get(value) {
+        let next = self.names.len() as u32;
+        let id = *self
+            .ids
+            .entry(Arc::as_ptr(value).cast::<u8>() as usize)
+            .or_insert(next);
+        if id == next {
+            let mut implied = 0;
+            for (slot, (dimension, _)) in IMPLIED.into_iter().enumerate() {
+                for bot in [false, true] {
+                    if dimension.implied(bot) == Some(&**value) {
+                        implied |= 1 << (2 * slot + usize::from(bot));
+                    }
+                }
+            }
+            self.names.push(Arc::clone(value));
+            self.implied.push(implied);
+        }
+        id
+    }
+
+    fn profile(&mut self, profile: Profile) -> u32 {
+        if let Some((last, id)) = self.last
+            && last.same(&profile)
+        {
             return id;
         }
-        let id = self.names.len() as u32;
-        self.names.push(Box::from(value));
-        self.ids.insert(Box::from(value), id);
+        let next = self.profile_list.len() as u32;
+        let id = *self.profiles.entry(profile).or_insert(next);
+        if id == next {
+            self.profile_list.push(profile);
+        }
+        self.last = Some((profile, id));
         id
     }
 
     fn add(&mut self, link: LinkId, click: &Enriched) {
-        // Implied values are not stored: breakdowns derive them from the total.
-        fn stored(dimension: Dimension, bot: bool, value: Option<&str>) -> Option<&str> {
-            value.filter(|value| dimension.implied(bot) != Some(*value))
-        }
         let bot = click.bot;
         // In `Dimension::ALL` order.
-        let values = [
-            self.id(click.country.as_deref()),
-            self.id(click.city.as_deref()),
-            self.id(stored(Dimension::Device, bot, click.device.as_deref())),
-            self.id(stored(Dimension::Browser, bot, click.browser.as_deref())),
-            self.id(stored(Dimension::Os, bot, click.os.as_deref())),
-            self.id(click.referrer.as_deref()),
-            self.id(click.utm_source.as_deref()),
-            self.id(click.utm_medium.as_deref()),
-            self.id(click.utm_campaign.as_deref()),
+        let mut values = [
+            self.id(&click.country),
+            self.id(&click.city),
+            self.id(&click.device),
+            self.id(&click.browser),
+            self.id(&click.os),
+            self.id(&click.referrer),
+            self.id(&click.utm_source),
+            self.id(&click.utm_medium),
+            self.id(&click.utm_campaign),
         ];
-        let combo = Combo {
-            link,
-            bot: click.bot,
-            values,
-        };
-        *self.combos.entry(combo).or_default() += 1;
+        // Implied values are not stored: breakdowns derive them from the total.
+        for (slot, (_, index)) in IMPLIED.into_iter().enumerate() {
+            let id = values[index];
+            if id != NONE && self.implied[id as usize] & (1 << (2 * slot + usize::from(bot))) != 0 {
+                values[index] = NONE;
+            }
+        }
+        let profile = self.profile(Profile { bot, values });
+        self.tallies.add(link, profile);
     }
 }
 
@@ -93,9 +159,14 @@ pub struct WindowAggregator {
     node: String,
     shard: u16,
     open: BTreeMap<UnixMillis, WindowCounts>,
-    /// The last closed window, emptied: the next window starts with its
+    /// Closed windows, emptied: a new window starts with the largest one's
     /// capacity instead of growing (and faulting in fresh pages) again.
-    spare: Option<WindowCounts>,
+    /// Windows overlap by the grace period, so two are kept.
+    spares: Vec<WindowCounts>,
+    /// Closing's sort buffer, kept between windows for the same reason.
+    entries: Vec<(u128, u64)>,
+    /// A written window's row buffer, back from the writer (`recycle`).
+    spare_rows: Option<Vec<WindowRow>>,
     /// Windows before this start are closed.
     closed_before: UnixMillis,
 }
@@ -106,7 +177,9 @@ impl WindowAggregator {
             node: node.to_owned(),
             shard,
             open: BTreeMap::new(),
-            spare: None,
+            spares: Vec::new(),
+            entries: Vec::new(),
+            spare_rows: None,
             closed_before: UnixMillis::MIN,
         }
     }
@@ -116,8 +189,21 @@ impl WindowAggregator {
         let window = window_start(at).max(self.closed_before);
         self.open
             .entry(window)
-            .or_insert_with(|| self.spare.take().unwrap_or_default())
+            .or_insert_with(|| {
+                let largest =
+                    (0..self.spares.len()).max_by_key(|&i| self.spares[i].tallies.capacity());
+                largest.map_or_else(WindowCounts::default, |i| self.spares.swap_remove(i))
+            })
             .add(link, click);
+    }
+
+    /// Takes back a written window's row buffer (emptied) to fill again:
+    /// the larger of it and the one kept.
+    pub fn recycle(&mut self, rows: Vec<WindowRow>) {
+        let kept = self.spare_rows.as_ref().map_or(0, Vec::capacity);
+        if rows.capacity() > kept {
+            self.spare_rows = Some(rows);
+        }
     }
 
     /// Number of open windows.
@@ -153,9 +239,15 @@ impl WindowAggregator {
         // empty value. Rows then sort by one number.
         let mut by_name: Vec<u32> = (0..counts.names.len() as u32).collect();
         by_name.sort_unstable_by(|&a, &b| counts.names[a as usize].cmp(&counts.names[b as usize]));
+        // Equal names (held by different `Arc`s) share a rank: the rank of
+        // their first id in `by_name`.
         let mut rank = vec![0u32; by_name.len()];
+        let mut first = 0;
         for (position, &id) in by_name.iter().enumerate() {
-            rank[id as usize] = position as u32 + 1;
+            if counts.names[id as usize] != counts.names[by_name[first] as usize] {
+                first = position;
+            }
+            rank[id as usize] = first as u32 + 1;
         }
         // One entry per (combination, dimension with a value), keyed
         // link | dimension | bot | rank, so sorting groups equal rows.
@@ -165,20 +257,29 @@ impl WindowAggregator {
                 | ((bot as u128) << 32)
                 | u128::from(rank)
         };
-        let mut entries: Vec<(u128, u64)> = Vec::with_capacity(counts.combos.len() * 4);
-        for (combo, &count) in &counts.combos {
-            entries.push((key(combo.link, 0, combo.bot, 0), count));
-            for (slot, &id) in combo.values.iter().enumerate() {
+        // Entries per tally: the total, and each value its profile stores.
+        let per_profile: Vec<usize> = (counts.profile_list.iter())
+            .map(|profile| 1 + profile.values.iter().filter(|&&id| id != NONE).count())
+            .collect();
+        let wanted = (counts.tallies.iter())
+            .map(|tally| per_profile[tally.profile as usize])
+            .sum();
+        let mut entries = reuse(Some(std::mem::take(&mut self.entries)), wanted);
+        for tally in counts.tallies.iter() {
+            let profile = &counts.profile_list[tally.profile as usize];
+            let count = u64::from(tally.count);
+            entries.push((key(tally.link, 0, profile.bot, 0), count));
+            for (slot, &id) in profile.values.iter().enumerate() {
                 if id != NONE {
                     entries.push((
-                        key(combo.link, slot + 1, combo.bot, rank[id as usize]),
+                        key(tally.link, slot + 1, profile.bot, rank[id as usize]),
                         count,
                     ));
                 }
             }
         }
         entries.sort_unstable_by_key(|&(key, _)| key);
-        let mut rows: Vec<WindowRow> = Vec::with_capacity(entries.len());
+        let mut rows = reuse(self.spare_rows.take(), entries.len());
         for group in entries.chunk_by(|a, b| a.0 == b.0) {
             let key = group[0].0;
             let rank = key as u32;
@@ -194,8 +295,15 @@ impl WindowAggregator {
                 count: group.iter().map(|&(_, count)| count).sum(),
             });
         }
+        self.entries = entries;
         counts.clear();
-        self.spare = Some(counts);
+        self.spares.push(counts);
+        if self.spares.len() > SPARES {
+            let smallest = (0..self.spares.len())
+                .min_by_key(|&i| self.spares[i].tallies.capacity())
+                .expect("spares");
+            self.spares.swap_remove(smallest);
+        }
         WindowBatch {
             node: self.node.clone(),
             shard: self.shard,
@@ -205,10 +313,21 @@ impl WindowAggregator {
     }
 }
 
+/// `buffer` emptied, if it holds `wanted` items; otherwise a new buffer with
+/// room to spare (growing the old one would copy what it held).
+fn reuse<T>(buffer: Option<Vec<T>>, wanted: usize) -> Vec<T> {
+    match buffer {
+        Some(mut buffer) if buffer.capacity() >= wanted => {
+            buffer.clear();
+            buffer
+        }
+        _ => Vec::with_capacity(wanted + wanted / 4),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     fn human(country: &str) -> Enriched {
         Enriched {
@@ -303,6 +422,62 @@ mod tests {
             6,
             "total, country, browser of two links"
         );
+    }
+
+    #[test]
+    fn counts_match_a_plain_count_of_every_click() {
+        use std::collections::HashMap;
+        let countries = [None, Some("DE"), Some("FR"), Some("US")];
+        let browsers = [None, Some("Firefox"), Some("Other"), Some("Chrome")];
+        let mut windows = WindowAggregator::new("n1", 0);
+        let mut expected: HashMap<(u64, Dimension, String, bool), u64> = HashMap::new();
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = |bound: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % bound
+        };
+        for _ in 0..20_000 {
+            let link = next(300);
+            let bot = next(5) == 0;
+            let country = countries[next(4) as usize];
+            let browser = browsers[next(4) as usize];
+            // Runs of equal profiles, as real traffic has.
+            for _ in 0..=next(3) {
+                windows.add(
+                    1_000,
+                    link,
+                    &Enriched {
+                        bot,
+                        country: country.map(Arc::from),
+                        browser: browser.map(Arc::from),
+                        ..Enriched::default()
+                    },
+                );
+                *expected
+                    .entry((link, Dimension::Total, String::new(), bot))
+                    .or_default() += 1;
+                if let Some(country) = country {
+                    *expected
+                        .entry((link, Dimension::Country, country.to_owned(), bot))
+                        .or_default() += 1;
+                }
+                if let Some(browser) = browser.filter(|b| *b != "Other") {
+                    *expected
+                        .entry((link, Dimension::Browser, browser.to_owned(), bot))
+                        .or_default() += 1;
+                }
+            }
+        }
+        let batch = windows.close_all().remove(0);
+        let got: HashMap<_, _> = batch
+            .rows
+            .iter()
+            .map(|r| ((r.link_id, r.dimension, r.value.clone(), r.bot), r.count))
+            .collect();
+        assert_eq!(got.len(), batch.rows.len(), "each row once");
+        assert_eq!(got, expected);
     }
 
     #[test]
