@@ -30,6 +30,10 @@
 #      read again CLICK_SETTLE s (default 40) after the run, once the engine is
 #      idle, waiting up to CLICK_IDLE_WAIT s (default 180). Clicks captured and
 #      dropped after each run go to click-counters.txt; /metrics are saved.
+#      With INTERLEAVE=1, the clicks-on engine instead runs in every round
+#      right after the other targets (all servers up at once; the idle ones
+#      only poll), ROUNDS rounds, so a slow or fast phase of a shared machine
+#      falls on both engines alike.
 #   7. prints medians over the rounds as markdown and writes them, with every
 #      raw counter and wrk output, to WORK_DIR/run-nginx-DATE/.
 # Each run waits until the machine is quiet (see QUIET_MAX in lib.sh). Other
@@ -44,6 +48,7 @@ read -r -a TARGETS <<<"${TARGETS:-engine-noclicks nginx}"
 STARTUP_RUNS=${STARTUP_RUNS:-3}
 CLICKS=${CLICKS:-1}
 CLICK_ROUNDS=${CLICK_ROUNDS:-1}
+INTERLEAVE=${INTERLEAVE:-0}
 
 need_tools wrk nginx taskset curl python3
 ((CLIENT_CPU != SERVER_CPU)) || die "SERVER_CPU and CLIENT_CPU must differ"
@@ -70,14 +75,43 @@ for ((run = 1; run <= STARTUP_RUNS; run++)); do
     stop_target engine
 done
 
+# Clicks counted and dropped after each run of the clicks-on engine, cumulative.
+click_counters() {
+    curl -s "${ADMIN_URL[$1]}/metrics" | grep -E '^ricochet_clicks_(captured|dropped)_total' |
+        sed "s/^/$2 $3 /" >>"$RUN_DIR/click-counters.txt" || true
+}
+# One run of NAME; the clicks-on engine's CPU is read again once it is idle.
+measured_run() {
+    if [[ $1 == engine ]]; then
+        AFTER_LOAD=click_counters SETTLE=${CLICK_SETTLE:-40} IDLE_WAIT=${CLICK_IDLE_WAIT:-180} \
+            run_wrk "$@"
+    else
+        run_wrk "$@"
+    fi
+}
+
 # The measured servers, all up at once (idle ones use no CPU).
-for name in "${TARGETS[@]}"; do
+ROUND_TARGETS=("${TARGETS[@]}")
+[[ $CLICKS == 1 && $INTERLEAVE == 1 ]] && ROUND_TARGETS+=(engine)
+for name in "${ROUND_TARGETS[@]}"; do
     start_target "$name" full
     check_redirect "$name"
     IDLE_RSS[$name]=$(rss_kb "${MEASURED_PID[$name]}")
 done
 
-run_rounds "${TARGETS[@]}"
+if [[ $INTERLEAVE == 1 ]]; then
+    runs_header
+    for name in "${ROUND_TARGETS[@]}"; do
+        for mode in plain pipelined; do measured_run "$name" "$mode" warmup "$WARMUP"; done
+    done
+    for ((round = 1; round <= ROUNDS; round++)); do
+        for mode in plain pipelined; do
+            for name in "${ROUND_TARGETS[@]}"; do measured_run "$name" "$mode" "$round"; done
+        done
+    done
+else
+    run_rounds "${TARGETS[@]}"
+fi
 
 memory_header
 for name in "${TARGETS[@]}"; do memory_row "$name"; done
@@ -90,24 +124,22 @@ save_metrics() {
     fi
 }
 for name in "${TARGETS[@]}"; do save_metrics "$name"; done
+if [[ $CLICKS == 1 && $INTERLEAVE == 1 ]]; then
+    cat "$RUN_DIR/click-counters.txt" >&2
+    memory_row engine
+    save_metrics engine
+    grep -E '^ricochet_click' "$RUN_DIR/metrics-engine.txt" >&2 || true
+fi
 stop_all
 
 # The engine as configured by default (clicks on), alone: its click work goes
 # on after each run and would disturb the other targets.
-if [[ $CLICKS == 1 ]]; then
+if [[ $CLICKS == 1 && $INTERLEAVE != 1 ]]; then
     start_target engine full
     check_redirect engine
     IDLE_RSS[engine]=$(rss_kb "${MEASURED_PID[engine]}")
-    # Clicks counted and dropped after each run, cumulative.
-    click_counters() {
-        curl -s "${ADMIN_URL[$1]}/metrics" | grep -E '^ricochet_clicks_(captured|dropped)_total' |
-            sed "s/^/$2 $3 /" >>"$RUN_DIR/click-counters.txt" || true
-    }
     for ((round = 1; round <= CLICK_ROUNDS; round++)); do
-        for mode in plain pipelined; do
-            AFTER_LOAD=click_counters SETTLE=${CLICK_SETTLE:-40} IDLE_WAIT=${CLICK_IDLE_WAIT:-180} \
-                run_wrk engine "$mode" "$round"
-        done
+        for mode in plain pipelined; do measured_run engine "$mode" "$round"; done
     done
     cat "$RUN_DIR/click-counters.txt" >&2
     memory_row engine

@@ -1,9 +1,14 @@
 //! What an hour of uniform high-cardinality click traffic costs the embedded
-//! click store: 360 windows of 700,000 distinct links with four rows each
-//! (total, device, browser, OS: what wrk's UA-less requests over 1M links
-//! produce), written as the writer thread writes them, each minute rolled up
-//! as the background thread does, then the hour. Prints the time of each
-//! part (about 5 min on 2 cores, one thread).
+//! click store: 360 windows of 700,000 distinct links, written as the writer
+//! thread writes them, each minute rolled up as the background thread does,
+//! then the hour. Prints the time of each part.
+//!
+//! `ROWS_PER_LINK` picks the shape of each link's clicks in a window:
+//! - 1 (the default): wrk's UA-less requests over 1M links. Such a click is a
+//!   bot of implied device, browser and OS, so the window stores its total
+//!   only (docs/CLICKS.md, "Implied values"). About 1.5 min on 2 cores.
+//! - 4: a human click with a named device, browser and OS (total plus three
+//!   rows). About 5 min.
 //!
 //! Run: `cargo run --release -p ricochet-benches --bin click-hour-rollup`
 
@@ -18,27 +23,31 @@ const LINKS: u64 = 1_000_000;
 const LINKS_PER_WINDOW: u64 = 700_000;
 
 /// The rows of one window: a different slice of the links each time.
-fn window_rows(index: u64, at: i64) -> Vec<WindowRow> {
+fn window_rows(index: u64, at: i64, rows_per_link: usize) -> Vec<WindowRow> {
     let first = index * LINKS_PER_WINDOW % LINKS;
     let mut links: Vec<u64> = (0..LINKS_PER_WINDOW)
         .map(|i| (first + i * 7) % LINKS + 1)
         .collect();
     links.sort_unstable();
     links.dedup();
-    let mut rows = Vec::with_capacity(links.len() * 4);
-    for link_id in links {
-        for (dimension, value) in [
+    let shape: &[(Dimension, &str)] = match rows_per_link {
+        1 => &[(Dimension::Total, "")],
+        _ => &[
             (Dimension::Total, ""),
-            (Dimension::Device, "bot"),
-            (Dimension::Browser, "Other"),
-            (Dimension::Os, "Other"),
-        ] {
+            (Dimension::Device, "desktop"),
+            (Dimension::Browser, "Chrome"),
+            (Dimension::Os, "Windows"),
+        ],
+    };
+    let mut rows = Vec::with_capacity(links.len() * shape.len());
+    for link_id in links {
+        for &(dimension, value) in shape {
             rows.push(WindowRow {
                 link_id,
                 window_start: at,
                 dimension,
                 value: value.to_owned(),
-                bot: true,
+                bot: rows_per_link == 1,
                 count: 1,
             });
         }
@@ -47,6 +56,15 @@ fn window_rows(index: u64, at: i64) -> Vec<WindowRow> {
 }
 
 fn main() {
+    let rows_per_link = match std::env::var("ROWS_PER_LINK").as_deref() {
+        Err(_) | Ok("1") => 1,
+        Ok("4") => 4,
+        Ok(other) => {
+            eprintln!("ROWS_PER_LINK must be 1 or 4, not {other:?}");
+            std::process::exit(2);
+        }
+    };
+    eprintln!("{LINKS_PER_WINDOW} links per window, {rows_per_link} row(s) per link");
     let dir = tempfile::tempdir().expect("a temporary directory");
     let sink = FjallSink::open(dir.path()).expect("the store opens");
     let (mut rows, mut writing, mut minutes) = (0usize, 0.0, 0.0);
@@ -57,7 +75,7 @@ fn main() {
                 node: "bench".into(),
                 shard: 0,
                 window_start: at,
-                rows: window_rows((minute * 6 + window) as u64, at),
+                rows: window_rows((minute * 6 + window) as u64, at, rows_per_link),
             };
             rows += batch.rows.len();
             let started = Instant::now();
