@@ -375,6 +375,7 @@ fn run_command(args: RunArgs, stop: &AtomicBool, command_line: &str) -> anyhow::
         grace: args.timeout,
         max_requests: args.requests,
         cpus: args.cpus.clone(),
+        settle: Duration::ZERO,
     };
     load.validate()?;
     let suite = Suite {

@@ -41,7 +41,19 @@ pub struct LoadSpec {
     pub max_requests: Option<u64>,
     /// Pin generator thread i to CPU `cpus[i % len]`.
     pub cpus: Vec<usize>,
+    /// After the load, wait this long and then until the target's process
+    /// is idle (at most `IDLE_WAIT`) before reading its CPU time, so work it
+    /// defers (a click engine writing its last window, rolling up minutes)
+    /// counts with the run that caused it. Zero: read it when the load ends.
+    #[serde(with = "humantime_serde")]
+    pub settle: Duration,
 }
+
+/// Longest wait for the target to go idle after `settle`.
+pub const IDLE_WAIT: Duration = Duration::from_secs(180);
+/// The target is idle when it used at most this much CPU over `IDLE_STEP`.
+const IDLE_CPU: Duration = Duration::from_millis(10);
+const IDLE_STEP: Duration = Duration::from_secs(1);
 
 impl Default for LoadSpec {
     fn default() -> Self {
@@ -55,6 +67,7 @@ impl Default for LoadSpec {
             grace: Duration::from_secs(2),
             max_requests: None,
             cpus: Vec::new(),
+            settle: Duration::ZERO,
         }
     }
 }
@@ -162,6 +175,9 @@ pub struct ServerUse {
     /// CPU time over elapsed time (1.0 = one core).
     pub cores: f64,
     pub cpu_per_request_us: f64,
+    /// Of `cpu_per_request_us`, what the target used after the load ended
+    /// (non-zero only with `settle`).
+    pub deferred_cpu_per_request_us: f64,
     pub rss_mb: f64,
 }
 
@@ -345,16 +361,46 @@ pub fn run(
     }
     let elapsed = Duration::from_nanos(total.elapsed_ns.max(1));
     let server = spec.server_pid.and_then(|pid| {
-        let after = procstat::tree_cpu_ns(pid)?;
+        let at_end = procstat::tree_cpu_ns(pid)?;
+        let after = match load.settle.is_zero() {
+            true => at_end,
+            false => settle(pid, load.settle, stop).unwrap_or(at_end),
+        };
+        let per_request = |ns: u64| ns as f64 / 1000.0 / total.responses.max(1) as f64;
         let cpu_ns = after.saturating_sub(server_before?);
         Some(ServerUse {
             cpu_s: cpu_ns as f64 / 1e9,
+            // Over the load's time: what the target needs per second of it.
             cores: cpu_ns as f64 / elapsed.as_nanos().max(1) as f64,
-            cpu_per_request_us: cpu_ns as f64 / 1000.0 / total.responses.max(1) as f64,
+            cpu_per_request_us: per_request(cpu_ns),
+            deferred_cpu_per_request_us: per_request(after.saturating_sub(at_end)),
             rss_mb: procstat::tree_rss_bytes(pid).unwrap_or(0) as f64 / (1024.0 * 1024.0),
         })
     });
     Ok(summarize(spec, &total, elapsed, server))
+}
+
+/// Waits `settle`, then until `pid` (with its descendants) is idle, at most
+/// `IDLE_WAIT`; returns its CPU time then. Ends early when `stop` is set.
+fn settle(pid: u32, settle: Duration, stop: &AtomicBool) -> Option<u64> {
+    let nap = |time: Duration| {
+        let until = Instant::now() + time;
+        while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(50).min(time));
+        }
+    };
+    nap(settle);
+    let give_up = Instant::now() + IDLE_WAIT;
+    let mut last = procstat::tree_cpu_ns(pid)?;
+    while Instant::now() < give_up && !stop.load(Ordering::Relaxed) {
+        nap(IDLE_STEP);
+        let now = procstat::tree_cpu_ns(pid)?;
+        if now.saturating_sub(last) <= IDLE_CPU.as_nanos() as u64 {
+            return Some(now);
+        }
+        last = now;
+    }
+    procstat::tree_cpu_ns(pid)
 }
 
 fn summarize(

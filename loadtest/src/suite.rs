@@ -141,6 +141,7 @@ struct RawLoad {
     warmup: Option<String>,
     max_requests: Option<u64>,
     cpus: Option<Vec<usize>>,
+    settle: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -609,6 +610,9 @@ fn convert_load(
     }
     if let Some(v) = at.duration(section, index, "grace", raw.grace.as_ref())? {
         load.grace = v;
+    }
+    if let Some(v) = at.duration(section, index, "settle", raw.settle.as_ref())? {
+        load.settle = v;
     }
     load.validate().map_err(|e| {
         let message = e.to_string();
