@@ -99,19 +99,7 @@ for name in "${ROUND_TARGETS[@]}"; do
     IDLE_RSS[$name]=$(rss_kb "${MEASURED_PID[$name]}")
 done
 
-if [[ $INTERLEAVE == 1 ]]; then
-    runs_header
-    for name in "${ROUND_TARGETS[@]}"; do
-        for mode in plain pipelined; do measured_run "$name" "$mode" warmup "$WARMUP"; done
-    done
-    for ((round = 1; round <= ROUNDS; round++)); do
-        for mode in plain pipelined; do
-            for name in "${ROUND_TARGETS[@]}"; do measured_run "$name" "$mode" "$round"; done
-        done
-    done
-else
-    run_rounds "${TARGETS[@]}"
-fi
+ROUND_RUNNER=measured_run run_rounds "${ROUND_TARGETS[@]}"
 
 memory_header
 for name in "${TARGETS[@]}"; do memory_row "$name"; done

@@ -407,15 +407,16 @@ runs_header() {
 
 # Warm-up, then ROUNDS rounds: in each, every mode, every target in turn
 # (engine, nginx, engine, nginx, ...), so drift hits all targets alike.
+# ROUND_RUNNER names the function that runs one (default run_wrk).
 run_rounds() {
-    local name mode round
+    local name mode round run=${ROUND_RUNNER:-run_wrk}
     runs_header
     for name in "$@"; do
-        for mode in plain pipelined; do run_wrk "$name" "$mode" warmup "$WARMUP"; done
+        for mode in plain pipelined; do "$run" "$name" "$mode" warmup "$WARMUP"; done
     done
     for ((round = 1; round <= ROUNDS; round++)); do
         for mode in plain pipelined; do
-            for name in "$@"; do run_wrk "$name" "$mode" "$round"; done
+            for name in "$@"; do "$run" "$name" "$mode" "$round"; done
         done
     done
 }
