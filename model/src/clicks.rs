@@ -83,6 +83,11 @@ impl Dimension {
         }
     }
 
+    /// Whether breakdowns of this dimension need the total (for an implied value).
+    pub fn has_implied(self) -> bool {
+        self.implied(false).is_some() || self.implied(true).is_some()
+    }
+
     /// A small stable number for storage keys.
     pub fn code(self) -> u8 {
         self as u8

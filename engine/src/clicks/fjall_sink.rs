@@ -802,7 +802,7 @@ impl ClickReader for FjallSink {
             )?;
         }
         let mut total = Counts::default();
-        if dimension.implied(false).is_some() || dimension.implied(true).is_some() {
+        if dimension.has_implied() {
             for &piece in &pieces {
                 self.read_piece(piece, link, Dimension::Total, &mut |_, bot, _, count| {
                     total.add(bot, count)

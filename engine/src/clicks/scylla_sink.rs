@@ -722,7 +722,7 @@ impl ClickReader for ScyllaSink {
                 .add(bot, count_from_cql(count));
         }
         let mut total = Counts::default();
-        if dimension.implied(false).is_some() || dimension.implied(true).is_some() {
+        if dimension.has_implied() {
             let rows = block_on(
                 self.runtime(),
                 self.read_rows(link, Dimension::Total, from, to),
