@@ -67,6 +67,7 @@ fn main() -> anyhow::Result<()> {
     let mut control_config = ControlConfig::default();
     control_config.server.listen = cli.api_listen;
     control_config.storage.data_dir = cli.data_dir.join("control");
+    adopt_engine_clicks(&cli.data_dir)?;
     let bus: std::sync::Arc<dyn UpdateBus> = std::sync::Arc::new(LocalBus::new());
     let control = ControlPlane::start(control_config.clone(), bus.clone())
         .context("cannot start the control plane")?;
@@ -84,15 +85,13 @@ fn main() -> anyhow::Result<()> {
                 bus,
                 changes: control.change_source(),
             }),
+            click_store: Some(control.click_store().clone()),
             ..StartOptions::default()
         },
     )
     .context("cannot start the engine")?;
     if !engine.wait_ready(Duration::from_secs(600)) {
         anyhow::bail!("the engine did not finish loading its links");
-    }
-    if let Some(clicks) = engine.click_reader() {
-        control.set_click_reader(clicks);
     }
     seed_demo_link(&control, &control_config)?;
     wait_until_served(&engine, &control_config.links.default_domain);
@@ -121,6 +120,27 @@ fn main() -> anyhow::Result<()> {
     eprintln!("ricochet: stopping");
     engine.shutdown();
     control.shutdown();
+    Ok(())
+}
+
+/// Before this layout the all-in-one's engine kept the click store in
+/// `engine/clicks`; the control plane keeps it now, in `control/clicks`.
+/// Moves an older store there once, so no analytics are lost on upgrade.
+fn adopt_engine_clicks(data_dir: &Path) -> anyhow::Result<()> {
+    let old = data_dir.join("engine").join("clicks");
+    let new = data_dir.join("control").join("clicks");
+    if !old.is_dir() || new.exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(data_dir.join("control"))?;
+    std::fs::rename(&old, &new).with_context(|| {
+        format!(
+            "cannot move the click store from {} to {}",
+            old.display(),
+            new.display()
+        )
+    })?;
+    tracing::info!(from = %old.display(), to = %new.display(), "moved the click store to the control plane");
     Ok(())
 }
 

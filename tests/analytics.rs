@@ -1,7 +1,8 @@
 //! The analytics API end to end: an engine following a control plane captures
 //! clicks over real HTTP; the control plane's analytics routes report exactly
 //! those clicks (humans and bots apart) within 15 seconds, and refuse bad
-//! ranges, intervals, dimensions and links with the JSON error shape.
+//! ranges, intervals, dimensions and links with the JSON error shape. The
+//! engine ships its closed windows to the control plane, which keeps them.
 
 use std::time::Duration;
 
@@ -20,9 +21,10 @@ fn setup() -> (TestControl, TestEngine, ApiClient, u64) {
         c.sync.poll_interval = Duration::from_millis(50);
         c.clicks.window_grace = Duration::from_millis(200);
     });
-    control
-        .control()
-        .set_click_reader(engine.engine().click_reader().expect("capture is on"));
+    assert!(
+        engine.engine().click_reader().is_none(),
+        "an engine following a control plane ships its windows there"
+    );
     let api = control.client();
     let created = api.post(
         "/api/v1/links",
@@ -184,8 +186,15 @@ fn series_breakdown_top_links_and_overview_report_exact_counts() {
 }
 
 #[test]
-fn without_a_click_store_analytics_answer_503() {
-    let control = TestControl::start();
+fn with_scylladb_unreachable_the_control_plane_starts_and_analytics_answer_503() {
+    // Nothing listens on this port: the cluster is down at start.
+    let port = ricochet_control::test_util::free_port();
+    let control = TestControl::start_with(
+        |c| {
+            c.clicks.scylla_nodes = vec![format!("127.0.0.1:{port}")];
+        },
+        std::sync::Arc::new(ricochet_model::bus::LocalBus::new()),
+    );
     let response = control.client().get("/api/v1/analytics/overview");
     assert_eq!(
         (response.status, response.error_code()),

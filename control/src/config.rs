@@ -21,28 +21,8 @@ pub struct ControlConfig {
     pub links: LinksConfig,
     pub bus: BusConfig,
     pub rate_limit: RateLimitConfig,
-    pub analytics: AnalyticsConfig,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AnalyticsConfig {
-    /// ScyllaDB nodes (`host:port`) the engines write clicks to; the analytics
-    /// API reads them. Empty: analytics are served only by the all-in-one
-    /// binary, from its embedded store.
-    pub scylla_nodes: Vec<String>,
-    pub scylla_keyspace: String,
-    pub scylla_replication_factor: u32,
-}
-
-impl Default for AnalyticsConfig {
-    fn default() -> Self {
-        Self {
-            scylla_nodes: Vec::new(),
-            scylla_keyspace: "ricochet".to_owned(),
-            scylla_replication_factor: 1,
-        }
-    }
+    /// The click store: what engines ship is kept here, and analytics read it.
+    pub clicks: ricochet_clickstore::ClickStoreConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -171,6 +151,12 @@ impl ControlConfig {
     /// Checks values that parse but make no sense.
     pub fn validate(&self) -> Result<(), String> {
         let mut problems = Vec::new();
+        if let Err(problem) = self.clicks.validate("clicks").and_then(|()| {
+            self.clicks
+                .resolve(ricochet_clickstore::config::Role::ControlPlane, "clicks")
+        }) {
+            problems.push(problem);
+        }
         if !(4..=64).contains(&self.links.code_length) {
             problems.push("links.code_length must be between 4 and 64".to_owned());
         }

@@ -26,6 +26,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
 use actix_web::{App, HttpServer, web};
+use ricochet_clickstore::ClickStore;
+use ricochet_clickstore::config::Role;
 use ricochet_model::bus::{ChangeSource, LocalBus, RedisBus, UpdateBus};
 use thiserror::Error;
 
@@ -45,6 +47,8 @@ pub enum StartError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Clicks(#[from] ricochet_clickstore::store::OpenError),
     #[error("cannot start: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -67,7 +71,8 @@ pub struct ControlPlane {
     cluster_token: String,
     bootstrap_key: Option<IssuedKey>,
     server: actix_web::dev::ServerHandle,
-    click_source: api::ClickSource,
+    click_store: ClickStore,
+    intake: Arc<api::intake::IntakeStats>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
 }
@@ -81,20 +86,19 @@ impl std::fmt::Debug for ControlPlane {
 }
 
 impl ControlPlane {
-    /// Opens the store, registers the default domain, creates the bootstrap
-    /// admin key on first start, and serves the API on its own threads.
+    /// Opens the store and the click store, registers the default domain,
+    /// creates the bootstrap admin key on first start, and serves the API on
+    /// its own threads.
     pub fn start(config: ControlConfig, bus: Arc<dyn UpdateBus>) -> Result<Self, StartError> {
-        Self::start_with_clicks(config, bus, None)
-    }
-
-    /// [`ControlPlane::start`] reading click analytics from `clicks`.
-    pub fn start_with_clicks(
-        config: ControlConfig,
-        bus: Arc<dyn UpdateBus>,
-        clicks: Option<Arc<dyn ricochet_model::clicks::ClickReader>>,
-    ) -> Result<Self, StartError> {
         config.validate().map_err(StartError::Config)?;
         let store = Arc::new(ControlStore::open(&config.storage.data_dir)?);
+        let click_store = ClickStore::open(
+            &config.clicks,
+            Role::ControlPlane,
+            "clicks",
+            &config.storage.data_dir,
+            None,
+        )?;
         let now = ricochet_model::now_millis();
         store.add_domain(&config.links.default_domain, now)?;
         let bootstrap_key = KeyRing::new(&store).bootstrap(now)?;
@@ -120,9 +124,10 @@ impl ControlPlane {
         let addr = listener.local_addr()?;
         let links = &config.links;
         let click_source: api::ClickSource = Arc::default();
-        if let Some(clicks) = clicks {
-            let _ = click_source.set(clicks);
+        if let Some(reader) = click_store.reader() {
+            let _ = click_source.set(reader.clone());
         }
+        let intake = Arc::new(api::intake::IntakeStats::default());
         let state = web::Data::new(api::AppState {
             service: LinkService::new(
                 store.clone(),
@@ -139,7 +144,9 @@ impl ControlPlane {
             ),
             cluster_token: cluster_token.clone(),
             max_body_bytes: config.server.max_body_bytes,
-            clicks: click_source.clone(),
+            clicks: click_source,
+            click_sink: click_store.sink().clone(),
+            intake: intake.clone(),
         });
         let workers = match config.server.workers {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -178,7 +185,8 @@ impl ControlPlane {
             cluster_token,
             bootstrap_key,
             server,
-            click_source,
+            click_store,
+            intake,
             stop,
             threads,
         })
@@ -206,9 +214,15 @@ impl ControlPlane {
         self.bootstrap_key.as_ref()
     }
 
-    /// Serves analytics from `clicks` from now on (once; later calls are ignored).
-    pub fn set_click_reader(&self, clicks: Arc<dyn ricochet_model::clicks::ClickReader>) {
-        let _ = self.click_source.set(clicks);
+    /// The click store engines' windows are kept in and analytics read
+    /// (the all-in-one binary hands it to its engine).
+    pub fn click_store(&self) -> &ClickStore {
+        &self.click_store
+    }
+
+    /// What `POST /internal/v1/clicks` has taken in since start.
+    pub fn click_intake(&self) -> &api::intake::IntakeStats {
+        &self.intake
     }
 
     /// The change log, read in process.
@@ -236,6 +250,9 @@ impl ControlPlane {
         }
         if let Err(error) = self.store.persist() {
             tracing::warn!(%error, "could not flush the control store");
+        }
+        if let Err(error) = self.click_store.persist() {
+            tracing::warn!(%error, "could not flush the click store");
         }
     }
 }

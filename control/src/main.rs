@@ -138,23 +138,7 @@ fn serve(config: ControlConfig) -> anyhow::Result<()> {
     } else {
         config.bus.url.clone()
     };
-    let clicks: Option<Arc<dyn ricochet_model::clicks::ClickReader>> =
-        if config.analytics.scylla_nodes.is_empty() {
-            None
-        } else {
-            let analytics = &config.analytics;
-            let replication = ricochet_engine::clicks::Replication::Simple {
-                factor: analytics.scylla_replication_factor.max(1),
-            };
-            let sink = ricochet_engine::clicks::ScyllaSink::connect(
-                &analytics.scylla_nodes,
-                &analytics.scylla_keyspace,
-                replication,
-            )
-            .map_err(|e| anyhow::anyhow!("cannot reach ScyllaDB for analytics: {e}"))?;
-            Some(Arc::new(sink))
-        };
-    let control = ControlPlane::start_with_clicks(config, bus, clicks)?;
+    let control = ControlPlane::start(config, bus)?;
     println!(
         "ricochet-control: API on http://{}/api/v1, publishing on {bus_name}",
         control.addr()

@@ -33,7 +33,8 @@ pub struct EngineConfig {
 pub struct ClicksConfig {
     /// Capture clicks (GET redirects that are not prefetches).
     pub enabled: bool,
-    /// This engine's name in click rows; empty means the host name.
+    /// This engine's name in click rows; empty means the id generated at
+    /// first start and kept in `storage.data_dir/node-id`.
     pub node: String,
     /// A MaxMind-format database (GeoIP2 or DB-IP lite) for country and city;
     /// empty for none.
@@ -50,23 +51,9 @@ pub struct ClicksConfig {
     /// Time after a window ends before it is closed and written.
     #[serde(with = "humantime_serde")]
     pub window_grace: Duration,
-    /// Closed windows kept on disk while the sink is down.
-    pub spill_capacity: u64,
-    /// How long the embedded store keeps each granularity; "0s" keeps forever.
-    #[serde(with = "humantime_serde")]
-    pub retention_10s: Duration,
-    #[serde(with = "humantime_serde")]
-    pub retention_1m: Duration,
-    #[serde(with = "humantime_serde")]
-    pub retention_1h: Duration,
-    #[serde(with = "humantime_serde")]
-    pub retention_1d: Duration,
-    /// ScyllaDB nodes (`host:port`) to write clicks to instead of the
-    /// embedded store; empty keeps the embedded store.
-    pub scylla_nodes: Vec<String>,
-    pub scylla_keyspace: String,
-    /// Replication factor of the keyspace when Ricochet creates it.
-    pub scylla_replication_factor: u32,
+    /// Where closed windows go: the embedded store, the control plane this
+    /// engine follows, or ScyllaDB.
+    pub store: ricochet_clickstore::ClickStoreConfig,
 }
 
 impl Default for ClicksConfig {
@@ -81,40 +68,17 @@ impl Default for ClicksConfig {
             trust_forwarded_for: false,
             channel_capacity: 65_536,
             window_grace: Duration::from_secs(2),
-            spill_capacity: 100_000,
-            retention_10s: Duration::from_secs(7 * 86_400),
-            retention_1m: Duration::from_secs(31 * 86_400),
-            retention_1h: Duration::from_secs(400 * 86_400),
-            retention_1d: Duration::ZERO,
-            scylla_nodes: Vec::new(),
-            scylla_keyspace: "ricochet".to_owned(),
-            scylla_replication_factor: 1,
+            store: ricochet_clickstore::ClickStoreConfig::default(),
         }
     }
 }
 
 impl ClicksConfig {
-    /// Retention per granularity of the embedded store.
-    pub fn retention(&self) -> crate::clicks::fjall_sink::Retention {
-        let keep = |d: Duration| (!d.is_zero()).then_some(d);
-        crate::clicks::fjall_sink::Retention {
-            window: keep(self.retention_10s),
-            minute: keep(self.retention_1m),
-            hour: keep(self.retention_1h),
-            day: keep(self.retention_1d),
+    /// The role the click store is opened in.
+    pub fn store_role(sync: &SyncConfig) -> ricochet_clickstore::config::Role {
+        ricochet_clickstore::config::Role::Engine {
+            follows_control: !sync.control_url.is_empty(),
         }
-    }
-
-    /// The node name: configured, else the host name.
-    pub fn node_name(&self) -> String {
-        if !self.node.is_empty() {
-            return self.node.clone();
-        }
-        std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|name| name.trim().to_owned())
-            .ok()
-            .filter(|name| !name.is_empty())
-            .unwrap_or_else(|| "engine".to_owned())
     }
 }
 
@@ -288,10 +252,25 @@ impl EngineConfig {
         if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
             problems.push("sync.control_url must be an http:// or https:// URL".to_owned());
         }
-        if self.clicks.channel_capacity == 0 || self.clicks.spill_capacity == 0 {
-            problems.push(
-                "clicks.channel_capacity and clicks.spill_capacity must be above 0".to_owned(),
-            );
+        if self.clicks.channel_capacity == 0 {
+            problems.push("clicks.channel_capacity must be above 0".to_owned());
+        }
+        if self.clicks.node.len() > 64
+            || !self
+                .clicks
+                .node
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        {
+            problems
+                .push("clicks.node must be at most 64 letters, digits, '-', '_' or '.'".to_owned());
+        }
+        if let Err(problem) = self.clicks.store.validate("clicks.store").and_then(|()| {
+            self.clicks
+                .store
+                .resolve(ClicksConfig::store_role(&self.sync), "clicks.store")
+        }) {
+            problems.push(problem);
         }
         if self.clicks.window_grace > Duration::from_secs(60) {
             problems.push("clicks.window_grace must be at most 60s".to_owned());

@@ -7,7 +7,8 @@
 //! Ranges are RFC 3339 instants, `[from, to)`, by default the last 24 hours.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use ricochet_model::clicks::{ClickReader, Counts, Dimension, Interval};
+use ricochet_clickstore::{ClickReader, Counts, Interval};
+use ricochet_model::clicks::Dimension;
 use ricochet_model::now_millis;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -153,7 +154,7 @@ fn existing_link(state: &AppState, raw: &str) -> Result<u64, ApiError> {
     }
 }
 
-fn failed(error: ricochet_model::clicks::SinkError) -> ApiError {
+fn failed(error: ricochet_clickstore::SinkError) -> ApiError {
     tracing::warn!(%error, "analytics query failed");
     ApiError::new(
         503,

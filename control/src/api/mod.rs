@@ -4,7 +4,7 @@
 //! - `POST|GET /api/v1/domains`
 //! - `GET /api/v1/links/{id}/analytics/{series,breakdown}`, `GET /api/v1/analytics/{top-links,overview}`
 //! - `GET /api/v1/openapi.json` (generated from the handlers)
-//! - `GET /internal/v1/changes` (engines, cluster token)
+//! - `GET /internal/v1/changes`, `POST /internal/v1/clicks` (engines, cluster token)
 //! - `GET /healthz`
 //!
 //! Every error, including malformed JSON, wrong content types, oversized
@@ -13,6 +13,7 @@
 pub mod analytics;
 pub mod auth;
 pub mod domains;
+pub mod intake;
 pub mod internal;
 pub mod links;
 pub mod openapi;
@@ -34,12 +35,14 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Where click analytics are read; unset answers 503.
     pub clicks: ClickSource,
+    /// Where windows shipped by engines are written.
+    pub click_sink: std::sync::Arc<dyn ricochet_clickstore::ClickSink>,
+    pub intake: std::sync::Arc<intake::IntakeStats>,
 }
 
-/// The click reader, set at start or later (the all-in-one binary starts the
-/// engine, which owns the click store, after the control plane).
+/// The click reader, set at start.
 pub type ClickSource =
-    std::sync::Arc<std::sync::OnceLock<std::sync::Arc<dyn ricochet_model::clicks::ClickReader>>>;
+    std::sync::Arc<std::sync::OnceLock<std::sync::Arc<dyn ricochet_clickstore::ClickReader>>>;
 
 /// Registers every route on an actix `App`.
 pub fn configure(config: &mut web::ServiceConfig) {
@@ -74,6 +77,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
             web::get().to(analytics::overview),
         )
         .route("/internal/v1/changes", web::get().to(internal::changes))
+        .route("/internal/v1/clicks", web::post().to(intake::clicks))
         .default_service(web::to(unknown_route));
 }
 

@@ -222,11 +222,11 @@ pub fn render(
 pub fn render_clicks(
     out: &mut String,
     clicks: Option<&crate::clicks::ClickStats>,
-    spill: Option<&crate::clicks::spill::SpillStats>,
+    spill: Option<&ricochet_clickstore::spill::SpillStats>,
     store: Option<&crate::clicks::FjallSink>,
 ) {
     let read = |counter: Option<&AtomicU64>| counter.map_or(0, |c| c.load(Ordering::Relaxed));
-    let rows: [(&str, &str, &str, u64); 10] = [
+    let rows: [(&str, &str, &str, u64); 11] = [
         (
             "ricochet_clicks_captured_total",
             "counter",
@@ -274,6 +274,12 @@ pub fn render_clicks(
             "counter",
             "Windows dropped because the spill queue was full.",
             read(spill.map(|s| &s.dropped)),
+        ),
+        (
+            "ricochet_click_windows_dead_lettered_total",
+            "counter",
+            "Windows the click store refused for good, kept in clicks-spill/dead-letter.jsonl.",
+            read(spill.map(|s| &s.dead_lettered)),
         ),
         (
             "ricochet_click_windows_queued",

@@ -9,10 +9,10 @@ use std::sync::atomic::Ordering;
 
 use crate::clicks::ClickStats;
 use crate::clicks::FjallSink;
-use crate::clicks::spill::SpillStats;
 use crate::http::{Handler, Method, Request, ResponseWriter};
 use crate::stats::{EngineStats, WorkerStats};
 use crate::table::LinkTable;
+use ricochet_clickstore::spill::SpillStats;
 
 /// Answers admin requests.
 #[derive(Debug, Clone)]

@@ -15,9 +15,9 @@ use ricochet_model::clicks::{WindowBatch, WindowRow};
 
 use super::enrich::{EnrichSettings, Enricher, GeoDatabase};
 use super::event::ClickEvent;
-use super::sink::ClickSink;
-use super::spill::SpillingSink;
 use super::window::WindowAggregator;
+use ricochet_clickstore::ClickSink;
+use ricochet_clickstore::SpillingSink;
 
 /// Events taken from the channel before checking the clock.
 const BATCH: usize = 4096;

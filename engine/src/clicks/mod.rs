@@ -1,28 +1,23 @@
-//! Click analytics on the engine side: closed 10-second windows go to a click
-//! sink and are read back for the analytics API.
+//! Click capture on the engine side: the request path hands events to its
+//! shard's actor, actors enrich them and count 10-second windows, and closed
+//! windows go to the click store (`ricochet-clickstore`).
 //!
-//! - [`actor`]: per-shard actors fed over bounded channels.
+//! - [`actor`]: per-shard actors fed over bounded channels, and the writer.
 //! - [`event`]: the compact event the request path captures.
 //! - [`enrich`]: user agent, GeoIP, referrer and UTM enrichment.
 //! - [`window`]: 10-second windows per link and dimension.
-//! - [`spill`]: the on-disk queue in front of a failing sink.
-//! - [`sink`]: the `ClickSink` and `ClickReader` contracts.
-//! - [`fjall_sink`]: the embedded default sink.
-//! - [`scylla_sink`]: the ScyllaDB sink for multi-node installs.
-//! - `conformance` (feature `test-util`): the suite every sink passes.
+//! - [`node`]: this engine's stable node id, kept in its data directory.
+//! - [`pipeline`]: building the pipeline and its store from the configuration.
 
 pub mod actor;
-#[cfg(any(test, feature = "test-util"))]
-pub mod conformance;
 pub mod enrich;
 pub mod event;
-pub mod fjall_sink;
-pub mod scylla_sink;
-pub mod sink;
-pub mod spill;
+pub mod node;
+pub mod pipeline;
 pub mod window;
 
 pub use actor::{ClickPipeline, ClickSender, ClickStats, PipelineSettings};
-pub use fjall_sink::FjallSink;
-pub use scylla_sink::{Replication, ScyllaSink, WriteRetry};
-pub use sink::{ClickReader, ClickSink, Counts, Interval, SinkError};
+pub use pipeline::{ClickParts, start_clicks};
+pub use ricochet_clickstore::{
+    ClickReader, ClickSink, ClickStore, Counts, FjallSink, Interval, SinkError, SpillingSink,
+};

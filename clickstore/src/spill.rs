@@ -2,9 +2,12 @@
 //! slow. A window the sink refuses goes to a bounded on-disk queue (fjall, in
 //! the engine's data directory, so it survives `kill -9`); queued windows are
 //! retried with exponential backoff and jitter and drained in order. While
-//! anything is queued, new windows queue behind it to keep the order.
+//! anything is queued, new windows queue behind it to keep the order. A window
+//! the sink refuses for good ([`SinkError::Failed`]) goes to a dead-letter
+//! file beside the queue (`dead-letter.jsonl`) instead of blocking it.
 
-use std::path::Path;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -12,7 +15,7 @@ use std::time::{Duration, Instant};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use ricochet_model::clicks::WindowBatch;
 
-use super::sink::{ClickSink, SinkError};
+use crate::contract::{ClickSink, SinkError};
 
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -25,7 +28,12 @@ pub struct SpillStats {
     pub retried: AtomicU64,
     pub dropped: AtomicU64,
     pub queued: AtomicU64,
+    /// Windows the sink refused for good, written to the dead-letter file.
+    pub dead_lettered: AtomicU64,
 }
+
+/// The dead-letter file's name inside the queue's directory.
+pub const DEAD_LETTER_FILE: &str = "dead-letter.jsonl";
 
 struct Retry {
     next_attempt: Instant,
@@ -41,6 +49,7 @@ pub struct SpillingSink {
     next_sequence: AtomicU64,
     retry: Mutex<Retry>,
     stats: Arc<SpillStats>,
+    dead_letter: PathBuf,
 }
 
 impl std::fmt::Debug for SpillingSink {
@@ -84,7 +93,38 @@ impl SpillingSink {
                 backoff: MIN_BACKOFF,
             }),
             stats,
+            dead_letter: dir.join(DEAD_LETTER_FILE),
         })
+    }
+
+    /// Where refused windows are kept, one JSON object a line:
+    /// `{"error": …, "batch": {…}}`.
+    pub fn dead_letter_path(&self) -> &Path {
+        &self.dead_letter
+    }
+
+    /// Appends a window the sink will never take to the dead-letter file, so
+    /// the queue moves on and the window can still be inspected or replayed.
+    fn dead_letter(&self, batch: &WindowBatch, error: &SinkError) -> Result<(), SinkError> {
+        let line = serde_json::json!({ "error": error.to_string(), "batch": batch });
+        let mut text = serde_json::to_vec(&line).expect("batches serialize");
+        text.push(b'\n');
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.dead_letter)
+            .and_then(|mut file| file.write_all(&text).and_then(|()| file.sync_data()))
+            .map_err(|e| SinkError::Failed(format!("dead-letter file: {e}")))?;
+        self.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(
+            %error,
+            node = %batch.node,
+            shard = batch.shard,
+            window_start = batch.window_start,
+            file = %self.dead_letter.display(),
+            "click sink refused a window for good; kept it in the dead-letter file"
+        );
+        Ok(())
     }
 
     pub fn stats(&self) -> &Arc<SpillStats> {
@@ -142,6 +182,13 @@ impl SpillingSink {
             };
             self.stats.retried.fetch_add(1, Ordering::Relaxed);
             match self.inner.write(&batch) {
+                Err(error @ SinkError::Failed(_)) => {
+                    if self.dead_letter(&batch, &error).is_err() {
+                        break;
+                    }
+                    let _ = self.queue.remove(key);
+                    self.stats.queued.fetch_sub(1, Ordering::Relaxed);
+                }
                 Ok(()) => {
                     let _ = self.queue.remove(key);
                     self.stats.queued.fetch_sub(1, Ordering::Relaxed);
@@ -188,6 +235,7 @@ impl ClickSink for SpillingSink {
                 self.stats.written.fetch_add(1, Ordering::Relaxed);
                 Ok(())
             }
+            Err(error @ SinkError::Failed(_)) => self.dead_letter(batch, &error),
             Err(error) => {
                 tracing::warn!(%error, "click sink failed; spilling the window to disk");
                 self.enqueue(batch)?;
@@ -211,10 +259,15 @@ mod tests {
     struct FlakySink {
         down: AtomicBool,
         stored: Mutex<Vec<i64>>,
+        /// A window refused for good.
+        poison: Option<i64>,
     }
 
     impl ClickSink for FlakySink {
         fn write(&self, batch: &WindowBatch) -> Result<(), SinkError> {
+            if self.poison == Some(batch.window_start) {
+                return Err(SinkError::Failed("schema mismatch".into()));
+            }
             if self.down.load(Ordering::Relaxed) {
                 return Err(SinkError::Unavailable("down".into()));
             }
@@ -304,5 +357,39 @@ mod tests {
         inner.down.store(false, Ordering::Relaxed);
         wait_drained(&sink);
         assert_eq!(*inner.stored.lock().unwrap(), vec![20, 30]);
+    }
+
+    #[test]
+    fn a_refused_window_goes_to_the_dead_letter_file_and_the_queue_moves_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let inner = Arc::new(FlakySink {
+            poison: Some(20),
+            ..FlakySink::default()
+        });
+        let sink = SpillingSink::open(inner.clone(), dir.path(), 100).unwrap();
+        // Refused straight away: nothing queues.
+        sink.write(&batch(20)).unwrap();
+        assert_eq!(sink.queued(), 0);
+        // Refused while draining: the windows behind it still go through.
+        inner.down.store(true, Ordering::Relaxed);
+        sink.write(&batch(10)).unwrap();
+        sink.write(&batch(20)).unwrap();
+        sink.write(&batch(30)).unwrap();
+        inner.down.store(false, Ordering::Relaxed);
+        wait_drained(&sink);
+        assert_eq!(*inner.stored.lock().unwrap(), vec![10, 30]);
+        assert_eq!(sink.stats().dead_lettered.load(Ordering::Relaxed), 2);
+        let text = std::fs::read_to_string(sink.dead_letter_path()).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2);
+        for line in &lines {
+            assert_eq!(line["batch"]["window_start"], 20);
+            assert!(line["error"].as_str().unwrap().contains("schema mismatch"));
+            let kept: WindowBatch = serde_json::from_value(line["batch"].clone()).unwrap();
+            assert_eq!(kept, batch(20));
+        }
     }
 }

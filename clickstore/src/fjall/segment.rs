@@ -11,7 +11,7 @@ use fjall::Slice;
 use ricochet_model::LinkId;
 
 use super::failed;
-use crate::clicks::sink::SinkError;
+use crate::contract::SinkError;
 
 /// Encoded bytes after which a chunk ends (at the next link).
 pub const CHUNK_BYTES: usize = 4096;

@@ -7,10 +7,11 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use ricochet_engine::clicks::conformance;
-use ricochet_engine::clicks::scylla_sink::{StatementTexts, day_of, hour_of, schema};
-use ricochet_engine::clicks::{
-    ClickReader, ClickSink, Counts, Interval, Replication, ScyllaSink, SinkError, WriteRetry,
+use ricochet_clickstore::conformance;
+use ricochet_clickstore::scylla::{StatementTexts, day_of, hour_of, schema};
+use ricochet_clickstore::{
+    ClickReader, ClickSink, Counts, Interval, LazyScylla, Replication, ScyllaSink, SinkError,
+    WriteRetry,
 };
 use ricochet_model::clicks::{Dimension, WindowBatch, WindowRow};
 use scylla::errors::{DbError, WriteType};
@@ -798,6 +799,15 @@ struct ForgedCluster {
 
 impl ForgedCluster {
     fn start(keyspace: &str) -> Self {
+        let address = {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap()
+        };
+        Self::start_at(keyspace, address)
+    }
+
+    /// A forged node on `address` (chosen before the node exists).
+    fn start_at(keyspace: &str, address: SocketAddr) -> Self {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
@@ -807,10 +817,6 @@ impl ForgedCluster {
             texts: Some(StatementTexts::new(keyspace)),
             ..FakeNode::default()
         }));
-        let address = {
-            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-            listener.local_addr().unwrap()
-        };
         let forger = node.clone();
         let rules = vec![RequestRule(
             Condition::True,
@@ -1265,4 +1271,58 @@ fn reads_from_inside_an_async_runtime() {
     let top = runtime.block_on(async { sink.top_links(0, 10_000, 1) });
     assert_eq!(top.unwrap(), vec![]);
     runtime.block_on(async { drop(sink) });
+}
+
+#[test]
+fn a_lazy_store_starts_without_the_cluster_and_connects_once_it_is_up() {
+    let keyspace = "ricochet_lazy";
+    let address = {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    // Nothing listens yet: creating the store connects nothing, and writes and
+    // reads say "unavailable" (the engine spills, the API answers 503).
+    let lazy = LazyScylla::new(
+        &[address.to_string()],
+        keyspace,
+        Replication::Simple { factor: 1 },
+    )
+    .unwrap();
+    let batch = one_partition_batch(conformance::BASE);
+    assert!(matches!(lazy.write(&batch), Err(SinkError::Unavailable(_))));
+    assert!(matches!(
+        lazy.top_links(0, conformance::BASE, 10),
+        Err(SinkError::Unavailable(_))
+    ));
+
+    let cluster = ForgedCluster::start_at(keyspace, address);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        match lazy.write(&batch) {
+            Ok(()) => break,
+            Err(SinkError::Unavailable(_)) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(error) => panic!("the store never connected: {error}"),
+        }
+    }
+    assert!(
+        !cluster.node().batches.is_empty(),
+        "the window reached the cluster once it was up"
+    );
+    let breakdown = lazy
+        .breakdown(
+            42,
+            conformance::BASE,
+            conformance::BASE + 10_000,
+            Dimension::Country,
+        )
+        .unwrap();
+    assert_eq!(
+        breakdown,
+        vec![
+            ("DE".to_owned(), Counts { humans: 7, bots: 0 }),
+            ("FR".to_owned(), Counts { humans: 2, bots: 0 }),
+        ]
+    );
 }

@@ -5,7 +5,7 @@
 
 use ricochet_model::clicks::{Dimension, OTHER, WindowBatch, WindowRow};
 
-use super::sink::{ClickReader, ClickSink, Counts, Interval};
+use crate::contract::{ClickReader, ClickSink, Counts, Interval};
 
 /// A fixed instant (2026-01-01T00:00:00Z) the suite's windows hang off.
 pub const BASE: i64 = 1_767_225_600_000;

@@ -1,0 +1,72 @@
+//! The engines' click route: `POST /internal/v1/clicks`, one closed window of
+//! one engine shard (the cluster token as bearer), written to the control
+//! plane's click store. Windows carry absolute counts keyed by node, shard and
+//! window, so a retried shipment replaces rather than adds.
+//!
+//! Answers: 204 stored; 400 a malformed or inconsistent window and 413 one
+//! over [`MAX_WINDOW_BYTES`] (the engine keeps it in its dead-letter file);
+//! 503 the click store is unavailable (the engine spills and retries).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use ricochet_clickstore::SinkError;
+use ricochet_clickstore::control::{CONTENT_TYPE, decode_batch};
+
+use super::auth::authorize_cluster;
+use super::{AppState, read_body};
+use crate::error::ApiError;
+
+/// Largest window accepted (about 500,000 rows).
+pub const MAX_WINDOW_BYTES: usize = 64 * 1024 * 1024;
+
+/// What the route has taken in since start.
+#[derive(Debug, Default)]
+pub struct IntakeStats {
+    pub windows: AtomicU64,
+    pub rows: AtomicU64,
+    pub bytes: AtomicU64,
+}
+
+pub async fn clicks(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    authorize_cluster(&request, &state.cluster_token)?;
+    let media = request
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if media != CONTENT_TYPE {
+        return Err(ApiError::new(
+            415,
+            "unsupported_media_type",
+            format!("send a window as Content-Type: {CONTENT_TYPE}"),
+        ));
+    }
+    let body = read_body(payload, MAX_WINDOW_BYTES).await?;
+    let batch =
+        decode_batch(&body).map_err(|message| ApiError::bad_request("invalid_window", message))?;
+    let rows = batch.rows.len() as u64;
+    let sink = state.click_sink.clone();
+    web::block(move || sink.write(&batch))
+        .await
+        .map_err(|_| ApiError::internal())?
+        .map_err(|error| match error {
+            SinkError::Unavailable(message) => {
+                tracing::warn!(%message, "click store unavailable for a shipped window");
+                ApiError::new(503, "clicks_unavailable", "the click store is unavailable")
+            }
+            SinkError::Failed(message) => {
+                tracing::error!(%message, "click store refused a shipped window");
+                ApiError::new(422, "window_refused", "the click store refused this window")
+            }
+        })?;
+    let stats = &state.intake;
+    stats.windows.fetch_add(1, Ordering::Relaxed);
+    stats.rows.fetch_add(rows, Ordering::Relaxed);
+    stats.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
+    Ok(HttpResponse::NoContent().finish())
+}
