@@ -4,14 +4,14 @@
 //!
 //! - [`config`]: the control plane's configuration.
 //! - [`store`]: records, code index, change log, domains, keys, idempotency.
-//! - [`service`]: link operations as atomic store transactions.
+//! - [`service`]: link and domain operations as atomic store transactions,
+//!   with domain inputs and errors.
 //! - [`keys`]: API keys and scopes.
 //! - [`api`]: the actix-web routes, authentication, errors, OpenAPI.
 //! - [`publisher`]: changes and heartbeats onto the bus.
 
 pub mod api;
 pub mod config;
-pub mod error;
 pub mod keys;
 pub mod publisher;
 pub mod service;

@@ -6,18 +6,20 @@
 //!
 //! Ranges are RFC 3339 instants, `[from, to)`, by default the last 24 hours.
 
+use std::sync::Arc;
+
 use actix_web::{HttpRequest, HttpResponse, web};
-use ricochet_model::clicks::{ClickReader, Counts, Dimension, Interval};
+use ricochet_model::clicks::{ClickReader, Counts, Dimension, Interval, SinkError};
 use ricochet_model::now_millis;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 
-use super::AppState;
-use super::auth::authorize;
+use super::auth::{Authorized, scope};
+use super::error::{ApiError, ErrorBody};
 use super::types::{to_datetime, to_millis};
-use crate::error::{ApiError, ErrorBody};
-use crate::keys::Scope;
+use super::{AppState, blocking};
+use crate::service::LinkService;
 
 /// Longest range a query may cover.
 const MAX_RANGE_MILLIS: i64 = 400 * 86_400_000;
@@ -112,18 +114,14 @@ pub struct Overview {
     pub top_links: Vec<TopLink>,
 }
 
-fn reader(state: &AppState) -> Result<&dyn ClickReader, ApiError> {
-    state
-        .clicks
-        .get()
-        .map(|reader| reader.as_ref())
-        .ok_or_else(|| {
-            ApiError::new(
-                503,
-                "analytics_unavailable",
-                "this control plane has no click store configured",
-            )
-        })
+fn reader(state: &AppState) -> Result<Arc<dyn ClickReader>, ApiError> {
+    state.clicks.get().cloned().ok_or_else(|| {
+        ApiError::new(
+            503,
+            "analytics_unavailable",
+            "this control plane has no click store configured",
+        )
+    })
 }
 
 fn range(query: &RangeQuery) -> Result<(i64, i64), ApiError> {
@@ -143,23 +141,25 @@ fn range(query: &RangeQuery) -> Result<(i64, i64), ApiError> {
     Ok((from, to))
 }
 
-fn existing_link(state: &AppState, raw: &str) -> Result<u64, ApiError> {
+/// The id of an existing link, or 404.
+async fn existing_link(state: &AppState, raw: &str) -> Result<u64, ApiError> {
     let id: u64 = raw
         .parse()
         .map_err(|_| ApiError::not_found(format!("no link with id {raw:?}")))?;
-    match state.service.store().link(id)? {
-        Some(_) => Ok(id),
-        None => Err(ApiError::not_found(format!("no link with id {id}"))),
-    }
+    let service = state.service.clone();
+    blocking(move || service.link(id)).await?;
+    Ok(id)
 }
 
-fn failed(error: ricochet_model::clicks::SinkError) -> ApiError {
-    tracing::warn!(%error, "analytics query failed");
-    ApiError::new(
-        503,
-        "analytics_unavailable",
-        "the click store did not answer; retry shortly",
-    )
+impl From<SinkError> for ApiError {
+    fn from(error: SinkError) -> Self {
+        tracing::warn!(%error, "analytics query failed");
+        ApiError::new(
+            503,
+            "analytics_unavailable",
+            "the click store did not answer; retry shortly",
+        )
+    }
 }
 
 /// A link's clicks over time.
@@ -170,18 +170,13 @@ fn failed(error: ricochet_model::clicks::SinkError) -> ApiError {
     security(("api_key" = []))
 )]
 pub async fn series(
+    _: Authorized<scope::AnalyticsRead>,
     state: web::Data<AppState>,
     request: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(
-        &request,
-        state.service.store(),
-        &state.limits,
-        Scope::AnalyticsRead,
-    )?;
     let query: RangeQuery = super::parse_query(&request)?;
-    let id = existing_link(&state, &id)?;
+    let id = existing_link(&state, &id).await?;
     let (from, to) = range(&query)?;
     let name = query.interval.as_deref().unwrap_or("1h");
     let interval = Interval::parse(name).ok_or_else(|| {
@@ -195,9 +190,8 @@ pub async fn series(
         )
         .with_field("interval"));
     }
-    let points = reader(&state)?
-        .series(id, from, to, interval)
-        .map_err(failed)?;
+    let reader = reader(&state)?;
+    let points = blocking(move || reader.series(id, from, to, interval)).await?;
     let mut total = Counts::default();
     for (_, counts) in &points {
         total.humans += counts.humans;
@@ -226,18 +220,13 @@ pub async fn series(
     security(("api_key" = []))
 )]
 pub async fn breakdown(
+    _: Authorized<scope::AnalyticsRead>,
     state: web::Data<AppState>,
     request: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(
-        &request,
-        state.service.store(),
-        &state.limits,
-        Scope::AnalyticsRead,
-    )?;
     let query: RangeQuery = super::parse_query(&request)?;
-    let id = existing_link(&state, &id)?;
+    let id = existing_link(&state, &id).await?;
     let (from, to) = range(&query)?;
     let name = query.dimension.as_deref().unwrap_or("");
     let dimension = Dimension::parse(name).filter(|d| *d != Dimension::Total).ok_or_else(|| {
@@ -247,9 +236,8 @@ pub async fn breakdown(
         )
         .with_field("dimension")
     })?;
-    let values = reader(&state)?
-        .breakdown(id, from, to, dimension)
-        .map_err(failed)?;
+    let reader = reader(&state)?;
+    let values = blocking(move || reader.breakdown(id, from, to, dimension)).await?;
     Ok(HttpResponse::Ok().json(Breakdown {
         link_id: id,
         dimension: name.to_owned(),
@@ -264,14 +252,18 @@ pub async fn breakdown(
     }))
 }
 
-fn top(state: &AppState, from: i64, to: i64, limit: usize) -> Result<Vec<TopLink>, ApiError> {
-    let store = state.service.store();
-    reader(state)?
-        .top_links(from, to, limit)
-        .map_err(failed)?
+/// The `limit` most clicked links with their domain and code.
+fn top(
+    reader: &dyn ClickReader,
+    service: &LinkService,
+    range: (i64, i64),
+    limit: usize,
+) -> Result<Vec<TopLink>, ApiError> {
+    reader
+        .top_links(range.0, range.1, limit)?
         .into_iter()
         .map(|(link_id, counts)| {
-            let link = store.link(link_id)?;
+            let link = service.find(link_id)?;
             Ok(TopLink {
                 link_id,
                 domain: link.as_ref().map(|l| l.domain.clone()),
@@ -290,15 +282,10 @@ fn top(state: &AppState, from: i64, to: i64, limit: usize) -> Result<Vec<TopLink
     security(("api_key" = []))
 )]
 pub async fn top_links(
+    _: Authorized<scope::AnalyticsRead>,
     state: web::Data<AppState>,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(
-        &request,
-        state.service.store(),
-        &state.limits,
-        Scope::AnalyticsRead,
-    )?;
     let query: RangeQuery = super::parse_query(&request)?;
     let (from, to) = range(&query)?;
     let limit = query.limit.unwrap_or(10);
@@ -307,9 +294,10 @@ pub async fn top_links(
             ApiError::bad_request("invalid_limit", "limit must be 1 to 1000").with_field("limit"),
         );
     }
-    Ok(HttpResponse::Ok().json(TopLinks {
-        links: top(&state, from, to, limit)?,
-    }))
+    let reader = reader(&state)?;
+    let service = state.service.clone();
+    let links = blocking(move || top(reader.as_ref(), &service, (from, to), limit)).await?;
+    Ok(HttpResponse::Ok().json(TopLinks { links }))
 }
 
 /// Clicks across the whole instance.
@@ -319,20 +307,20 @@ pub async fn top_links(
     security(("api_key" = []))
 )]
 pub async fn overview(
+    _: Authorized<scope::AnalyticsRead>,
     state: web::Data<AppState>,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(
-        &request,
-        state.service.store(),
-        &state.limits,
-        Scope::AnalyticsRead,
-    )?;
     let query: RangeQuery = super::parse_query(&request)?;
     let (from, to) = range(&query)?;
-    let all = reader(&state)?
-        .top_links(from, to, usize::MAX)
-        .map_err(failed)?;
+    let reader = reader(&state)?;
+    let service = state.service.clone();
+    let (all, top_links) = blocking(move || {
+        let all = reader.top_links(from, to, usize::MAX)?;
+        let top_links = top(reader.as_ref(), &service, (from, to), 10)?;
+        Ok::<_, ApiError>((all, top_links))
+    })
+    .await?;
     let mut total = Counts::default();
     for (_, counts) in &all {
         total.humans += counts.humans;
@@ -341,6 +329,6 @@ pub async fn overview(
     Ok(HttpResponse::Ok().json(Overview {
         total: total.into(),
         links_with_clicks: all.len(),
-        top_links: top(&state, from, to, 10)?,
+        top_links,
     }))
 }

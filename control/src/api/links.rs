@@ -7,11 +7,11 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use utoipa::IntoParams;
 
-use super::AppState;
-use super::auth::authorize;
-use super::types::{BulkResult, CreateLink, LinkList, LinkView, PatchLink};
-use crate::error::{ApiError, ErrorBody};
-use crate::keys::Scope;
+use super::auth::{Authorized, scope};
+use super::error::{ApiError, ErrorBody};
+use super::types::{BulkItem, BulkResult, CreateLink, LinkList, LinkView, PatchLink};
+use super::{AppState, blocking};
+use crate::service::{IdempotencyKey, LinkChanges, LinkQuery, NewLink, StoredAnswer};
 use crate::store::{LinkFilter, LinkSort};
 
 /// Longest accepted `Idempotency-Key`.
@@ -30,19 +30,13 @@ const MAX_IDEMPOTENCY_KEY: usize = 255;
     security(("api_key" = []))
 )]
 pub async fn create_link(
+    caller: Authorized<scope::LinksWrite>,
     state: web::Data<AppState>,
     request: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let key = authorize(
-        &request,
-        state.service.store(),
-        &state.limits,
-        Scope::LinksWrite,
-    )?;
     let body = super::read_body(payload, state.max_body_bytes).await?;
-    let input: CreateLink = super::parse_json(&request, &body)?;
-    let service = state.service.clone();
+    let input: NewLink = super::parse_json::<CreateLink>(&request, &body)?.into();
     let idempotency = match request.headers().get("idempotency-key") {
         None => None,
         Some(value) => {
@@ -59,31 +53,30 @@ pub async fn create_link(
                     )
                     .with_field("Idempotency-Key")
                 })?;
-            Some(format!("{}:{value}", key.id))
+            Some(IdempotencyKey {
+                key: format!("{}:{value}", caller.key.id),
+                request_hash: hex::encode(Sha256::digest(&body)),
+            })
         }
     };
+    let service = state.service.clone();
     let now = now_millis();
-    match idempotency {
-        None => {
-            let link = web::block(move || service.create(&input, now))
-                .await
-                .map_err(|_| ApiError::internal())??;
-            Ok(HttpResponse::Created().json(LinkView::from(&link)))
-        }
-        Some(idempotency) => {
-            let request_hash = hex::encode(Sha256::digest(&body));
-            let (status, body) = web::block(move || {
-                service.create_idempotent(&input, &idempotency, &request_hash, now)
-            })
-            .await
-            .map_err(|_| ApiError::internal())??;
-            Ok(HttpResponse::build(
-                actix_web::http::StatusCode::from_u16(status).unwrap_or_default(),
-            )
-            .content_type("application/json")
-            .body(body))
-        }
-    }
+    let Some(idempotency) = idempotency else {
+        let link = blocking(move || service.create(&input, now)).await?;
+        return Ok(HttpResponse::Created().json(LinkView::from(&link)));
+    };
+    let answer = blocking(move || {
+        service.create_idempotent(&input, &idempotency, now, |link| StoredAnswer {
+            status: 201,
+            body: serde_json::to_string(&LinkView::from(link)).expect("serializes"),
+        })
+    })
+    .await?;
+    Ok(HttpResponse::build(
+        actix_web::http::StatusCode::from_u16(answer.status).unwrap_or_default(),
+    )
+    .content_type("application/json")
+    .body(answer.body))
 }
 
 /// Query of `GET /links`.
@@ -113,15 +106,10 @@ pub struct ListQuery {
     security(("api_key" = []))
 )]
 pub async fn list_links(
+    _: Authorized<scope::LinksRead>,
     state: web::Data<AppState>,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(
-        &request,
-        state.service.store(),
-        &state.limits,
-        Scope::LinksRead,
-    )?;
     let query: ListQuery = super::parse_query(&request)?;
     let sort = match query.sort.as_deref() {
         None | Some("-created") | Some("-created_at") => LinkSort::NewestFirst,
@@ -154,25 +142,19 @@ pub async fn list_links(
             ApiError::bad_request("invalid_limit", "limit must be 1 to 1000").with_field("limit"),
         );
     }
-    let domain = match &query.domain {
-        Some(domain) => Some(ricochet_model::normalize_domain(domain)?),
-        None => None,
+    let query = LinkQuery {
+        filter: LinkFilter {
+            domain: query.domain,
+            tag: query.tag,
+            state: state_filter,
+            search: query.q.filter(|q| !q.is_empty()),
+        },
+        sort,
+        cursor: query.cursor,
+        limit,
     };
-    let filter = LinkFilter {
-        domain,
-        tag: query.tag.clone(),
-        state: state_filter,
-        search: query.q.clone().filter(|q| !q.is_empty()),
-    };
-    let store = state.service.store().clone();
-    let cursor = query.cursor.clone();
-    let page = web::block(move || store.list_links(&filter, sort, cursor.as_deref(), limit))
-        .await
-        .map_err(|_| ApiError::internal())??
-        .map_err(|_| {
-            ApiError::bad_request("invalid_cursor", "the cursor is not one this API issued")
-                .with_field("cursor")
-        })?;
+    let service = state.service.clone();
+    let page = blocking(move || service.list(&query)).await?;
     Ok(HttpResponse::Ok().json(LinkList {
         links: page.links.iter().map(LinkView::from).collect(),
         next_cursor: page.next_cursor,
@@ -192,22 +174,13 @@ fn parse_id(raw: &str) -> Result<u64, ApiError> {
     security(("api_key" = []))
 )]
 pub async fn get_link(
+    _: Authorized<scope::LinksRead>,
     state: web::Data<AppState>,
-    request: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(
-        &request,
-        state.service.store(),
-        &state.limits,
-        Scope::LinksRead,
-    )?;
     let id = parse_id(&id)?;
-    let link = state
-        .service
-        .store()
-        .link(id)?
-        .ok_or_else(|| ApiError::not_found(format!("no link with id {id}")))?;
+    let service = state.service.clone();
+    let link = blocking(move || service.link(id)).await?;
     Ok(HttpResponse::Ok().json(LinkView::from(&link)))
 }
 
@@ -220,25 +193,18 @@ pub async fn get_link(
     security(("api_key" = []))
 )]
 pub async fn patch_link(
+    _: Authorized<scope::LinksWrite>,
     state: web::Data<AppState>,
     request: HttpRequest,
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(
-        &request,
-        state.service.store(),
-        &state.limits,
-        Scope::LinksWrite,
-    )?;
     let id = parse_id(&id)?;
     let body = super::read_body(payload, state.max_body_bytes).await?;
-    let patch: PatchLink = super::parse_json(&request, &body)?;
+    let changes: LinkChanges = super::parse_json::<PatchLink>(&request, &body)?.into();
     let service = state.service.clone();
     let now = now_millis();
-    let link = web::block(move || service.update(id, &patch, now))
-        .await
-        .map_err(|_| ApiError::internal())??;
+    let link = blocking(move || service.update(id, &changes, now)).await?;
     Ok(HttpResponse::Ok().json(LinkView::from(&link)))
 }
 
@@ -250,22 +216,14 @@ pub async fn patch_link(
     security(("api_key" = []))
 )]
 pub async fn delete_link(
+    _: Authorized<scope::LinksWrite>,
     state: web::Data<AppState>,
-    request: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(
-        &request,
-        state.service.store(),
-        &state.limits,
-        Scope::LinksWrite,
-    )?;
     let id = parse_id(&id)?;
     let service = state.service.clone();
     let now = now_millis();
-    let link = web::block(move || service.delete(id, now))
-        .await
-        .map_err(|_| ApiError::internal())??;
+    let link = blocking(move || service.delete(id, now)).await?;
     Ok(HttpResponse::Ok().json(LinkView::from(&link)))
 }
 
@@ -277,22 +235,42 @@ pub async fn delete_link(
     security(("api_key" = []))
 )]
 pub async fn bulk_create(
+    _: Authorized<scope::LinksWrite>,
     state: web::Data<AppState>,
     request: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(
-        &request,
-        state.service.store(),
-        &state.limits,
-        Scope::LinksWrite,
-    )?;
     let body = super::read_body(payload, state.max_body_bytes).await?;
     let inputs: Vec<CreateLink> = super::parse_json(&request, &body)?;
+    let inputs: Vec<NewLink> = inputs.into_iter().map(NewLink::from).collect();
     let service = state.service.clone();
     let now = now_millis();
-    let result = web::block(move || service.create_bulk(&inputs, now))
-        .await
-        .map_err(|_| ApiError::internal())??;
-    Ok(HttpResponse::Ok().json(result))
+    let outcomes = blocking(move || service.create_bulk(&inputs, now)).await?;
+    let items: Vec<BulkItem> = outcomes
+        .into_iter()
+        .enumerate()
+        .map(|(index, outcome)| match outcome {
+            Ok(link) => BulkItem {
+                index,
+                status: 201,
+                link: Some(LinkView::from(&link)),
+                error: None,
+            },
+            Err(error) => {
+                let error = ApiError::from(error);
+                BulkItem {
+                    index,
+                    status: error.status,
+                    link: None,
+                    error: Some(error.detail()),
+                }
+            }
+        })
+        .collect();
+    let created = items.iter().filter(|item| item.status == 201).count();
+    Ok(HttpResponse::Ok().json(BulkResult {
+        created,
+        failed: items.len() - created,
+        items,
+    }))
 }

@@ -13,6 +13,7 @@
 pub mod analytics;
 pub mod auth;
 pub mod domains;
+pub mod error;
 pub mod internal;
 pub mod links;
 pub mod openapi;
@@ -22,9 +23,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 
-use crate::error::ApiError;
 use crate::service::LinkService;
 use auth::RateLimits;
+use error::ApiError;
 
 /// What every handler shares.
 pub struct AppState {
@@ -83,6 +84,22 @@ async fn unknown_route(request: HttpRequest) -> Result<HttpResponse, ApiError> {
         request.method(),
         request.path()
     )))
+}
+
+/// Runs `work` (store or click-store calls) on actix's blocking pool, so
+/// handlers never wait on disk on the threads that serve requests.
+pub async fn blocking<T, E>(
+    work: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    E: Send + 'static,
+    ApiError: From<E>,
+{
+    match web::block(work).await {
+        Ok(result) => result.map_err(ApiError::from),
+        Err(_) => Err(ApiError::internal()),
+    }
 }
 
 /// Reads a request body of at most `limit` bytes.

@@ -5,8 +5,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::types;
-use crate::error;
+use super::{error, types};
 
 #[derive(OpenApi)]
 #[openapi(

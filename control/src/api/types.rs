@@ -6,6 +6,9 @@ use serde::{Deserialize, Deserializer, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
+use super::error::ErrorDetail;
+use crate::service::{LinkChanges, NewLink};
+
 /// Milliseconds since the epoch → RFC 3339.
 pub fn to_datetime(millis: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp_nanos(millis as i128 * 1_000_000)
@@ -38,6 +41,21 @@ pub struct CreateLink {
     pub tags: Option<Vec<String>>,
 }
 
+impl From<CreateLink> for NewLink {
+    fn from(input: CreateLink) -> Self {
+        Self {
+            url: input.url,
+            domain: input.domain,
+            code: input.code,
+            status: input.status,
+            expires_at: input.expires_at.map(to_millis),
+            forward_query: input.forward_query.unwrap_or(false),
+            title: input.title,
+            tags: input.tags.unwrap_or_default(),
+        }
+    }
+}
+
 /// Body of `PATCH /links/{id}`: only the fields given change; `null` clears
 /// `expires_at` and `title`.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
@@ -55,6 +73,20 @@ pub struct PatchLink {
     pub title: Option<Option<String>>,
     pub tags: Option<Vec<String>>,
     pub forward_query: Option<bool>,
+}
+
+impl From<PatchLink> for LinkChanges {
+    fn from(patch: PatchLink) -> Self {
+        Self {
+            url: patch.url,
+            status: patch.status,
+            state: patch.state,
+            expires_at: patch.expires_at.map(|at| at.map(to_millis)),
+            title: patch.title,
+            tags: patch.tags,
+            forward_query: patch.forward_query,
+        }
+    }
 }
 
 fn optional_field<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
@@ -134,8 +166,7 @@ pub struct BulkItem {
     /// 201 when created, else the error's status.
     pub status: u16,
     pub link: Option<LinkView>,
-    #[schema(value_type = Option<Object>)]
-    pub error: Option<serde_json::Value>,
+    pub error: Option<ErrorDetail>,
 }
 
 /// Result of `POST /links/bulk`.
