@@ -291,6 +291,66 @@ fn patch_edits_every_field_and_delete_is_soft() {
 }
 
 #[test]
+fn restore_brings_a_deleted_link_back_as_a_new_version() {
+    let test = TestControl::start();
+    let api = test.client();
+    let created = api.post(
+        "/api/v1/links",
+        &json!({"url": "https://e.com/r", "code": "back"}),
+    );
+    let id = created.body["id"].as_u64().unwrap();
+    let deleted = api.delete(&format!("/api/v1/links/{id}"));
+    let deleted_version = deleted.body["version"].as_u64().unwrap();
+
+    let restored = api.post(&format!("/api/v1/links/{id}/restore"), &json!({}));
+    assert_eq!(restored.status, 200, "{}", restored.text);
+    assert_eq!(restored.body["state"], "active");
+    assert_eq!(restored.body["code"], "back");
+    let version = restored.body["version"].as_u64().unwrap();
+    assert!(version > deleted_version);
+    assert_eq!(
+        test.control().store().latest_version(),
+        version,
+        "the restore is a change in the log"
+    );
+    let changes = test
+        .control()
+        .store()
+        .changes_after(deleted_version, 10)
+        .unwrap();
+    assert_eq!(changes.len(), 1);
+    assert_eq!(
+        api.get(&format!("/api/v1/links/{id}")).body["state"],
+        "active"
+    );
+
+    let again = api.send("POST", &format!("/api/v1/links/{id}/restore"), None, &[]);
+    assert_eq!(again.status, 200, "{}", again.text);
+    assert_eq!(
+        again.body["version"], version,
+        "restoring a live link changes nothing"
+    );
+    assert_error(
+        &api.send("POST", "/api/v1/links/999/restore", None, &[]),
+        404,
+        "not_found",
+    );
+    let reader = KeyRing::new(test.control().store())
+        .create("reader", &[Scope::LinksRead], 0)
+        .unwrap();
+    assert_error(
+        &api.with_key(Some(&reader.token)).send(
+            "POST",
+            &format!("/api/v1/links/{id}/restore"),
+            None,
+            &[],
+        ),
+        403,
+        "insufficient_scope",
+    );
+}
+
+#[test]
 fn listing_pages_filters_searches_and_sorts() {
     let test = TestControl::start();
     let api = test.client();

@@ -1,5 +1,5 @@
 //! Link routes: `POST /links`, `GET /links`, `GET|PATCH|DELETE /links/{id}`,
-//! `POST /links/bulk`.
+//! `POST /links/{id}/restore`, `POST /links/bulk`.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use ricochet_model::{LinkState, now_millis};
@@ -224,6 +224,27 @@ pub async fn delete_link(
     let service = state.service.clone();
     let now = now_millis();
     let link = blocking(move || service.delete(id, now)).await?;
+    Ok(HttpResponse::Ok().json(LinkView::from(&link)))
+}
+
+/// Restores a soft-deleted link: its state becomes `active` again, as a new
+/// version published to engines like any edit. A link that is not deleted is
+/// returned unchanged.
+#[utoipa::path(
+    post, path = "/api/v1/links/{id}/restore", tag = "links",
+    params(("id" = u64, Path, description = "Link id")),
+    responses((status = 200, body = LinkView), (status = 404, body = ErrorBody)),
+    security(("api_key" = []))
+)]
+pub async fn restore_link(
+    _: Authorized<scope::LinksWrite>,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&id)?;
+    let service = state.service.clone();
+    let now = now_millis();
+    let link = blocking(move || service.restore(id, now)).await?;
     Ok(HttpResponse::Ok().json(LinkView::from(&link)))
 }
 

@@ -1,6 +1,6 @@
 //! The control plane's HTTP API (actix-web). Routes:
 //! - `POST /api/v1/links`, `GET /api/v1/links`, `POST /api/v1/links/bulk`
-//! - `GET|PATCH|DELETE /api/v1/links/{id}`
+//! - `GET|PATCH|DELETE /api/v1/links/{id}`, `POST /api/v1/links/{id}/restore`
 //! - `POST|GET /api/v1/domains`
 //! - `GET /api/v1/links/{id}/analytics/{series,breakdown}`, `GET /api/v1/analytics/{top-links,overview}`
 //! - `GET /api/v1/openapi.json` (generated from the handlers)
@@ -56,6 +56,10 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .route("/api/v1/links/{id}", web::get().to(links::get_link))
         .route("/api/v1/links/{id}", web::patch().to(links::patch_link))
         .route("/api/v1/links/{id}", web::delete().to(links::delete_link))
+        .route(
+            "/api/v1/links/{id}/restore",
+            web::post().to(links::restore_link),
+        )
         .route("/api/v1/domains", web::post().to(domains::create_domain))
         .route("/api/v1/domains", web::get().to(domains::list_domains))
         .route(

@@ -16,6 +16,7 @@ use super::{error, types};
         super::links::get_link,
         super::links::patch_link,
         super::links::delete_link,
+        super::links::restore_link,
         super::links::bulk_create,
         super::domains::create_domain,
         super::domains::list_domains,

@@ -1,6 +1,6 @@
 //! Link and domain operations on the store, in the domain's terms: creating
 //! (random or custom codes, reserved words, per-domain uniqueness, bounded
-//! retries), editing, soft deleting, bulk creation, reading.
+//! retries), editing, soft deleting and restoring, bulk creation, reading.
 //! Each write is one atomic store transaction, so a refused operation stores
 //! and publishes nothing. Callers (the API, import) map [`LinkError`] to
 //! their own answers.
@@ -210,6 +210,14 @@ impl LinkService {
     pub fn delete(&self, id: u64, now: i64) -> Result<LinkRecord, LinkError> {
         self.transition(id, now, |state| {
             (state != LinkState::Deleted).then_some(LinkState::Deleted)
+        })
+    }
+
+    /// Brings soft-deleted link `id` back to active. A link that is not
+    /// deleted is returned unchanged.
+    pub fn restore(&self, id: u64, now: i64) -> Result<LinkRecord, LinkError> {
+        self.transition(id, now, |state| {
+            (state == LinkState::Deleted).then_some(LinkState::Active)
         })
     }
 
