@@ -625,6 +625,52 @@ fn openapi_document_describes_the_handlers() {
 }
 
 #[test]
+fn head_answers_like_get_and_other_methods_get_405_with_allow() {
+    let test = TestControl::start();
+    let api = test.client();
+    let created = api.post("/api/v1/links", &json!({"url": "https://e.com/h"}));
+    let id = created.body["id"].as_u64().unwrap();
+    for path in [
+        format!("/api/v1/links/{id}"),
+        "/api/v1/links?limit=5".to_owned(),
+        "/api/v1/domains".to_owned(),
+        "/api/v1/openapi.json".to_owned(),
+        "/api/v1/links/999".to_owned(),
+    ] {
+        let get = api.get(&path);
+        let head = api.send("HEAD", &path, None, &[]);
+        assert_eq!(head.status, get.status, "{path}");
+        assert_eq!(head.text, "", "{path}: HEAD has no body");
+        for header in ["content-type", "content-length"] {
+            assert_eq!(head.header(header), get.header(header), "{path} {header}");
+        }
+    }
+
+    for (method, path, allow) in [
+        ("PUT", "/api/v1/links".to_owned(), "POST, GET, HEAD"),
+        ("GET", "/api/v1/links/bulk".to_owned(), "POST"),
+        (
+            "POST",
+            format!("/api/v1/links/{id}"),
+            "GET, HEAD, PATCH, DELETE",
+        ),
+        ("DELETE", "/api/v1/domains".to_owned(), "POST, GET, HEAD"),
+        ("GET", format!("/api/v1/links/{id}/restore"), "POST"),
+        ("POST", "/api/v1/openapi.json".to_owned(), "GET, HEAD"),
+    ] {
+        let response = api.send(method, &path, None, &[]);
+        assert_error(&response, 405, "method_not_allowed");
+        assert_eq!(response.header("allow"), Some(allow), "{method} {path}");
+    }
+    assert_error(&api.get("/api/v1/nothing"), 404, "not_found");
+    assert_error(
+        &api.send("PUT", "/api/v1/nothing", None, &[]),
+        404,
+        "not_found",
+    );
+}
+
+#[test]
 fn the_change_log_needs_the_cluster_token_and_pages_in_order() {
     let test = TestControl::start();
     let api = test.client();
