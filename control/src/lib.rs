@@ -140,6 +140,7 @@ impl ControlPlane {
             cluster_token: cluster_token.clone(),
             max_body_bytes: config.server.max_body_bytes,
             clicks: click_source.clone(),
+            openapi: api::openapi::render(links.max_bulk),
         });
         let workers = match config.server.workers {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),

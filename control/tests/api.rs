@@ -622,6 +622,63 @@ fn openapi_document_describes_the_handlers() {
     }
     let create = &document.body["components"]["schemas"]["CreateLink"];
     assert!(create["properties"]["url"].is_object(), "{create}");
+    assert_eq!(create["properties"]["url"]["format"], "uri");
+    assert_eq!(
+        create["properties"]["status"]["enum"],
+        json!([301, 302, 307, 308, null])
+    );
+    assert_eq!(create["properties"]["code"]["maxLength"], 64);
+    assert!(paths.contains_key("/api/v1/links/{id}/restore"));
+
+    // Query parameters are in the query, and each operation lists its own.
+    let parameters = |path: &str| -> Vec<(String, String)> {
+        paths[path]["get"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                let name = p["name"].as_str().unwrap().to_owned();
+                (name, p["in"].as_str().unwrap().to_owned())
+            })
+            .collect()
+    };
+    let query = |names: &[&str]| -> Vec<(String, String)> {
+        names
+            .iter()
+            .map(|n| (n.to_string(), "query".to_owned()))
+            .collect()
+    };
+    let mut series = vec![("id".to_owned(), "path".to_owned())];
+    series.extend(query(&["from", "to", "interval"]));
+    assert_eq!(parameters("/api/v1/links/{id}/analytics/series"), series);
+    assert_eq!(
+        parameters("/api/v1/analytics/top-links"),
+        query(&["from", "to", "limit"])
+    );
+    assert_eq!(
+        parameters("/api/v1/analytics/overview"),
+        query(&["from", "to"])
+    );
+    let breakdown = &paths["/api/v1/links/{id}/analytics/breakdown"]["get"]["parameters"];
+    assert_eq!(breakdown[3]["name"], "dimension");
+    assert_eq!(breakdown[3]["required"], true);
+    assert_eq!(breakdown[3]["schema"]["enum"].as_array().unwrap().len(), 9);
+
+    // Every operation documents the errors every operation can answer.
+    for (path, item) in paths {
+        for (method, operation) in item.as_object().unwrap() {
+            for status in ["401", "403", "429", "500"] {
+                assert!(
+                    operation["responses"].get(status).is_some(),
+                    "{method} {path} {status}"
+                );
+            }
+        }
+    }
+    let create_responses = &paths["/api/v1/links"]["post"]["responses"];
+    for status in ["201", "400", "409", "413", "415", "422"] {
+        assert!(create_responses.get(status).is_some(), "{status}");
+    }
 }
 
 #[test]

@@ -17,6 +17,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::{Authorized, scope};
 use super::error::{ApiError, ErrorBody};
+use super::schema;
 use super::types::{to_datetime, to_millis};
 use super::{AppState, blocking};
 use crate::service::LinkService;
@@ -26,24 +27,78 @@ const MAX_RANGE_MILLIS: i64 = 400 * 86_400_000;
 /// Most buckets a series may have.
 const MAX_BUCKETS: i64 = 10_000;
 
+/// Query of a series.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-pub struct RangeQuery {
-    /// Start (RFC 3339); default 24 hours before `to`.
+pub struct SeriesQuery {
+    /// Start (RFC 3339); default 24 hours before `to`. Must be before `to`,
+    /// at most 400 days before it.
     #[serde(default, with = "time::serde::rfc3339::option")]
-    #[param(value_type = Option<String>)]
+    #[param(schema_with = schema::range_start)]
     pub from: Option<OffsetDateTime>,
     /// End, exclusive (RFC 3339); default now.
     #[serde(default, with = "time::serde::rfc3339::option")]
-    #[param(value_type = Option<String>)]
+    #[param(schema_with = schema::range_end)]
     pub to: Option<OffsetDateTime>,
-    /// Series bucket: `10s`, `1m`, `1h` (default) or `1d`.
+    /// Bucket size; at most 10,000 buckets in the range.
+    #[param(schema_with = schema::interval)]
     pub interval: Option<String>,
-    /// Breakdown dimension: country, city, device, browser, os, referrer,
-    /// utm_source, utm_medium, utm_campaign.
-    pub dimension: Option<String>,
-    /// Top-links size, 1 to 1000 (default 10).
+}
+
+/// Query of a breakdown.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct BreakdownQuery {
+    /// Start (RFC 3339); default 24 hours before `to`. Must be before `to`,
+    /// at most 400 days before it.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[param(schema_with = schema::range_start)]
+    pub from: Option<OffsetDateTime>,
+    /// End, exclusive (RFC 3339); default now.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[param(schema_with = schema::range_end)]
+    pub to: Option<OffsetDateTime>,
+    /// What to count clicks by.
+    #[serde(default)]
+    #[param(required = true, value_type = schema::DimensionName, inline)]
+    pub dimension: String,
+}
+
+/// Query of the top links.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct TopLinksQuery {
+    /// Start (RFC 3339); default 24 hours before `to`. Must be before `to`,
+    /// at most 400 days before it.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[param(schema_with = schema::range_start)]
+    pub from: Option<OffsetDateTime>,
+    /// End, exclusive (RFC 3339); default now.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[param(schema_with = schema::range_end)]
+    pub to: Option<OffsetDateTime>,
+    /// How many links, default 10.
+    #[param(schema_with = schema::limit)]
     pub limit: Option<usize>,
+}
+
+/// Query of the overview.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct OverviewQuery {
+    /// Start (RFC 3339); default 24 hours before `to`. Must be before `to`,
+    /// at most 400 days before it.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[param(schema_with = schema::range_start)]
+    pub from: Option<OffsetDateTime>,
+    /// End, exclusive (RFC 3339); default now.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[param(schema_with = schema::range_end)]
+    pub to: Option<OffsetDateTime>,
 }
 
 /// Human and bot clicks.
@@ -124,9 +179,9 @@ fn reader(state: &AppState) -> Result<Arc<dyn ClickReader>, ApiError> {
     })
 }
 
-fn range(query: &RangeQuery) -> Result<(i64, i64), ApiError> {
-    let to = query.to.map(to_millis).unwrap_or_else(now_millis);
-    let from = query.from.map(to_millis).unwrap_or(to - 86_400_000);
+fn range(from: Option<OffsetDateTime>, to: Option<OffsetDateTime>) -> Result<(i64, i64), ApiError> {
+    let to = to.map(to_millis).unwrap_or_else(now_millis);
+    let from = from.map(to_millis).unwrap_or(to - 86_400_000);
     if from >= to {
         return Err(
             ApiError::bad_request("invalid_range", "from must be before to").with_field("from"),
@@ -165,8 +220,12 @@ impl From<SinkError> for ApiError {
 /// A link's clicks over time.
 #[utoipa::path(
     get, path = "/api/v1/links/{id}/analytics/series", tag = "analytics",
-    params(("id" = u64, Path, description = "Link id"), RangeQuery),
-    responses((status = 200, body = Series), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
+    params(("id" = u64, Path, description = "Link id"), SeriesQuery),
+    responses(
+        (status = 200, body = Series), (status = 400, description = "Bad query", body = ErrorBody),
+        (status = 404, description = "No such link", body = ErrorBody),
+        (status = 503, description = "No click store, or it did not answer", body = ErrorBody)
+    ),
     security(("api_key" = []))
 )]
 pub async fn series(
@@ -175,9 +234,9 @@ pub async fn series(
     request: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let query: RangeQuery = super::parse_query(&request)?;
+    let query: SeriesQuery = super::parse_query(&request)?;
     let id = existing_link(&state, &id).await?;
-    let (from, to) = range(&query)?;
+    let (from, to) = range(query.from, query.to)?;
     let name = query.interval.as_deref().unwrap_or("1h");
     let interval = Interval::parse(name).ok_or_else(|| {
         ApiError::bad_request("invalid_interval", "interval must be 10s, 1m, 1h or 1d")
@@ -215,8 +274,12 @@ pub async fn series(
 /// A link's clicks by one dimension.
 #[utoipa::path(
     get, path = "/api/v1/links/{id}/analytics/breakdown", tag = "analytics",
-    params(("id" = u64, Path, description = "Link id"), RangeQuery),
-    responses((status = 200, body = Breakdown), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
+    params(("id" = u64, Path, description = "Link id"), BreakdownQuery),
+    responses(
+        (status = 200, body = Breakdown), (status = 400, description = "Bad query", body = ErrorBody),
+        (status = 404, description = "No such link", body = ErrorBody),
+        (status = 503, description = "No click store, or it did not answer", body = ErrorBody)
+    ),
     security(("api_key" = []))
 )]
 pub async fn breakdown(
@@ -225,10 +288,10 @@ pub async fn breakdown(
     request: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let query: RangeQuery = super::parse_query(&request)?;
+    let query: BreakdownQuery = super::parse_query(&request)?;
     let id = existing_link(&state, &id).await?;
-    let (from, to) = range(&query)?;
-    let name = query.dimension.as_deref().unwrap_or("");
+    let (from, to) = range(query.from, query.to)?;
+    let name = query.dimension.as_str();
     let dimension = Dimension::parse(name).filter(|d| *d != Dimension::Total).ok_or_else(|| {
         ApiError::bad_request(
             "invalid_dimension",
@@ -277,8 +340,11 @@ fn top(
 
 /// The most clicked links.
 #[utoipa::path(
-    get, path = "/api/v1/analytics/top-links", tag = "analytics", params(RangeQuery),
-    responses((status = 200, body = TopLinks), (status = 400, body = ErrorBody)),
+    get, path = "/api/v1/analytics/top-links", tag = "analytics", params(TopLinksQuery),
+    responses(
+        (status = 200, body = TopLinks), (status = 400, description = "Bad query", body = ErrorBody),
+        (status = 503, description = "No click store, or it did not answer", body = ErrorBody)
+    ),
     security(("api_key" = []))
 )]
 pub async fn top_links(
@@ -286,8 +352,8 @@ pub async fn top_links(
     state: web::Data<AppState>,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let query: RangeQuery = super::parse_query(&request)?;
-    let (from, to) = range(&query)?;
+    let query: TopLinksQuery = super::parse_query(&request)?;
+    let (from, to) = range(query.from, query.to)?;
     let limit = query.limit.unwrap_or(10);
     if !(1..=1000).contains(&limit) {
         return Err(
@@ -302,8 +368,11 @@ pub async fn top_links(
 
 /// Clicks across the whole instance.
 #[utoipa::path(
-    get, path = "/api/v1/analytics/overview", tag = "analytics", params(RangeQuery),
-    responses((status = 200, body = Overview), (status = 400, body = ErrorBody)),
+    get, path = "/api/v1/analytics/overview", tag = "analytics", params(OverviewQuery),
+    responses(
+        (status = 200, body = Overview), (status = 400, description = "Bad query", body = ErrorBody),
+        (status = 503, description = "No click store, or it did not answer", body = ErrorBody)
+    ),
     security(("api_key" = []))
 )]
 pub async fn overview(
@@ -311,8 +380,8 @@ pub async fn overview(
     state: web::Data<AppState>,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let query: RangeQuery = super::parse_query(&request)?;
-    let (from, to) = range(&query)?;
+    let query: OverviewQuery = super::parse_query(&request)?;
+    let (from, to) = range(query.from, query.to)?;
     let reader = reader(&state)?;
     let service = state.service.clone();
     let (all, top_links) = blocking(move || {

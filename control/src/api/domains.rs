@@ -11,7 +11,13 @@ use super::{AppState, blocking};
 /// Registers a domain links can be created on.
 #[utoipa::path(
     post, path = "/api/v1/domains", tag = "domains", request_body = CreateDomain,
-    responses((status = 201, body = DomainView), (status = 409, body = ErrorBody), (status = 400, body = ErrorBody)),
+    responses(
+        (status = 201, body = DomainView),
+        (status = 400, description = "Invalid body or host name", body = ErrorBody),
+        (status = 409, description = "Already registered", body = ErrorBody),
+        (status = 413, description = "The body is over `server.max_body_bytes`", body = ErrorBody),
+        (status = 415, description = "The body is not JSON", body = ErrorBody)
+    ),
     security(("api_key" = []))
 )]
 pub async fn create_domain(

@@ -9,6 +9,7 @@ use utoipa::IntoParams;
 
 use super::auth::{Authorized, scope};
 use super::error::{ApiError, ErrorBody};
+use super::schema;
 use super::types::{BulkItem, BulkResult, CreateLink, LinkList, LinkView, PatchLink};
 use super::{AppState, blocking};
 use crate::service::{IdempotencyKey, LinkChanges, LinkQuery, NewLink, StoredAnswer};
@@ -21,11 +22,17 @@ const MAX_IDEMPOTENCY_KEY: usize = 255;
 #[utoipa::path(
     post, path = "/api/v1/links", tag = "links",
     request_body = CreateLink,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retried create return the first result")),
+    params(("Idempotency-Key" = Option<String>, Header,
+        min_length = 1, max_length = 255, pattern = "^[\\x21-\\x7e](?:[\\x20-\\x7e]*[\\x21-\\x7e])?$",
+        description = "Makes a retried create (same key, same body) return the first result")),
     responses(
-        (status = 201, body = LinkView),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)
+        (status = 201, description = "Created (or the first answer to this Idempotency-Key)", body = LinkView),
+        (status = 400, description = "Invalid body, field, reserved code or Idempotency-Key", body = ErrorBody),
+        (status = 409, description = "The code is taken on that domain", body = ErrorBody),
+        (status = 413, description = "The body is over `server.max_body_bytes`", body = ErrorBody),
+        (status = 415, description = "The body is not JSON", body = ErrorBody),
+        (status = 422, description = "Unregistered domain, or an Idempotency-Key reused with another body", body = ErrorBody),
+        (status = 503, description = "No free random code; raise `links.code_length`", body = ErrorBody)
     ),
     security(("api_key" = []))
 )]
@@ -81,28 +88,36 @@ pub async fn create_link(
 
 /// Query of `GET /links`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Only links on this domain.
+    #[param(schema_with = schema::hostname)]
     pub domain: Option<String>,
     /// Only links with this tag.
     pub tag: Option<String>,
-    /// Only links in this state: active, disabled or deleted.
+    /// Only links in this state (soft-deleted links are `deleted`).
+    #[param(schema_with = schema::state)]
     pub state: Option<String>,
     /// Text searched in code, title and destination (case-insensitive).
     pub q: Option<String>,
-    /// `-created` (newest first, default), `created`, or `code`.
+    #[param(schema_with = schema::sort)]
     pub sort: Option<String>,
-    /// From `next_cursor` of the previous page.
+    /// From `next_cursor` of the previous page (400 for any other value;
+    /// empty means the first page).
     pub cursor: Option<String>,
-    /// Page size, 1 to 1000 (default 50).
+    /// Page size (default 50).
+    #[param(schema_with = schema::limit)]
     pub limit: Option<usize>,
 }
 
 /// Lists links, filtered and sorted, a page at a time.
 #[utoipa::path(
     get, path = "/api/v1/links", tag = "links", params(ListQuery),
-    responses((status = 200, body = LinkList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    responses(
+        (status = 200, body = LinkList),
+        (status = 400, description = "Bad query parameter or cursor", body = ErrorBody)
+    ),
     security(("api_key" = []))
 )]
 pub async fn list_links(
@@ -150,7 +165,7 @@ pub async fn list_links(
             search: query.q.filter(|q| !q.is_empty()),
         },
         sort,
-        cursor: query.cursor,
+        cursor: query.cursor.filter(|c| !c.is_empty()),
         limit,
     };
     let service = state.service.clone();
@@ -170,7 +185,10 @@ fn parse_id(raw: &str) -> Result<u64, ApiError> {
 #[utoipa::path(
     get, path = "/api/v1/links/{id}", tag = "links",
     params(("id" = u64, Path, description = "Link id")),
-    responses((status = 200, body = LinkView), (status = 404, body = ErrorBody)),
+    responses(
+        (status = 200, description = "The link, deleted ones included", body = LinkView),
+        (status = 404, description = "No such link", body = ErrorBody)
+    ),
     security(("api_key" = []))
 )]
 pub async fn get_link(
@@ -189,7 +207,13 @@ pub async fn get_link(
     patch, path = "/api/v1/links/{id}", tag = "links",
     params(("id" = u64, Path, description = "Link id")),
     request_body = PatchLink,
-    responses((status = 200, body = LinkView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses(
+        (status = 200, body = LinkView),
+        (status = 400, description = "Invalid body or field", body = ErrorBody),
+        (status = 404, description = "No such link", body = ErrorBody),
+        (status = 413, description = "The body is over `server.max_body_bytes`", body = ErrorBody),
+        (status = 415, description = "The body is not JSON", body = ErrorBody)
+    ),
     security(("api_key" = []))
 )]
 pub async fn patch_link(
@@ -208,11 +232,16 @@ pub async fn patch_link(
     Ok(HttpResponse::Ok().json(LinkView::from(&link)))
 }
 
-/// Soft-deletes a link: its state becomes `deleted` and engines answer 410.
+/// Soft-deletes a link: its state becomes `deleted`, it keeps its id and code
+/// (still listed with `state=deleted`), and engines answer 410 until
+/// `POST /links/{id}/restore`. Deleting a deleted link changes nothing.
 #[utoipa::path(
     delete, path = "/api/v1/links/{id}", tag = "links",
     params(("id" = u64, Path, description = "Link id")),
-    responses((status = 200, body = LinkView), (status = 404, body = ErrorBody)),
+    responses(
+        (status = 200, description = "The link, now deleted", body = LinkView),
+        (status = 404, description = "No such link", body = ErrorBody)
+    ),
     security(("api_key" = []))
 )]
 pub async fn delete_link(
@@ -233,7 +262,10 @@ pub async fn delete_link(
 #[utoipa::path(
     post, path = "/api/v1/links/{id}/restore", tag = "links",
     params(("id" = u64, Path, description = "Link id")),
-    responses((status = 200, body = LinkView), (status = 404, body = ErrorBody)),
+    responses(
+        (status = 200, description = "The link, active again (or unchanged)", body = LinkView),
+        (status = 404, description = "No such link", body = ErrorBody)
+    ),
     security(("api_key" = []))
 )]
 pub async fn restore_link(
@@ -252,7 +284,13 @@ pub async fn restore_link(
 #[utoipa::path(
     post, path = "/api/v1/links/bulk", tag = "links",
     request_body = Vec<CreateLink>,
-    responses((status = 200, body = BulkResult), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody)),
+    responses(
+        (status = 200, description = "One result per item; refused items carry their error", body = BulkResult),
+        (status = 400, description = "The body is not an array of links", body = ErrorBody),
+        (status = 413, description = "More than `links.max_bulk` items, or a body over `server.max_body_bytes`", body = ErrorBody),
+        (status = 415, description = "The body is not JSON", body = ErrorBody),
+        (status = 503, description = "No free random code; raise `links.code_length`", body = ErrorBody)
+    ),
     security(("api_key" = []))
 )]
 pub async fn bulk_create(

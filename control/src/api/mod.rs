@@ -20,6 +20,7 @@ pub mod error;
 pub mod internal;
 pub mod links;
 pub mod openapi;
+pub mod schema;
 pub mod types;
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -39,6 +40,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Where click analytics are read; unset answers 503.
     pub clicks: ClickSource,
+    /// The OpenAPI document, rendered at start ([`openapi::render`]).
+    pub openapi: web::Bytes,
 }
 
 /// The click reader, set at start or later (the all-in-one binary starts the
