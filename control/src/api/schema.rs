@@ -183,9 +183,15 @@ pub fn optional_status() -> Schema {
         .into()
 }
 
-/// A link state as the API shows it.
+/// A link state.
 pub fn state() -> Schema {
-    string().enum_values(Some(STATES)).into()
+    string()
+        .enum_values(Some(STATES))
+        .description(Some(
+            "`deleted` is the soft delete (`POST /links/{id}/restore` undoes it); \
+             disabled and deleted links answer 410.",
+        ))
+        .into()
 }
 
 /// A link state in a request.
@@ -326,6 +332,9 @@ pub fn limit() -> Schema {
         .schema_type(Type::Integer)
         .minimum(Some(1))
         .maximum(Some(MAX_PAGE))
+        .description(Some(format!(
+            "How many, 1 to {MAX_PAGE} (default 50 links, 10 top links)."
+        )))
         .into()
 }
 
