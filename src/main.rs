@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Parser;
-use ricochet_control::api::types::CreateLink;
-use ricochet_control::service::{LinkService, LinkSettings};
+use ricochet_control::service::{LinkService, LinkSettings, NewLink};
 use ricochet_control::{ControlConfig, ControlPlane};
 use ricochet_engine::{Engine, EngineConfig, StartOptions, SyncSource};
 use ricochet_model::bus::{LocalBus, UpdateBus};
@@ -180,15 +179,13 @@ fn seed_demo_link(control: &ControlPlane, config: &ControlConfig) -> anyhow::Res
             &links.reserved_codes,
         ),
     );
-    let input = CreateLink {
+    let input = NewLink {
         url: DEMO_URL.into(),
-        domain: None,
         code: Some(DEMO_CODE.into()),
-        status: None,
-        expires_at: None,
-        forward_query: Some(true),
+        forward_query: true,
         title: Some("Ricochet demo link".into()),
-        tags: Some(vec!["demo".into()]),
+        tags: vec!["demo".into()],
+        ..NewLink::default()
     };
     service
         .create(&input, now_millis())

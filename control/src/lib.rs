@@ -4,14 +4,14 @@
 //!
 //! - [`config`]: the control plane's configuration.
 //! - [`store`]: records, code index, change log, domains, keys, idempotency.
-//! - [`service`]: link operations as atomic store transactions.
+//! - [`service`]: link and domain operations as atomic store transactions,
+//!   with domain inputs and errors.
 //! - [`keys`]: API keys and scopes.
 //! - [`api`]: the actix-web routes, authentication, errors, OpenAPI.
 //! - [`publisher`]: changes and heartbeats onto the bus.
 
 pub mod api;
 pub mod config;
-pub mod error;
 pub mod keys;
 pub mod publisher;
 pub mod service;
@@ -147,6 +147,7 @@ impl ControlPlane {
             clicks: click_source,
             click_sink: click_store.sink().clone(),
             intake: intake.clone(),
+            openapi: api::openapi::render(links.max_bulk),
         });
         let workers = match config.server.workers {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),

@@ -12,8 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
 use crate::api::types::{CreateLink, to_datetime};
-use crate::error::ApiError;
-use crate::service::LinkService;
+use crate::service::{LinkService, NewLink};
 
 /// File formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -82,29 +81,24 @@ pub fn import(
         ProgressBar::hidden()
     };
     let reader = bar.wrap_read(file);
-    let mut batch: Vec<(u64, CreateLink)> = Vec::new();
+    let mut batch: Vec<(u64, NewLink)> = Vec::new();
     let mut report = ImportReport::default();
     let flush =
-        |batch: &mut Vec<(u64, CreateLink)>, report: &mut ImportReport| -> Result<(), String> {
+        |batch: &mut Vec<(u64, NewLink)>, report: &mut ImportReport| -> Result<(), String> {
             if batch.is_empty() {
                 return Ok(());
             }
-            let inputs: Vec<CreateLink> = batch.iter().map(|(_, input)| input.clone()).collect();
-            let result = service
+            let inputs: Vec<NewLink> = batch.iter().map(|(_, input)| input.clone()).collect();
+            let outcomes = service
                 .create_bulk(&inputs, ricochet_model::now_millis())
-                .map_err(|e: ApiError| e.message)?;
-            for item in result.items {
-                if item.status == 201 {
-                    report.created += 1;
-                } else {
-                    let reason = item
-                        .error
-                        .and_then(|e| e.get("message").and_then(|m| m.as_str()).map(str::to_owned))
-                        .unwrap_or_else(|| format!("status {}", item.status));
-                    report.errors.push(RowError {
-                        line: batch[item.index].0,
-                        reason,
-                    });
+                .map_err(|e| e.to_string())?;
+            for ((line, _), outcome) in batch.iter().zip(outcomes) {
+                match outcome {
+                    Ok(_) => report.created += 1,
+                    Err(error) => report.errors.push(RowError {
+                        line: *line,
+                        reason: error.to_string(),
+                    }),
                 }
             }
             batch.clear();
@@ -170,15 +164,16 @@ pub fn import(
                         continue;
                     }
                 };
-                let input = CreateLink {
+                let input = NewLink {
                     url: field("url").unwrap_or_default(),
                     domain: field("domain"),
                     code: field("code"),
                     status,
-                    expires_at: None,
-                    forward_query: None,
                     title: field("title"),
-                    tags: field("tags").map(|t| t.split('|').map(str::to_owned).collect()),
+                    tags: field("tags")
+                        .map(|t| t.split('|').map(str::to_owned).collect())
+                        .unwrap_or_default(),
+                    ..NewLink::default()
                 };
                 batch.push((line, input));
                 if batch.len() >= max {
@@ -200,7 +195,7 @@ pub fn import(
                     continue;
                 }
                 match serde_json::from_str::<CreateLink>(text.trim()) {
-                    Ok(input) => batch.push((line, input)),
+                    Ok(input) => batch.push((line, input.into())),
                     Err(error) => report.errors.push(RowError {
                         line,
                         reason: format!("invalid JSON row: {error}"),

@@ -291,6 +291,66 @@ fn patch_edits_every_field_and_delete_is_soft() {
 }
 
 #[test]
+fn restore_brings_a_deleted_link_back_as_a_new_version() {
+    let test = TestControl::start();
+    let api = test.client();
+    let created = api.post(
+        "/api/v1/links",
+        &json!({"url": "https://e.com/r", "code": "back"}),
+    );
+    let id = created.body["id"].as_u64().unwrap();
+    let deleted = api.delete(&format!("/api/v1/links/{id}"));
+    let deleted_version = deleted.body["version"].as_u64().unwrap();
+
+    let restored = api.post(&format!("/api/v1/links/{id}/restore"), &json!({}));
+    assert_eq!(restored.status, 200, "{}", restored.text);
+    assert_eq!(restored.body["state"], "active");
+    assert_eq!(restored.body["code"], "back");
+    let version = restored.body["version"].as_u64().unwrap();
+    assert!(version > deleted_version);
+    assert_eq!(
+        test.control().store().latest_version(),
+        version,
+        "the restore is a change in the log"
+    );
+    let changes = test
+        .control()
+        .store()
+        .changes_after(deleted_version, 10)
+        .unwrap();
+    assert_eq!(changes.len(), 1);
+    assert_eq!(
+        api.get(&format!("/api/v1/links/{id}")).body["state"],
+        "active"
+    );
+
+    let again = api.send("POST", &format!("/api/v1/links/{id}/restore"), None, &[]);
+    assert_eq!(again.status, 200, "{}", again.text);
+    assert_eq!(
+        again.body["version"], version,
+        "restoring a live link changes nothing"
+    );
+    assert_error(
+        &api.send("POST", "/api/v1/links/999/restore", None, &[]),
+        404,
+        "not_found",
+    );
+    let reader = KeyRing::new(test.control().store())
+        .create("reader", &[Scope::LinksRead], 0)
+        .unwrap();
+    assert_error(
+        &api.with_key(Some(&reader.token)).send(
+            "POST",
+            &format!("/api/v1/links/{id}/restore"),
+            None,
+            &[],
+        ),
+        403,
+        "insufficient_scope",
+    );
+}
+
+#[test]
 fn listing_pages_filters_searches_and_sorts() {
     let test = TestControl::start();
     let api = test.client();
@@ -562,6 +622,109 @@ fn openapi_document_describes_the_handlers() {
     }
     let create = &document.body["components"]["schemas"]["CreateLink"];
     assert!(create["properties"]["url"].is_object(), "{create}");
+    assert_eq!(create["properties"]["url"]["format"], "uri");
+    assert_eq!(
+        create["properties"]["status"]["enum"],
+        json!([301, 302, 307, 308, null])
+    );
+    assert_eq!(create["properties"]["code"]["maxLength"], 64);
+    assert!(paths.contains_key("/api/v1/links/{id}/restore"));
+
+    // Query parameters are in the query, and each operation lists its own.
+    let parameters = |path: &str| -> Vec<(String, String)> {
+        paths[path]["get"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                let name = p["name"].as_str().unwrap().to_owned();
+                (name, p["in"].as_str().unwrap().to_owned())
+            })
+            .collect()
+    };
+    let query = |names: &[&str]| -> Vec<(String, String)> {
+        names
+            .iter()
+            .map(|n| (n.to_string(), "query".to_owned()))
+            .collect()
+    };
+    let mut series = vec![("id".to_owned(), "path".to_owned())];
+    series.extend(query(&["from", "to", "interval"]));
+    assert_eq!(parameters("/api/v1/links/{id}/analytics/series"), series);
+    assert_eq!(
+        parameters("/api/v1/analytics/top-links"),
+        query(&["from", "to", "limit"])
+    );
+    assert_eq!(
+        parameters("/api/v1/analytics/overview"),
+        query(&["from", "to"])
+    );
+    let breakdown = &paths["/api/v1/links/{id}/analytics/breakdown"]["get"]["parameters"];
+    assert_eq!(breakdown[3]["name"], "dimension");
+    assert_eq!(breakdown[3]["required"], true);
+    assert_eq!(breakdown[3]["schema"]["enum"].as_array().unwrap().len(), 9);
+
+    // Every operation documents the errors every operation can answer.
+    for (path, item) in paths {
+        for (method, operation) in item.as_object().unwrap() {
+            for status in ["401", "403", "429", "500"] {
+                assert!(
+                    operation["responses"].get(status).is_some(),
+                    "{method} {path} {status}"
+                );
+            }
+        }
+    }
+    let create_responses = &paths["/api/v1/links"]["post"]["responses"];
+    for status in ["201", "400", "409", "413", "415", "422"] {
+        assert!(create_responses.get(status).is_some(), "{status}");
+    }
+}
+
+#[test]
+fn head_answers_like_get_and_other_methods_get_405_with_allow() {
+    let test = TestControl::start();
+    let api = test.client();
+    let created = api.post("/api/v1/links", &json!({"url": "https://e.com/h"}));
+    let id = created.body["id"].as_u64().unwrap();
+    for path in [
+        format!("/api/v1/links/{id}"),
+        "/api/v1/links?limit=5".to_owned(),
+        "/api/v1/domains".to_owned(),
+        "/api/v1/openapi.json".to_owned(),
+        "/api/v1/links/999".to_owned(),
+    ] {
+        let get = api.get(&path);
+        let head = api.send("HEAD", &path, None, &[]);
+        assert_eq!(head.status, get.status, "{path}");
+        assert_eq!(head.text, "", "{path}: HEAD has no body");
+        for header in ["content-type", "content-length"] {
+            assert_eq!(head.header(header), get.header(header), "{path} {header}");
+        }
+    }
+
+    for (method, path, allow) in [
+        ("PUT", "/api/v1/links".to_owned(), "POST, GET, HEAD"),
+        ("GET", "/api/v1/links/bulk".to_owned(), "POST"),
+        (
+            "POST",
+            format!("/api/v1/links/{id}"),
+            "GET, HEAD, PATCH, DELETE",
+        ),
+        ("DELETE", "/api/v1/domains".to_owned(), "POST, GET, HEAD"),
+        ("GET", format!("/api/v1/links/{id}/restore"), "POST"),
+        ("POST", "/api/v1/openapi.json".to_owned(), "GET, HEAD"),
+    ] {
+        let response = api.send(method, &path, None, &[]);
+        assert_error(&response, 405, "method_not_allowed");
+        assert_eq!(response.header("allow"), Some(allow), "{method} {path}");
+    }
+    assert_error(&api.get("/api/v1/nothing"), 404, "not_found");
+    assert_error(
+        &api.send("PUT", "/api/v1/nothing", None, &[]),
+        404,
+        "not_found",
+    );
 }
 
 #[test]

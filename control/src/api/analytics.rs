@@ -6,43 +6,100 @@
 //!
 //! Ranges are RFC 3339 instants, `[from, to)`, by default the last 24 hours.
 
+use std::sync::Arc;
+
 use actix_web::{HttpRequest, HttpResponse, web};
-use ricochet_clickstore::{ClickReader, Counts, Interval};
+use ricochet_clickstore::{ClickReader, Counts, Interval, SinkError};
 use ricochet_model::clicks::Dimension;
 use ricochet_model::now_millis;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 
-use super::AppState;
-use super::auth::authorize;
+use super::auth::{Authorized, scope};
+use super::error::{ApiError, ErrorBody};
+use super::schema;
 use super::types::{to_datetime, to_millis};
-use crate::error::{ApiError, ErrorBody};
-use crate::keys::Scope;
+use super::{AppState, blocking};
+use crate::service::LinkService;
 
 /// Longest range a query may cover.
 const MAX_RANGE_MILLIS: i64 = 400 * 86_400_000;
 /// Most buckets a series may have.
 const MAX_BUCKETS: i64 = 10_000;
 
+/// Query of a series.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-pub struct RangeQuery {
-    /// Start (RFC 3339); default 24 hours before `to`.
+pub struct SeriesQuery {
+    /// Start (RFC 3339); default 24 hours before `to`. Must be before `to`,
+    /// at most 400 days before it.
     #[serde(default, with = "time::serde::rfc3339::option")]
-    #[param(value_type = Option<String>)]
+    #[param(schema_with = schema::range_start)]
     pub from: Option<OffsetDateTime>,
     /// End, exclusive (RFC 3339); default now.
     #[serde(default, with = "time::serde::rfc3339::option")]
-    #[param(value_type = Option<String>)]
+    #[param(schema_with = schema::range_end)]
     pub to: Option<OffsetDateTime>,
-    /// Series bucket: `10s`, `1m`, `1h` (default) or `1d`.
+    /// Bucket size; at most 10,000 buckets in the range.
+    #[param(schema_with = schema::interval)]
     pub interval: Option<String>,
-    /// Breakdown dimension: country, city, device, browser, os, referrer,
-    /// utm_source, utm_medium, utm_campaign.
-    pub dimension: Option<String>,
-    /// Top-links size, 1 to 1000 (default 10).
+}
+
+/// Query of a breakdown.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct BreakdownQuery {
+    /// Start (RFC 3339); default 24 hours before `to`. Must be before `to`,
+    /// at most 400 days before it.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[param(schema_with = schema::range_start)]
+    pub from: Option<OffsetDateTime>,
+    /// End, exclusive (RFC 3339); default now.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[param(schema_with = schema::range_end)]
+    pub to: Option<OffsetDateTime>,
+    /// What to count clicks by.
+    #[serde(default)]
+    #[param(required = true, value_type = schema::DimensionName, inline)]
+    pub dimension: String,
+}
+
+/// Query of the top links.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct TopLinksQuery {
+    /// Start (RFC 3339); default 24 hours before `to`. Must be before `to`,
+    /// at most 400 days before it.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[param(schema_with = schema::range_start)]
+    pub from: Option<OffsetDateTime>,
+    /// End, exclusive (RFC 3339); default now.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[param(schema_with = schema::range_end)]
+    pub to: Option<OffsetDateTime>,
+    /// How many links, default 10.
+    #[param(schema_with = schema::limit)]
     pub limit: Option<usize>,
+}
+
+/// Query of the overview.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct OverviewQuery {
+    /// Start (RFC 3339); default 24 hours before `to`. Must be before `to`,
+    /// at most 400 days before it.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[param(schema_with = schema::range_start)]
+    pub from: Option<OffsetDateTime>,
+    /// End, exclusive (RFC 3339); default now.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[param(schema_with = schema::range_end)]
+    pub to: Option<OffsetDateTime>,
 }
 
 /// Human and bot clicks.
@@ -113,23 +170,19 @@ pub struct Overview {
     pub top_links: Vec<TopLink>,
 }
 
-fn reader(state: &AppState) -> Result<&dyn ClickReader, ApiError> {
-    state
-        .clicks
-        .get()
-        .map(|reader| reader.as_ref())
-        .ok_or_else(|| {
-            ApiError::new(
-                503,
-                "analytics_unavailable",
-                "this control plane has no click store configured",
-            )
-        })
+fn reader(state: &AppState) -> Result<Arc<dyn ClickReader>, ApiError> {
+    state.clicks.get().cloned().ok_or_else(|| {
+        ApiError::new(
+            503,
+            "analytics_unavailable",
+            "this control plane has no click store configured",
+        )
+    })
 }
 
-fn range(query: &RangeQuery) -> Result<(i64, i64), ApiError> {
-    let to = query.to.map(to_millis).unwrap_or_else(now_millis);
-    let from = query.from.map(to_millis).unwrap_or(to - 86_400_000);
+fn range(from: Option<OffsetDateTime>, to: Option<OffsetDateTime>) -> Result<(i64, i64), ApiError> {
+    let to = to.map(to_millis).unwrap_or_else(now_millis);
+    let from = from.map(to_millis).unwrap_or(to - 86_400_000);
     if from >= to {
         return Err(
             ApiError::bad_request("invalid_range", "from must be before to").with_field("from"),
@@ -144,46 +197,47 @@ fn range(query: &RangeQuery) -> Result<(i64, i64), ApiError> {
     Ok((from, to))
 }
 
-fn existing_link(state: &AppState, raw: &str) -> Result<u64, ApiError> {
+/// The id of an existing link, or 404.
+async fn existing_link(state: &AppState, raw: &str) -> Result<u64, ApiError> {
     let id: u64 = raw
         .parse()
         .map_err(|_| ApiError::not_found(format!("no link with id {raw:?}")))?;
-    match state.service.store().link(id)? {
-        Some(_) => Ok(id),
-        None => Err(ApiError::not_found(format!("no link with id {id}"))),
-    }
+    let service = state.service.clone();
+    blocking(move || service.link(id)).await?;
+    Ok(id)
 }
 
-fn failed(error: ricochet_clickstore::SinkError) -> ApiError {
-    tracing::warn!(%error, "analytics query failed");
-    ApiError::new(
-        503,
-        "analytics_unavailable",
-        "the click store did not answer; retry shortly",
-    )
+impl From<SinkError> for ApiError {
+    fn from(error: SinkError) -> Self {
+        tracing::warn!(%error, "analytics query failed");
+        ApiError::new(
+            503,
+            "analytics_unavailable",
+            "the click store did not answer; retry shortly",
+        )
+    }
 }
 
 /// A link's clicks over time.
 #[utoipa::path(
     get, path = "/api/v1/links/{id}/analytics/series", tag = "analytics",
-    params(("id" = u64, Path, description = "Link id"), RangeQuery),
-    responses((status = 200, body = Series), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
+    params(("id" = u64, Path, description = "Link id"), SeriesQuery),
+    responses(
+        (status = 200, body = Series), (status = 400, description = "Bad query", body = ErrorBody),
+        (status = 404, description = "No such link", body = ErrorBody),
+        (status = 503, description = "No click store, or it did not answer", body = ErrorBody)
+    ),
     security(("api_key" = []))
 )]
 pub async fn series(
+    _: Authorized<scope::AnalyticsRead>,
     state: web::Data<AppState>,
     request: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(
-        &request,
-        state.service.store(),
-        &state.limits,
-        Scope::AnalyticsRead,
-    )?;
-    let query: RangeQuery = super::parse_query(&request)?;
-    let id = existing_link(&state, &id)?;
-    let (from, to) = range(&query)?;
+    let query: SeriesQuery = super::parse_query(&request)?;
+    let id = existing_link(&state, &id).await?;
+    let (from, to) = range(query.from, query.to)?;
     let name = query.interval.as_deref().unwrap_or("1h");
     let interval = Interval::parse(name).ok_or_else(|| {
         ApiError::bad_request("invalid_interval", "interval must be 10s, 1m, 1h or 1d")
@@ -196,9 +250,8 @@ pub async fn series(
         )
         .with_field("interval"));
     }
-    let points = reader(&state)?
-        .series(id, from, to, interval)
-        .map_err(failed)?;
+    let reader = reader(&state)?;
+    let points = blocking(move || reader.series(id, from, to, interval)).await?;
     let mut total = Counts::default();
     for (_, counts) in &points {
         total.humans += counts.humans;
@@ -222,25 +275,24 @@ pub async fn series(
 /// A link's clicks by one dimension.
 #[utoipa::path(
     get, path = "/api/v1/links/{id}/analytics/breakdown", tag = "analytics",
-    params(("id" = u64, Path, description = "Link id"), RangeQuery),
-    responses((status = 200, body = Breakdown), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
+    params(("id" = u64, Path, description = "Link id"), BreakdownQuery),
+    responses(
+        (status = 200, body = Breakdown), (status = 400, description = "Bad query", body = ErrorBody),
+        (status = 404, description = "No such link", body = ErrorBody),
+        (status = 503, description = "No click store, or it did not answer", body = ErrorBody)
+    ),
     security(("api_key" = []))
 )]
 pub async fn breakdown(
+    _: Authorized<scope::AnalyticsRead>,
     state: web::Data<AppState>,
     request: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(
-        &request,
-        state.service.store(),
-        &state.limits,
-        Scope::AnalyticsRead,
-    )?;
-    let query: RangeQuery = super::parse_query(&request)?;
-    let id = existing_link(&state, &id)?;
-    let (from, to) = range(&query)?;
-    let name = query.dimension.as_deref().unwrap_or("");
+    let query: BreakdownQuery = super::parse_query(&request)?;
+    let id = existing_link(&state, &id).await?;
+    let (from, to) = range(query.from, query.to)?;
+    let name = query.dimension.as_str();
     let dimension = Dimension::parse(name).filter(|d| *d != Dimension::Total).ok_or_else(|| {
         ApiError::bad_request(
             "invalid_dimension",
@@ -248,9 +300,8 @@ pub async fn breakdown(
         )
         .with_field("dimension")
     })?;
-    let values = reader(&state)?
-        .breakdown(id, from, to, dimension)
-        .map_err(failed)?;
+    let reader = reader(&state)?;
+    let values = blocking(move || reader.breakdown(id, from, to, dimension)).await?;
     Ok(HttpResponse::Ok().json(Breakdown {
         link_id: id,
         dimension: name.to_owned(),
@@ -265,14 +316,18 @@ pub async fn breakdown(
     }))
 }
 
-fn top(state: &AppState, from: i64, to: i64, limit: usize) -> Result<Vec<TopLink>, ApiError> {
-    let store = state.service.store();
-    reader(state)?
-        .top_links(from, to, limit)
-        .map_err(failed)?
+/// The `limit` most clicked links with their domain and code.
+fn top(
+    reader: &dyn ClickReader,
+    service: &LinkService,
+    range: (i64, i64),
+    limit: usize,
+) -> Result<Vec<TopLink>, ApiError> {
+    reader
+        .top_links(range.0, range.1, limit)?
         .into_iter()
         .map(|(link_id, counts)| {
-            let link = store.link(link_id)?;
+            let link = service.find(link_id)?;
             Ok(TopLink {
                 link_id,
                 domain: link.as_ref().map(|l| l.domain.clone()),
@@ -286,54 +341,56 @@ fn top(state: &AppState, from: i64, to: i64, limit: usize) -> Result<Vec<TopLink
 
 /// The most clicked links.
 #[utoipa::path(
-    get, path = "/api/v1/analytics/top-links", tag = "analytics", params(RangeQuery),
-    responses((status = 200, body = TopLinks), (status = 400, body = ErrorBody)),
+    get, path = "/api/v1/analytics/top-links", tag = "analytics", params(TopLinksQuery),
+    responses(
+        (status = 200, body = TopLinks), (status = 400, description = "Bad query", body = ErrorBody),
+        (status = 503, description = "No click store, or it did not answer", body = ErrorBody)
+    ),
     security(("api_key" = []))
 )]
 pub async fn top_links(
+    _: Authorized<scope::AnalyticsRead>,
     state: web::Data<AppState>,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(
-        &request,
-        state.service.store(),
-        &state.limits,
-        Scope::AnalyticsRead,
-    )?;
-    let query: RangeQuery = super::parse_query(&request)?;
-    let (from, to) = range(&query)?;
+    let query: TopLinksQuery = super::parse_query(&request)?;
+    let (from, to) = range(query.from, query.to)?;
     let limit = query.limit.unwrap_or(10);
     if !(1..=1000).contains(&limit) {
         return Err(
             ApiError::bad_request("invalid_limit", "limit must be 1 to 1000").with_field("limit"),
         );
     }
-    Ok(HttpResponse::Ok().json(TopLinks {
-        links: top(&state, from, to, limit)?,
-    }))
+    let reader = reader(&state)?;
+    let service = state.service.clone();
+    let links = blocking(move || top(reader.as_ref(), &service, (from, to), limit)).await?;
+    Ok(HttpResponse::Ok().json(TopLinks { links }))
 }
 
 /// Clicks across the whole instance.
 #[utoipa::path(
-    get, path = "/api/v1/analytics/overview", tag = "analytics", params(RangeQuery),
-    responses((status = 200, body = Overview), (status = 400, body = ErrorBody)),
+    get, path = "/api/v1/analytics/overview", tag = "analytics", params(OverviewQuery),
+    responses(
+        (status = 200, body = Overview), (status = 400, description = "Bad query", body = ErrorBody),
+        (status = 503, description = "No click store, or it did not answer", body = ErrorBody)
+    ),
     security(("api_key" = []))
 )]
 pub async fn overview(
+    _: Authorized<scope::AnalyticsRead>,
     state: web::Data<AppState>,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(
-        &request,
-        state.service.store(),
-        &state.limits,
-        Scope::AnalyticsRead,
-    )?;
-    let query: RangeQuery = super::parse_query(&request)?;
-    let (from, to) = range(&query)?;
-    let all = reader(&state)?
-        .top_links(from, to, usize::MAX)
-        .map_err(failed)?;
+    let query: OverviewQuery = super::parse_query(&request)?;
+    let (from, to) = range(query.from, query.to)?;
+    let reader = reader(&state)?;
+    let service = state.service.clone();
+    let (all, top_links) = blocking(move || {
+        let all = reader.top_links(from, to, usize::MAX)?;
+        let top_links = top(reader.as_ref(), &service, (from, to), 10)?;
+        Ok::<_, ApiError>((all, top_links))
+    })
+    .await?;
     let mut total = Counts::default();
     for (_, counts) in &all {
         total.humans += counts.humans;
@@ -342,6 +399,6 @@ pub async fn overview(
     Ok(HttpResponse::Ok().json(Overview {
         total: total.into(),
         links_with_clicks: all.len(),
-        top_links: top(&state, from, to, 10)?,
+        top_links,
     }))
 }

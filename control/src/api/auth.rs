@@ -1,15 +1,22 @@
 //! Authentication and rate limiting of API requests: the API key from
 //! `Authorization: Bearer rk_…` (or `X-Api-Key`), 401 when missing or unknown,
 //! 403 when it lacks the scope, 429 with `Retry-After` over its token bucket.
+//! Handlers declare what they need with the [`Authorized`] extractor (e.g.
+//! `Authorized<scope::LinksWrite>`), and engines' routes with [`ClusterMember`].
 
+use std::future::Future;
+use std::marker::PhantomData;
 use std::num::NonZeroU32;
+use std::pin::Pin;
 
-use actix_web::HttpRequest;
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpRequest, web};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use subtle::ConstantTimeEq;
 
-use crate::error::ApiError;
+use super::AppState;
+use super::error::ApiError;
 use crate::keys::{KeyRing, Scope, allows};
 use crate::store::{ApiKeyRecord, ControlStore};
 
@@ -70,14 +77,14 @@ fn bearer(request: &HttpRequest) -> Option<&str> {
         .map(str::trim)
 }
 
-/// Authenticates the request's API key, charges its rate limit, and checks `scope`.
-pub fn authorize(
-    request: &HttpRequest,
+/// Authenticates `token`, charges its key's rate limit, and checks `scope`.
+fn authorize(
+    token: Option<&str>,
     store: &ControlStore,
     limits: &RateLimits,
     scope: Scope,
 ) -> Result<ApiKeyRecord, ApiError> {
-    let Some(token) = bearer(request) else {
+    let Some(token) = token else {
         return Err(ApiError::new(
             401,
             "missing_api_key",
@@ -102,8 +109,85 @@ pub fn authorize(
     Ok(key)
 }
 
+/// A scope a route requires, as a type: `Authorized<scope::LinksRead>`.
+pub trait ScopeMarker: 'static {
+    const SCOPE: Scope;
+}
+
+/// The scopes as types, one per [`Scope`].
+pub mod scope {
+    use super::{Scope, ScopeMarker};
+
+    macro_rules! scopes {
+        ($($name:ident),*) => {$(
+            #[doc = concat!("Requires [`Scope::", stringify!($name), "`].")]
+            #[derive(Debug)]
+            pub struct $name;
+
+            impl ScopeMarker for $name {
+                const SCOPE: Scope = Scope::$name;
+            }
+        )*};
+    }
+
+    scopes!(LinksRead, LinksWrite, AnalyticsRead, DomainsWrite, Admin);
+}
+
+/// The caller's API key, authenticated, charged and holding scope `S`;
+/// extracting it answers 401, 403 or 429 otherwise. The key lookup runs on the
+/// blocking pool, off actix's threads.
+#[derive(Debug)]
+pub struct Authorized<S: ScopeMarker> {
+    pub key: ApiKeyRecord,
+    scope: PhantomData<S>,
+}
+
+type Extraction<T> = Pin<Box<dyn Future<Output = Result<T, ApiError>>>>;
+
+impl<S: ScopeMarker> FromRequest for Authorized<S> {
+    type Error = ApiError;
+    type Future = Extraction<Self>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = request.app_data::<web::Data<AppState>>().cloned();
+        let token = bearer(request).map(str::to_owned);
+        Box::pin(async move {
+            let state = state.ok_or_else(ApiError::internal)?;
+            let key = super::blocking(move || {
+                authorize(
+                    token.as_deref(),
+                    state.service.store(),
+                    &state.limits,
+                    S::SCOPE,
+                )
+            })
+            .await?;
+            Ok(Self {
+                key,
+                scope: PhantomData,
+            })
+        })
+    }
+}
+
+/// An engine holding the cluster token (for `/internal/v1/changes`); 401 otherwise.
+#[derive(Debug)]
+pub struct ClusterMember;
+
+impl FromRequest for ClusterMember {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let token = request
+            .app_data::<web::Data<AppState>>()
+            .map_or("", |state| state.cluster_token.as_str());
+        std::future::ready(authorize_cluster(request, token).map(|()| ClusterMember))
+    }
+}
+
 /// Checks the cluster token engines send to `/internal/v1/changes`.
-pub fn authorize_cluster(request: &HttpRequest, token: &str) -> Result<(), ApiError> {
+fn authorize_cluster(request: &HttpRequest, token: &str) -> Result<(), ApiError> {
     let sent = bearer(request).unwrap_or("");
     let matches: bool = sent.as_bytes().ct_eq(token.as_bytes()).into();
     if matches && !token.is_empty() {

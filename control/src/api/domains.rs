@@ -3,41 +3,34 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use ricochet_model::now_millis;
 
-use super::AppState;
-use super::auth::authorize;
+use super::auth::{Authorized, scope};
+use super::error::{ApiError, ErrorBody};
 use super::types::{CreateDomain, DomainList, DomainView, to_datetime};
-use crate::error::{ApiError, ErrorBody};
-use crate::keys::Scope;
+use super::{AppState, blocking};
 
 /// Registers a domain links can be created on.
 #[utoipa::path(
     post, path = "/api/v1/domains", tag = "domains", request_body = CreateDomain,
-    responses((status = 201, body = DomainView), (status = 409, body = ErrorBody), (status = 400, body = ErrorBody)),
+    responses(
+        (status = 201, body = DomainView),
+        (status = 400, description = "Invalid body or host name", body = ErrorBody),
+        (status = 409, description = "Already registered", body = ErrorBody),
+        (status = 413, description = "The body is over `server.max_body_bytes`", body = ErrorBody),
+        (status = 415, description = "The body is not JSON", body = ErrorBody)
+    ),
     security(("api_key" = []))
 )]
 pub async fn create_domain(
+    _: Authorized<scope::DomainsWrite>,
     state: web::Data<AppState>,
     request: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(
-        &request,
-        state.service.store(),
-        &state.limits,
-        Scope::DomainsWrite,
-    )?;
     let body = super::read_body(payload, state.max_body_bytes).await?;
     let input: CreateDomain = super::parse_json(&request, &body)?;
-    let domain = ricochet_model::normalize_domain(&input.domain)?;
+    let service = state.service.clone();
     let now = now_millis();
-    if !state.service.store().add_domain(&domain, now)? {
-        return Err(ApiError::new(
-            409,
-            "domain_exists",
-            format!("{domain} is already registered"),
-        )
-        .with_field("domain"));
-    }
+    let domain = blocking(move || service.add_domain(&input.domain, now)).await?;
     Ok(HttpResponse::Created().json(DomainView {
         domain,
         created_at: to_datetime(now),
@@ -51,19 +44,12 @@ pub async fn create_domain(
     security(("api_key" = []))
 )]
 pub async fn list_domains(
+    _: Authorized<scope::LinksRead>,
     state: web::Data<AppState>,
-    request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(
-        &request,
-        state.service.store(),
-        &state.limits,
-        Scope::LinksRead,
-    )?;
-    let domains = state
-        .service
-        .store()
-        .domains()?
+    let service = state.service.clone();
+    let domains = blocking(move || service.domains())
+        .await?
         .into_iter()
         .map(|(domain, created)| DomainView {
             domain,

@@ -13,9 +13,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use ricochet_clickstore::SinkError;
 use ricochet_clickstore::control::{CONTENT_TYPE, decode_batch};
 
-use super::auth::authorize_cluster;
-use super::{AppState, read_body};
-use crate::error::ApiError;
+use super::auth::ClusterMember;
+use super::error::ApiError;
+use super::{AppState, blocking, read_body};
 
 /// Largest window accepted (about 500,000 rows).
 pub const MAX_WINDOW_BYTES: usize = 64 * 1024 * 1024;
@@ -29,11 +29,11 @@ pub struct IntakeStats {
 }
 
 pub async fn clicks(
+    _: ClusterMember,
     state: web::Data<AppState>,
     request: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    authorize_cluster(&request, &state.cluster_token)?;
     let media = request
         .headers()
         .get("content-type")
@@ -51,22 +51,25 @@ pub async fn clicks(
         decode_batch(&body).map_err(|message| ApiError::bad_request("invalid_window", message))?;
     let rows = batch.rows.len() as u64;
     let sink = state.click_sink.clone();
-    web::block(move || sink.write(&batch))
-        .await
-        .map_err(|_| ApiError::internal())?
-        .map_err(|error| match error {
-            SinkError::Unavailable(message) => {
-                tracing::warn!(%message, "click store unavailable for a shipped window");
-                ApiError::new(503, "clicks_unavailable", "the click store is unavailable")
-            }
-            SinkError::Failed(message) => {
-                tracing::error!(%message, "click store refused a shipped window");
-                ApiError::new(422, "window_refused", "the click store refused this window")
-            }
-        })?;
+    blocking(move || sink.write(&batch).map_err(refused)).await?;
+
     let stats = &state.intake;
     stats.windows.fetch_add(1, Ordering::Relaxed);
     stats.rows.fetch_add(rows, Ordering::Relaxed);
     stats.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// The answer to a window the click store did not take.
+fn refused(error: SinkError) -> ApiError {
+    match error {
+        SinkError::Unavailable(message) => {
+            tracing::warn!(%message, "click store unavailable for a shipped window");
+            ApiError::new(503, "clicks_unavailable", "the click store is unavailable")
+        }
+        SinkError::Failed(message) => {
+            tracing::error!(%message, "click store refused a shipped window");
+            ApiError::new(422, "window_refused", "the click store refused this window")
+        }
+    }
 }

@@ -5,9 +5,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use ricochet_model::bus::ChangesPage;
 use serde::Deserialize;
 
-use super::AppState;
-use super::auth::authorize_cluster;
-use crate::error::ApiError;
+use super::auth::ClusterMember;
+use super::error::ApiError;
+use super::{AppState, blocking};
 
 /// Most changes served per page.
 pub const MAX_PAGE: usize = 10_000;
@@ -20,10 +20,10 @@ struct ChangesQuery {
 }
 
 pub async fn changes(
+    _: ClusterMember,
     state: web::Data<AppState>,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    authorize_cluster(&request, &state.cluster_token)?;
     let query: ChangesQuery = super::parse_query(&request)?;
     let limit = query.limit.unwrap_or(1000);
     if !(1..=MAX_PAGE).contains(&limit) {
@@ -34,7 +34,7 @@ pub async fn changes(
         .with_field("limit"));
     }
     let store = state.service.store().clone();
-    let page = web::block(move || {
+    let page = blocking(move || {
         let latest_version = store.latest_version();
         store
             .changes_after(query.after, limit)
@@ -43,7 +43,6 @@ pub async fn changes(
                 latest_version,
             })
     })
-    .await
-    .map_err(|_| ApiError::internal())??;
+    .await?;
     Ok(HttpResponse::Ok().json(page))
 }

@@ -1,5 +1,5 @@
 //! Link routes: `POST /links`, `GET /links`, `GET|PATCH|DELETE /links/{id}`,
-//! `POST /links/bulk`.
+//! `POST /links/{id}/restore`, `POST /links/bulk`.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use ricochet_model::{LinkState, now_millis};
@@ -7,11 +7,12 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use utoipa::IntoParams;
 
-use super::AppState;
-use super::auth::authorize;
-use super::types::{BulkResult, CreateLink, LinkList, LinkView, PatchLink};
-use crate::error::{ApiError, ErrorBody};
-use crate::keys::Scope;
+use super::auth::{Authorized, scope};
+use super::error::{ApiError, ErrorBody};
+use super::schema;
+use super::types::{BulkItem, BulkResult, CreateLink, LinkList, LinkView, PatchLink};
+use super::{AppState, blocking};
+use crate::service::{IdempotencyKey, LinkChanges, LinkQuery, NewLink, StoredAnswer};
 use crate::store::{LinkFilter, LinkSort};
 
 /// Longest accepted `Idempotency-Key`.
@@ -21,28 +22,28 @@ const MAX_IDEMPOTENCY_KEY: usize = 255;
 #[utoipa::path(
     post, path = "/api/v1/links", tag = "links",
     request_body = CreateLink,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retried create return the first result")),
+    params(("Idempotency-Key" = Option<String>, Header,
+        min_length = 1, max_length = 255, pattern = "^[\\x21-\\x7e](?:[\\x20-\\x7e]*[\\x21-\\x7e])?$",
+        description = "Makes a retried create (same key, same body) return the first result")),
     responses(
-        (status = 201, body = LinkView),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)
+        (status = 201, description = "Created (or the first answer to this Idempotency-Key)", body = LinkView),
+        (status = 400, description = "Invalid body, field, reserved code or Idempotency-Key", body = ErrorBody),
+        (status = 409, description = "The code is taken on that domain", body = ErrorBody),
+        (status = 413, description = "The body is over `server.max_body_bytes`", body = ErrorBody),
+        (status = 415, description = "The body is not JSON", body = ErrorBody),
+        (status = 422, description = "Unregistered domain, or an Idempotency-Key reused with another body", body = ErrorBody),
+        (status = 503, description = "No free random code; raise `links.code_length`", body = ErrorBody)
     ),
     security(("api_key" = []))
 )]
 pub async fn create_link(
+    caller: Authorized<scope::LinksWrite>,
     state: web::Data<AppState>,
     request: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let key = authorize(
-        &request,
-        state.service.store(),
-        &state.limits,
-        Scope::LinksWrite,
-    )?;
     let body = super::read_body(payload, state.max_body_bytes).await?;
-    let input: CreateLink = super::parse_json(&request, &body)?;
-    let service = state.service.clone();
+    let input: NewLink = super::parse_json::<CreateLink>(&request, &body)?.into();
     let idempotency = match request.headers().get("idempotency-key") {
         None => None,
         Some(value) => {
@@ -59,69 +60,71 @@ pub async fn create_link(
                     )
                     .with_field("Idempotency-Key")
                 })?;
-            Some(format!("{}:{value}", key.id))
+            Some(IdempotencyKey {
+                key: format!("{}:{value}", caller.key.id),
+                request_hash: hex::encode(Sha256::digest(&body)),
+            })
         }
     };
+    let service = state.service.clone();
     let now = now_millis();
-    match idempotency {
-        None => {
-            let link = web::block(move || service.create(&input, now))
-                .await
-                .map_err(|_| ApiError::internal())??;
-            Ok(HttpResponse::Created().json(LinkView::from(&link)))
-        }
-        Some(idempotency) => {
-            let request_hash = hex::encode(Sha256::digest(&body));
-            let (status, body) = web::block(move || {
-                service.create_idempotent(&input, &idempotency, &request_hash, now)
-            })
-            .await
-            .map_err(|_| ApiError::internal())??;
-            Ok(HttpResponse::build(
-                actix_web::http::StatusCode::from_u16(status).unwrap_or_default(),
-            )
-            .content_type("application/json")
-            .body(body))
-        }
-    }
+    let Some(idempotency) = idempotency else {
+        let link = blocking(move || service.create(&input, now)).await?;
+        return Ok(HttpResponse::Created().json(LinkView::from(&link)));
+    };
+    let answer = blocking(move || {
+        service.create_idempotent(&input, &idempotency, now, |link| StoredAnswer {
+            status: 201,
+            body: serde_json::to_string(&LinkView::from(link)).expect("serializes"),
+        })
+    })
+    .await?;
+    Ok(HttpResponse::build(
+        actix_web::http::StatusCode::from_u16(answer.status).unwrap_or_default(),
+    )
+    .content_type("application/json")
+    .body(answer.body))
 }
 
 /// Query of `GET /links`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Only links on this domain.
+    #[param(schema_with = schema::hostname)]
     pub domain: Option<String>,
     /// Only links with this tag.
     pub tag: Option<String>,
-    /// Only links in this state: active, disabled or deleted.
+    /// Only links in this state (soft-deleted links are `deleted`).
+    #[param(schema_with = schema::state)]
     pub state: Option<String>,
     /// Text searched in code, title and destination (case-insensitive).
     pub q: Option<String>,
-    /// `-created` (newest first, default), `created`, or `code`.
+    #[param(schema_with = schema::sort)]
     pub sort: Option<String>,
-    /// From `next_cursor` of the previous page.
+    /// From `next_cursor` of the previous page (400 for any other value;
+    /// empty means the first page).
     pub cursor: Option<String>,
-    /// Page size, 1 to 1000 (default 50).
+    /// Page size (default 50).
+    #[param(schema_with = schema::limit)]
     pub limit: Option<usize>,
 }
 
 /// Lists links, filtered and sorted, a page at a time.
 #[utoipa::path(
     get, path = "/api/v1/links", tag = "links", params(ListQuery),
-    responses((status = 200, body = LinkList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    responses(
+        (status = 200, body = LinkList),
+        (status = 400, description = "Bad query parameter or cursor", body = ErrorBody)
+    ),
     security(("api_key" = []))
 )]
 pub async fn list_links(
+    _: Authorized<scope::LinksRead>,
     state: web::Data<AppState>,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(
-        &request,
-        state.service.store(),
-        &state.limits,
-        Scope::LinksRead,
-    )?;
     let query: ListQuery = super::parse_query(&request)?;
     let sort = match query.sort.as_deref() {
         None | Some("-created") | Some("-created_at") => LinkSort::NewestFirst,
@@ -154,25 +157,19 @@ pub async fn list_links(
             ApiError::bad_request("invalid_limit", "limit must be 1 to 1000").with_field("limit"),
         );
     }
-    let domain = match &query.domain {
-        Some(domain) => Some(ricochet_model::normalize_domain(domain)?),
-        None => None,
+    let query = LinkQuery {
+        filter: LinkFilter {
+            domain: query.domain,
+            tag: query.tag,
+            state: state_filter,
+            search: query.q.filter(|q| !q.is_empty()),
+        },
+        sort,
+        cursor: query.cursor.filter(|c| !c.is_empty()),
+        limit,
     };
-    let filter = LinkFilter {
-        domain,
-        tag: query.tag.clone(),
-        state: state_filter,
-        search: query.q.clone().filter(|q| !q.is_empty()),
-    };
-    let store = state.service.store().clone();
-    let cursor = query.cursor.clone();
-    let page = web::block(move || store.list_links(&filter, sort, cursor.as_deref(), limit))
-        .await
-        .map_err(|_| ApiError::internal())??
-        .map_err(|_| {
-            ApiError::bad_request("invalid_cursor", "the cursor is not one this API issued")
-                .with_field("cursor")
-        })?;
+    let service = state.service.clone();
+    let page = blocking(move || service.list(&query)).await?;
     Ok(HttpResponse::Ok().json(LinkList {
         links: page.links.iter().map(LinkView::from).collect(),
         next_cursor: page.next_cursor,
@@ -188,26 +185,20 @@ fn parse_id(raw: &str) -> Result<u64, ApiError> {
 #[utoipa::path(
     get, path = "/api/v1/links/{id}", tag = "links",
     params(("id" = u64, Path, description = "Link id")),
-    responses((status = 200, body = LinkView), (status = 404, body = ErrorBody)),
+    responses(
+        (status = 200, description = "The link, deleted ones included", body = LinkView),
+        (status = 404, description = "No such link", body = ErrorBody)
+    ),
     security(("api_key" = []))
 )]
 pub async fn get_link(
+    _: Authorized<scope::LinksRead>,
     state: web::Data<AppState>,
-    request: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(
-        &request,
-        state.service.store(),
-        &state.limits,
-        Scope::LinksRead,
-    )?;
     let id = parse_id(&id)?;
-    let link = state
-        .service
-        .store()
-        .link(id)?
-        .ok_or_else(|| ApiError::not_found(format!("no link with id {id}")))?;
+    let service = state.service.clone();
+    let link = blocking(move || service.link(id)).await?;
     Ok(HttpResponse::Ok().json(LinkView::from(&link)))
 }
 
@@ -216,56 +207,76 @@ pub async fn get_link(
     patch, path = "/api/v1/links/{id}", tag = "links",
     params(("id" = u64, Path, description = "Link id")),
     request_body = PatchLink,
-    responses((status = 200, body = LinkView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses(
+        (status = 200, body = LinkView),
+        (status = 400, description = "Invalid body or field", body = ErrorBody),
+        (status = 404, description = "No such link", body = ErrorBody),
+        (status = 413, description = "The body is over `server.max_body_bytes`", body = ErrorBody),
+        (status = 415, description = "The body is not JSON", body = ErrorBody)
+    ),
     security(("api_key" = []))
 )]
 pub async fn patch_link(
+    _: Authorized<scope::LinksWrite>,
     state: web::Data<AppState>,
     request: HttpRequest,
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(
-        &request,
-        state.service.store(),
-        &state.limits,
-        Scope::LinksWrite,
-    )?;
     let id = parse_id(&id)?;
     let body = super::read_body(payload, state.max_body_bytes).await?;
-    let patch: PatchLink = super::parse_json(&request, &body)?;
+    let changes: LinkChanges = super::parse_json::<PatchLink>(&request, &body)?.into();
     let service = state.service.clone();
     let now = now_millis();
-    let link = web::block(move || service.update(id, &patch, now))
-        .await
-        .map_err(|_| ApiError::internal())??;
+    let link = blocking(move || service.update(id, &changes, now)).await?;
     Ok(HttpResponse::Ok().json(LinkView::from(&link)))
 }
 
-/// Soft-deletes a link: its state becomes `deleted` and engines answer 410.
+/// Soft-deletes a link: its state becomes `deleted`, it keeps its id and code
+/// (still listed with `state=deleted`), and engines answer 410 until
+/// `POST /links/{id}/restore`. Deleting a deleted link changes nothing.
 #[utoipa::path(
     delete, path = "/api/v1/links/{id}", tag = "links",
     params(("id" = u64, Path, description = "Link id")),
-    responses((status = 200, body = LinkView), (status = 404, body = ErrorBody)),
+    responses(
+        (status = 200, description = "The link, now deleted", body = LinkView),
+        (status = 404, description = "No such link", body = ErrorBody)
+    ),
     security(("api_key" = []))
 )]
 pub async fn delete_link(
+    _: Authorized<scope::LinksWrite>,
     state: web::Data<AppState>,
-    request: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(
-        &request,
-        state.service.store(),
-        &state.limits,
-        Scope::LinksWrite,
-    )?;
     let id = parse_id(&id)?;
     let service = state.service.clone();
     let now = now_millis();
-    let link = web::block(move || service.delete(id, now))
-        .await
-        .map_err(|_| ApiError::internal())??;
+    let link = blocking(move || service.delete(id, now)).await?;
+    Ok(HttpResponse::Ok().json(LinkView::from(&link)))
+}
+
+/// Restores a soft-deleted link: its state becomes `active` again, as a new
+/// version published to engines like any edit. A link that is not deleted is
+/// returned unchanged.
+#[utoipa::path(
+    post, path = "/api/v1/links/{id}/restore", tag = "links",
+    params(("id" = u64, Path, description = "Link id")),
+    responses(
+        (status = 200, description = "The link, active again (or unchanged)", body = LinkView),
+        (status = 404, description = "No such link", body = ErrorBody)
+    ),
+    security(("api_key" = []))
+)]
+pub async fn restore_link(
+    _: Authorized<scope::LinksWrite>,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&id)?;
+    let service = state.service.clone();
+    let now = now_millis();
+    let link = blocking(move || service.restore(id, now)).await?;
     Ok(HttpResponse::Ok().json(LinkView::from(&link)))
 }
 
@@ -273,26 +284,52 @@ pub async fn delete_link(
 #[utoipa::path(
     post, path = "/api/v1/links/bulk", tag = "links",
     request_body = Vec<CreateLink>,
-    responses((status = 200, body = BulkResult), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody)),
+    responses(
+        (status = 200, description = "One result per item; refused items carry their error", body = BulkResult),
+        (status = 400, description = "The body is not an array of links", body = ErrorBody),
+        (status = 413, description = "More than `links.max_bulk` items, or a body over `server.max_body_bytes`", body = ErrorBody),
+        (status = 415, description = "The body is not JSON", body = ErrorBody),
+        (status = 503, description = "No free random code; raise `links.code_length`", body = ErrorBody)
+    ),
     security(("api_key" = []))
 )]
 pub async fn bulk_create(
+    _: Authorized<scope::LinksWrite>,
     state: web::Data<AppState>,
     request: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(
-        &request,
-        state.service.store(),
-        &state.limits,
-        Scope::LinksWrite,
-    )?;
     let body = super::read_body(payload, state.max_body_bytes).await?;
     let inputs: Vec<CreateLink> = super::parse_json(&request, &body)?;
+    let inputs: Vec<NewLink> = inputs.into_iter().map(NewLink::from).collect();
     let service = state.service.clone();
     let now = now_millis();
-    let result = web::block(move || service.create_bulk(&inputs, now))
-        .await
-        .map_err(|_| ApiError::internal())??;
-    Ok(HttpResponse::Ok().json(result))
+    let outcomes = blocking(move || service.create_bulk(&inputs, now)).await?;
+    let items: Vec<BulkItem> = outcomes
+        .into_iter()
+        .enumerate()
+        .map(|(index, outcome)| match outcome {
+            Ok(link) => BulkItem {
+                index,
+                status: 201,
+                link: Some(LinkView::from(&link)),
+                error: None,
+            },
+            Err(error) => {
+                let error = ApiError::from(error);
+                BulkItem {
+                    index,
+                    status: error.status,
+                    link: None,
+                    error: Some(error.detail()),
+                }
+            }
+        })
+        .collect();
+    let created = items.iter().filter(|item| item.status == 201).count();
+    Ok(HttpResponse::Ok().json(BulkResult {
+        created,
+        failed: items.len() - created,
+        items,
+    }))
 }

@@ -1,31 +1,37 @@
 //! The control plane's HTTP API (actix-web). Routes:
 //! - `POST /api/v1/links`, `GET /api/v1/links`, `POST /api/v1/links/bulk`
-//! - `GET|PATCH|DELETE /api/v1/links/{id}`
+//! - `GET|PATCH|DELETE /api/v1/links/{id}`, `POST /api/v1/links/{id}/restore`
 //! - `POST|GET /api/v1/domains`
 //! - `GET /api/v1/links/{id}/analytics/{series,breakdown}`, `GET /api/v1/analytics/{top-links,overview}`
 //! - `GET /api/v1/openapi.json` (generated from the handlers)
 //! - `GET /internal/v1/changes`, `POST /internal/v1/clicks` (engines, cluster token)
 //! - `GET /healthz`
 //!
-//! Every error, including malformed JSON, wrong content types, oversized
-//! bodies and unknown routes, is answered in the one JSON error shape.
+//! Every GET route also answers HEAD (same headers, no body); another method
+//! on a known path gets 405 with `Allow`. Every error, including malformed
+//! JSON, wrong content types, oversized bodies, unknown routes and methods, is
+//! answered in the one JSON error shape.
 
 pub mod analytics;
 pub mod auth;
 pub mod domains;
+pub mod endpoint;
+pub mod error;
 pub mod intake;
 pub mod internal;
 pub mod links;
 pub mod openapi;
+pub mod schema;
 pub mod types;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 
-use crate::error::ApiError;
 use crate::service::LinkService;
 use auth::RateLimits;
+use endpoint::Endpoint;
+use error::ApiError;
 
 /// What every handler shares.
 pub struct AppState {
@@ -38,6 +44,8 @@ pub struct AppState {
     /// Where windows shipped by engines are written.
     pub click_sink: std::sync::Arc<dyn ricochet_clickstore::ClickSink>,
     pub intake: std::sync::Arc<intake::IntakeStats>,
+    /// The OpenAPI document, rendered at start ([`openapi::render`]).
+    pub openapi: web::Bytes,
 }
 
 /// The click reader, set at start.
@@ -46,39 +54,32 @@ pub type ClickSource =
 
 /// Registers every route on an actix `App`.
 pub fn configure(config: &mut web::ServiceConfig) {
-    config
-        .route(
-            "/healthz",
-            web::get().to(|| async { HttpResponse::Ok().body("ok\n") }),
-        )
-        .route("/api/v1/openapi.json", web::get().to(openapi::serve))
-        .route("/api/v1/links", web::post().to(links::create_link))
-        .route("/api/v1/links", web::get().to(links::list_links))
-        .route("/api/v1/links/bulk", web::post().to(links::bulk_create))
-        .route("/api/v1/links/{id}", web::get().to(links::get_link))
-        .route("/api/v1/links/{id}", web::patch().to(links::patch_link))
-        .route("/api/v1/links/{id}", web::delete().to(links::delete_link))
-        .route("/api/v1/domains", web::post().to(domains::create_domain))
-        .route("/api/v1/domains", web::get().to(domains::list_domains))
-        .route(
-            "/api/v1/links/{id}/analytics/series",
-            web::get().to(analytics::series),
-        )
-        .route(
-            "/api/v1/links/{id}/analytics/breakdown",
-            web::get().to(analytics::breakdown),
-        )
-        .route(
-            "/api/v1/analytics/top-links",
-            web::get().to(analytics::top_links),
-        )
-        .route(
-            "/api/v1/analytics/overview",
-            web::get().to(analytics::overview),
-        )
-        .route("/internal/v1/changes", web::get().to(internal::changes))
-        .route("/internal/v1/clicks", web::post().to(intake::clicks))
-        .default_service(web::to(unknown_route));
+    let routes = [
+        Endpoint::new("/healthz").get(|| async { HttpResponse::Ok().body("ok\n") }),
+        Endpoint::new("/api/v1/openapi.json").get(openapi::serve),
+        Endpoint::new("/api/v1/links")
+            .post(links::create_link)
+            .get(links::list_links),
+        Endpoint::new("/api/v1/links/bulk").post(links::bulk_create),
+        Endpoint::new("/api/v1/links/{id}")
+            .get(links::get_link)
+            .patch(links::patch_link)
+            .delete(links::delete_link),
+        Endpoint::new("/api/v1/links/{id}/restore").post(links::restore_link),
+        Endpoint::new("/api/v1/links/{id}/analytics/series").get(analytics::series),
+        Endpoint::new("/api/v1/links/{id}/analytics/breakdown").get(analytics::breakdown),
+        Endpoint::new("/api/v1/analytics/top-links").get(analytics::top_links),
+        Endpoint::new("/api/v1/analytics/overview").get(analytics::overview),
+        Endpoint::new("/api/v1/domains")
+            .post(domains::create_domain)
+            .get(domains::list_domains),
+        Endpoint::new("/internal/v1/changes").get(internal::changes),
+        Endpoint::new("/internal/v1/clicks").post(intake::clicks),
+    ];
+    for endpoint in routes {
+        config.service(endpoint.build());
+    }
+    config.default_service(web::to(unknown_route));
 }
 
 async fn unknown_route(request: HttpRequest) -> Result<HttpResponse, ApiError> {
@@ -87,6 +88,22 @@ async fn unknown_route(request: HttpRequest) -> Result<HttpResponse, ApiError> {
         request.method(),
         request.path()
     )))
+}
+
+/// Runs `work` (store or click-store calls) on actix's blocking pool, so
+/// handlers never wait on disk on the threads that serve requests.
+pub async fn blocking<T, E>(
+    work: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    E: Send + 'static,
+    ApiError: From<E>,
+{
+    match web::block(work).await {
+        Ok(result) => result.map_err(ApiError::from),
+        Err(_) => Err(ApiError::internal()),
+    }
 }
 
 /// Reads a request body of at most `limit` bytes.

@@ -1,22 +1,32 @@
-//! The OpenAPI document, generated from the handlers' annotations and served
-//! at `/api/v1/openapi.json`.
+//! The OpenAPI document, generated from the handlers' annotations, completed
+//! with what every authenticated operation can answer (401, 403, 429, 500) and
+//! this installation's settings, rendered once at start and served at
+//! `/api/v1/openapi.json`.
 
-use actix_web::HttpResponse;
+use actix_web::{HttpResponse, web};
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use super::types;
-use crate::error;
+use super::{AppState, error, types};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Ricochet control plane API", description = "Links, domains and keys of a Ricochet installation."),
+    info(
+        title = "Ricochet control plane API",
+        description = "Links, domains and click analytics of a Ricochet installation. \
+            Every error has the shape `{\"error\":{\"code\",\"message\",\"field\"}}`. \
+            Every GET also answers HEAD; another method on a known path gets 405 with `Allow`."
+    ),
     paths(
         super::links::create_link,
         super::links::list_links,
         super::links::get_link,
         super::links::patch_link,
         super::links::delete_link,
+        super::links::restore_link,
         super::links::bulk_create,
         super::domains::create_domain,
         super::domains::list_domains,
@@ -33,7 +43,7 @@ use crate::error;
         super::analytics::BreakdownValue, super::analytics::TopLinks, super::analytics::TopLink,
         super::analytics::Overview, super::analytics::CountsView
     )),
-    modifiers(&ApiKeyAuth)
+    modifiers(&ApiKeyAuth, &CommonErrors)
 )]
 pub struct ApiDoc;
 
@@ -49,6 +59,89 @@ impl Modify for ApiKeyAuth {
     }
 }
 
-pub async fn serve() -> HttpResponse {
-    HttpResponse::Ok().json(ApiDoc::openapi())
+/// What any operation that takes an API key can answer besides its own statuses.
+const COMMON: [(&str, &str, &str); 4] = [
+    (
+        "401",
+        "Unauthorized",
+        "No API key, or an unknown or revoked one",
+    ),
+    (
+        "403",
+        "Forbidden",
+        "The API key lacks the operation's scope",
+    ),
+    (
+        "429",
+        "RateLimited",
+        "The API key is over its rate limit; retry after `Retry-After` seconds",
+    ),
+    (
+        "500",
+        "InternalError",
+        "A failure of the control plane (logged)",
+    ),
+];
+
+struct CommonErrors;
+
+impl Modify for CommonErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        for (status, name, description) in COMMON {
+            let mut response = ResponseBuilder::new().description(description).content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            );
+            if status == "429" {
+                response = response.header(
+                    "Retry-After",
+                    HeaderBuilder::new()
+                        .schema(
+                            ObjectBuilder::new()
+                                .schema_type(Type::Integer)
+                                .minimum(Some(1)),
+                        )
+                        .description(Some("Seconds to wait"))
+                        .build(),
+                );
+            }
+            components
+                .responses
+                .insert(name.to_owned(), response.build().into());
+        }
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.patch,
+                &mut item.delete,
+            ];
+            for operation in operations.into_iter().flatten() {
+                for (status, name, _) in COMMON {
+                    operation
+                        .responses
+                        .responses
+                        .insert(status.to_owned(), RefOr::Ref(Ref::from_response_name(name)));
+                }
+            }
+        }
+    }
+}
+
+/// The document with this installation's settings: a bulk call's size limit.
+pub fn render(max_bulk: usize) -> web::Bytes {
+    let mut document = serde_json::to_value(ApiDoc::openapi()).expect("serializes");
+    let bulk = &mut document["paths"]["/api/v1/links/bulk"]["post"]["requestBody"]["content"]["application/json"]
+        ["schema"];
+    bulk["maxItems"] = max_bulk.into();
+    web::Bytes::from(serde_json::to_vec(&document).expect("serializes"))
+}
+
+pub async fn serve(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(state.openapi.clone())
 }

@@ -6,6 +6,10 @@ use serde::{Deserialize, Deserializer, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
+use super::error::ErrorDetail;
+use super::schema;
+use crate::service::{LinkChanges, NewLink};
+
 /// Milliseconds since the epoch → RFC 3339.
 pub fn to_datetime(millis: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp_nanos(millis as i128 * 1_000_000)
@@ -21,21 +25,41 @@ pub fn to_millis(at: OffsetDateTime) -> i64 {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateLink {
-    /// Destination: an absolute http or https URL.
+    #[schema(schema_with = schema::destination)]
     pub url: String,
-    /// Domain the link lives on; the default domain when omitted.
+    /// Domain the link lives on (registered with `POST /domains`, else 422);
+    /// the default domain when absent.
+    #[schema(schema_with = schema::optional_hostname)]
     pub domain: Option<String>,
-    /// Custom code (`[A-Za-z0-9_-]{1,64}`); a random one when omitted.
+    #[schema(schema_with = schema::custom_code)]
     pub code: Option<String>,
-    /// 301, 302 (default), 307 or 308.
+    #[schema(schema_with = schema::optional_status)]
     pub status: Option<u16>,
+    /// When the link stops redirecting (engines answer 410 after it).
     #[serde(default, with = "time::serde::rfc3339::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[schema(schema_with = schema::optional_date_time)]
     pub expires_at: Option<OffsetDateTime>,
-    /// Append the incoming query string to the destination.
+    /// Append the incoming query string to the destination (default false).
     pub forward_query: Option<bool>,
+    #[schema(schema_with = schema::title)]
     pub title: Option<String>,
+    #[schema(schema_with = schema::optional_tags)]
     pub tags: Option<Vec<String>>,
+}
+
+impl From<CreateLink> for NewLink {
+    fn from(input: CreateLink) -> Self {
+        Self {
+            url: input.url,
+            domain: input.domain,
+            code: input.code,
+            status: input.status,
+            expires_at: input.expires_at.map(to_millis),
+            forward_query: input.forward_query.unwrap_or(false),
+            title: input.title,
+            tags: input.tags.unwrap_or_default(),
+        }
+    }
 }
 
 /// Body of `PATCH /links/{id}`: only the fields given change; `null` clears
@@ -43,18 +67,37 @@ pub struct CreateLink {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchLink {
+    #[schema(schema_with = schema::optional_destination)]
     pub url: Option<String>,
+    #[schema(schema_with = schema::optional_status)]
     pub status: Option<u16>,
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = schema::optional_state)]
     pub state: Option<LinkState>,
+    /// `null` removes the expiry.
     #[serde(default, deserialize_with = "optional_datetime")]
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[schema(schema_with = schema::optional_date_time)]
     pub expires_at: Option<Option<OffsetDateTime>>,
+    /// `null` removes the title.
     #[serde(default, deserialize_with = "optional_field")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = schema::title)]
     pub title: Option<Option<String>>,
+    #[schema(schema_with = schema::optional_tags)]
     pub tags: Option<Vec<String>>,
     pub forward_query: Option<bool>,
+}
+
+impl From<PatchLink> for LinkChanges {
+    fn from(patch: PatchLink) -> Self {
+        Self {
+            url: patch.url,
+            status: patch.status,
+            state: patch.state,
+            expires_at: patch.expires_at.map(|at| at.map(to_millis)),
+            title: patch.title,
+            tags: patch.tags,
+            forward_query: patch.forward_query,
+        }
+    }
 }
 
 fn optional_field<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
@@ -77,22 +120,28 @@ where
 pub struct LinkView {
     pub id: u64,
     pub domain: String,
+    #[schema(schema_with = schema::code)]
     pub code: String,
+    #[schema(schema_with = schema::destination_view)]
     pub url: String,
+    #[schema(schema_with = schema::status)]
     pub status: u16,
-    #[schema(value_type = String)]
+    /// `deleted` is a soft delete: `POST /links/{id}/restore` undoes it.
+    #[schema(schema_with = schema::state)]
     pub state: LinkState,
     #[serde(with = "time::serde::rfc3339::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[schema(schema_with = schema::optional_date_time)]
     pub expires_at: Option<OffsetDateTime>,
     pub forward_query: bool,
+    #[schema(schema_with = schema::title_view)]
     pub title: Option<String>,
+    #[schema(schema_with = schema::tags_view)]
     pub tags: Vec<String>,
     #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
+    #[schema(schema_with = schema::date_time)]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
+    #[schema(schema_with = schema::date_time)]
     pub updated_at: OffsetDateTime,
     /// Version of the change that last wrote the link.
     pub version: u64,
@@ -134,8 +183,7 @@ pub struct BulkItem {
     /// 201 when created, else the error's status.
     pub status: u16,
     pub link: Option<LinkView>,
-    #[schema(value_type = Option<Object>)]
-    pub error: Option<serde_json::Value>,
+    pub error: Option<ErrorDetail>,
 }
 
 /// Result of `POST /links/bulk`.
@@ -150,6 +198,7 @@ pub struct BulkResult {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateDomain {
+    #[schema(schema_with = schema::hostname)]
     pub domain: String,
 }
 

@@ -1,13 +1,14 @@
 //! The one error shape of the API: `{"error":{"code":…,"message":…,"field":…}}`
-//! with an HTTP status. Internal failures are logged and answered as a
-//! generic 500 that leaks nothing.
+//! with an HTTP status, and the mapping of the service's domain errors to it.
+//! Internal failures are logged and answered as a generic 500 that leaks nothing.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use ricochet_model::ValidationError;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::service::LinkError;
 use crate::store::StoreError;
 
 /// An error answered to an API client.
@@ -22,18 +23,19 @@ pub struct ApiError {
 }
 
 /// The JSON body of an error.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+/// What went wrong.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ErrorDetail {
     /// Stable machine-readable code, e.g. `invalid_url`.
     pub code: String,
     /// What went wrong, for people.
     pub message: String,
-    /// The request field at fault, when there is one.
+    /// The request field at fault, or `null`.
     pub field: Option<String>,
 }
 
@@ -69,13 +71,23 @@ impl ApiError {
         )
     }
 
+    /// A failure of ours: logged, answered without details.
+    fn from_fault(error: &dyn std::error::Error) -> Self {
+        tracing::error!(%error, "store failure");
+        Self::internal()
+    }
+
+    pub fn detail(&self) -> ErrorDetail {
+        ErrorDetail {
+            code: self.code.to_owned(),
+            message: self.message.clone(),
+            field: self.field.clone(),
+        }
+    }
+
     pub fn body(&self) -> ErrorBody {
         ErrorBody {
-            error: ErrorDetail {
-                code: self.code.to_owned(),
-                message: self.message.clone(),
-                field: self.field.clone(),
-            },
+            error: self.detail(),
         }
     }
 }
@@ -92,10 +104,45 @@ impl From<ValidationError> for ApiError {
     }
 }
 
+impl From<LinkError> for ApiError {
+    fn from(error: LinkError) -> Self {
+        let message = error.to_string();
+        let answer = match &error {
+            LinkError::Invalid(invalid) => return Self::from(invalid.clone()),
+            LinkError::Store(_) => return Self::from_fault(&error),
+            LinkError::UnknownDomain { .. } => Self::new(
+                422,
+                "unknown_domain",
+                format!("{message}; add it with POST /api/v1/domains"),
+            ),
+            LinkError::Reserved { .. } => Self::bad_request("reserved_code", message),
+            LinkError::CodeTaken { .. } => Self::new(409, "code_taken", message),
+            LinkError::DomainExists { .. } => Self::new(409, "domain_exists", message),
+            LinkError::NotFound { .. } => Self::not_found(message),
+            LinkError::TooMany { .. } => Self::new(413, "too_many_items", message),
+            LinkError::IdempotencyKeyReused => {
+                return Self::new(
+                    422,
+                    "idempotency_key_reused",
+                    "this Idempotency-Key was used with a different request",
+                )
+                .with_field("Idempotency-Key");
+            }
+            LinkError::BadCursor => {
+                Self::bad_request("invalid_cursor", "the cursor is not one this API issued")
+            }
+            LinkError::CodeSpaceExhausted => Self::new(503, "code_space_exhausted", message),
+        };
+        match error.field() {
+            Some(field) => answer.with_field(field),
+            None => answer,
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
-        tracing::error!(%error, "store failure");
-        Self::internal()
+        Self::from_fault(&error)
     }
 }
 

@@ -1,0 +1,55 @@
+//! Why a link or domain operation was refused, in the domain's terms. The API
+//! maps these to HTTP statuses and its JSON error shape; the service never
+//! knows about HTTP.
+
+use ricochet_model::ValidationError;
+use thiserror::Error;
+
+use crate::store::StoreError;
+
+/// A refused or failed operation of [`LinkService`](super::LinkService).
+#[derive(Debug, Error)]
+pub enum LinkError {
+    /// A value broke the shared validation rules; `field()` names it.
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    #[error("domain {domain:?} is not registered")]
+    UnknownDomain { domain: String },
+    #[error("{code:?} is reserved")]
+    Reserved { code: String },
+    #[error("{code:?} is already taken on {domain}")]
+    CodeTaken { domain: String, code: String },
+    #[error("{domain} is already registered")]
+    DomainExists { domain: String },
+    #[error("no link with id {id}")]
+    NotFound { id: u64 },
+    #[error("a bulk call takes at most {max} items; got {got}")]
+    TooMany { max: usize, got: usize },
+    #[error("this idempotency key was used with a different request")]
+    IdempotencyKeyReused,
+    #[error("the cursor is not one this service issued")]
+    BadCursor,
+    #[error("no free random code found; raise links.code_length")]
+    CodeSpaceExhausted,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl LinkError {
+    /// The input field at fault, when there is one.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            Self::Invalid(error) => Some(error.field()),
+            Self::UnknownDomain { .. } | Self::DomainExists { .. } => Some("domain"),
+            Self::Reserved { .. } | Self::CodeTaken { .. } => Some("code"),
+            Self::BadCursor => Some("cursor"),
+            _ => None,
+        }
+    }
+
+    /// Whether the failure is the service's, not the input's: a bulk call
+    /// stops on these instead of reporting them against one item.
+    pub fn is_fault(&self) -> bool {
+        matches!(self, Self::Store(_) | Self::CodeSpaceExhausted)
+    }
+}

@@ -1,0 +1,348 @@
+//! Link and domain operations on the store, in the domain's terms: creating
+//! (random or custom codes, reserved words, per-domain uniqueness, bounded
+//! retries), editing, soft deleting and restoring, bulk creation, reading.
+//! Each write is one atomic store transaction, so a refused operation stores
+//! and publishes nothing. Callers (the API, import) map [`LinkError`] to
+//! their own answers.
+//!
+//! - [`input`]: what callers pass in ([`NewLink`], [`LinkChanges`], …).
+//! - [`error`]: why an operation was refused ([`LinkError`]).
+
+pub mod error;
+pub mod input;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use ricochet_model::{LinkKey, LinkRecord, LinkState, RedirectStatus, validate};
+
+pub use error::LinkError;
+pub use input::{IdempotencyKey, LinkChanges, LinkQuery, NewLink, StoredAnswer};
+
+use crate::keys::random_string;
+use crate::store::{ControlStore, IdempotentResponse, LinkPage, WriteTxn};
+
+/// Codes nobody may take: paths engines or operators may need.
+pub const BUILT_IN_RESERVED: &[&str] = &[
+    "api",
+    "admin",
+    "internal",
+    "healthz",
+    "readyz",
+    "metrics",
+    "static",
+    "assets",
+    "login",
+    "logout",
+    "signup",
+    "settings",
+    "dashboard",
+    "docs",
+    "openapi",
+    "robots",
+    "favicon",
+    "well-known",
+    "_next",
+    "app",
+    "www",
+];
+
+/// Random-code attempts before giving up.
+const CODE_ATTEMPTS: usize = 8;
+
+/// Settings of link creation.
+#[derive(Debug, Clone)]
+pub struct LinkSettings {
+    pub default_domain: String,
+    pub code_length: usize,
+    pub max_bulk: usize,
+    pub reserved: HashSet<String>,
+}
+
+impl LinkSettings {
+    pub fn new(
+        default_domain: &str,
+        code_length: usize,
+        max_bulk: usize,
+        extra: &[String],
+    ) -> Self {
+        let reserved = BUILT_IN_RESERVED
+            .iter()
+            .map(|s| s.to_string())
+            .chain(extra.iter().map(|s| s.to_lowercase()))
+            .collect();
+        Self {
+            default_domain: default_domain.to_owned(),
+            code_length,
+            max_bulk,
+            reserved,
+        }
+    }
+}
+
+/// Creates, edits and reads links and domains.
+#[derive(Debug, Clone)]
+pub struct LinkService {
+    store: Arc<ControlStore>,
+    settings: Arc<LinkSettings>,
+}
+
+impl LinkService {
+    pub fn new(store: Arc<ControlStore>, settings: LinkSettings) -> Self {
+        Self {
+            store,
+            settings: Arc::new(settings),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<ControlStore> {
+        &self.store
+    }
+
+    pub fn settings(&self) -> &LinkSettings {
+        &self.settings
+    }
+
+    /// Creates one link.
+    pub fn create(&self, input: &NewLink, now: i64) -> Result<LinkRecord, LinkError> {
+        self.store.write(|txn| self.stage_create(txn, input, now))
+    }
+
+    /// Creates one link once per idempotency key: a retry with the same key
+    /// and request gets the first answer (`answer` renders it, and it is stored
+    /// in the link's batch); the same key with another request is refused.
+    pub fn create_idempotent(
+        &self,
+        input: &NewLink,
+        idempotency: &IdempotencyKey,
+        now: i64,
+        answer: impl FnOnce(&LinkRecord) -> StoredAnswer,
+    ) -> Result<StoredAnswer, LinkError> {
+        self.store.write(|txn| {
+            if let Some(stored) = self.store.idempotent_response(&idempotency.key)? {
+                if stored.request_hash != idempotency.request_hash {
+                    return Err(LinkError::IdempotencyKeyReused);
+                }
+                return Ok(StoredAnswer {
+                    status: stored.status,
+                    body: stored.body,
+                });
+            }
+            let link = self.stage_create(txn, input, now)?;
+            let answer = answer(&link);
+            txn.put_idempotent_response(
+                &idempotency.key,
+                &IdempotentResponse {
+                    request_hash: idempotency.request_hash.clone(),
+                    status: answer.status,
+                    body: answer.body.clone(),
+                    created_at: now,
+                },
+            );
+            Ok(answer)
+        })
+    }
+
+    /// Creates many links in one transaction; each item succeeds or fails
+    /// alone (one outcome per input, in order). A fault (see
+    /// [`LinkError::is_fault`]) fails the whole call and stores nothing.
+    pub fn create_bulk(
+        &self,
+        inputs: &[NewLink],
+        now: i64,
+    ) -> Result<Vec<Result<LinkRecord, LinkError>>, LinkError> {
+        if inputs.len() > self.settings.max_bulk {
+            return Err(LinkError::TooMany {
+                max: self.settings.max_bulk,
+                got: inputs.len(),
+            });
+        }
+        self.store.write(|txn| {
+            let mut outcomes = Vec::with_capacity(inputs.len());
+            for input in inputs {
+                match self.stage_create(txn, input, now) {
+                    Err(error) if error.is_fault() => return Err(error),
+                    outcome => outcomes.push(outcome),
+                }
+            }
+            Ok(outcomes)
+        })
+    }
+
+    /// Applies `changes` to link `id`.
+    pub fn update(
+        &self,
+        id: u64,
+        changes: &LinkChanges,
+        now: i64,
+    ) -> Result<LinkRecord, LinkError> {
+        self.store.write(|txn| {
+            let mut link = existing(txn, id)?;
+            if let Some(url) = &changes.url {
+                link.url = validate::validate_destination(url)?;
+            }
+            if let Some(status) = changes.status {
+                link.status = RedirectStatus::try_from(status)?;
+            }
+            if let Some(state) = changes.state {
+                link.state = state;
+            }
+            if let Some(expires_at) = changes.expires_at {
+                link.expires_at = expires_at;
+            }
+            if let Some(title) = &changes.title {
+                link.title = title.clone();
+            }
+            if let Some(tags) = &changes.tags {
+                link.tags = tags.clone();
+            }
+            if let Some(forward) = changes.forward_query {
+                link.forward_query = forward;
+            }
+            link.updated_at = now;
+            link.validate()?;
+            Ok(txn.put_link(link))
+        })
+    }
+
+    /// Soft-deletes link `id`: it keeps its code and engines answer 410 until
+    /// it is restored. Deleting a deleted link changes nothing.
+    pub fn delete(&self, id: u64, now: i64) -> Result<LinkRecord, LinkError> {
+        self.transition(id, now, |state| {
+            (state != LinkState::Deleted).then_some(LinkState::Deleted)
+        })
+    }
+
+    /// Brings soft-deleted link `id` back to active. A link that is not
+    /// deleted is returned unchanged.
+    pub fn restore(&self, id: u64, now: i64) -> Result<LinkRecord, LinkError> {
+        self.transition(id, now, |state| {
+            (state == LinkState::Deleted).then_some(LinkState::Active)
+        })
+    }
+
+    /// Moves link `id` to the state `next` gives for its current one; `None`
+    /// leaves the link as it is (no new version).
+    fn transition(
+        &self,
+        id: u64,
+        now: i64,
+        next: impl FnOnce(LinkState) -> Option<LinkState>,
+    ) -> Result<LinkRecord, LinkError> {
+        self.store.write(|txn| {
+            let mut link = existing(txn, id)?;
+            let Some(state) = next(link.state) else {
+                return Ok(link);
+            };
+            link.state = state;
+            link.updated_at = now;
+            Ok(txn.put_link(link))
+        })
+    }
+
+    /// Link `id`.
+    pub fn link(&self, id: u64) -> Result<LinkRecord, LinkError> {
+        self.find(id)?.ok_or(LinkError::NotFound { id })
+    }
+
+    /// Link `id`, if there is one.
+    pub fn find(&self, id: u64) -> Result<Option<LinkRecord>, LinkError> {
+        Ok(self.store.link(id)?)
+    }
+
+    /// A page of links.
+    pub fn list(&self, query: &LinkQuery) -> Result<LinkPage, LinkError> {
+        let mut filter = query.filter.clone();
+        if let Some(domain) = &filter.domain {
+            filter.domain = Some(validate::normalize_domain(domain)?);
+        }
+        self.store
+            .list_links(&filter, query.sort, query.cursor.as_deref(), query.limit)?
+            .map_err(|_| LinkError::BadCursor)
+    }
+
+    /// Registers a domain links can be created on; returns its normalized name.
+    pub fn add_domain(&self, domain: &str, now: i64) -> Result<String, LinkError> {
+        let domain = validate::normalize_domain(domain)?;
+        if !self.store.add_domain(&domain, now)? {
+            return Err(LinkError::DomainExists { domain });
+        }
+        Ok(domain)
+    }
+
+    /// Registered domains with their creation times, by name.
+    pub fn domains(&self) -> Result<Vec<(String, i64)>, LinkError> {
+        Ok(self.store.domains()?)
+    }
+
+    fn stage_create(
+        &self,
+        txn: &mut WriteTxn<'_>,
+        input: &NewLink,
+        now: i64,
+    ) -> Result<LinkRecord, LinkError> {
+        let domain = match &input.domain {
+            Some(domain) => validate::normalize_domain(domain)?,
+            None => self.settings.default_domain.clone(),
+        };
+        if !self.store.has_domain(&domain)? {
+            return Err(LinkError::UnknownDomain { domain });
+        }
+        let url = validate::validate_destination(&input.url)?;
+        let code = match &input.code {
+            Some(code) => {
+                validate::validate_code(code)?;
+                if self.is_reserved(code) {
+                    return Err(LinkError::Reserved { code: code.clone() });
+                }
+                let key = LinkKey {
+                    domain: domain.clone(),
+                    code: code.clone(),
+                };
+                if txn.code_owner(&key)?.is_some() {
+                    return Err(LinkError::CodeTaken {
+                        domain,
+                        code: code.clone(),
+                    });
+                }
+                code.clone()
+            }
+            None => self.random_code(txn, &domain)?,
+        };
+        let mut link = LinkRecord::new(txn.next_id(), &domain, &code, &url, now)?;
+        if let Some(status) = input.status {
+            link.status = RedirectStatus::try_from(status)?;
+        }
+        link.expires_at = input.expires_at;
+        link.forward_query = input.forward_query;
+        link.title = input.title.clone();
+        link.tags = input.tags.clone();
+        link.validate()?;
+        Ok(txn.put_link(link))
+    }
+
+    fn is_reserved(&self, code: &str) -> bool {
+        self.settings.reserved.contains(&code.to_lowercase())
+    }
+
+    fn random_code(&self, txn: &WriteTxn<'_>, domain: &str) -> Result<String, LinkError> {
+        for _ in 0..CODE_ATTEMPTS {
+            let code = random_string(self.settings.code_length);
+            if self.is_reserved(&code) {
+                continue;
+            }
+            let key = LinkKey {
+                domain: domain.to_owned(),
+                code: code.clone(),
+            };
+            if txn.code_owner(&key)?.is_none() {
+                return Ok(code);
+            }
+        }
+        Err(LinkError::CodeSpaceExhausted)
+    }
+}
+
+fn existing(txn: &WriteTxn<'_>, id: u64) -> Result<LinkRecord, LinkError> {
+    txn.link(id)?.ok_or(LinkError::NotFound { id })
+}
