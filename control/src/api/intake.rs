@@ -28,6 +28,37 @@ pub struct IntakeStats {
     pub bytes: AtomicU64,
 }
 
+/// `GET /metrics`: the control plane's counters in the Prometheus text format.
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let stats = &state.intake;
+    let mut out = String::new();
+    for (name, help, value) in [
+        (
+            "ricochet_control_click_windows_received_total",
+            "Click windows engines shipped and the click store kept.",
+            &stats.windows,
+        ),
+        (
+            "ricochet_control_click_rows_received_total",
+            "Rows of those windows.",
+            &stats.rows,
+        ),
+        (
+            "ricochet_control_click_bytes_received_total",
+            "Encoded bytes of those windows.",
+            &stats.bytes,
+        ),
+    ] {
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n",
+            value.load(Ordering::Relaxed)
+        ));
+    }
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(out)
+}
+
 pub async fn clicks(
     _: ClusterMember,
     state: web::Data<AppState>,

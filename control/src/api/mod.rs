@@ -5,7 +5,7 @@
 //! - `GET /api/v1/links/{id}/analytics/{series,breakdown}`, `GET /api/v1/analytics/{top-links,overview}`
 //! - `GET /api/v1/openapi.json` (generated from the handlers)
 //! - `GET /internal/v1/changes`, `POST /internal/v1/clicks` (engines, cluster token)
-//! - `GET /healthz`
+//! - `GET /healthz`, `GET /metrics` (Prometheus: windows and rows engines shipped)
 //!
 //! Every GET route also answers HEAD (same headers, no body); another method
 //! on a known path gets 405 with `Allow`. Every error, including malformed
@@ -75,6 +75,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
             .get(domains::list_domains),
         Endpoint::new("/internal/v1/changes").get(internal::changes),
         Endpoint::new("/internal/v1/clicks").post(intake::clicks),
+        Endpoint::new("/metrics").get(intake::metrics),
     ];
     for endpoint in routes {
         config.service(endpoint.build());
