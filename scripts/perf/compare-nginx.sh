@@ -17,6 +17,11 @@
 #        engine-noclicks  ricochet-engine --workers 1, clicks.enabled = false
 #                         (nginx counts no clicks either)
 #        nginx            one worker, `map $uri $target` + `return 301` (nginx-map.sh)
+#        engine           (optional) clicks on, kept in the engine's embedded store
+#        engine-ship      (optional) clicks on, windows shipped to a ricochet-control
+#                         process on CLIENT_CPU, as engines following a control
+#                         plane do (TARGETS="engine engine-ship" CLICKS=0 SETTLE=30
+#                         compares the two)
 #   5. runs wrk pinned to CLIENT_CPU (-t1 -cCONNECTIONS -dDURATION --latency),
 #      keep-alive, a random code per request (random-code.lua), then pipelined
 #      with DEPTH requests per batch (the same script), alternating targets,

@@ -57,6 +57,7 @@ declare -A MEASURED_PID=()   # the process whose CPU and RSS are measured (nginx
 declare -A TARGET_URL=()     # base URL of the redirect listener
 declare -A STARTUP_S=()      # seconds from launch to ready
 declare -A ADMIN_URL=()      # engine only
+declare -A CONTROL_URL=()    # engine-ship: the control plane it ships clicks to
 
 log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -115,12 +116,14 @@ make_links() {
 # during the run cannot change what is measured. Sets ENGINE_BIN.
 build_engine() {
     if [[ $SKIP_BUILD != 1 ]]; then
-        log "building ricochet-engine (release)"
-        (cd "$REPO" && cargo build --release -p ricochet-engine --quiet)
+        log "building ricochet-engine and ricochet-control (release)"
+        (cd "$REPO" && cargo build --release -p ricochet-engine -p ricochet-control --quiet)
     fi
     mkdir -p "$RUN_DIR/bin"
     cp "$REPO/target/release/ricochet-engine" "$RUN_DIR/bin/ricochet-engine"
+    cp "$REPO/target/release/ricochet-control" "$RUN_DIR/bin/ricochet-control"
     ENGINE_BIN=$RUN_DIR/bin/ricochet-engine
+    CONTROL_BIN=$RUN_DIR/bin/ricochet-control
 }
 
 # Imports LINKS_CSV into a fresh engine store, the template every engine
@@ -199,15 +202,32 @@ start_target() {
     [[ $load == empty ]] && csv=$EMPTY_CSV
     TARGET_URL[$name]=http://127.0.0.1:$port
     case $name in
-        engine | engine-noclicks)
-            local admin env=()
+        engine | engine-noclicks | engine-ship)
+            local admin env=() sync=()
             admin=$(free_port)
             ADMIN_URL[$name]=http://127.0.0.1:$admin
             [[ $load == full ]] && cp -a "$ENGINE_DATA" "$dir/data"
             [[ $name == engine-noclicks ]] && env=(RICOCHET_ENGINE_CLICKS__ENABLED=false)
+            if [[ $name == engine-ship ]]; then
+                # Clicks shipped to a control plane (its own process, on the
+                # client's CPU, as it would run on another host). It holds no
+                # links, so the engine keeps the imported ones.
+                local control_port
+                control_port=$(free_port)
+                taskset -c "$CLIENT_CPU" env RICOCHET_CONTROL_SERVER__LISTEN="127.0.0.1:$control_port" \
+                    RICOCHET_CONTROL_SERVER__WORKERS=1 RICOCHET_CONTROL_STORAGE__DATA_DIR="$dir/control" \
+                    RICOCHET_CONTROL_BUS__CLUSTER_TOKEN=perf-cluster-token "$CONTROL_BIN" \
+                    >"$dir/control.log" 2>&1 &
+                TARGET_PID[$name-control]=$!
+                wait_status "http://127.0.0.1:$control_port/healthz" 200 ||
+                    die "the control plane of $name did not start, see $dir/control.log"
+                CONTROL_URL[$name]=http://127.0.0.1:$control_port
+                sync=(--control-url "http://127.0.0.1:$control_port" --cluster-token perf-cluster-token)
+                env=(RICOCHET_ENGINE_SYNC__POLL_INTERVAL=1h)
+            fi
             started=$(now_s)
             taskset -c "$SERVER_CPU" env "${env[@]}" "$ENGINE_BIN" --data-dir "$dir/data" \
-                --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$admin" \
+                --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$admin" "${sync[@]}" \
                 --workers 1 --default-domain localhost run >"$dir/server.log" 2>&1 &
             TARGET_PID[$name]=$!
             MEASURED_PID[$name]=$!
@@ -269,6 +289,7 @@ stop_target() {
     fi
     wait "$pid" 2>/dev/null || true
     unset "TARGET_PID[$name]"
+    if [[ -n ${TARGET_PID[$name-control]:-} ]]; then stop_target "$name-control"; fi
 }
 
 stop_all() {
