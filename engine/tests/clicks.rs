@@ -481,3 +481,35 @@ fn kill_9_loses_at_most_the_open_windows() {
         times.len()
     );
 }
+
+#[test]
+fn with_its_click_store_unreachable_an_engine_starts_serves_and_spills() {
+    // A ScyllaDB contact point where nothing listens: the cluster is down.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let engine = TestEngine::start_with(|c| {
+        c.clicks.store.scylla_nodes = vec![closed.to_string()];
+        c.clicks.window_grace = Duration::from_millis(100);
+    });
+    engine.add("localhost", "down", "https://example.com/down");
+    let mut client = Client::connect(engine.addr());
+    for _ in 0..3 {
+        assert_eq!(
+            click(&mut client, "/down", &[]),
+            302,
+            "redirects are served"
+        );
+    }
+    let spilled = ricochet_engine::test_util::eventually(Duration::from_secs(20), || {
+        engine.metric("ricochet_click_windows_spilled_total") >= Some(1.0)
+    });
+    assert!(spilled, "the closed window waits in the spill queue");
+    assert!(engine.metric("ricochet_click_windows_queued") >= Some(1.0));
+    assert_eq!(
+        engine.metric("ricochet_click_windows_dead_lettered_total"),
+        Some(0.0),
+        "an unreachable store is retried, not dead-lettered"
+    );
+}

@@ -91,13 +91,18 @@ fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let dir = tempfile::tempdir()?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let base = format!("http://127.0.0.1:{port}");
     let mut control = Command::new("taskset")
         .arg("-c")
         .arg(args.server_cpu.to_string())
         .arg(&args.control_bin)
-        .env("RICOCHET_CONTROL_SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env(
+            "RICOCHET_CONTROL_SERVER__LISTEN",
+            format!("127.0.0.1:{port}"),
+        )
         .env("RICOCHET_CONTROL_SERVER__WORKERS", "1")
         .env("RICOCHET_CONTROL_STORAGE__DATA_DIR", dir.path())
         .env("RICOCHET_CONTROL_BUS__CLUSTER_TOKEN", TOKEN)
