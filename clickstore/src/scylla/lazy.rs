@@ -9,7 +9,7 @@ use ricochet_model::clicks::{Dimension, WindowBatch};
 use ricochet_model::{LinkId, UnixMillis};
 
 use super::ScyllaSink;
-use super::schema::{Replication, valid_keyspace};
+use super::schema::{Replication, check_keyspace};
 use crate::contract::{ClickReader, ClickSink, Counts, Interval, SinkError};
 
 const MIN_BACKOFF: Duration = Duration::from_secs(1);
@@ -47,11 +47,7 @@ impl LazyScylla {
         keyspace: &str,
         replication: Replication,
     ) -> Result<Self, SinkError> {
-        if !valid_keyspace(keyspace) {
-            return Err(SinkError::Failed(format!(
-                "invalid keyspace name {keyspace:?}: use 1-48 letters, digits and '_'"
-            )));
-        }
+        check_keyspace(keyspace)?;
         Ok(Self {
             nodes: nodes.to_vec(),
             keyspace: keyspace.to_owned(),

@@ -42,7 +42,7 @@ use self::plan::*;
 pub use self::plan::{
     DAY_MILLIS, HOUR_MILLIS, MAX_STATEMENTS_PER_BATCH, WriteChunk, day_of, hour_of, plan_write,
 };
-use self::schema::valid_keyspace;
+use self::schema::check_keyspace;
 pub use self::schema::{Replication, StatementTexts, schema};
 
 /// Batches or partition reads in flight at once for one call.
@@ -217,11 +217,7 @@ impl ScyllaSink {
         keyspace: &str,
         replication: Replication,
     ) -> Result<Self, SinkError> {
-        if !valid_keyspace(keyspace) {
-            return Err(SinkError::Failed(format!(
-                "invalid keyspace name {keyspace:?}: use 1-48 letters, digits and '_'"
-            )));
-        }
+        check_keyspace(keyspace)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("ricochet-scylla")

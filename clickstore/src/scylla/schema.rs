@@ -85,6 +85,16 @@ impl StatementTexts {
     }
 }
 
+/// [`valid_keyspace`], as the sink contract's permanent failure.
+pub(super) fn check_keyspace(keyspace: &str) -> Result<(), crate::contract::SinkError> {
+    if valid_keyspace(keyspace) {
+        return Ok(());
+    }
+    Err(crate::contract::SinkError::Failed(format!(
+        "invalid keyspace name {keyspace:?}: use 1-48 letters, digits and '_'"
+    )))
+}
+
 /// Keyspace names are spliced into CQL, so only plain identifiers pass.
 pub(super) fn valid_keyspace(keyspace: &str) -> bool {
     !keyspace.is_empty()

@@ -1,4 +1,5 @@
 //! Unit tests of write planning, schema text and error classification.
+use super::schema::valid_keyspace;
 use super::*;
 use ricochet_model::clicks::WindowRow;
 use scylla::errors::WriteType;
