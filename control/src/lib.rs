@@ -7,9 +7,11 @@
 //! - [`service`]: link and domain operations as atomic store transactions,
 //!   with domain inputs and errors.
 //! - [`keys`]: API keys and scopes.
+//! - [`accounts`]: users, passwords and sign-in sessions.
 //! - [`api`]: the actix-web routes, authentication, errors, OpenAPI.
 //! - [`publisher`]: changes and heartbeats onto the bus.
 
+pub mod accounts;
 pub mod api;
 pub mod config;
 pub mod keys;
