@@ -386,3 +386,54 @@ fn no_password_hash_or_token_in_answers_exports_or_the_change_log() {
     let value: Value = serde_json::from_str(&seen[0]).unwrap();
     assert!(value["user"].get("password_hash").is_none());
 }
+
+#[test]
+fn a_store_written_before_accounts_gets_its_owner_at_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = ricochet_control::ControlConfig::default();
+    config.server.listen = "127.0.0.1:0".parse().unwrap();
+    config.server.workers = 1;
+    config.storage.data_dir = dir.path().join("control");
+    config.accounts.first_owner_email = "Boss@Example.com".into();
+    {
+        // What a release without accounts leaves: a key and a link, no user.
+        let store = Arc::new(
+            ricochet_control::store::ControlStore::open(&config.storage.data_dir).unwrap(),
+        );
+        ricochet_control::keys::KeyRing::new(&store)
+            .bootstrap(1)
+            .unwrap()
+            .unwrap();
+        store.add_domain("localhost", 1).unwrap();
+        let service = LinkService::new(store.clone(), LinkSettings::new("localhost", 7, 1000, &[]));
+        let link = ricochet_control::service::NewLink {
+            url: "https://example.com/old".into(),
+            ..Default::default()
+        };
+        service.create(&link, 1).unwrap();
+        store.persist().unwrap();
+    }
+    let control =
+        ricochet_control::ControlPlane::start(config.clone(), Arc::new(LocalBus::new())).unwrap();
+    assert!(control.bootstrap_key().is_none(), "the old key is kept");
+    let owner = control.first_owner().expect("an owner is created").clone();
+    assert_eq!(owner.email, "boss@example.com");
+    let api = ApiClient::new(&format!("http://{}", control.addr()), None);
+    let answer = api.post(
+        "/api/v1/auth/sign-in",
+        &json!({"email": owner.email, "password": owner.password}),
+    );
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let links = api.signed_in(&answer).get("/api/v1/links");
+    assert_eq!(
+        links.body["links"].as_array().unwrap().len(),
+        1,
+        "{}",
+        links.text
+    );
+    control.shutdown();
+
+    let again = ricochet_control::ControlPlane::start(config, Arc::new(LocalBus::new())).unwrap();
+    assert!(again.first_owner().is_none(), "created once");
+    again.shutdown();
+}
