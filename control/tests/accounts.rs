@@ -368,6 +368,8 @@ fn no_password_hash_or_token_in_answers_exports_or_the_change_log() {
     let mut exported = Vec::new();
     transfer::export(&service, &mut exported, Format::Jsonl).unwrap();
     seen.push(String::from_utf8(exported).unwrap());
+    // What a log line of the records would show.
+    seen.push(format!("{user:?} {session:?}"));
     let document = anonymous(&test).get("/api/v1/openapi.json");
     seen.push(document.text);
 

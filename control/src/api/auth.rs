@@ -165,7 +165,8 @@ fn bearer(request: &HttpRequest) -> Option<&str> {
 }
 
 /// Who is calling: an API key, or a user signed in with a session cookie.
-#[derive(Debug, Clone)]
+/// Its `Debug` leaves the token out.
+#[derive(Clone)]
 pub enum Caller {
     Key(ApiKeyRecord),
     Session {
@@ -174,6 +175,19 @@ pub enum Caller {
         /// The cookie's token (never answered; the CSRF token derives from it).
         token: String,
     },
+}
+
+impl std::fmt::Debug for Caller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Key(key) => f.debug_tuple("Key").field(&key.id).finish(),
+            Self::Session { user, session, .. } => f
+                .debug_struct("Session")
+                .field("user", &user.id)
+                .field("session", &session.id)
+                .finish_non_exhaustive(),
+        }
+    }
 }
 
 impl Caller {
@@ -367,12 +381,20 @@ impl<S: ScopeMarker> FromRequest for Authorized<S> {
 /// A user signed in with a session cookie (routes about their own account
 /// and sessions); 401 for API keys and anonymous callers. The same checks
 /// as [`Authorized`] apply, CSRF included.
-#[derive(Debug)]
 pub struct SignedIn {
     pub user: UserRecord,
     pub session: SessionRecord,
     /// The cookie's token, for the CSRF token; never answered.
     pub token: String,
+}
+
+impl std::fmt::Debug for SignedIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignedIn")
+            .field("user", &self.user.id)
+            .field("session", &self.session.id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl FromRequest for SignedIn {

@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 use super::{ControlStore, StoreError};
 
 /// A person who signs in. Memberships (workspaces, roles) will refer to `id`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Its `Debug` leaves the password hash out.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserRecord {
     /// Random, stable, never reused.
     pub id: String,
@@ -28,8 +29,8 @@ pub struct UserRecord {
 }
 
 /// A signed-in browser. The cookie carries `<id>.<secret>`; only the
-/// SHA-256 of the secret is kept.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// SHA-256 of the secret is kept. Its `Debug` leaves the hash out.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionRecord {
     /// Public id, shown in listings and used to revoke.
     pub id: String,
@@ -42,6 +43,26 @@ pub struct SessionRecord {
     pub expires_at: i64,
     pub user_agent: String,
     pub client_address: String,
+}
+
+impl std::fmt::Debug for UserRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserRecord")
+            .field("id", &self.id)
+            .field("email", &self.email)
+            .field("disabled", &self.disabled)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for SessionRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionRecord")
+            .field("id", &self.id)
+            .field("user_id", &self.user_id)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The stored layouts of a user.
