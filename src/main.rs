@@ -20,6 +20,8 @@ const DEMO_CODE: &str = "demo";
 const DEMO_URL: &str = "https://example.com/?from=ricochet";
 /// File in the data directory holding the first admin key.
 const ADMIN_KEY_FILE: &str = "admin-key.txt";
+/// File in the data directory holding the first owner's email and password.
+const OWNER_FILE: &str = "owner-credentials.txt";
 
 /// mimalloc: about 15 bytes less per link than glibc's allocator (papaya's
 /// small per-entry boxes) and faster table loads; see docs/PERFORMANCE.md.
@@ -71,6 +73,7 @@ fn main() -> anyhow::Result<()> {
     let control = ControlPlane::start(control_config.clone(), bus.clone())
         .context("cannot start the control plane")?;
     let admin_key = remember_admin_key(&cli.data_dir, &control)?;
+    let owner = remember_owner(&cli.data_dir, &control)?;
 
     let mut engine_config = EngineConfig::default();
     engine_config.server.listen = cli.listen;
@@ -105,6 +108,7 @@ fn main() -> anyhow::Result<()> {
          \x20 Try it:         curl -i http://{redirect}/{DEMO_CODE}\n\
          \x20 In a browser:   http://{redirect}/{DEMO_CODE}\n\
          \x20 API:            http://{api}/api/v1  (OpenAPI document: http://{api}/api/v1/openapi.json)\n\
+         \x20 Sign in:        {owner}\n\
          \x20 Admin API key:  {admin_key}\n\
          \x20 Create a link:  curl -s http://{api}/api/v1/links -H 'Authorization: Bearer {admin_key}' -H 'Content-Type: application/json' -d '{{\"url\":\"https://example.org/\"}}'\n\
          \x20 Analytics:      curl -s 'http://{api}/api/v1/links/1/analytics/series?interval=1m' -H 'Authorization: Bearer {admin_key}'\n\
@@ -148,18 +152,61 @@ fn adopt_engine_clicks(data_dir: &Path) -> anyhow::Result<()> {
 fn remember_admin_key(data_dir: &Path, control: &ControlPlane) -> anyhow::Result<String> {
     let path = data_dir.join(ADMIN_KEY_FILE);
     if let Some(key) = control.bootstrap_key() {
-        std::fs::write(&path, format!("{}\n", key.token))
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-        }
+        write_private(&path, &format!("{}\n", key.token))?;
         return Ok(key.token.clone());
     }
     Ok(std::fs::read_to_string(&path)
         .map(|text| text.trim().to_owned())
         .unwrap_or_else(|_| format!("(created at first start; see {})", path.display())))
+}
+
+/// Writes `text` to `path`, readable by its owner only.
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(())
+}
+
+/// The first owner's credentials for the banner: created at first start (or
+/// the first start of a data directory without users) and kept in the data
+/// directory, like the admin key.
+fn remember_owner(data_dir: &Path, control: &ControlPlane) -> anyhow::Result<String> {
+    let path = data_dir.join(OWNER_FILE);
+    if let Some(owner) = control.first_owner() {
+        write_private(
+            &path,
+            &format!(
+                "Ricochet's first owner (created at first start; sign in with POST /api/v1/auth/sign-in).\n\
+                 email: {}\npassword: {}\n",
+                owner.email, owner.password
+            ),
+        )?;
+        return Ok(format!(
+            "{} / {}  (kept in {})",
+            owner.email,
+            owner.password,
+            path.display()
+        ));
+    }
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name).map(str::trim))
+            .map(str::to_owned)
+    };
+    Ok(match (field("email:"), field("password:")) {
+        (Some(email), Some(password)) => {
+            format!("{email} / {password}  (kept in {})", path.display())
+        }
+        _ => format!(
+            "the first owner (created at first start; see {})",
+            path.display()
+        ),
+    })
 }
 
 /// Creates the demo link once, through the control plane.

@@ -75,6 +75,42 @@ fn starts_prints_a_working_demo_link_and_restarts_on_its_store() {
             "{forwarded}"
         );
         assert_eq!(curl(&[printed.get("Health").unwrap()]), "ready\n");
+        // The printed owner credentials sign in, and stay in a private file.
+        let sign_in = printed
+            .get("Sign in")
+            .expect("the owner's credentials are printed");
+        let (email, rest) = sign_in.split_once(" / ").unwrap();
+        let password = rest.split_whitespace().next().unwrap();
+        assert!(rest.contains("owner-credentials.txt"), "{sign_in}");
+        let credentials = dir.path().join("owner-credentials.txt");
+        let kept = std::fs::read_to_string(&credentials).unwrap();
+        assert!(kept.contains(&format!("password: {password}\n")), "{kept}");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&credentials)
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let api = printed
+            .get("API")
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap();
+        let body = serde_json::json!({"email": email, "password": password}).to_string();
+        let signed_in = curl(&[
+            "-i",
+            &format!("{api}/auth/sign-in"),
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            &body,
+        ]);
+        assert!(signed_in.starts_with("HTTP/1.1 200 OK\r\n"), "{signed_in}");
+        assert!(signed_in.contains("ricochet_session="), "{signed_in}");
         let metrics = curl(&[printed.get("Metrics").unwrap()]);
         assert!(
             metrics.contains("\nricochet_engine_links 1\n"),

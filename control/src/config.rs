@@ -21,6 +21,8 @@ pub struct ControlConfig {
     pub links: LinksConfig,
     pub bus: BusConfig,
     pub rate_limit: RateLimitConfig,
+    /// Users, sign-in sessions and the first owner.
+    pub accounts: AccountsConfig,
     /// The click store: what engines ship is kept here, and analytics read it.
     pub clicks: ricochet_clickstore::ClickStoreConfig,
 }
@@ -78,6 +80,41 @@ pub struct RateLimitConfig {
     pub requests_per_second: u32,
     /// Requests a key may make in a burst.
     pub burst: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccountsConfig {
+    /// Email of the owner created at first start (or on the first start of a
+    /// store that has no user yet), with a generated password shown once.
+    pub first_owner_email: String,
+    /// A session unused this long has expired.
+    #[serde(with = "humantime_serde")]
+    pub session_idle_timeout: Duration,
+    /// A session this old has expired, however much it is used.
+    #[serde(with = "humantime_serde")]
+    pub session_absolute_timeout: Duration,
+    /// The control plane is served to browsers over HTTPS (by a proxy in
+    /// front of it): the session cookie is always `Secure`. Otherwise it is
+    /// `Secure` when the request says it came over HTTPS.
+    pub behind_https: bool,
+    /// Sign-in attempts per email per minute (a burst of as many); over it: 429.
+    pub sign_in_per_account_per_minute: u32,
+    /// Sign-in attempts per client address per minute; over it: 429.
+    pub sign_in_per_address_per_minute: u32,
+}
+
+impl Default for AccountsConfig {
+    fn default() -> Self {
+        Self {
+            first_owner_email: "owner@ricochet.local".to_owned(),
+            session_idle_timeout: Duration::from_secs(7 * 24 * 3600),
+            session_absolute_timeout: Duration::from_secs(30 * 24 * 3600),
+            behind_https: false,
+            sign_in_per_account_per_minute: 5,
+            sign_in_per_address_per_minute: 20,
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -179,6 +216,23 @@ impl ControlConfig {
         if self.rate_limit.requests_per_second == 0 || self.rate_limit.burst == 0 {
             problems.push("rate_limit.requests_per_second and burst must be above 0".to_owned());
         }
+        let accounts = &self.accounts;
+        if let Err(reason) = crate::accounts::email::normalize_email(&accounts.first_owner_email) {
+            problems.push(format!("accounts.first_owner_email: {reason}"));
+        }
+        if accounts.session_idle_timeout < Duration::from_secs(60)
+            || accounts.session_absolute_timeout < accounts.session_idle_timeout
+        {
+            problems.push(
+                "accounts.session_idle_timeout must be at least 1m and at most session_absolute_timeout"
+                    .to_owned(),
+            );
+        }
+        if accounts.sign_in_per_account_per_minute == 0
+            || accounts.sign_in_per_address_per_minute == 0
+        {
+            problems.push("accounts.sign_in_per_*_per_minute must be above 0".to_owned());
+        }
         if self.server.max_body_bytes < 1024 {
             problems.push("server.max_body_bytes must be at least 1024".to_owned());
         }
@@ -207,9 +261,15 @@ mod tests {
         let mut config = ControlConfig::default();
         config.links.code_length = 2;
         config.bus.url = "http://nope".into();
+        config.accounts.first_owner_email = "not an email".into();
+        config.accounts.session_idle_timeout = Duration::from_secs(3600 * 24 * 90);
         let err = config.validate().unwrap_err();
         assert!(
             err.contains("code_length") && err.contains("bus.url"),
+            "{err}"
+        );
+        assert!(
+            err.contains("first_owner_email") && err.contains("session_idle_timeout"),
             "{err}"
         );
     }

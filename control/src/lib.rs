@@ -7,9 +7,11 @@
 //! - [`service`]: link and domain operations as atomic store transactions,
 //!   with domain inputs and errors.
 //! - [`keys`]: API keys and scopes.
+//! - [`accounts`]: users, passwords and sign-in sessions.
 //! - [`api`]: the actix-web routes, authentication, errors, OpenAPI.
 //! - [`publisher`]: changes and heartbeats onto the bus.
 
+pub mod accounts;
 pub mod api;
 pub mod config;
 pub mod keys;
@@ -31,6 +33,7 @@ use ricochet_clickstore::config::Role;
 use ricochet_model::bus::{ChangeSource, LocalBus, RedisBus, UpdateBus};
 use thiserror::Error;
 
+use accounts::{Accounts, OwnerCredentials, SessionSettings};
 pub use config::ControlConfig;
 use keys::{IssuedKey, KeyRing};
 use service::{LinkService, LinkSettings};
@@ -47,6 +50,8 @@ pub enum StartError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("cannot create the first owner: {0}")]
+    Owner(#[from] accounts::AccountError),
     #[error(transparent)]
     Clicks(#[from] ricochet_clickstore::store::OpenError),
     #[error("cannot start: {0}")]
@@ -63,6 +68,10 @@ pub fn bus_from_config(config: &ControlConfig) -> Result<Arc<dyn UpdateBus>, Sta
         .map_err(|e| StartError::Config(format!("bus.url: {e}")))
 }
 
+fn millis(duration: std::time::Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
 /// A running control plane.
 pub struct ControlPlane {
     addr: SocketAddr,
@@ -70,6 +79,7 @@ pub struct ControlPlane {
     bus: Arc<dyn UpdateBus>,
     cluster_token: String,
     bootstrap_key: Option<IssuedKey>,
+    first_owner: Option<OwnerCredentials>,
     server: actix_web::dev::ServerHandle,
     click_store: ClickStore,
     intake: Arc<api::intake::IntakeStats>,
@@ -87,8 +97,9 @@ impl std::fmt::Debug for ControlPlane {
 
 impl ControlPlane {
     /// Opens the store and the click store, registers the default domain,
-    /// creates the bootstrap admin key on first start, and serves the API on
-    /// its own threads.
+    /// creates the bootstrap admin key and the first owner on first start (the
+    /// owner also on the first start of a store without users), and serves the
+    /// API on its own threads.
     pub fn start(config: ControlConfig, bus: Arc<dyn UpdateBus>) -> Result<Self, StartError> {
         config.validate().map_err(StartError::Config)?;
         let store = Arc::new(ControlStore::open(&config.storage.data_dir)?);
@@ -102,6 +113,15 @@ impl ControlPlane {
         let now = ricochet_model::now_millis();
         store.add_domain(&config.links.default_domain, now)?;
         let bootstrap_key = KeyRing::new(&store).bootstrap(now)?;
+        let accounts = Accounts::new(
+            store.clone(),
+            SessionSettings {
+                idle_timeout_ms: millis(config.accounts.session_idle_timeout),
+                absolute_timeout_ms: millis(config.accounts.session_absolute_timeout),
+            },
+        );
+        let first_owner = accounts.bootstrap_owner(&config.accounts.first_owner_email, now)?;
+        accounts::password::warm_up();
         let cluster_token = store.cluster_token(&config.bus.cluster_token)?;
 
         let (sender, receiver) = std::sync::mpsc::channel();
@@ -142,6 +162,12 @@ impl ControlPlane {
                 config.rate_limit.requests_per_second,
                 config.rate_limit.burst,
             ),
+            accounts,
+            sign_in_limits: api::auth::SignInLimits::new(
+                config.accounts.sign_in_per_account_per_minute,
+                config.accounts.sign_in_per_address_per_minute,
+            ),
+            behind_https: config.accounts.behind_https,
             cluster_token: cluster_token.clone(),
             max_body_bytes: config.server.max_body_bytes,
             clicks: click_source,
@@ -185,6 +211,7 @@ impl ControlPlane {
             bus,
             cluster_token,
             bootstrap_key,
+            first_owner,
             server,
             click_store,
             intake,
@@ -213,6 +240,12 @@ impl ControlPlane {
     /// The admin key created at first start (shown once).
     pub fn bootstrap_key(&self) -> Option<&IssuedKey> {
         self.bootstrap_key.as_ref()
+    }
+
+    /// The first owner's email and generated password, when this start
+    /// created them (shown once).
+    pub fn first_owner(&self) -> Option<&OwnerCredentials> {
+        self.first_owner.as_ref()
     }
 
     /// The click store engines' windows are kept in and analytics read

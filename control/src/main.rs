@@ -149,6 +149,13 @@ fn serve(config: ControlConfig) -> anyhow::Result<()> {
             key.token
         );
     }
+    if let Some(owner) = control.first_owner() {
+        println!(
+            "First owner (shown once, keep it safe; change the password after signing in):\n  \
+             email {}\n  password {}",
+            owner.email, owner.password
+        );
+    }
     signals.forever().next();
     eprintln!("ricochet-control: shutting down");
     control.shutdown();

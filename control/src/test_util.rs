@@ -13,11 +13,14 @@ use tempfile::TempDir;
 
 use crate::{ControlConfig, ControlPlane};
 
-/// A control plane with a temporary store and its bootstrap admin key.
+/// A control plane with a temporary store, its bootstrap admin key and its
+/// first owner's credentials.
 pub struct TestControl {
     pub control: Option<ControlPlane>,
     pub config: ControlConfig,
     pub admin_key: String,
+    pub owner_email: String,
+    pub owner_password: String,
     pub bus: Arc<dyn UpdateBus>,
     _dir: TempDir,
 }
@@ -49,10 +52,13 @@ impl TestControl {
             .expect("a bootstrap key")
             .token
             .clone();
+        let owner = control.first_owner().expect("a first owner").clone();
         Self {
             control: Some(control),
             config,
             admin_key,
+            owner_email: owner.email,
+            owner_password: owner.password,
             bus,
             _dir: dir,
         }
@@ -70,6 +76,18 @@ impl TestControl {
     pub fn client(&self) -> ApiClient {
         ApiClient::new(&self.base_url(), Some(&self.admin_key))
     }
+
+    /// A client signed in as the first owner: it sends the session cookie,
+    /// and the CSRF token with every request.
+    pub fn owner_client(&self) -> ApiClient {
+        let anonymous = ApiClient::new(&self.base_url(), None);
+        let answer = anonymous.post(
+            "/api/v1/auth/sign-in",
+            &serde_json::json!({"email": self.owner_email, "password": self.owner_password}),
+        );
+        assert_eq!(answer.status, 200, "{}", answer.text);
+        anonymous.signed_in(&answer)
+    }
 }
 
 /// A JSON client for the API.
@@ -78,6 +96,10 @@ pub struct ApiClient {
     agent: ureq::Agent,
     base: String,
     key: Option<String>,
+    /// The `ricochet_session` cookie's value.
+    pub session: Option<String>,
+    /// Sent as `X-CSRF-Token`.
+    pub csrf: Option<String>,
 }
 
 /// One API answer.
@@ -97,6 +119,17 @@ impl ApiResponse {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The `ricochet_session` token a `Set-Cookie` header carries.
+    pub fn session_cookie(&self) -> Option<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("set-cookie"))
+            .find_map(|(_, v)| {
+                v.strip_prefix("ricochet_session=")
+                    .and_then(|rest| rest.split(';').next())
+            })
+    }
+
     /// The `error.code` of an error answer.
     pub fn error_code(&self) -> &str {
         self.body["error"]["code"].as_str().unwrap_or("")
@@ -114,6 +147,25 @@ impl ApiClient {
             agent,
             base: base.trim_end_matches('/').to_owned(),
             key: key.map(str::to_owned),
+            session: None,
+            csrf: None,
+        }
+    }
+
+    /// This client, carrying the session cookie and CSRF token of a sign-in answer.
+    pub fn signed_in(&self, sign_in: &ApiResponse) -> Self {
+        Self {
+            session: sign_in.session_cookie().map(str::to_owned),
+            csrf: sign_in.body["csrf_token"].as_str().map(str::to_owned),
+            ..self.clone()
+        }
+    }
+
+    /// This client with another CSRF token (or none).
+    pub fn with_csrf(&self, csrf: Option<&str>) -> Self {
+        Self {
+            csrf: csrf.map(str::to_owned),
+            ..self.clone()
         }
     }
 
@@ -136,6 +188,12 @@ impl ApiClient {
         let mut request = ureq::http::Request::builder().method(method).uri(&url);
         if let Some(key) = &self.key {
             request = request.header("Authorization", format!("Bearer {key}"));
+        }
+        if let Some(session) = &self.session {
+            request = request.header("Cookie", format!("ricochet_session={session}"));
+        }
+        if let Some(csrf) = &self.csrf {
+            request = request.header("X-CSRF-Token", csrf);
         }
         for (name, value) in headers {
             request = request.header(*name, *value);

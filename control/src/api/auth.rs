@@ -1,8 +1,15 @@
 //! Authentication and rate limiting of API requests: the API key from
-//! `Authorization: Bearer rk_…` (or `X-Api-Key`), 401 when missing or unknown,
-//! 403 when it lacks the scope, 429 with `Retry-After` over its token bucket.
-//! Handlers declare what they need with the [`Authorized`] extractor (e.g.
-//! `Authorized<scope::LinksWrite>`), and engines' routes with [`ClusterMember`].
+//! `Authorization: Bearer rk_…` (or `X-Api-Key`), or else the session cookie
+//! `ricochet_session`; 401 when missing, unknown, revoked or expired, 403 when
+//! the caller lacks the scope or a cookie-authenticated request that changes
+//! state lacks the session's `X-CSRF-Token`, 429 with `Retry-After` over the
+//! caller's token bucket. Handlers declare what they need with the
+//! [`Authorized`] extractor (e.g. `Authorized<scope::LinksWrite>`), routes
+//! about the signed-in user with [`SignedIn`], and engines' routes with
+//! [`ClusterMember`]. Sign-in attempts are throttled by [`SignInLimits`].
+//!
+//! Until workspaces and roles exist, a signed-in user is an owner of the
+//! installation and holds every scope.
 
 use std::future::Future;
 use std::marker::PhantomData;
@@ -10,6 +17,7 @@ use std::num::NonZeroU32;
 use std::pin::Pin;
 
 use actix_web::dev::Payload;
+use actix_web::http::Method;
 use actix_web::{FromRequest, HttpRequest, web};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
@@ -17,8 +25,14 @@ use subtle::ConstantTimeEq;
 
 use super::AppState;
 use super::error::ApiError;
+use crate::accounts::csrf_matches;
 use crate::keys::{KeyRing, Scope, allows};
-use crate::store::{ApiKeyRecord, ControlStore};
+use crate::store::{ApiKeyRecord, SessionRecord, UserRecord};
+
+/// Name of the session cookie.
+pub const SESSION_COOKIE: &str = "ricochet_session";
+/// Header carrying the session's CSRF token on requests that change state.
+pub const CSRF_HEADER: &str = "X-CSRF-Token";
 
 /// Token buckets, one per API key.
 pub struct RateLimits {
@@ -44,22 +58,95 @@ impl RateLimits {
 
     /// Takes one token for `key`, or says how long to wait.
     fn take(&self, key: &str) -> Result<(), ApiError> {
-        match self.limiter.check_key(&key.to_owned()) {
-            Ok(()) => Ok(()),
-            Err(not_until) => {
-                let wait = not_until.wait_time_from(self.clock.now());
-                let mut error = ApiError::new(
-                    429,
-                    "rate_limited",
-                    format!(
-                        "too many requests for this API key; retry in {} ms",
-                        wait.as_millis()
-                    ),
-                );
-                error.retry_after = Some(wait.as_secs_f64().ceil().max(1.0) as u64);
-                Err(error)
+        take(
+            &self.limiter,
+            &self.clock,
+            key,
+            "rate_limited",
+            "too many requests for this API key",
+        )
+    }
+}
+
+/// Takes one token for `key` from `limiter`, or answers 429 with `Retry-After`.
+fn take(
+    limiter: &DefaultKeyedRateLimiter<String>,
+    clock: &DefaultClock,
+    key: &str,
+    code: &'static str,
+    what: &str,
+) -> Result<(), ApiError> {
+    match limiter.check_key(&key.to_owned()) {
+        Ok(()) => Ok(()),
+        Err(not_until) => {
+            let wait = not_until.wait_time_from(clock.now());
+            let mut error = ApiError::new(
+                429,
+                code,
+                format!("{what}; retry in {} ms", wait.as_millis()),
+            );
+            error.retry_after = Some(wait.as_secs_f64().ceil().max(1.0) as u64);
+            Err(error)
+        }
+    }
+}
+
+/// Sign-in throttles: one bucket per email and one per client address.
+pub struct SignInLimits {
+    per_account: DefaultKeyedRateLimiter<String>,
+    per_address: DefaultKeyedRateLimiter<String>,
+    clock: DefaultClock,
+}
+
+impl std::fmt::Debug for SignInLimits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignInLimits").finish_non_exhaustive()
+    }
+}
+
+impl SignInLimits {
+    /// `per_account` and `per_address` attempts a minute, each as a burst.
+    pub fn new(per_account: u32, per_address: u32) -> Self {
+        let quota = |n: u32| Quota::per_minute(NonZeroU32::new(n.max(1)).unwrap());
+        Self {
+            per_account: DefaultKeyedRateLimiter::keyed(quota(per_account)),
+            per_address: DefaultKeyedRateLimiter::keyed(quota(per_address)),
+            clock: DefaultClock::default(),
+        }
+    }
+
+    /// Charges an attempt to the client address, then to the (normalized) email.
+    pub fn take(&self, email: &str, address: &str) -> Result<(), ApiError> {
+        for limiter in [&self.per_account, &self.per_address] {
+            if limiter.len() > 100_000 {
+                limiter.retain_recent();
             }
         }
+        take(
+            &self.per_address,
+            &self.clock,
+            address,
+            "too_many_sign_ins",
+            "too many sign-in attempts from this address",
+        )?;
+        take(
+            &self.per_account,
+            &self.clock,
+            email,
+            "too_many_sign_ins",
+            "too many sign-in attempts for this account",
+        )
+    }
+
+    /// Charges an attempt at the current password of `email` (password changes).
+    pub fn take_account(&self, email: &str) -> Result<(), ApiError> {
+        take(
+            &self.per_account,
+            &self.clock,
+            email,
+            "too_many_sign_ins",
+            "too many password attempts for this account",
+        )
     }
 }
 
@@ -77,36 +164,165 @@ fn bearer(request: &HttpRequest) -> Option<&str> {
         .map(str::trim)
 }
 
-/// Authenticates `token`, charges its key's rate limit, and checks `scope`.
+/// Who is calling: an API key, or a user signed in with a session cookie.
+/// Its `Debug` leaves the token out.
+#[derive(Clone)]
+pub enum Caller {
+    Key(ApiKeyRecord),
+    Session {
+        user: UserRecord,
+        session: SessionRecord,
+        /// The cookie's token (never answered; the CSRF token derives from it).
+        token: String,
+    },
+}
+
+impl std::fmt::Debug for Caller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Key(key) => f.debug_tuple("Key").field(&key.id).finish(),
+            Self::Session { user, session, .. } => f
+                .debug_struct("Session")
+                .field("user", &user.id)
+                .field("session", &session.id)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+impl Caller {
+    /// A stable name of the caller, for what is kept per caller (idempotency
+    /// keys): the key id, or `user:<id>`.
+    pub fn id(&self) -> String {
+        match self {
+            Self::Key(key) => key.id.clone(),
+            Self::Session { user, .. } => format!("user:{}", user.id),
+        }
+    }
+
+    /// Whether the caller may act with `scope`. A signed-in user holds every
+    /// scope until roles arrive with workspaces.
+    pub fn allows(&self, scope: Scope) -> bool {
+        match self {
+            Self::Key(key) => allows(&key.scopes, scope),
+            Self::Session { .. } => true,
+        }
+    }
+}
+
+/// What a request presents, read on the actix thread.
+struct Credentials {
+    api_key: Option<String>,
+    session: Option<String>,
+    csrf: Option<String>,
+    changes_state: bool,
+}
+
+fn session_cookie(request: &HttpRequest) -> Option<String> {
+    request
+        .headers()
+        .get_all("cookie")
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .find_map(|pair| {
+            let (name, value) = pair.trim().split_once('=')?;
+            (name == SESSION_COOKIE && !value.is_empty()).then(|| value.to_owned())
+        })
+}
+
+impl Credentials {
+    fn of(request: &HttpRequest) -> Self {
+        let method = request.method();
+        Self {
+            api_key: bearer(request).map(str::to_owned),
+            session: session_cookie(request),
+            csrf: request
+                .headers()
+                .get(CSRF_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            changes_state: !(method == Method::GET
+                || method == Method::HEAD
+                || method == Method::OPTIONS),
+        }
+    }
+}
+
+fn missing_credentials() -> ApiError {
+    ApiError::new(
+        401,
+        "missing_api_key",
+        "send an API key as `Authorization: Bearer <key>`, or sign in",
+    )
+}
+
+/// Authenticates the request's API key (which wins when both are sent) or
+/// session cookie, and charges the caller's rate limit.
+fn authenticate(credentials: &Credentials, state: &AppState) -> Result<Caller, ApiError> {
+    if let Some(token) = &credentials.api_key {
+        let Some(key) = KeyRing::new(state.service.store()).authenticate(token)? else {
+            return Err(ApiError::new(
+                401,
+                "invalid_api_key",
+                "the API key is unknown or revoked",
+            ));
+        };
+        state.limits.take(&key.id)?;
+        return Ok(Caller::Key(key));
+    }
+    let Some(token) = &credentials.session else {
+        return Err(missing_credentials());
+    };
+    let now = ricochet_model::now_millis();
+    let Some((user, session)) = state.accounts.authenticate(token, now)? else {
+        return Err(ApiError::new(
+            401,
+            "invalid_session",
+            "the session has expired or was ended; sign in again",
+        ));
+    };
+    state.limits.take(&format!("user:{}", user.id))?;
+    if credentials.changes_state {
+        let Some(sent) = credentials.csrf.as_deref() else {
+            return Err(ApiError::new(
+                403,
+                "csrf_token_missing",
+                "a request signed in by cookie that changes state must send the session's \
+                 X-CSRF-Token header (from sign-in or GET /api/v1/auth/session)",
+            )
+            .with_field(CSRF_HEADER));
+        };
+        if !csrf_matches(token, sent.trim()) {
+            return Err(ApiError::new(
+                403,
+                "csrf_token_invalid",
+                "the X-CSRF-Token header is not this session's token",
+            )
+            .with_field(CSRF_HEADER));
+        }
+    }
+    Ok(Caller::Session {
+        user,
+        session,
+        token: token.clone(),
+    })
+}
+
+/// Authenticates the caller and checks `scope`.
 fn authorize(
-    token: Option<&str>,
-    store: &ControlStore,
-    limits: &RateLimits,
+    credentials: &Credentials,
+    state: &AppState,
     scope: Scope,
-) -> Result<ApiKeyRecord, ApiError> {
-    let Some(token) = token else {
-        return Err(ApiError::new(
-            401,
-            "missing_api_key",
-            "send an API key as `Authorization: Bearer <key>`",
-        ));
-    };
-    let Some(key) = KeyRing::new(store).authenticate(token)? else {
-        return Err(ApiError::new(
-            401,
-            "invalid_api_key",
-            "the API key is unknown or revoked",
-        ));
-    };
-    limits.take(&key.id)?;
-    if !allows(&key.scopes, scope) {
+) -> Result<Caller, ApiError> {
+    let caller = authenticate(credentials, state)?;
+    if !caller.allows(scope) {
         return Err(ApiError::new(
             403,
             "insufficient_scope",
             format!("this API key lacks the {} scope", scope.as_str()),
         ));
     }
-    Ok(key)
+    Ok(caller)
 }
 
 /// A scope a route requires, as a type: `Authorized<scope::LinksRead>`.
@@ -133,12 +349,12 @@ pub mod scope {
     scopes!(LinksRead, LinksWrite, AnalyticsRead, DomainsWrite, Admin);
 }
 
-/// The caller's API key, authenticated, charged and holding scope `S`;
-/// extracting it answers 401, 403 or 429 otherwise. The key lookup runs on the
-/// blocking pool, off actix's threads.
+/// The caller (an API key or a signed-in user), authenticated, charged and
+/// holding scope `S`; extracting it answers 401, 403 or 429 otherwise. The
+/// lookup runs on the blocking pool, off actix's threads.
 #[derive(Debug)]
 pub struct Authorized<S: ScopeMarker> {
-    pub key: ApiKeyRecord,
+    pub caller: Caller,
     scope: PhantomData<S>,
 }
 
@@ -150,22 +366,66 @@ impl<S: ScopeMarker> FromRequest for Authorized<S> {
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = request.app_data::<web::Data<AppState>>().cloned();
-        let token = bearer(request).map(str::to_owned);
+        let credentials = Credentials::of(request);
         Box::pin(async move {
             let state = state.ok_or_else(ApiError::internal)?;
-            let key = super::blocking(move || {
-                authorize(
-                    token.as_deref(),
-                    state.service.store(),
-                    &state.limits,
-                    S::SCOPE,
-                )
-            })
-            .await?;
+            let caller = super::blocking(move || authorize(&credentials, &state, S::SCOPE)).await?;
             Ok(Self {
-                key,
+                caller,
                 scope: PhantomData,
             })
+        })
+    }
+}
+
+/// A user signed in with a session cookie (routes about their own account
+/// and sessions); 401 for API keys and anonymous callers. The same checks
+/// as [`Authorized`] apply, CSRF included.
+pub struct SignedIn {
+    pub user: UserRecord,
+    pub session: SessionRecord,
+    /// The cookie's token, for the CSRF token; never answered.
+    pub token: String,
+}
+
+impl std::fmt::Debug for SignedIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignedIn")
+            .field("user", &self.user.id)
+            .field("session", &self.session.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FromRequest for SignedIn {
+    type Error = ApiError;
+    type Future = Extraction<Self>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = request.app_data::<web::Data<AppState>>().cloned();
+        let mut credentials = Credentials::of(request);
+        Box::pin(async move {
+            let state = state.ok_or_else(ApiError::internal)?;
+            if credentials.session.is_none() {
+                return Err(ApiError::new(
+                    401,
+                    "not_signed_in",
+                    "this route is for a user signed in with a session cookie; sign in first",
+                ));
+            }
+            credentials.api_key = None;
+            match super::blocking(move || authenticate(&credentials, &state)).await? {
+                Caller::Session {
+                    user,
+                    session,
+                    token,
+                } => Ok(Self {
+                    user,
+                    session,
+                    token,
+                }),
+                Caller::Key(_) => Err(ApiError::internal()),
+            }
         })
     }
 }

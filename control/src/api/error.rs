@@ -8,6 +8,7 @@ use ricochet_model::ValidationError;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::accounts::AccountError;
 use crate::service::LinkError;
 use crate::store::StoreError;
 
@@ -72,7 +73,7 @@ impl ApiError {
     }
 
     /// A failure of ours: logged, answered without details.
-    fn from_fault(error: &dyn std::error::Error) -> Self {
+    pub(crate) fn from_fault(error: &dyn std::error::Error) -> Self {
         tracing::error!(%error, "store failure");
         Self::internal()
     }
@@ -132,6 +133,25 @@ impl From<LinkError> for ApiError {
                 Self::bad_request("invalid_cursor", "the cursor is not one this API issued")
             }
             LinkError::CodeSpaceExhausted => Self::new(503, "code_space_exhausted", message),
+        };
+        match error.field() {
+            Some(field) => answer.with_field(field),
+            None => answer,
+        }
+    }
+}
+
+impl From<AccountError> for ApiError {
+    fn from(error: AccountError) -> Self {
+        let message = error.to_string();
+        let answer = match &error {
+            AccountError::Store(_) => return Self::from_fault(&error),
+            AccountError::InvalidEmail(_) => Self::bad_request("invalid_email", message),
+            AccountError::InvalidName(_) => Self::bad_request("invalid_display_name", message),
+            AccountError::WeakPassword(_) => Self::bad_request("weak_password", message),
+            AccountError::WrongCurrentPassword => Self::bad_request("wrong_password", message),
+            AccountError::InvalidCredentials => Self::new(401, "invalid_credentials", message),
+            AccountError::EmailTaken => Self::new(409, "email_taken", message),
         };
         match error.field() {
             Some(field) => answer.with_field(field),

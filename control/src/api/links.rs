@@ -61,7 +61,7 @@ pub async fn create_link(
                     .with_field("Idempotency-Key")
                 })?;
             Some(IdempotencyKey {
-                key: format!("{}:{value}", caller.key.id),
+                key: format!("{}:{value}", caller.caller.id()),
                 request_hash: hex::encode(Sha256::digest(&body)),
             })
         }

@@ -2,6 +2,8 @@
 //! - `POST /api/v1/links`, `GET /api/v1/links`, `POST /api/v1/links/bulk`
 //! - `GET|PATCH|DELETE /api/v1/links/{id}`, `POST /api/v1/links/{id}/restore`
 //! - `POST|GET /api/v1/domains`
+//! - `POST /api/v1/auth/{sign-in,sign-out,password}`, `GET /api/v1/auth/{session,sessions}`,
+//!   `DELETE /api/v1/auth/sessions/{id}` (signing in, see [`accounts`])
 //! - `GET /api/v1/links/{id}/analytics/{series,breakdown}`, `GET /api/v1/analytics/{top-links,overview}`
 //! - `GET /api/v1/openapi.json` (generated from the handlers)
 //! - `GET /internal/v1/changes`, `POST /internal/v1/clicks` (engines, cluster token)
@@ -12,6 +14,7 @@
 //! JSON, wrong content types, oversized bodies, unknown routes and methods, is
 //! answered in the one JSON error shape.
 
+pub mod accounts;
 pub mod analytics;
 pub mod auth;
 pub mod domains;
@@ -28,8 +31,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 
+use crate::accounts::Accounts;
 use crate::service::LinkService;
-use auth::RateLimits;
+use auth::{RateLimits, SignInLimits};
 use endpoint::Endpoint;
 use error::ApiError;
 
@@ -37,6 +41,11 @@ use error::ApiError;
 pub struct AppState {
     pub service: LinkService,
     pub limits: RateLimits,
+    /// Users and sessions.
+    pub accounts: Accounts,
+    pub sign_in_limits: SignInLimits,
+    /// The session cookie is always `Secure` (`accounts.behind_https`).
+    pub behind_https: bool,
     pub cluster_token: String,
     pub max_body_bytes: usize,
     /// Where click analytics are read; unset answers 503.
@@ -73,6 +82,12 @@ pub fn configure(config: &mut web::ServiceConfig) {
         Endpoint::new("/api/v1/domains")
             .post(domains::create_domain)
             .get(domains::list_domains),
+        Endpoint::new("/api/v1/auth/sign-in").post(accounts::sign_in),
+        Endpoint::new("/api/v1/auth/sign-out").post(accounts::sign_out),
+        Endpoint::new("/api/v1/auth/session").get(accounts::current_session),
+        Endpoint::new("/api/v1/auth/sessions").get(accounts::list_sessions),
+        Endpoint::new("/api/v1/auth/sessions/{id}").delete(accounts::revoke_session),
+        Endpoint::new("/api/v1/auth/password").post(accounts::change_password),
         Endpoint::new("/internal/v1/changes").get(internal::changes),
         Endpoint::new("/internal/v1/clicks").post(intake::clicks),
         Endpoint::new("/metrics").get(intake::metrics),

@@ -1,12 +1,15 @@
 //! The OpenAPI document, generated from the handlers' annotations, completed
-//! with what every authenticated operation can answer (401, 403, 429, 500) and
-//! this installation's settings, rendered once at start and served at
+//! with what every authenticated operation can answer (401, 403, 429, 500),
+//! the session cookie as an alternative to an API key, and this
+//! installation's settings, rendered once at start and served at
 //! `/api/v1/openapi.json`.
 
 use actix_web::{HttpResponse, web};
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::schema::{ObjectBuilder, Type};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
@@ -18,7 +21,10 @@ use super::{AppState, error, types};
         title = "Ricochet control plane API",
         description = "Links, domains and click analytics of a Ricochet installation. \
             Every error has the shape `{\"error\":{\"code\",\"message\",\"field\"}}`. \
-            Every GET also answers HEAD; another method on a known path gets 405 with `Allow`."
+            Every GET also answers HEAD; another method on a known path gets 405 with `Allow`. \
+            Authenticate with an API key (`Authorization: Bearer rk_…`) or the `ricochet_session` \
+            cookie from `POST /api/v1/auth/sign-in`; with the cookie, every POST, PUT, PATCH and \
+            DELETE must also send the session's `X-CSRF-Token` header."
     ),
     paths(
         super::links::create_link,
@@ -34,6 +40,12 @@ use super::{AppState, error, types};
         super::analytics::breakdown,
         super::analytics::top_links,
         super::analytics::overview,
+        super::accounts::sign_in,
+        super::accounts::sign_out,
+        super::accounts::current_session,
+        super::accounts::list_sessions,
+        super::accounts::revoke_session,
+        super::accounts::change_password,
     ),
     components(schemas(
         types::CreateLink, types::PatchLink, types::LinkView, types::LinkList, types::BulkItem,
@@ -41,7 +53,9 @@ use super::{AppState, error, types};
         error::ErrorBody, error::ErrorDetail,
         super::analytics::Series, super::analytics::SeriesPoint, super::analytics::Breakdown,
         super::analytics::BreakdownValue, super::analytics::TopLinks, super::analytics::TopLink,
-        super::analytics::Overview, super::analytics::CountsView
+        super::analytics::Overview, super::analytics::CountsView,
+        super::accounts::SignIn, super::accounts::ChangePassword, super::accounts::UserView,
+        super::accounts::SessionView, super::accounts::SessionInfo, super::accounts::SessionList
     )),
     modifiers(&ApiKeyAuth, &CommonErrors)
 )]
@@ -56,6 +70,34 @@ impl Modify for ApiKeyAuth {
             "api_key",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                "ricochet_session",
+                "The session cookie set by `POST /api/v1/auth/sign-in`. Requests that change \
+                 state must also send the session's `X-CSRF-Token` header.",
+            ))),
+        );
+        // Whatever an API key may call, a signed-in user may call too.
+        let session = SecurityRequirement::new("session", Vec::<String>::new());
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.patch,
+                &mut item.delete,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let Some(security) = operation.security.as_mut() else {
+                    continue;
+                };
+                let by_key = serde_json::to_value(&*security)
+                    .is_ok_and(|value| value.to_string().contains("\"api_key\""));
+                if by_key {
+                    security.push(session.clone());
+                }
+            }
+        }
     }
 }
 
@@ -64,17 +106,18 @@ const COMMON: [(&str, &str, &str); 4] = [
     (
         "401",
         "Unauthorized",
-        "No API key, or an unknown or revoked one",
+        "No API key or session cookie, or an unknown, revoked or expired one",
     ),
     (
         "403",
         "Forbidden",
-        "The API key lacks the operation's scope",
+        "The API key lacks the operation's scope, or a request signed in by cookie \
+         that changes state lacks the session's `X-CSRF-Token` header",
     ),
     (
         "429",
         "RateLimited",
-        "The API key is over its rate limit; retry after `Retry-After` seconds",
+        "The caller is over its rate limit; retry after `Retry-After` seconds",
     ),
     (
         "500",
@@ -124,7 +167,8 @@ impl Modify for CommonErrors {
                     operation
                         .responses
                         .responses
-                        .insert(status.to_owned(), RefOr::Ref(Ref::from_response_name(name)));
+                        .entry(status.to_owned())
+                        .or_insert_with(|| RefOr::Ref(Ref::from_response_name(name)));
                 }
             }
         }

@@ -4,11 +4,14 @@
 //! so the log and the records never disagree.
 //!
 //! Keyspaces: `links` (id → record), `codes` (domain, code → id), `changes`
-//! (version → change), `domains`, `api_keys`, `idempotency`, `meta`.
+//! (version → change), `domains`, `api_keys`, `idempotency`, `meta`, and the
+//! accounts' `users`, `user_emails`, `sessions` (never in the change log).
 
+mod accounts;
 mod keys;
 mod links;
 
+pub use accounts::{SessionRecord, UserRecord};
 pub use keys::ApiKeyRecord;
 pub use links::{LinkFilter, LinkPage, LinkSort};
 
@@ -68,6 +71,7 @@ pub struct ControlStore {
     api_keys: Keyspace,
     idempotency: Keyspace,
     meta: Keyspace,
+    accounts: accounts::AccountSpaces,
     writer: Mutex<Writer>,
     latest: AtomicU64,
     /// Committed changes go here in version order, for the publisher.
@@ -112,6 +116,12 @@ impl ControlStore {
             api_keys: keyspace("api_keys")?,
             idempotency: keyspace("idempotency")?,
             meta: keyspace("meta")?,
+            accounts: accounts::AccountSpaces {
+                users: keyspace("users")?,
+                user_emails: keyspace("user_emails")?,
+                sessions: keyspace("sessions")?,
+                creating: Mutex::new(()),
+            },
             db,
             writer: Mutex::new(Writer {
                 version: 0,
