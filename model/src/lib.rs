@@ -4,13 +4,15 @@
 //!
 //! Modules: [`link`] (records and enums), [`validate`] (codes, domains,
 //! destinations), [`change`] (versioned change events), [`codec`] (the stored
-//! binary form with a format byte so later fields need no rewrite).
+//! binary form with a format byte so later fields need no rewrite), [`transfer`]
+//! (the CSV and JSON Lines rows of import and export).
 
 pub mod bus;
 pub mod change;
 pub mod clicks;
 pub mod codec;
 pub mod link;
+pub mod transfer;
 pub mod validate;
 
 pub use bus::{BusEvent, BusMessage, ChangeSource, ChangesPage, LocalBus, Subscription, UpdateBus};
