@@ -183,7 +183,8 @@ impl Importer<'_> {
             (None, Some(default)) => default,
             (None, None) => return Err("domain is empty and no default domain is set".into()),
         };
-        let code = row.code.as_deref().ok_or("code is empty")?;
+        // A missing code is refused by the validation, with its message.
+        let code = row.code.as_deref().unwrap_or_default();
         let version = self.next_version;
         let mut link = LinkRecord::new(version, domain, code, &row.url, self.now)
             .map_err(|e| e.to_string())?;
