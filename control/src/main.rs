@@ -83,14 +83,7 @@ enum KeyAction {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new("info,fjall=warn,lsm_tree=warn")
-            }),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    ricochet_model::startup::init_tracing();
     let mut config = ControlConfig::load(cli.config.as_deref())
         .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
     if let Some(listen) = cli.listen {

@@ -5,13 +5,16 @@
 //! Modules: [`link`] (records and enums), [`validate`] (codes, domains,
 //! destinations), [`change`] (versioned change events), [`codec`] (the stored
 //! binary form with a format byte so later fields need no rewrite), [`transfer`]
-//! (the CSV and JSON Lines rows of import and export).
+//! (the CSV and JSON Lines rows of import and export), [`startup`] (with the
+//! `startup` feature: layered configuration and log set-up of the binaries).
 
 pub mod bus;
 pub mod change;
 pub mod clicks;
 pub mod codec;
 pub mod link;
+#[cfg(feature = "startup")]
+pub mod startup;
 pub mod transfer;
 pub mod validate;
 
