@@ -13,6 +13,11 @@ use ricochet_control::store::ControlStore;
 use ricochet_control::transfer::{self, Format};
 use ricochet_control::{ControlConfig, ControlPlane, bus_from_config};
 
+/// mimalloc, as in the engine: glibc's allocator spent about a third of a
+/// 10M-link import in malloc and free (docs/PERFORMANCE.md, "Imports").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(name = "ricochet-control", version, about = "Ricochet's control plane")]
 struct Cli {

@@ -109,6 +109,11 @@ pub fn import_file(
     } else {
         ProgressBar::hidden()
     };
+    // Whether a row's key is already stored is answered by the table; a
+    // table not yet loaded (the import command's) is filled from the store.
+    if intake.table().is_empty() {
+        intake.load_table().map_err(IntakeError::from)?;
+    }
     let reader = progress.wrap_read(file);
     let mut importer = Importer {
         intake,
@@ -204,6 +209,10 @@ impl Importer<'_> {
         };
         let existing = match self.pending_keys.get(&key) {
             Some(&known) => Some(known),
+            // The table holds every stored link, so only a key it has needs
+            // a store read (a point read per new row slows down as the store
+            // grows: see docs/PERFORMANCE.md, "Imports").
+            None if !self.intake.table().contains(&key) => None,
             None => match self.intake.store().get(&key) {
                 Ok(found) => found.map(|r| (r.id, r.created_at)),
                 Err(error) => return Err(format!("cannot read the existing link: {error}")),
