@@ -1,6 +1,7 @@
-//! `ricochet`: the whole system in one process on embedded defaults: the
-//! control plane (REST API, fjall store, change log) and a redirect engine
-//! following it over the in-process bus. Creates a demo link on first start.
+//! `ricochet`: the whole system in one process: the control plane (REST API,
+//! fjall store, change log) and a redirect engine following it over the
+//! in-process bus, each configured as its own binary is (file, environment,
+//! flags), on embedded defaults without either. Creates a demo link on first start.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -13,6 +14,7 @@ use ricochet_control::service::{LinkService, LinkSettings, NewLink};
 use ricochet_control::{ControlConfig, ControlPlane};
 use ricochet_engine::{Engine, EngineConfig, StartOptions, SyncSource};
 use ricochet_model::bus::{LocalBus, UpdateBus};
+use ricochet_model::startup::load_config;
 use ricochet_model::{LinkKey, now_millis};
 
 /// Code of the demo link created on first start.
@@ -32,54 +34,103 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[command(
     name = "ricochet",
     version,
-    about = "Ricochet all-in-one on embedded defaults"
+    about = "Ricochet all-in-one: the control plane and a redirect engine in one process"
 )]
 struct Cli {
-    /// Data directory (control/ and engine/ stores live in it).
-    #[arg(long, default_value = "data", env = "RICOCHET_DATA_DIR")]
-    data_dir: PathBuf,
-    /// Redirect listener.
-    #[arg(long, default_value = "127.0.0.1:8080", env = "RICOCHET_LISTEN")]
-    listen: SocketAddr,
-    /// Control plane API listener.
-    #[arg(long, default_value = "127.0.0.1:8081", env = "RICOCHET_API_LISTEN")]
-    api_listen: SocketAddr,
-    /// Engine admin listener (/healthz, /readyz, /metrics).
-    #[arg(long, default_value = "127.0.0.1:9090", env = "RICOCHET_ADMIN_LISTEN")]
-    admin_listen: SocketAddr,
+    /// Engine configuration file (see config/engine.toml); embedded defaults without one.
+    #[arg(long, env = "RICOCHET_ENGINE_CONFIG")]
+    engine_config: Option<PathBuf>,
+    /// Control plane configuration file (see config/control.toml); embedded defaults without one.
+    #[arg(long, env = "RICOCHET_CONTROL_CONFIG")]
+    control_config: Option<PathBuf>,
+    /// Data directory: the control store in DIR/control, the engine store in
+    /// DIR/engine (storage.data_dir of each). Default: data.
+    #[arg(long, env = "RICOCHET_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Redirect listener (engine server.listen). Default: 127.0.0.1:8080.
+    #[arg(long, env = "RICOCHET_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Control plane API listener (control server.listen). Default: 127.0.0.1:8081.
+    #[arg(long, env = "RICOCHET_API_LISTEN")]
+    api_listen: Option<SocketAddr>,
+    /// Engine admin listener: /healthz, /readyz, /metrics (engine admin.listen).
+    /// Default: 127.0.0.1:9090.
+    #[arg(long, env = "RICOCHET_ADMIN_LISTEN")]
+    admin_listen: Option<SocketAddr>,
+    /// Validate both configurations, print them, and exit.
+    #[arg(long)]
+    check_config: bool,
+}
+
+/// The two parts' configurations: embedded defaults (the engine listening on
+/// loopback only), then each part's file and `RICOCHET_ENGINE_*` /
+/// `RICOCHET_CONTROL_*` environment variables, then the flags. The engine's
+/// default domain is the control plane's.
+fn load_configs(cli: &Cli) -> anyhow::Result<(EngineConfig, ControlConfig)> {
+    let mut engine_defaults = EngineConfig::default();
+    engine_defaults.server.listen = SocketAddr::from(([127, 0, 0, 1], 8080));
+    let mut engine: EngineConfig = load_config(
+        engine_defaults,
+        cli.engine_config.as_deref(),
+        ricochet_engine::config::ENV_PREFIX,
+    )
+    .map_err(|e| anyhow::anyhow!("invalid engine configuration: {e}"))?;
+    let mut control: ControlConfig = load_config(
+        ControlConfig::default(),
+        cli.control_config.as_deref(),
+        ricochet_control::config::ENV_PREFIX,
+    )
+    .map_err(|e| anyhow::anyhow!("invalid control plane configuration: {e}"))?;
+    if let Some(dir) = &cli.data_dir {
+        engine.storage.data_dir = dir.join("engine");
+        control.storage.data_dir = dir.join("control");
+    }
+    if let Some(listen) = cli.listen {
+        engine.server.listen = listen;
+    }
+    if let Some(listen) = cli.admin_listen {
+        engine.admin.listen = listen;
+    }
+    if let Some(listen) = cli.api_listen {
+        control.server.listen = listen;
+    }
+    engine.redirect.default_domain = control.links.default_domain.clone();
+    engine
+        .validate()
+        .map_err(|e| anyhow::anyhow!("invalid engine configuration: {e}"))?;
+    control
+        .validate()
+        .map_err(|e| anyhow::anyhow!("invalid control plane configuration: {e}"))?;
+    Ok((engine, control))
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new("info,fjall=warn,lsm_tree=warn")
-            }),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    ricochet_model::startup::init_tracing();
+    let (engine_config, control_config) = load_configs(&cli)?;
+    if cli.check_config {
+        println!(
+            "# engine (config/engine.toml)\n{}\n# control plane (config/control.toml)\n{}",
+            toml::to_string_pretty(&engine_config)?,
+            toml::to_string_pretty(&control_config)?
+        );
+        eprintln!("configuration is valid");
+        return Ok(());
+    }
     // Before anything is printed, so a signal sent on seeing the output is handled.
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,
     ])?;
 
-    let mut control_config = ControlConfig::default();
-    control_config.server.listen = cli.api_listen;
-    control_config.storage.data_dir = cli.data_dir.join("control");
-    adopt_engine_clicks(&cli.data_dir)?;
+    adopt_engine_clicks(&engine_config, &control_config)?;
     let bus: std::sync::Arc<dyn UpdateBus> = std::sync::Arc::new(LocalBus::new());
     let control = ControlPlane::start(control_config.clone(), bus.clone())
         .context("cannot start the control plane")?;
-    let admin_key = remember_admin_key(&cli.data_dir, &control)?;
-    let owner = remember_owner(&cli.data_dir, &control)?;
+    let root = data_root(&control_config)?;
+    let admin_key = remember_admin_key(&root, &control)?;
+    let owner = remember_owner(&root, &control)?;
 
-    let mut engine_config = EngineConfig::default();
-    engine_config.server.listen = cli.listen;
-    engine_config.admin.listen = cli.admin_listen;
-    engine_config.storage.data_dir = cli.data_dir.join("engine");
-    engine_config.redirect.default_domain = control_config.links.default_domain.clone();
     let engine = Engine::start_with(
         engine_config,
         StartOptions {
@@ -129,13 +180,13 @@ fn main() -> anyhow::Result<()> {
 /// Before this layout the all-in-one's engine kept the click store in
 /// `engine/clicks`; the control plane keeps it now, in `control/clicks`.
 /// Moves an older store there once, so no analytics are lost on upgrade.
-fn adopt_engine_clicks(data_dir: &Path) -> anyhow::Result<()> {
-    let old = data_dir.join("engine").join("clicks");
-    let new = data_dir.join("control").join("clicks");
+fn adopt_engine_clicks(engine: &EngineConfig, control: &ControlConfig) -> anyhow::Result<()> {
+    let old = engine.storage.data_dir.join("clicks");
+    let new = control.storage.data_dir.join("clicks");
     if !old.is_dir() || new.exists() {
         return Ok(());
     }
-    std::fs::create_dir_all(data_dir.join("control"))?;
+    std::fs::create_dir_all(&control.storage.data_dir)?;
     std::fs::rename(&old, &new).with_context(|| {
         format!(
             "cannot move the click store from {} to {}",
@@ -147,8 +198,23 @@ fn adopt_engine_clicks(data_dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The admin key: created at first start and kept in the data directory so the
-/// all-in-one can show it on every start.
+/// Where the all-in-one keeps the files it shows on every start (the admin
+/// key, the first owner's credentials): beside the control store, `data/` by
+/// default.
+fn data_root(config: &ControlConfig) -> anyhow::Result<PathBuf> {
+    let dir = config
+        .storage
+        .data_dir
+        .parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// The admin key: created at first start and kept beside the control store
+/// (`data/admin-key.txt` by default) so the all-in-one can show it on every start.
 fn remember_admin_key(data_dir: &Path, control: &ControlPlane) -> anyhow::Result<String> {
     let path = data_dir.join(ADMIN_KEY_FILE);
     if let Some(key) = control.bootstrap_key() {

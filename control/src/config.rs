@@ -6,8 +6,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use figment::Figment;
-use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 /// Prefix of environment overrides, e.g. `RICOCHET_CONTROL_SERVER__LISTEN`.
@@ -169,20 +167,7 @@ impl Default for RateLimitConfig {
 impl ControlConfig {
     /// Defaults, then `file` (when given), then the environment.
     pub fn load(file: Option<&Path>) -> Result<Self, String> {
-        let mut figment = Figment::from(Serialized::defaults(ControlConfig::default()));
-        if let Some(file) = file {
-            if !file.exists() {
-                return Err(format!("config file {} does not exist", file.display()));
-            }
-            figment = figment.merge(Toml::file(file));
-        }
-        figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__"));
-        figment.extract().map_err(|err| {
-            err.into_iter()
-                .map(|e| e.to_string())
-                .collect::<Vec<_>>()
-                .join("; ")
-        })
+        ricochet_model::startup::load_config(ControlConfig::default(), file, ENV_PREFIX)
     }
 
     /// Checks values that parse but make no sense.

@@ -13,6 +13,11 @@ use ricochet_control::store::ControlStore;
 use ricochet_control::transfer::{self, Format};
 use ricochet_control::{ControlConfig, ControlPlane, bus_from_config};
 
+/// mimalloc, as in the engine: glibc's allocator spent about a third of a
+/// 10M-link import in malloc and free (docs/PERFORMANCE.md, "Imports").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(name = "ricochet-control", version, about = "Ricochet's control plane")]
 struct Cli {
@@ -46,14 +51,16 @@ enum Command {
     },
     /// Print the token engines use for /internal/v1/changes.
     ClusterToken,
-    /// Import links from CSV (header naming url and optionally domain, code,
-    /// status, title, tags) or JSON Lines (API create bodies).
+    /// Import domains and links from CSV or JSON Lines: an `export` file, a
+    /// CSV whose header names url (and any of domain, code, status, state,
+    /// expires_at, forward_query, tags, title, created_at), positional
+    /// domain,code,url[,status] rows, or API create bodies.
     Import {
         file: PathBuf,
         #[arg(long, value_enum)]
         format: Option<Format>,
     },
-    /// Export every link as CSV or JSON Lines.
+    /// Export every domain and link, every field, as CSV or JSON Lines.
     Export {
         #[arg(long, value_enum, default_value = "csv")]
         format: Format,
@@ -81,14 +88,7 @@ enum KeyAction {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new("info,fjall=warn,lsm_tree=warn")
-            }),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    ricochet_model::startup::init_tracing();
     let mut config = ControlConfig::load(cli.config.as_deref())
         .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
     if let Some(listen) = cli.listen {
@@ -206,9 +206,14 @@ fn keys(config: &ControlConfig, action: KeyAction) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn service(config: &ControlConfig) -> anyhow::Result<LinkService> {
+/// The link service on the store. The default domain is registered here for
+/// export; an import registers it itself, after the file's domain rows had a
+/// chance to bring it with its original creation time.
+fn service(config: &ControlConfig, register_default_domain: bool) -> anyhow::Result<LinkService> {
     let store = Arc::new(open_store(config)?);
-    store.add_domain(&config.links.default_domain, ricochet_model::now_millis())?;
+    if register_default_domain {
+        store.add_domain(&config.links.default_domain, ricochet_model::now_millis())?;
+    }
     let links = &config.links;
     Ok(LinkService::new(
         store,
@@ -229,13 +234,14 @@ fn import(
     let format = format
         .or_else(|| Format::from_path(file))
         .context("cannot tell the file format; name it .csv or .jsonl, or pass --format")?;
-    let service = service(config)?;
+    let service = service(config, false)?;
     let started = std::time::Instant::now();
     let report = transfer::import(&service, file, format, true).map_err(anyhow::Error::msg)?;
     service.store().persist()?;
     println!(
-        "imported {} links in {:.1}s; {} rows rejected",
+        "imported {} links and {} domains in {:.1}s; {} rows rejected",
         report.created,
+        report.domains,
         started.elapsed().as_secs_f64(),
         report.errors.len()
     );
@@ -249,7 +255,7 @@ fn import(
 }
 
 fn export(config: &ControlConfig, format: Format, output: Option<PathBuf>) -> anyhow::Result<()> {
-    let service = service(config)?;
+    let service = service(config, true)?;
     let count = match &output {
         Some(path) => {
             let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
@@ -261,6 +267,9 @@ fn export(config: &ControlConfig, format: Format, output: Option<PathBuf>) -> an
             transfer::export(&service, &mut lock, format).map_err(anyhow::Error::msg)?
         }
     };
-    eprintln!("exported {count} links");
+    eprintln!(
+        "exported {} domains and {} links",
+        count.domains, count.links
+    );
     Ok(())
 }

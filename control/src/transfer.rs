@@ -1,18 +1,18 @@
-//! `ricochet-control import` and `export`: links in and out as CSV or JSON
-//! Lines, with a progress bar. Import goes through the same service as the
-//! API (validation, uniqueness, change log); each row succeeds or fails alone
-//! and failures are reported by line.
+//! `ricochet-control import` and `export`: domains and links in and out as CSV
+//! or JSON Lines ([`ricochet_model::transfer`]), every field kept, with a
+//! progress bar. Import goes through the same validation, uniqueness checks
+//! and change log as the API; each row succeeds or fails alone and failures
+//! are reported by line.
 
-use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::path::Path;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::{Deserialize, Serialize};
+use ricochet_model::transfer::{self, LinkRow, TransferReader, TransferRow};
+use ricochet_model::{LinkRecord, normalize_domain};
 
-use crate::api::types::{CreateLink, to_datetime};
-use crate::service::{LinkService, NewLink};
+use crate::service::{LinkError, LinkService, NewLink};
 
 /// File formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -42,23 +42,19 @@ pub struct RowError {
 #[derive(Debug, Clone, Default)]
 pub struct ImportReport {
     pub created: u64,
+    /// Domains registered by domain rows (those already known are not counted).
+    pub domains: u64,
     pub errors: Vec<RowError>,
 }
 
-/// One exported link (also the JSON Lines import row).
-#[derive(Debug, Serialize, Deserialize)]
-struct Row {
-    domain: String,
-    code: String,
-    url: String,
-    status: u16,
-    state: String,
-    title: Option<String>,
-    tags: String,
-    created_at: String,
+/// What an export wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExportCounts {
+    pub domains: u64,
+    pub links: u64,
 }
 
-/// Imports links from `path`.
+/// Imports domains and links from `path`.
 pub fn import(
     service: &LinkService,
     path: &Path,
@@ -81,192 +77,216 @@ pub fn import(
         ProgressBar::hidden()
     };
     let reader = bar.wrap_read(file);
-    let mut batch: Vec<(u64, NewLink)> = Vec::new();
-    let mut report = ImportReport::default();
-    let flush =
-        |batch: &mut Vec<(u64, NewLink)>, report: &mut ImportReport| -> Result<(), String> {
-            if batch.is_empty() {
-                return Ok(());
+    let rows = match format {
+        Format::Csv => TransferReader::csv(Box::new(reader) as Box<dyn Read>),
+        Format::Jsonl => TransferReader::jsonl(Box::new(reader) as Box<dyn Read>),
+    };
+    let mut importer = Importer {
+        service,
+        batch: Vec::with_capacity(service.settings().max_bulk),
+        report: ImportReport::default(),
+        now: ricochet_model::now_millis(),
+    };
+    for row in rows {
+        let (line, row) = row.map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        match row {
+            Ok(TransferRow::Link(link)) => importer.add_link(line, link)?,
+            Ok(TransferRow::Domain { domain, created_at }) => {
+                importer.add_domain(line, &domain, created_at)?
             }
-            let inputs: Vec<NewLink> = batch.iter().map(|(_, input)| input.clone()).collect();
-            let outcomes = service
-                .create_bulk(&inputs, ricochet_model::now_millis())
-                .map_err(|e| e.to_string())?;
-            for ((line, _), outcome) in batch.iter().zip(outcomes) {
-                match outcome {
-                    Ok(_) => report.created += 1,
-                    Err(error) => report.errors.push(RowError {
-                        line: *line,
-                        reason: error.to_string(),
-                    }),
-                }
-            }
-            batch.clear();
+            Err(reason) => importer.reject(line, reason),
+        }
+        if importer.batch.is_empty() {
             bar.set_message(format!(
                 "{} links, {} rejected",
-                report.created,
-                report.errors.len()
+                importer.report.created,
+                importer.report.errors.len()
             ));
-            Ok(())
-        };
-    let max = service.settings().max_bulk;
-    match format {
-        Format::Csv => {
-            let mut csv = csv::ReaderBuilder::new()
-                .has_headers(false)
-                .flexible(true)
-                .trim(csv::Trim::All)
-                .from_reader(reader);
-            let mut columns: Option<HashMap<String, usize>> = None;
-            let mut record = csv::StringRecord::new();
-            loop {
-                let line = csv.position().line();
-                match csv.read_record(&mut record) {
-                    Ok(false) => break,
-                    Ok(true) => {}
-                    Err(error) => {
-                        report.errors.push(RowError {
-                            line,
-                            reason: format!("unreadable CSV row: {error}"),
-                        });
-                        continue;
-                    }
-                }
-                let Some(names) = &columns else {
-                    let names: HashMap<String, usize> = record
-                        .iter()
-                        .enumerate()
-                        .map(|(i, name)| {
-                            (name.trim_start_matches('\u{feff}').to_ascii_lowercase(), i)
-                        })
-                        .collect();
-                    if !names.contains_key("url") {
-                        return Err("the CSV header must name a `url` column (and may name domain, code, status, title, tags)".into());
-                    }
-                    columns = Some(names);
-                    continue;
-                };
-                let field = |name: &str| {
-                    names
-                        .get(name)
-                        .and_then(|&i| record.get(i))
-                        .filter(|v| !v.is_empty())
-                        .map(str::to_owned)
-                };
-                let status = match field("status").map(|s| s.parse::<u16>()) {
-                    None => None,
-                    Some(Ok(status)) => Some(status),
-                    Some(Err(_)) => {
-                        report.errors.push(RowError {
-                            line,
-                            reason: "status is not a number".into(),
-                        });
-                        continue;
-                    }
-                };
-                let input = NewLink {
-                    url: field("url").unwrap_or_default(),
-                    domain: field("domain"),
-                    code: field("code"),
-                    status,
-                    title: field("title"),
-                    tags: field("tags")
-                        .map(|t| t.split('|').map(str::to_owned).collect())
-                        .unwrap_or_default(),
-                    ..NewLink::default()
-                };
-                batch.push((line, input));
-                if batch.len() >= max {
-                    flush(&mut batch, &mut report)?;
-                }
-            }
-        }
-        Format::Jsonl => {
-            let mut reader = BufReader::new(reader);
-            let mut text = String::new();
-            let mut line = 0u64;
-            loop {
-                text.clear();
-                if reader.read_line(&mut text).map_err(|e| e.to_string())? == 0 {
-                    break;
-                }
-                line += 1;
-                if text.trim().is_empty() {
-                    continue;
-                }
-                match serde_json::from_str::<CreateLink>(text.trim()) {
-                    Ok(input) => batch.push((line, input.into())),
-                    Err(error) => report.errors.push(RowError {
-                        line,
-                        reason: format!("invalid JSON row: {error}"),
-                    }),
-                }
-                if batch.len() >= max {
-                    flush(&mut batch, &mut report)?;
-                }
-            }
         }
     }
-    flush(&mut batch, &mut report)?;
+    importer.flush()?;
     bar.finish_and_clear();
+    let mut report = importer.report;
     report.errors.sort_by_key(|e| e.line);
     Ok(report)
 }
 
-/// Writes every link to `out`; returns how many.
-pub fn export(service: &LinkService, out: &mut dyn Write, format: Format) -> Result<u64, String> {
-    let mut count = 0u64;
-    let mut failure = None;
-    enum Sink<'a> {
-        Csv(Box<csv::Writer<&'a mut dyn Write>>),
-        Lines(&'a mut dyn Write),
+struct Importer<'a> {
+    service: &'a LinkService,
+    batch: Vec<(u64, LinkRow)>,
+    report: ImportReport,
+    now: i64,
+}
+
+impl Importer<'_> {
+    fn reject(&mut self, line: u64, reason: String) {
+        self.report.errors.push(RowError { line, reason });
     }
-    let mut sink = match format {
-        Format::Csv => Sink::Csv(Box::new(csv::Writer::from_writer(out))),
-        Format::Jsonl => Sink::Lines(out),
-    };
-    service
-        .store()
-        .for_each_link(|link| {
-            let row = Row {
-                domain: link.domain.clone(),
-                code: link.code.clone(),
-                url: link.url.clone(),
-                status: link.status.code(),
-                state: link.state.as_str().to_owned(),
-                title: link.title.clone(),
-                tags: link.tags.join("|"),
-                created_at: to_datetime(link.created_at)
-                    .format(&time::format_description::well_known::Rfc3339)
-                    .unwrap_or_default(),
-            };
-            let written = match &mut sink {
-                Sink::Csv(writer) => writer.serialize(&row).map_err(|e| e.to_string()),
-                Sink::Lines(out) => serde_json::to_string(&row)
-                    .map_err(|e| e.to_string())
-                    .and_then(|line| writeln!(out, "{line}").map_err(|e| e.to_string())),
-            };
-            if let Err(error) = written {
-                failure = Some(error);
-                return false;
+
+    fn add_domain(
+        &mut self,
+        line: u64,
+        domain: &str,
+        created_at: Option<i64>,
+    ) -> Result<(), String> {
+        let domain = match normalize_domain(domain) {
+            Ok(domain) => domain,
+            Err(error) => {
+                self.reject(line, format!("domain {domain:?}: {error}"));
+                return Ok(());
             }
-            count += 1;
-            true
-        })
-        .map_err(|e| e.to_string())?;
-    match &mut sink {
-        Sink::Csv(writer) => writer.flush().map_err(|e| e.to_string())?,
-        Sink::Lines(out) => out.flush().map_err(|e| e.to_string())?,
+        };
+        let added = self
+            .service
+            .store()
+            .add_domain(&domain, created_at.unwrap_or(self.now))
+            .map_err(|e| e.to_string())?;
+        self.report.domains += u64::from(added);
+        Ok(())
     }
-    match failure {
-        Some(error) => Err(error),
-        None => Ok(count),
+
+    fn add_link(&mut self, line: u64, link: LinkRow) -> Result<(), String> {
+        self.batch.push((line, link));
+        if self.batch.len() >= self.service.settings().max_bulk {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Creates the batch's links in one transaction, as the API's bulk create does.
+    fn flush(&mut self) -> Result<(), String> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let service = self.service;
+        let now = self.now;
+        // Rows without a domain mean the default one; a file's domain rows
+        // come first and may already have registered it.
+        service
+            .store()
+            .add_domain(&service.settings().default_domain, now)
+            .map_err(|e| e.to_string())?;
+        let batch = std::mem::take(&mut self.batch);
+        let refused = service
+            .store()
+            .write(|txn| {
+                let mut refused = Vec::new();
+                for (line, row) in &batch {
+                    let created = service
+                        .prepare_create(txn, &create_input(row), now)
+                        .and_then(|mut link| {
+                            link.state = row.state.unwrap_or_default();
+                            if let Some(created_at) = row.created_at {
+                                link.created_at = created_at;
+                            }
+                            link.validate()?;
+                            Ok(link)
+                        });
+                    match created {
+                        Ok(link) => {
+                            txn.put_link(link);
+                        }
+                        Err(error) if error.is_fault() => return Err(error),
+                        Err(error) => refused.push(RowError {
+                            line: *line,
+                            reason: error.to_string(),
+                        }),
+                    }
+                }
+                Ok::<_, LinkError>(refused)
+            })
+            .map_err(|e| e.to_string())?;
+        self.report.created += (batch.len() - refused.len()) as u64;
+        self.report.errors.extend(refused);
+        self.batch = batch;
+        self.batch.clear();
+        Ok(())
     }
 }
 
-/// Reads a whole file for tests.
-pub fn read_all(path: &Path) -> std::io::Result<String> {
-    let mut text = String::new();
-    File::open(path)?.read_to_string(&mut text)?;
-    Ok(text)
+/// What an API create of `row` asks for; state and `created_at` are set after.
+fn create_input(row: &LinkRow) -> NewLink {
+    NewLink {
+        url: row.url.clone(),
+        domain: row.domain.clone(),
+        code: row.code.clone(),
+        status: row.status,
+        expires_at: row.expires_at,
+        forward_query: row.forward_query.unwrap_or(false),
+        title: row.title.clone(),
+        tags: row.tags.clone().unwrap_or_default(),
+    }
+}
+
+/// Writes every domain, then every link, to `out`.
+pub fn export(
+    service: &LinkService,
+    out: &mut dyn Write,
+    format: Format,
+) -> Result<ExportCounts, String> {
+    let mut sink = match format {
+        Format::Csv => {
+            let mut writer = csv::Writer::from_writer(out);
+            writer
+                .write_record(transfer::CSV_COLUMNS)
+                .map_err(|e| e.to_string())?;
+            RowSink::Csv(Box::new(writer))
+        }
+        Format::Jsonl => RowSink::Lines(out),
+    };
+    let mut counts = ExportCounts::default();
+    let store = service.store();
+    for (domain, created_at) in store.domains().map_err(|e| e.to_string())? {
+        sink.write(&TransferRow::Domain {
+            domain,
+            created_at: Some(created_at),
+        })?;
+        counts.domains += 1;
+    }
+    let mut failure = None;
+    store
+        .for_each_link(|link: LinkRecord| {
+            match sink.write(&TransferRow::Link(LinkRow::from_record(&link))) {
+                Ok(()) => {
+                    counts.links += 1;
+                    true
+                }
+                Err(error) => {
+                    failure = Some(error);
+                    false
+                }
+            }
+        })
+        .map_err(|e| e.to_string())?;
+    if let Some(error) = failure {
+        return Err(error);
+    }
+    sink.flush()?;
+    Ok(counts)
+}
+
+/// Where exported rows go.
+enum RowSink<'a> {
+    Csv(Box<csv::Writer<&'a mut dyn Write>>),
+    Lines(&'a mut dyn Write),
+}
+
+impl RowSink<'_> {
+    fn write(&mut self, row: &TransferRow) -> Result<(), String> {
+        match self {
+            Self::Csv(writer) => writer
+                .write_record(transfer::to_csv_record(row))
+                .map_err(|e| e.to_string()),
+            Self::Lines(out) => {
+                writeln!(out, "{}", transfer::to_json_line(row)).map_err(|e| e.to_string())
+            }
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), String> {
+        match self {
+            Self::Csv(writer) => writer.flush().map_err(|e| e.to_string()),
+            Self::Lines(out) => out.flush().map_err(|e| e.to_string()),
+        }
+    }
 }

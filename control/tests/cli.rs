@@ -127,19 +127,32 @@ fn import_reports_bad_rows_and_export_writes_every_link() {
         .args(["export", "--format", "jsonl", "--output"])
         .arg(&out));
     assert!(ok, "{stderr}");
-    assert!(stderr.contains("exported 2 links"), "{stderr}");
+    assert!(
+        stderr.contains("exported 1 domains and 2 links"),
+        "{stderr}"
+    );
     let text = std::fs::read_to_string(&out).unwrap();
-    let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(lines[0]["kind"], "domain");
+    assert_eq!(lines[0]["domain"], "localhost");
+    let first = &lines[1];
+    assert_eq!(first["kind"], "link");
     assert_eq!(first["code"], "one");
     assert_eq!(first["status"], 301);
-    assert_eq!(first["tags"], "a|b");
+    assert_eq!(first["state"], "active");
+    assert_eq!(first["tags"], serde_json::json!(["a", "b"]));
     let (ok, csv, _) = run(control(&dir.path().join("store")).args(["export"]));
     assert!(ok);
     assert!(
-        csv.starts_with("domain,code,url,status,state,title,tags,created_at\n"),
+        csv.starts_with(
+            "kind,domain,code,url,status,state,expires_at,forward_query,tags,title,created_at\n"
+        ),
         "{csv}"
     );
-    assert_eq!(csv.lines().count(), 3);
+    assert_eq!(csv.lines().count(), 4);
 }
 
 #[test]

@@ -1,16 +1,19 @@
 //! Bulk import of links from CSV or JSON Lines into an engine's store, through
-//! the change intake. Columns: `domain`, `code`, `url`, optional `status`. A
-//! bad row is reported with its line number and reason and never stops the
-//! import; good rows are applied in atomic batches.
+//! the change intake. Rows are the shared transfer format
+//! ([`ricochet_model::transfer`]): at least `domain`, `code`, `url`, optionally
+//! `status` and every other field of a control-plane export (domain rows are
+//! skipped: an engine serves any domain). A bad row is reported with its line
+//! number and reason and never stops the import; good rows are applied in
+//! atomic batches.
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, IsTerminal, Read};
+use std::io::{IsTerminal, Read};
 use std::path::Path;
 
 use indicatif::{ProgressBar, ProgressStyle};
+use ricochet_model::transfer::{LinkRow, TransferReader, TransferRow};
 use ricochet_model::{Change, ChangeOp, LinkKey, LinkRecord, RedirectStatus};
-use serde::Deserialize;
 use thiserror::Error;
 
 use crate::intake::{ChangeIntake, IntakeError};
@@ -66,80 +69,6 @@ pub struct ImportSummary {
     pub last_applied: u64,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Row {
-    #[serde(default)]
-    domain: String,
-    code: String,
-    url: String,
-    #[serde(default)]
-    status: Option<u16>,
-}
-
-/// Where each field sits in a CSV row.
-#[derive(Debug, Clone, Copy)]
-struct Columns {
-    domain: Option<usize>,
-    code: usize,
-    url: usize,
-    status: Option<usize>,
-    /// Positional files have exactly 3 or 4 columns.
-    positional: bool,
-}
-
-impl Columns {
-    const POSITIONAL: Self = Self {
-        domain: Some(0),
-        code: 1,
-        url: 2,
-        status: Some(3),
-        positional: true,
-    };
-
-    /// A header row names `code` and `url` (any order, any case); other
-    /// names are ignored.
-    fn from_header(record: &csv::StringRecord) -> Option<Self> {
-        let find = |name: &str| {
-            record.iter().position(|field| {
-                field
-                    .trim_start_matches('\u{feff}')
-                    .eq_ignore_ascii_case(name)
-            })
-        };
-        Some(Self {
-            domain: find("domain"),
-            code: find("code")?,
-            url: find("url")?,
-            status: find("status"),
-            positional: false,
-        })
-    }
-
-    fn row(&self, record: &csv::StringRecord) -> Result<Row, String> {
-        if self.positional && !(3..=4).contains(&record.len()) {
-            return Err(format!(
-                "expected 3 or 4 columns (domain,code,url[,status]), got {}",
-                record.len()
-            ));
-        }
-        let field = |index: usize| record.get(index).unwrap_or("");
-        let status = match self.status.map(field).filter(|s| !s.is_empty()) {
-            None => None,
-            Some(text) => Some(
-                text.parse::<u16>()
-                    .map_err(|_| format!("status {text:?} is not a number"))?,
-            ),
-        };
-        Ok(Row {
-            domain: self.domain.map(field).unwrap_or("").to_owned(),
-            code: field(self.code).to_owned(),
-            url: field(self.url).to_owned(),
-            status,
-        })
-    }
-}
-
 /// Options of an import.
 #[derive(Debug, Clone)]
 pub struct ImportOptions {
@@ -180,6 +109,11 @@ pub fn import_file(
     } else {
         ProgressBar::hidden()
     };
+    // Whether a row's key is already stored is answered by the table; a
+    // table not yet loaded (the import command's) is filled from the store.
+    if intake.table().is_empty() {
+        intake.load_table().map_err(IntakeError::from)?;
+    }
     let reader = progress.wrap_read(file);
     let mut importer = Importer {
         intake,
@@ -193,8 +127,8 @@ pub fn import_file(
         plain_progress,
     };
     match format {
-        ImportFormat::Csv => importer.read_csv(reader)?,
-        ImportFormat::Jsonl => importer.read_jsonl(reader).map_err(read_error)?,
+        ImportFormat::Csv => importer.read(TransferReader::csv(reader))?,
+        ImportFormat::Jsonl => importer.read(TransferReader::jsonl(reader))?,
     }
     importer.flush()?;
     intake.store().flush().map_err(IntakeError::from)?;
@@ -216,70 +150,26 @@ struct Importer<'a> {
 }
 
 impl Importer<'_> {
-    fn read_csv(&mut self, reader: impl Read) -> Result<(), ImportError> {
-        let mut csv = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .trim(csv::Trim::All)
-            .from_reader(reader);
-        let mut record = csv::StringRecord::new();
-        let mut columns = Columns::POSITIONAL;
-        let mut first = true;
-        loop {
-            let line = csv.position().line();
-            match csv.read_record(&mut record) {
-                Ok(false) => return Ok(()),
-                Ok(true) => {}
-                Err(error) => {
-                    if error.is_io_error() {
-                        return Err(ImportError::Read {
-                            path: "input".into(),
-                            source: std::io::Error::other(error.to_string()),
-                        });
-                    }
-                    self.reject(line, format!("unreadable CSV row: {error}"));
-                    continue;
-                }
-            }
-            if std::mem::take(&mut first)
-                && let Some(header) = Columns::from_header(&record)
-            {
-                columns = header;
-                continue;
-            }
-            match columns.row(&record) {
-                Ok(row) => self.add(line, row)?,
+    fn read(&mut self, rows: TransferReader<impl Read>) -> Result<(), ImportError> {
+        for row in rows {
+            let (line, row) = row.map_err(|source| ImportError::Read {
+                path: "input".into(),
+                source,
+            })?;
+            match row {
+                Ok(TransferRow::Link(link)) => self.add(line, link)?,
+                Ok(TransferRow::Domain { .. }) => {}
                 Err(reason) => self.reject(line, reason),
             }
         }
-    }
-
-    fn read_jsonl(&mut self, reader: impl Read) -> std::io::Result<()> {
-        let mut reader = BufReader::new(reader);
-        let mut line = String::new();
-        let mut number = 0u64;
-        loop {
-            line.clear();
-            if reader.read_line(&mut line)? == 0 {
-                return Ok(());
-            }
-            number += 1;
-            let text = line.trim();
-            if text.is_empty() {
-                continue;
-            }
-            match serde_json::from_str::<Row>(text) {
-                Ok(row) => self.add(number, row).map_err(std::io::Error::other)?,
-                Err(error) => self.reject(number, format!("invalid JSON row: {error}")),
-            }
-        }
+        Ok(())
     }
 
     fn reject(&mut self, line: u64, reason: String) {
         self.summary.rejections.push(Rejection { line, reason });
     }
 
-    fn add(&mut self, line: u64, row: Row) -> Result<(), ImportError> {
+    fn add(&mut self, line: u64, row: LinkRow) -> Result<(), ImportError> {
         match self.build(row) {
             Ok(change) => {
                 self.pending.push(change);
@@ -292,36 +182,52 @@ impl Importer<'_> {
         Ok(())
     }
 
-    fn build(&mut self, row: Row) -> Result<Change, String> {
-        let domain = match (row.domain.is_empty(), self.default_domain) {
-            (false, _) => row.domain.as_str(),
-            (true, Some(default)) => default,
-            (true, None) => return Err("domain is empty and no default domain is set".into()),
+    fn build(&mut self, row: LinkRow) -> Result<Change, String> {
+        let domain = match (row.domain.as_deref(), self.default_domain) {
+            (Some(domain), _) => domain,
+            (None, Some(default)) => default,
+            (None, None) => return Err("domain is empty and no default domain is set".into()),
         };
+        // A missing code is refused by the validation, with its message.
+        let code = row.code.as_deref().unwrap_or_default();
         let version = self.next_version;
-        let mut link = LinkRecord::new(version, domain, &row.code, &row.url, self.now)
+        let mut link = LinkRecord::new(version, domain, code, &row.url, self.now)
             .map_err(|e| e.to_string())?;
         if let Some(status) = row.status {
             link.status = RedirectStatus::try_from(status).map_err(|e| e.to_string())?;
         }
+        link.state = row.state.unwrap_or_default();
+        link.expires_at = row.expires_at;
+        link.forward_query = row.forward_query.unwrap_or(false);
+        link.title = row.title;
+        link.tags = row.tags.unwrap_or_default();
+        link.validate().map_err(|e| e.to_string())?;
+        let created_at = row.created_at;
         let key = LinkKey {
             domain: link.domain.clone(),
             code: link.code.clone(),
         };
         let existing = match self.pending_keys.get(&key) {
             Some(&known) => Some(known),
+            // The table holds every stored link, so only a key it has needs
+            // a store read (a point read per new row slows down as the store
+            // grows: see docs/PERFORMANCE.md, "Imports").
+            None if !self.intake.table().contains(&key) => None,
             None => match self.intake.store().get(&key) {
                 Ok(found) => found.map(|r| (r.id, r.created_at)),
                 Err(error) => return Err(format!("cannot read the existing link: {error}")),
             },
         };
         match existing {
-            Some((id, created_at)) => {
+            Some((id, first_created_at)) => {
                 link.id = id;
-                link.created_at = created_at;
+                link.created_at = first_created_at;
                 self.summary.updated += 1;
             }
             None => self.summary.created += 1,
+        }
+        if let Some(created_at) = created_at {
+            link.created_at = created_at;
         }
         self.pending_keys.insert(key, (link.id, link.created_at));
         link.version = version;

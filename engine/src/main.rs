@@ -86,14 +86,7 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new("info,fjall=warn,lsm_tree=warn")
-            }),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    ricochet_model::startup::init_tracing();
     let config = load_config(&cli)?;
     if cli.check_config {
         println!("{}", toml::to_string_pretty(&config)?);

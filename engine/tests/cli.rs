@@ -1,5 +1,6 @@
 //! The `ricochet-engine` command: import from CSV and JSON Lines with good and
-//! bad rows, then serve what was imported; `--check-config`.
+//! bad rows (and a control-plane export with every field), then serve what was
+//! imported; `--check-config`.
 
 use std::process::Command;
 
@@ -226,4 +227,34 @@ fn check_config_validates_files_environment_and_flags() {
         .unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("permanent_max_age"));
+}
+
+#[test]
+fn a_control_plane_export_imports_with_every_field() {
+    let mut engine = TestEngine::start();
+    engine.stop();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("export.csv");
+    std::fs::write(
+        &file,
+        "kind,domain,code,url,status,state,expires_at,forward_query,tags,title,created_at\n\
+         domain,go.example,,,,,,,,,2026-11-25T00:00:00.123Z\n\
+         link,go.example,live,https://example.com/live,308,active,,true,a|b,'=1+1,2026-11-25T10:00:00.123Z\n\
+         link,go.example,off,https://example.com/off,302,disabled,,false,,,2026-11-25T10:00:01Z\n\
+         link,go.example,old,https://example.com/old,302,active,2020-01-01T00:00:00Z,false,,,2019-01-01T00:00:00Z\n\
+         link,go.example,bad,https://example.com/bad,302,paused,,false,,,\n",
+    )
+    .unwrap();
+    let (ok, output) = import(engine.data_dir(), &file, &[]);
+    assert!(ok, "{output}");
+    assert!(output.contains("imported 3 links"), "{output}");
+    assert!(output.contains("line 6: state \"paused\""), "{output}");
+    engine.restart();
+    let live = engine.get("/live?utm=x", "go.example");
+    assert_eq!(
+        (live.status, live.header("location").as_deref()),
+        (308, Some("https://example.com/live?utm=x"))
+    );
+    assert_eq!(engine.get("/off", "go.example").status, 410);
+    assert_eq!(engine.get("/old", "go.example").status, 410);
 }

@@ -4,13 +4,18 @@
 //!
 //! Modules: [`link`] (records and enums), [`validate`] (codes, domains,
 //! destinations), [`change`] (versioned change events), [`codec`] (the stored
-//! binary form with a format byte so later fields need no rewrite).
+//! binary form with a format byte so later fields need no rewrite), [`transfer`]
+//! (the CSV and JSON Lines rows of import and export), [`startup`] (with the
+//! `startup` feature: layered configuration and log set-up of the binaries).
 
 pub mod bus;
 pub mod change;
 pub mod clicks;
 pub mod codec;
 pub mod link;
+#[cfg(feature = "startup")]
+pub mod startup;
+pub mod transfer;
 pub mod validate;
 
 pub use bus::{BusEvent, BusMessage, ChangeSource, ChangesPage, LocalBus, Subscription, UpdateBus};

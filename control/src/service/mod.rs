@@ -281,6 +281,19 @@ impl LinkService {
         input: &NewLink,
         now: i64,
     ) -> Result<LinkRecord, LinkError> {
+        let link = self.prepare_create(txn, input, now)?;
+        Ok(txn.put_link(link))
+    }
+
+    /// The validated record a create of `input` would store (its code free,
+    /// its domain registered, a new id), not yet staged: the importer sets
+    /// the fields an API create cannot (state, `created_at`) before staging it.
+    pub(crate) fn prepare_create(
+        &self,
+        txn: &mut WriteTxn<'_>,
+        input: &NewLink,
+        now: i64,
+    ) -> Result<LinkRecord, LinkError> {
         let domain = match &input.domain {
             Some(domain) => validate::normalize_domain(domain)?,
             None => self.settings.default_domain.clone(),
@@ -318,7 +331,7 @@ impl LinkService {
         link.title = input.title.clone();
         link.tags = input.tags.clone();
         link.validate()?;
-        Ok(txn.put_link(link))
+        Ok(link)
     }
 
     fn is_reserved(&self, code: &str) -> bool {

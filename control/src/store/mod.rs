@@ -20,6 +20,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
 
+use fjall::config::PinningPolicy;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, OwnedWriteBatch, PersistMode};
 use ricochet_model::codec::{self, CodecError};
 use ricochet_model::{Change, ChangeOp, LinkKey, LinkRecord};
@@ -108,9 +109,18 @@ impl ControlStore {
                 source,
             })?;
         let keyspace = |name: &str| db.keyspace(name, KeyspaceCreateOptions::default);
+        // Every create looks its (domain, code) up and almost always misses:
+        // with the bloom filters of every level in memory (about 1.25 bytes a
+        // link), a miss reads no block, however large the store grows. By
+        // default only level 0's are pinned and the others compete for the
+        // block cache, so creates and imports slow down as the store grows
+        // (docs/PERFORMANCE.md, "Imports"). Applies to stores created from now on.
+        let codes = db.keyspace("codes", || {
+            KeyspaceCreateOptions::default().filter_block_pinning_policy(PinningPolicy::all(true))
+        })?;
         let store = Self {
             links: keyspace("links")?,
-            codes: keyspace("codes")?,
+            codes,
             changes: keyspace("changes")?,
             domains: keyspace("domains")?,
             api_keys: keyspace("api_keys")?,

@@ -133,6 +133,14 @@ impl LinkTable {
         }
     }
 
+    /// Whether a link (in any state) is at `key`; outside the request path.
+    pub fn contains(&self, key: &LinkKey) -> bool {
+        let reader = self.reader();
+        reader
+            .domain_id(key.domain.as_bytes())
+            .is_some_and(|domain| reader.get(domain, key.code.as_bytes()).is_some())
+    }
+
     /// Looks up one link outside the request path (tests, tools).
     pub fn get_record_parts(&self, domain: &str, code: &str) -> Option<(u16, String)> {
         let reader = self.reader();
@@ -212,6 +220,18 @@ mod tests {
 
     fn record(domain: &str, code: &str, url: &str) -> LinkRecord {
         LinkRecord::new(1, domain, code, url, 0).unwrap()
+    }
+
+    #[test]
+    fn contains_is_exact_and_ignores_the_default_domain() {
+        let table = LinkTable::new(Some("go.example"));
+        table.upsert(&record("go.example", "a", "https://one.example/"));
+        let key = |domain: &str, code: &str| LinkKey::new(domain, code).unwrap();
+        assert!(table.contains(&key("go.example", "a")));
+        assert!(!table.contains(&key("go.example", "A")));
+        assert!(!table.contains(&key("brand.example", "a")));
+        table.remove(&key("go.example", "a"));
+        assert!(!table.contains(&key("go.example", "a")));
     }
 
     #[test]

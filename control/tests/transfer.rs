@@ -1,0 +1,265 @@
+//! `ricochet-control export` then `import` into a fresh store gives back every
+//! domain and every field of every link (active, disabled, deleted, expired;
+//! with and without tags, title, expiry, query forwarding; custom and
+//! internationalized domains; titles and tags a spreadsheet would run as
+//! formulas), in CSV and in JSON Lines.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+
+use ricochet_control::api::types::{CreateLink, PatchLink};
+use ricochet_control::service::{LinkService, LinkSettings};
+use ricochet_control::store::ControlStore;
+use ricochet_model::{LinkRecord, LinkState};
+use time::OffsetDateTime;
+
+/// 2026-11-25T10:00:00.123Z: creation times with milliseconds.
+const T0: i64 = 1_795_600_800_123;
+const HOUR: i64 = 3_600_000;
+
+fn at(millis: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000).unwrap()
+}
+
+fn link(url: &str) -> CreateLink {
+    CreateLink {
+        url: url.into(),
+        domain: None,
+        code: None,
+        status: None,
+        expires_at: None,
+        forward_query: None,
+        title: None,
+        tags: None,
+    }
+}
+
+/// A store holding links in every state and shape.
+fn fill(dir: &Path) {
+    let store = Arc::new(ControlStore::open(dir).unwrap());
+    store.add_domain("localhost", T0 - 10 * HOUR).unwrap();
+    store.add_domain("go.example.com", T0 - 9 * HOUR).unwrap();
+    store
+        .add_domain("xn--bcher-kva.example", T0 - 8 * HOUR)
+        .unwrap();
+    let service = LinkService::new(store.clone(), LinkSettings::new("localhost", 7, 1000, &[]));
+    let mut now = T0;
+    let mut create = |input: CreateLink| {
+        now += 1_001;
+        service.create(&input.into(), now).unwrap()
+    };
+    let everything = create(CreateLink {
+        domain: Some("go.example.com".into()),
+        code: Some("launch".into()),
+        status: Some(308),
+        expires_at: Some(at(T0 + 1000 * HOUR)),
+        forward_query: Some(true),
+        title: Some("=HYPERLINK(\"https://evil.example/\",\"click\")".into()),
+        tags: Some(vec!["spring".into(), "a|b".into(), "-minus".into()]),
+        ..link("https://example.org/launch?a=1,2&b=\"q\"")
+    });
+    let plain = create(link("https://example.org/plain"));
+    create(CreateLink {
+        domain: Some("xn--bcher-kva.example".into()),
+        code: Some("buch".into()),
+        title: Some("  spaces kept, commas, \"quotes\"\nand a new line ".into()),
+        tags: Some(vec!["@at".into(), "+plus".into(), "'quote".into()]),
+        ..link("https://example.org/b%C3%BCcher")
+    });
+    let disabled = create(CreateLink {
+        code: Some("off".into()),
+        status: Some(301),
+        title: Some("@SUM(1+1)".into()),
+        ..link("https://example.org/off")
+    });
+    let deleted = create(CreateLink {
+        code: Some("gone".into()),
+        title: Some("\ttab first".into()),
+        ..link("https://example.org/gone")
+    });
+    create(CreateLink {
+        code: Some("expired".into()),
+        expires_at: Some(at(T0 - HOUR)),
+        status: Some(307),
+        title: Some("+1 and -1".into()),
+        ..link("https://example.org/expired")
+    });
+    create(CreateLink {
+        domain: Some("go.example.com".into()),
+        code: Some("launch-2".into()),
+        forward_query: Some(false),
+        tags: Some(vec![]),
+        ..link("https://example.org/other")
+    });
+    let patch = PatchLink {
+        state: Some(LinkState::Disabled),
+        ..PatchLink::default()
+    };
+    service
+        .update(disabled.id, &patch.into(), T0 + HOUR)
+        .unwrap();
+    service.delete(deleted.id, T0 + 2 * HOUR).unwrap();
+    assert!(everything.forward_query && plain.code.len() == 7);
+    store.persist().unwrap();
+}
+
+/// Every field export promises to keep, per link; and the domains.
+type Snapshot = (Vec<LinkFields>, Vec<(String, i64)>);
+type LinkFields = (
+    String,
+    String,
+    String,
+    u16,
+    LinkState,
+    Option<i64>,
+    bool,
+    Vec<String>,
+    Option<String>,
+    i64,
+);
+
+fn snapshot(dir: &Path) -> Snapshot {
+    let store = ControlStore::open(dir).unwrap();
+    let mut links = Vec::new();
+    store
+        .for_each_link(|link: LinkRecord| {
+            links.push((
+                link.domain,
+                link.code,
+                link.url,
+                link.status.code(),
+                link.state,
+                link.expires_at,
+                link.forward_query,
+                link.tags,
+                link.title,
+                link.created_at,
+            ));
+            true
+        })
+        .unwrap();
+    links.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    (links, store.domains().unwrap())
+}
+
+fn control(dir: &Path, args: &[&str], file: &Path) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_ricochet-control"))
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .arg(file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{args:?}: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+fn round_trip(format: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("source");
+    fill(&source);
+    let before = snapshot(&source);
+    assert_eq!(before.0.len(), 7);
+    assert_eq!(before.1.len(), 3);
+
+    let file = dir.path().join(format!("links.{format}"));
+    control(&source, &["export", "--format", format, "--output"], &file);
+    let text = std::fs::read_to_string(&file).unwrap();
+    if format == "csv" {
+        assert!(
+            text.contains(",\"'=HYPERLINK("),
+            "formulas are escaped: {text}"
+        );
+        assert!(text.contains(",'@SUM(1+1),"), "{text}");
+        for start in ["=", "+", "-", "@", "\t"] {
+            assert!(
+                !text.contains(&format!(",{start}")) && !text.contains(&format!(",\"{start}")),
+                "{start:?}: {text}"
+            );
+        }
+    }
+
+    let target = dir.path().join("target");
+    let stdout = control(&target, &["import"], &file);
+    assert!(
+        stdout.contains("imported 7 links and 3 domains") && stdout.contains("0 rows rejected"),
+        "{stdout}"
+    );
+    assert_eq!(snapshot(&target), before);
+
+    // Importing the same file again refuses every link (their codes are
+    // taken) and registers no domain, line by line.
+    let stdout = control(&target, &["import"], &file);
+    assert!(
+        stdout.contains("imported 0 links and 0 domains") && stdout.contains("7 rows rejected"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("is already taken"), "{stdout}");
+    assert_eq!(snapshot(&target), before);
+}
+
+#[test]
+fn csv_transfer_round_trip_keeps_every_field() {
+    round_trip("csv");
+}
+
+#[test]
+fn jsonl_transfer_round_trip_keeps_every_field() {
+    round_trip("jsonl");
+}
+
+#[test]
+fn transfer_import_reads_older_formats_and_reports_bad_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("old.csv");
+    std::fs::write(
+        &csv,
+        "localhost,one,https://example.com/1\n\
+         ,two,https://example.com/2,301\n\
+         localhost,three,https://example.com/3,999\n\
+         nowhere.example,four,https://example.com/4\n\
+         only,two\n",
+    )
+    .unwrap();
+    let store = dir.path().join("store");
+    let stdout = control(&store, &["import"], &csv);
+    assert!(stdout.contains("imported 2 links"), "{stdout}");
+    assert!(stdout.contains("3 rows rejected"), "{stdout}");
+    for line in ["line 3:", "line 4:", "line 5:"] {
+        assert!(stdout.contains(line), "{line}: {stdout}");
+    }
+
+    let jsonl = dir.path().join("old.jsonl");
+    std::fs::write(
+        &jsonl,
+        "{\"domain\":\"localhost\",\"code\":\"five\",\"url\":\"https://example.com/5\",\"status\":307}\n\
+         {\"url\":\"https://example.com/6\",\"tags\":[\"x\"],\"title\":\"api body\"}\n\
+         {\"kind\":\"domain\",\"domain\":\"Go.Example.com\"}\n\
+         {\"domain\":\"go.example.com\",\"code\":\"seven\",\"url\":\"https://example.com/7\",\"state\":\"deleted\"}\n\
+         {\"url\":\"https://example.com/8\",\"state\":\"paused\"}\n\
+         not json\n",
+    )
+    .unwrap();
+    let stdout = control(&store, &["import"], &jsonl);
+    assert!(
+        stdout.contains("imported 3 links and 1 domains") && stdout.contains("2 rows rejected"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("line 5:") && stdout.contains("line 6:"),
+        "{stdout}"
+    );
+    let (links, domains) = snapshot(&store);
+    assert_eq!(links.len(), 5);
+    assert!(domains.iter().any(|(name, _)| name == "go.example.com"));
+    let seven = links.iter().find(|l| l.1 == "seven").unwrap();
+    assert_eq!(seven.4, LinkState::Deleted);
+    let five = links.iter().find(|l| l.1 == "five").unwrap();
+    assert_eq!(five.3, 307);
+}

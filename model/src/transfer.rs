@@ -1,0 +1,646 @@
+//! The link transfer formats `ricochet-control import|export` and
+//! `ricochet-engine import` share: rows of CSV or JSON Lines, each a link or a
+//! domain, carrying every field of a link so an export imports back unchanged.
+//!
+//! JSON Lines: one object per line, `{"kind":"domain",…}` or a link (`kind`
+//! `"link"` or absent: the older `{domain,code,url,status}` lines and API
+//! create bodies are links). CSV: a header naming the columns ([`CSV_COLUMNS`]
+//! is what export writes; `url` is the one column a header must name), or no
+//! header and positional `domain,code,url[,status]`. Cells a spreadsheet would
+//! run as a formula are written with a leading `'` ([`escape_cell`]) and read
+//! back without it ([`unescape_cell`]).
+
+use std::io::{BufRead, BufReader, Read};
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::UnixMillis;
+use crate::link::{LinkRecord, LinkState};
+
+/// Columns of an exported CSV file, in order.
+pub const CSV_COLUMNS: [&str; 11] = [
+    "kind",
+    "domain",
+    "code",
+    "url",
+    "status",
+    "state",
+    "expires_at",
+    "forward_query",
+    "tags",
+    "title",
+    "created_at",
+];
+
+/// Separator of tags in a CSV cell; a `|` or `\` inside a tag is written `\|`, `\\`.
+const TAG_SEPARATOR: char = '|';
+
+/// A link as a transfer row. Absent fields take the importer's defaults
+/// (default domain, a random or required code, 302, active, now).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LinkRow {
+    pub domain: Option<String>,
+    pub code: Option<String>,
+    pub url: String,
+    pub status: Option<u16>,
+    pub state: Option<LinkState>,
+    pub expires_at: Option<UnixMillis>,
+    pub forward_query: Option<bool>,
+    pub tags: Option<Vec<String>>,
+    pub title: Option<String>,
+    pub created_at: Option<UnixMillis>,
+}
+
+impl LinkRow {
+    /// The row that exports `link` with every field.
+    pub fn from_record(link: &LinkRecord) -> Self {
+        Self {
+            domain: Some(link.domain.clone()),
+            code: Some(link.code.clone()),
+            url: link.url.clone(),
+            status: Some(link.status.code()),
+            state: Some(link.state),
+            expires_at: link.expires_at,
+            forward_query: Some(link.forward_query),
+            tags: Some(link.tags.clone()),
+            title: link.title.clone(),
+            created_at: Some(link.created_at),
+        }
+    }
+}
+
+/// One row of a transfer file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransferRow {
+    Link(LinkRow),
+    /// A registered domain (exported before the links, so they find it).
+    Domain {
+        domain: String,
+        created_at: Option<UnixMillis>,
+    },
+}
+
+/// What a row says it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Kind {
+    Link,
+    Domain,
+}
+
+/// A JSON line as written and read; times are RFC 3339 strings.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JsonRow {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    kind: Option<Kind>,
+    #[serde(default)]
+    domain: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    status: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    state: Option<LinkState>,
+    #[serde(default, skip_serializing_if = "is_link_field_absent")]
+    expires_at: Option<Option<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    forward_query: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tags: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "is_link_field_absent")]
+    title: Option<Option<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    created_at: Option<String>,
+}
+
+/// `None` leaves a field out of a line; `Some(None)` writes `null`.
+fn is_link_field_absent<T>(field: &Option<Option<T>>) -> bool {
+    field.is_none()
+}
+
+/// RFC 3339 (UTC, millisecond precision kept) of `millis`.
+pub fn format_time(millis: UnixMillis) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+        .format(&Rfc3339)
+        .unwrap_or_default()
+}
+
+/// Milliseconds since the epoch of an RFC 3339 time.
+pub fn parse_time(field: &str, text: &str) -> Result<UnixMillis, String> {
+    OffsetDateTime::parse(text, &Rfc3339)
+        .map(|at| (at.unix_timestamp_nanos() / 1_000_000) as i64)
+        .map_err(|_| format!("{field} {text:?} is not an RFC 3339 time"))
+}
+
+fn parse_state(text: &str) -> Result<LinkState, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "active" => Ok(LinkState::Active),
+        "disabled" => Ok(LinkState::Disabled),
+        "deleted" => Ok(LinkState::Deleted),
+        _ => Err(format!("state {text:?} is not active, disabled or deleted")),
+    }
+}
+
+/// The JSON line of `row`.
+pub fn to_json_line(row: &TransferRow) -> String {
+    let json = match row {
+        TransferRow::Domain { domain, created_at } => JsonRow {
+            kind: Some(Kind::Domain),
+            domain: Some(domain.clone()),
+            created_at: created_at.map(format_time),
+            ..JsonRow::default()
+        },
+        TransferRow::Link(link) => JsonRow {
+            kind: Some(Kind::Link),
+            domain: link.domain.clone(),
+            code: link.code.clone(),
+            url: Some(link.url.clone()),
+            status: link.status,
+            state: link.state,
+            expires_at: Some(link.expires_at.map(format_time)),
+            forward_query: link.forward_query,
+            tags: link.tags.clone(),
+            title: Some(link.title.clone()),
+            created_at: link.created_at.map(format_time),
+        },
+    };
+    serde_json::to_string(&json).expect("a row serializes")
+}
+
+/// Reads one JSON line.
+pub fn from_json_line(text: &str) -> Result<TransferRow, String> {
+    let json: JsonRow = serde_json::from_str(text).map_err(|e| format!("invalid JSON row: {e}"))?;
+    let created_at = json
+        .created_at
+        .as_deref()
+        .map(|at| parse_time("created_at", at))
+        .transpose()?;
+    if json.kind == Some(Kind::Domain) {
+        let domain = json.domain.ok_or("a domain row needs `domain`")?;
+        return Ok(TransferRow::Domain { domain, created_at });
+    }
+    Ok(TransferRow::Link(LinkRow {
+        domain: json.domain.filter(|d| !d.is_empty()),
+        code: json.code,
+        url: json.url.ok_or("a link row needs `url`")?,
+        status: json.status,
+        state: json.state,
+        expires_at: json
+            .expires_at
+            .flatten()
+            .map(|at| parse_time("expires_at", &at))
+            .transpose()?,
+        forward_query: json.forward_query,
+        tags: json.tags,
+        title: json.title.flatten(),
+        created_at,
+    }))
+}
+
+/// Whether a spreadsheet would treat a cell starting with `first` as a formula.
+fn is_formula_start(first: char) -> bool {
+    matches!(first, '=' | '+' | '-' | '@' | '\t' | '\r')
+}
+
+/// Prefixes a cell a spreadsheet would run as a formula with `'` (OWASP's
+/// CSV injection rule). A cell already starting with `'` gets one more, so
+/// [`unescape_cell`] gives back exactly what was escaped.
+pub fn escape_cell(cell: &str) -> std::borrow::Cow<'_, str> {
+    match cell.chars().next() {
+        Some(first) if is_formula_start(first) || first == '\'' => format!("'{cell}").into(),
+        _ => cell.into(),
+    }
+}
+
+/// Undoes [`escape_cell`]: drops a `'` that precedes a formula start or another `'`.
+pub fn unescape_cell(cell: &str) -> &str {
+    let mut chars = cell.chars();
+    match (chars.next(), chars.next()) {
+        (Some('\''), Some(next)) if is_formula_start(next) || next == '\'' => &cell[1..],
+        _ => cell,
+    }
+}
+
+fn join_tags(tags: &[String]) -> String {
+    let mut cell = String::new();
+    for (i, tag) in tags.iter().enumerate() {
+        if i > 0 {
+            cell.push(TAG_SEPARATOR);
+        }
+        for c in tag.chars() {
+            if c == TAG_SEPARATOR || c == '\\' {
+                cell.push('\\');
+            }
+            cell.push(c);
+        }
+    }
+    cell
+}
+
+fn split_tags(cell: &str) -> Vec<String> {
+    let mut tags = vec![String::new()];
+    let mut chars = cell.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some(next) => tags.last_mut().expect("one tag").push(next),
+                None => tags.last_mut().expect("one tag").push('\\'),
+            },
+            TAG_SEPARATOR => tags.push(String::new()),
+            c => tags.last_mut().expect("one tag").push(c),
+        }
+    }
+    tags
+}
+
+/// The cells of `row` under [`CSV_COLUMNS`], escaped.
+pub fn to_csv_record(row: &TransferRow) -> [String; 11] {
+    let cells: [String; 11] = match row {
+        TransferRow::Domain { domain, created_at } => [
+            "domain".into(),
+            domain.clone(),
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+            created_at.map(format_time).unwrap_or_default(),
+        ],
+        TransferRow::Link(link) => [
+            "link".into(),
+            link.domain.clone().unwrap_or_default(),
+            link.code.clone().unwrap_or_default(),
+            link.url.clone(),
+            link.status.map(|s| s.to_string()).unwrap_or_default(),
+            link.state
+                .map(|s| s.as_str().to_owned())
+                .unwrap_or_default(),
+            link.expires_at.map(format_time).unwrap_or_default(),
+            link.forward_query
+                .map(|f| f.to_string())
+                .unwrap_or_default(),
+            link.tags.as_deref().map(join_tags).unwrap_or_default(),
+            link.title.clone().unwrap_or_default(),
+            link.created_at.map(format_time).unwrap_or_default(),
+        ],
+    };
+    cells.map(|cell| escape_cell(&cell).into_owned())
+}
+
+/// Where each field sits in the rows of a CSV file.
+#[derive(Debug, Clone, Default)]
+pub struct CsvColumns {
+    kind: Option<usize>,
+    domain: Option<usize>,
+    code: Option<usize>,
+    url: usize,
+    status: Option<usize>,
+    state: Option<usize>,
+    expires_at: Option<usize>,
+    forward_query: Option<usize>,
+    tags: Option<usize>,
+    title: Option<usize>,
+    created_at: Option<usize>,
+    /// A file without a header: exactly `domain,code,url[,status]`.
+    positional: bool,
+}
+
+impl CsvColumns {
+    /// Columns of a file without a header: `domain,code,url[,status]`.
+    pub fn positional() -> Self {
+        Self {
+            domain: Some(0),
+            code: Some(1),
+            url: 2,
+            status: Some(3),
+            positional: true,
+            ..Self::default()
+        }
+    }
+
+    /// The columns a header row names (any order, any case), or `None` when
+    /// the row names no `url` column and so is not a header.
+    pub fn from_header(record: &csv::StringRecord) -> Option<Self> {
+        let find = |name: &str| {
+            record.iter().position(|cell| {
+                cell.trim_start_matches('\u{feff}')
+                    .trim()
+                    .eq_ignore_ascii_case(name)
+            })
+        };
+        Some(Self {
+            kind: find("kind"),
+            domain: find("domain"),
+            code: find("code"),
+            url: find("url")?,
+            status: find("status"),
+            state: find("state"),
+            expires_at: find("expires_at"),
+            forward_query: find("forward_query"),
+            tags: find("tags"),
+            title: find("title"),
+            created_at: find("created_at"),
+            positional: false,
+        })
+    }
+
+    /// Reads one row.
+    pub fn row(&self, record: &csv::StringRecord) -> Result<TransferRow, String> {
+        if self.positional && !(3..=4).contains(&record.len()) {
+            return Err(format!(
+                "expected 3 or 4 columns (domain,code,url[,status]), got {}",
+                record.len()
+            ));
+        }
+        // Titles keep their spaces; every other cell is trimmed.
+        let raw = |index: Option<usize>| {
+            index
+                .and_then(|i| record.get(i))
+                .map(unescape_cell)
+                .filter(|cell| !cell.is_empty())
+        };
+        let cell = |index: Option<usize>| raw(index).map(str::trim).filter(|c| !c.is_empty());
+        let time = |name: &str, index| cell(index).map(|at| parse_time(name, at)).transpose();
+        let created_at = time("created_at", self.created_at)?;
+        let kind = match cell(self.kind) {
+            None => Kind::Link,
+            Some(kind) if kind.eq_ignore_ascii_case("link") => Kind::Link,
+            Some(kind) if kind.eq_ignore_ascii_case("domain") => Kind::Domain,
+            Some(kind) => return Err(format!("kind {kind:?} is not link or domain")),
+        };
+        if kind == Kind::Domain {
+            let domain = cell(self.domain).ok_or("a domain row needs `domain`")?;
+            return Ok(TransferRow::Domain {
+                domain: domain.to_owned(),
+                created_at,
+            });
+        }
+        let status = match cell(self.status) {
+            None => None,
+            Some(text) => Some(
+                text.parse::<u16>()
+                    .map_err(|_| format!("status {text:?} is not a number"))?,
+            ),
+        };
+        let forward_query = match cell(self.forward_query) {
+            None => None,
+            Some("true" | "1") => Some(true),
+            Some("false" | "0") => Some(false),
+            Some(text) => return Err(format!("forward_query {text:?} is not true or false")),
+        };
+        Ok(TransferRow::Link(LinkRow {
+            domain: cell(self.domain).map(str::to_owned),
+            code: cell(self.code).map(str::to_owned),
+            url: cell(Some(self.url)).unwrap_or_default().to_owned(),
+            status,
+            state: cell(self.state).map(parse_state).transpose()?,
+            expires_at: time("expires_at", self.expires_at)?,
+            forward_query,
+            tags: cell(self.tags).map(split_tags),
+            title: raw(self.title).map(str::to_owned),
+            created_at,
+        }))
+    }
+}
+
+/// Rows of a transfer file with their 1-based line numbers. A row that cannot
+/// be read is an `Err` with the reason; reading goes on after it. An I/O
+/// error ends the iteration with `Some(Err)` from [`TransferReader::next_row`].
+pub struct TransferReader<R: Read> {
+    source: Source<R>,
+}
+
+enum Source<R: Read> {
+    Csv {
+        reader: Box<csv::Reader<R>>,
+        record: csv::StringRecord,
+        columns: Option<CsvColumns>,
+    },
+    Jsonl {
+        reader: BufReader<R>,
+        line: String,
+        number: u64,
+    },
+}
+
+impl<R: Read> std::fmt::Debug for TransferReader<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TransferReader").finish_non_exhaustive()
+    }
+}
+
+/// One row read: its line and the row or why it was refused.
+pub type ReadRow = (u64, Result<TransferRow, String>);
+
+impl<R: Read> TransferReader<R> {
+    /// A CSV file, with or without a header.
+    pub fn csv(reader: R) -> Self {
+        let reader = Box::new(
+            csv::ReaderBuilder::new()
+                .has_headers(false)
+                .flexible(true)
+                .from_reader(reader),
+        );
+        Self {
+            source: Source::Csv {
+                reader,
+                record: csv::StringRecord::new(),
+                columns: None,
+            },
+        }
+    }
+
+    /// A JSON Lines file.
+    pub fn jsonl(reader: R) -> Self {
+        Self {
+            source: Source::Jsonl {
+                reader: BufReader::with_capacity(1 << 16, reader),
+                line: String::new(),
+                number: 0,
+            },
+        }
+    }
+
+    /// The next row, `None` at the end of the file.
+    pub fn next_row(&mut self) -> Option<std::io::Result<ReadRow>> {
+        match &mut self.source {
+            Source::Csv {
+                reader,
+                record,
+                columns,
+            } => loop {
+                let line = reader.position().line();
+                match reader.read_record(record) {
+                    Ok(false) => return None,
+                    Ok(true) => {}
+                    Err(error) if error.is_io_error() => {
+                        return Some(Err(std::io::Error::other(error.to_string())));
+                    }
+                    Err(error) => {
+                        return Some(Ok((line, Err(format!("unreadable CSV row: {error}")))));
+                    }
+                }
+                let columns = match columns {
+                    Some(columns) => columns,
+                    None => match CsvColumns::from_header(record) {
+                        Some(header) => {
+                            *columns = Some(header);
+                            continue;
+                        }
+                        None => columns.insert(CsvColumns::positional()),
+                    },
+                };
+                return Some(Ok((line, columns.row(record))));
+            },
+            Source::Jsonl {
+                reader,
+                line,
+                number,
+            } => loop {
+                line.clear();
+                match reader.read_line(line) {
+                    Ok(0) => return None,
+                    Ok(_) => {}
+                    Err(error) => return Some(Err(error)),
+                }
+                *number += 1;
+                let text = line.trim();
+                if text.is_empty() {
+                    continue;
+                }
+                return Some(Ok((*number, from_json_line(text))));
+            },
+        }
+    }
+}
+
+impl<R: Read> Iterator for TransferReader<R> {
+    type Item = std::io::Result<ReadRow>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_row()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn full_link() -> LinkRow {
+        LinkRow {
+            domain: Some("go.example.com".into()),
+            code: Some("launch".into()),
+            url: "https://example.org/a?b=c,d".into(),
+            status: Some(308),
+            state: Some(LinkState::Disabled),
+            expires_at: Some(1_795_478_400_123),
+            forward_query: Some(true),
+            tags: Some(vec!["a|b".into(), "back\\slash".into(), "=sum".into()]),
+            title: Some(" =HYPERLINK(\"x\"), \"quoted\" ".into()),
+            created_at: Some(1_700_000_000_456),
+        }
+    }
+
+    fn read_all(reader: TransferReader<&[u8]>) -> Vec<ReadRow> {
+        reader.map(|row| row.unwrap()).collect()
+    }
+
+    #[test]
+    fn formula_cells_are_escaped_and_unescaped_exactly() {
+        for cell in [
+            "=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx", "'", "'=x", "''", "plain", "",
+        ] {
+            let escaped = escape_cell(cell);
+            assert!(
+                !escaped.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                "{escaped:?}"
+            );
+            assert_eq!(unescape_cell(&escaped), cell);
+        }
+        // Hand-written cells starting with a quote and no formula keep it.
+        assert_eq!(unescape_cell("'quoted"), "'quoted");
+    }
+
+    #[test]
+    fn tags_survive_the_separator() {
+        let tags = vec!["a|b".to_owned(), "c\\".to_owned(), "d".to_owned()];
+        assert_eq!(split_tags(&join_tags(&tags)), tags);
+    }
+
+    #[test]
+    fn csv_rows_round_trip() {
+        let rows = vec![
+            TransferRow::Domain {
+                domain: "go.example.com".into(),
+                created_at: Some(1_600_000_000_000),
+            },
+            TransferRow::Link(full_link()),
+            TransferRow::Link(LinkRow {
+                url: "https://example.org/".into(),
+                tags: Some(vec![]),
+                ..LinkRow::default()
+            }),
+        ];
+        let mut writer = csv::Writer::from_writer(Vec::new());
+        writer.write_record(CSV_COLUMNS).unwrap();
+        for row in &rows {
+            writer.write_record(to_csv_record(row)).unwrap();
+        }
+        let bytes = writer.into_inner().unwrap();
+        let read = read_all(TransferReader::csv(&bytes[..]));
+        let mut expected = rows.clone();
+        // An empty tag list is an empty cell: no tags given.
+        if let TransferRow::Link(link) = &mut expected[2] {
+            link.tags = None;
+        }
+        let read: Vec<_> = read.into_iter().map(|(_, row)| row.unwrap()).collect();
+        assert_eq!(read, expected);
+    }
+
+    #[test]
+    fn json_lines_round_trip() {
+        let rows = [
+            TransferRow::Domain {
+                domain: "go.example.com".into(),
+                created_at: Some(1_600_000_000_000),
+            },
+            TransferRow::Link(full_link()),
+        ];
+        for row in rows {
+            assert_eq!(from_json_line(&to_json_line(&row)), Ok(row));
+        }
+    }
+
+    #[test]
+    fn older_formats_still_read() {
+        let csv = b"go.example,abc,https://example.com/\n,def,https://example.com/d,301\nbad\n";
+        let read = read_all(TransferReader::csv(&csv[..]));
+        assert_eq!(read.len(), 3);
+        let (line, row) = &read[1];
+        assert_eq!(*line, 2);
+        let TransferRow::Link(link) = row.as_ref().unwrap() else {
+            panic!("a link")
+        };
+        assert_eq!((link.domain.as_deref(), link.status), (None, Some(301)));
+        assert_eq!(read[2].0, 3);
+        assert!(read[2].1.as_ref().unwrap_err().contains("3 or 4 columns"));
+
+        let jsonl = b"{\"domain\":\"go.example\",\"code\":\"a\",\"url\":\"https://e.com/\",\"status\":307}\n\n{\"url\":\"https://e.com/\",\"tags\":[\"x\"],\"title\":\"t\"}\n{\"nope\":1}\n";
+        let read = read_all(TransferReader::jsonl(&jsonl[..]));
+        assert_eq!(
+            read.iter().map(|(line, _)| *line).collect::<Vec<_>>(),
+            [1, 3, 4]
+        );
+        assert!(read[0].1.is_ok() && read[1].1.is_ok());
+        assert!(read[2].1.as_ref().unwrap_err().contains("unknown field"));
+    }
+}
