@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Parser;
 use ricochet_control::service::{LinkService, LinkSettings, NewLink};
+use ricochet_control::store::DEFAULT_WORKSPACE;
 use ricochet_control::{ControlConfig, ControlPlane};
 use ricochet_engine::{Engine, EngineConfig, StartOptions, SyncSource};
 use ricochet_model::bus::{LocalBus, UpdateBus};
@@ -301,7 +302,7 @@ fn seed_demo_link(control: &ControlPlane, config: &ControlConfig) -> anyhow::Res
         ..NewLink::default()
     };
     service
-        .create(&input, now_millis())
+        .create(DEFAULT_WORKSPACE, &input, now_millis())
         .map_err(|e| anyhow::anyhow!("cannot create the demo link: {e}"))?;
     Ok(())
 }

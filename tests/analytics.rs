@@ -174,7 +174,13 @@ fn series_breakdown_top_links_and_overview_report_exact_counts() {
     // The scope is required.
     let ring = ricochet_control::keys::KeyRing::new(_control.control().store());
     let reader = ring
-        .create("links only", &[ricochet_control::keys::Scope::LinksRead], 0)
+        .create(
+            ricochet_control::store::DEFAULT_WORKSPACE,
+            None,
+            "links only",
+            &[ricochet_control::keys::Scope::LinksRead],
+            0,
+        )
         .unwrap();
     let limited = api
         .with_key(Some(&reader.token))

@@ -100,6 +100,15 @@ pub struct AccountsConfig {
     pub sign_in_per_account_per_minute: u32,
     /// Sign-in attempts per client address per minute; over it: 429.
     pub sign_in_per_address_per_minute: u32,
+    /// How long an invitation link can be accepted.
+    #[serde(with = "humantime_serde")]
+    pub invitation_ttl: Duration,
+    /// How long a deleted workspace can be restored before it is purged.
+    #[serde(with = "humantime_serde")]
+    pub workspace_retention: Duration,
+    /// Base URL of the console, for invitation links (`<console_url>/invite#<token>`).
+    /// Empty: the links are relative (`/invite#<token>`).
+    pub console_url: String,
 }
 
 impl Default for AccountsConfig {
@@ -111,6 +120,9 @@ impl Default for AccountsConfig {
             behind_https: false,
             sign_in_per_account_per_minute: 5,
             sign_in_per_address_per_minute: 20,
+            invitation_ttl: Duration::from_secs(7 * 24 * 3600),
+            workspace_retention: Duration::from_secs(30 * 24 * 3600),
+            console_url: String::new(),
         }
     }
 }
@@ -217,6 +229,16 @@ impl ControlConfig {
             || accounts.sign_in_per_address_per_minute == 0
         {
             problems.push("accounts.sign_in_per_*_per_minute must be above 0".to_owned());
+        }
+        if accounts.invitation_ttl < Duration::from_secs(60) {
+            problems.push("accounts.invitation_ttl must be at least 1m".to_owned());
+        }
+        if accounts.workspace_retention < Duration::from_secs(3600) {
+            problems.push("accounts.workspace_retention must be at least 1h".to_owned());
+        }
+        let url = &accounts.console_url;
+        if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
+            problems.push("accounts.console_url must be empty or an http(s) URL".to_owned());
         }
         if self.server.max_body_bytes < 1024 {
             problems.push("server.max_body_bytes must be at least 1024".to_owned());

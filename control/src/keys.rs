@@ -1,11 +1,13 @@
 //! API keys: high-entropy random tokens `rk_<id>_<secret>`. Only a SHA-256
 //! hash of the secret is stored (the secret is random, so a slow password hash
-//! adds nothing) and it is compared in constant time. Scopes say what a key may do.
+//! adds nothing) and it is compared in constant time. Scopes say what a key
+//! may do; a key acts in one workspace, and a key a user created acts with at
+//! most that user's role there (see `api::auth`).
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::store::{ApiKeyRecord, ControlStore, StoreError};
+use crate::store::{ApiKeyRecord, ControlStore, DEFAULT_WORKSPACE, StoreError};
 
 const ALPHABET: [char; 62] = [
     '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', 'A', 'B', 'C', 'D', 'E', 'F', 'G', 'H', 'I',
@@ -88,8 +90,16 @@ impl<'s> KeyRing<'s> {
         Self { store }
     }
 
-    /// Creates a key with `scopes`.
-    pub fn create(&self, name: &str, scopes: &[Scope], now: i64) -> Result<IssuedKey, StoreError> {
+    /// Creates a key with `scopes` in `workspace_id`, on behalf of user
+    /// `created_by` (`None` for the CLI).
+    pub fn create(
+        &self,
+        workspace_id: &str,
+        created_by: Option<&str>,
+        name: &str,
+        scopes: &[Scope],
+        now: i64,
+    ) -> Result<IssuedKey, StoreError> {
         let id = random_string(12);
         let secret = random_secret();
         let record = ApiKeyRecord {
@@ -99,6 +109,8 @@ impl<'s> KeyRing<'s> {
             scopes: scopes.iter().map(|s| s.as_str().to_owned()).collect(),
             created_at: now,
             revoked_at: None,
+            workspace_id: workspace_id.to_owned(),
+            created_by: created_by.map(str::to_owned),
         };
         self.store.put_api_key(&record)?;
         Ok(IssuedKey {
@@ -112,8 +124,26 @@ impl<'s> KeyRing<'s> {
         if !self.store.api_keys()?.is_empty() {
             return Ok(None);
         }
-        self.create("bootstrap admin", &[Scope::Admin], now)
-            .map(Some)
+        self.create(
+            DEFAULT_WORKSPACE,
+            None,
+            "bootstrap admin",
+            &[Scope::Admin],
+            now,
+        )
+        .map(Some)
+    }
+
+    /// The keys of a workspace, revoked ones included, oldest first.
+    pub fn list(&self, workspace_id: &str) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        let mut keys: Vec<_> = self
+            .store
+            .api_keys()?
+            .into_iter()
+            .filter(|k| k.workspace_id == workspace_id)
+            .collect();
+        keys.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        Ok(keys)
     }
 
     /// The active key a token belongs to, if the token is genuine.
@@ -131,16 +161,25 @@ impl<'s> KeyRing<'s> {
         Ok((matches && record.revoked_at.is_none()).then_some(record))
     }
 
-    /// Revokes a key; false when there is no such key.
-    pub fn revoke(&self, id: &str, now: i64) -> Result<bool, StoreError> {
+    /// Revokes a key of `workspace_id` (any workspace when `None`); false
+    /// when it has no such key.
+    pub fn revoke(
+        &self,
+        workspace_id: Option<&str>,
+        id: &str,
+        now: i64,
+    ) -> Result<Option<ApiKeyRecord>, StoreError> {
         let Some(mut record) = self.store.api_key(id)? else {
-            return Ok(false);
+            return Ok(None);
         };
+        if workspace_id.is_some_and(|w| w != record.workspace_id) {
+            return Ok(None);
+        }
         if record.revoked_at.is_none() {
             record.revoked_at = Some(now);
             self.store.put_api_key(&record)?;
         }
-        Ok(true)
+        Ok(Some(record))
     }
 }
 
@@ -160,7 +199,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = ControlStore::open(dir.path()).unwrap();
         let ring = KeyRing::new(&store);
-        let issued = ring.create("ci", &[Scope::LinksRead], 1).unwrap();
+        let issued = ring
+            .create(DEFAULT_WORKSPACE, None, "ci", &[Scope::LinksRead], 1)
+            .unwrap();
         assert!(issued.token.starts_with("rk_"));
         assert!(
             !store
@@ -183,9 +224,15 @@ mod tests {
         });
         assert!(ring.authenticate(&forged).unwrap().is_none());
         assert!(ring.authenticate("rk_nope").unwrap().is_none());
-        assert!(ring.revoke(&issued.record.id, 2).unwrap());
+        assert!(
+            ring.revoke(Some("another"), &issued.record.id, 2)
+                .unwrap()
+                .is_none()
+        );
+        assert!(ring.authenticate(&issued.token).unwrap().is_some());
+        assert!(ring.revoke(None, &issued.record.id, 2).unwrap().is_some());
         assert!(ring.authenticate(&issued.token).unwrap().is_none());
-        assert!(!ring.revoke("missing", 2).unwrap());
+        assert!(ring.revoke(None, "missing", 2).unwrap().is_none());
     }
 
     #[test]

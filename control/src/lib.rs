@@ -8,6 +8,7 @@
 //!   with domain inputs and errors.
 //! - [`keys`]: API keys and scopes.
 //! - [`accounts`]: users, passwords and sign-in sessions.
+//! - [`workspaces`]: workspaces, members and roles, invitations, soft deletion.
 //! - [`api`]: the actix-web routes, authentication, errors, OpenAPI.
 //! - [`publisher`]: changes and heartbeats onto the bus.
 
@@ -21,6 +22,7 @@ pub mod store;
 #[cfg(feature = "test-util")]
 pub mod test_util;
 pub mod transfer;
+pub mod workspaces;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -38,6 +40,7 @@ pub use config::ControlConfig;
 use keys::{IssuedKey, KeyRing};
 use service::{LinkService, LinkSettings};
 use store::{ControlStore, StoreError};
+use workspaces::{WorkspaceSettings, Workspaces};
 
 #[derive(Debug, Error)]
 pub enum StartError {
@@ -52,6 +55,8 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error("cannot create the first owner: {0}")]
     Owner(#[from] accounts::AccountError),
+    #[error("cannot prepare workspaces: {0}")]
+    Workspaces(#[from] workspaces::WorkspaceError),
     #[error(transparent)]
     Clicks(#[from] ricochet_clickstore::store::OpenError),
     #[error("cannot start: {0}")]
@@ -111,7 +116,19 @@ impl ControlPlane {
             None,
         )?;
         let now = ricochet_model::now_millis();
-        store.add_domain(&config.links.default_domain, now)?;
+        let links = &config.links;
+        let service = LinkService::new(
+            store.clone(),
+            LinkSettings::new(
+                &links.default_domain,
+                links.code_length,
+                links.max_bulk,
+                &links.reserved_codes,
+            ),
+        );
+        service
+            .register_default_domain(now)
+            .map_err(|e| StartError::Config(e.to_string()))?;
         let bootstrap_key = KeyRing::new(&store).bootstrap(now)?;
         let accounts = Accounts::new(
             store.clone(),
@@ -121,6 +138,15 @@ impl ControlPlane {
             },
         );
         let first_owner = accounts.bootstrap_owner(&config.accounts.first_owner_email, now)?;
+        let workspaces = Workspaces::new(
+            store.clone(),
+            WorkspaceSettings {
+                invitation_ttl_ms: millis(config.accounts.invitation_ttl),
+                deletion_retention_ms: millis(config.accounts.workspace_retention),
+            },
+        );
+        workspaces.ensure_default(now)?;
+        workspaces.sweep(now)?;
         accounts::password::warm_up();
         let cluster_token = store.cluster_token(&config.bus.cluster_token)?;
 
@@ -134,6 +160,7 @@ impl ControlPlane {
             config.bus.heartbeat_interval,
             stop.clone(),
         )?];
+        threads.push(spawn_sweeper(workspaces.clone(), stop.clone())?);
 
         let listener = std::net::TcpListener::bind(config.server.listen).map_err(|source| {
             StartError::Bind {
@@ -142,22 +169,15 @@ impl ControlPlane {
             }
         })?;
         let addr = listener.local_addr()?;
-        let links = &config.links;
         let click_source: api::ClickSource = Arc::default();
         if let Some(reader) = click_store.reader() {
             let _ = click_source.set(reader.clone());
         }
         let intake = Arc::new(api::intake::IntakeStats::default());
         let state = web::Data::new(api::AppState {
-            service: LinkService::new(
-                store.clone(),
-                LinkSettings::new(
-                    &links.default_domain,
-                    links.code_length,
-                    links.max_bulk,
-                    &links.reserved_codes,
-                ),
-            ),
+            service,
+            workspaces,
+            console_url: config.accounts.console_url.trim_end_matches('/').to_owned(),
             limits: api::auth::RateLimits::new(
                 config.rate_limit.requests_per_second,
                 config.rate_limit.burst,
@@ -289,6 +309,28 @@ impl ControlPlane {
             tracing::warn!(%error, "could not flush the click store");
         }
     }
+}
+
+/// Purges deleted workspaces once their retention is over, checking hourly.
+fn spawn_sweeper(workspaces: Workspaces, stop: Arc<AtomicBool>) -> std::io::Result<JoinHandle<()>> {
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+    const TICK: std::time::Duration = std::time::Duration::from_millis(200);
+    std::thread::Builder::new()
+        .name("ricochet-control-sweeper".into())
+        .spawn(move || {
+            let mut waited = std::time::Duration::ZERO;
+            while !stop.load(Ordering::Acquire) {
+                std::thread::sleep(TICK);
+                waited += TICK;
+                if waited < EVERY {
+                    continue;
+                }
+                waited = std::time::Duration::ZERO;
+                if let Err(error) = workspaces.sweep(ricochet_model::now_millis()) {
+                    tracing::warn!(%error, "could not purge deleted workspaces");
+                }
+            }
+        })
 }
 
 impl Drop for ControlPlane {

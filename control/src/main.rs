@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use ricochet_control::keys::{KeyRing, Scope};
 use ricochet_control::service::{LinkService, LinkSettings};
-use ricochet_control::store::ControlStore;
+use ricochet_control::store::{ControlStore, DEFAULT_WORKSPACE};
 use ricochet_control::transfer::{self, Format};
 use ricochet_control::{ControlConfig, ControlPlane, bus_from_config};
 
@@ -59,11 +59,18 @@ enum Command {
         file: PathBuf,
         #[arg(long, value_enum)]
         format: Option<Format>,
+        /// Workspace id the links and domains go to.
+        #[arg(long, default_value = DEFAULT_WORKSPACE)]
+        workspace: String,
     },
-    /// Export every domain and link, every field, as CSV or JSON Lines.
+    /// Export domains and links, every field, as CSV or JSON Lines: those of
+    /// one workspace, or of every workspace when --workspace is omitted.
     Export {
         #[arg(long, value_enum, default_value = "csv")]
         format: Format,
+        /// Workspace id to export.
+        #[arg(long)]
+        workspace: Option<String>,
         /// Output file; standard output when omitted.
         #[arg(long)]
         output: Option<PathBuf>,
@@ -76,11 +83,14 @@ enum KeyAction {
     Create {
         #[arg(long)]
         name: String,
+        /// Workspace id the key acts in.
+        #[arg(long, default_value = DEFAULT_WORKSPACE)]
+        workspace: String,
         /// Scopes: links:read, links:write, analytics:read, domains:write, admin.
         #[arg(long = "scope", required = true)]
         scopes: Vec<String>,
     },
-    /// List keys (never their secrets).
+    /// List keys of every workspace (never their secrets).
     List,
     /// Revoke a key by id.
     Revoke { id: String },
@@ -116,8 +126,16 @@ fn main() -> anyhow::Result<()> {
             println!("{}", store.cluster_token(&config.bus.cluster_token)?);
             Ok(())
         }
-        Some(Command::Import { file, format }) => import(&config, &file, format),
-        Some(Command::Export { format, output }) => export(&config, format, output),
+        Some(Command::Import {
+            file,
+            format,
+            workspace,
+        }) => import(&config, &file, format, &workspace),
+        Some(Command::Export {
+            format,
+            workspace,
+            output,
+        }) => export(&config, format, workspace.as_deref(), output),
     }
 }
 
@@ -167,12 +185,19 @@ fn keys(config: &ControlConfig, action: KeyAction) -> anyhow::Result<()> {
     let ring = KeyRing::new(&store);
     let now = ricochet_model::now_millis();
     match action {
-        KeyAction::Create { name, scopes } => {
+        KeyAction::Create {
+            name,
+            workspace,
+            scopes,
+        } => {
+            if store.workspace(&workspace)?.is_none() && workspace != DEFAULT_WORKSPACE {
+                bail!("no workspace with id {workspace:?}");
+            }
             let scopes = scopes
                 .iter()
                 .map(|s| Scope::parse(s).with_context(|| format!("unknown scope {s:?}")))
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            let issued = ring.create(&name, &scopes, now)?;
+            let issued = ring.create(&workspace, None, &name, &scopes, now)?;
             println!("{}", issued.token);
             eprintln!(
                 "key {} created; the token above is shown only once",
@@ -180,7 +205,10 @@ fn keys(config: &ControlConfig, action: KeyAction) -> anyhow::Result<()> {
             );
         }
         KeyAction::List => {
-            println!("{:<14} {:<24} {:<40} state", "id", "name", "scopes");
+            println!(
+                "{:<14} {:<14} {:<24} {:<40} state",
+                "id", "workspace", "name", "scopes"
+            );
             for key in store.api_keys()? {
                 let state = if key.revoked_at.is_some() {
                     "revoked"
@@ -188,15 +216,16 @@ fn keys(config: &ControlConfig, action: KeyAction) -> anyhow::Result<()> {
                     "active"
                 };
                 println!(
-                    "{:<14} {:<24} {:<40} {state}",
+                    "{:<14} {:<14} {:<24} {:<40} {state}",
                     key.id,
+                    key.workspace_id,
                     key.name,
                     key.scopes.join(",")
                 );
             }
         }
         KeyAction::Revoke { id } => {
-            if !ring.revoke(&id, now)? {
+            if ring.revoke(None, &id, now)?.is_none() {
                 bail!("no key with id {id:?}");
             }
             println!("key {id} revoked");
@@ -211,11 +240,8 @@ fn keys(config: &ControlConfig, action: KeyAction) -> anyhow::Result<()> {
 /// chance to bring it with its original creation time.
 fn service(config: &ControlConfig, register_default_domain: bool) -> anyhow::Result<LinkService> {
     let store = Arc::new(open_store(config)?);
-    if register_default_domain {
-        store.add_domain(&config.links.default_domain, ricochet_model::now_millis())?;
-    }
     let links = &config.links;
-    Ok(LinkService::new(
+    let service = LinkService::new(
         store,
         LinkSettings::new(
             &links.default_domain,
@@ -223,20 +249,29 @@ fn service(config: &ControlConfig, register_default_domain: bool) -> anyhow::Res
             links.max_bulk,
             &links.reserved_codes,
         ),
-    ))
+    );
+    if register_default_domain {
+        service.register_default_domain(ricochet_model::now_millis())?;
+    }
+    Ok(service)
 }
 
 fn import(
     config: &ControlConfig,
     file: &std::path::Path,
     format: Option<Format>,
+    workspace: &str,
 ) -> anyhow::Result<()> {
     let format = format
         .or_else(|| Format::from_path(file))
         .context("cannot tell the file format; name it .csv or .jsonl, or pass --format")?;
     let service = service(config, false)?;
+    if service.store().workspace(workspace)?.is_none() && workspace != DEFAULT_WORKSPACE {
+        bail!("no workspace with id {workspace:?}");
+    }
     let started = std::time::Instant::now();
-    let report = transfer::import(&service, file, format, true).map_err(anyhow::Error::msg)?;
+    let report =
+        transfer::import(&service, workspace, file, format, true).map_err(anyhow::Error::msg)?;
     service.store().persist()?;
     println!(
         "imported {} links and {} domains in {:.1}s; {} rows rejected",
@@ -254,17 +289,22 @@ fn import(
     Ok(())
 }
 
-fn export(config: &ControlConfig, format: Format, output: Option<PathBuf>) -> anyhow::Result<()> {
+fn export(
+    config: &ControlConfig,
+    format: Format,
+    workspace: Option<&str>,
+    output: Option<PathBuf>,
+) -> anyhow::Result<()> {
     let service = service(config, true)?;
     let count = match &output {
         Some(path) => {
             let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
-            transfer::export(&service, &mut file, format).map_err(anyhow::Error::msg)?
+            transfer::export(&service, workspace, &mut file, format).map_err(anyhow::Error::msg)?
         }
         None => {
             let stdout = std::io::stdout();
             let mut lock = stdout.lock();
-            transfer::export(&service, &mut lock, format).map_err(anyhow::Error::msg)?
+            transfer::export(&service, workspace, &mut lock, format).map_err(anyhow::Error::msg)?
         }
     };
     eprintln!(

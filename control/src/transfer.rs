@@ -2,7 +2,8 @@
 //! or JSON Lines ([`ricochet_model::transfer`]), every field kept, with a
 //! progress bar. Import goes through the same validation, uniqueness checks
 //! and change log as the API; each row succeeds or fails alone and failures
-//! are reported by line.
+//! are reported by line. An import goes into one workspace; an export takes
+//! one workspace, or the whole installation.
 
 use std::fs::File;
 use std::io::{IsTerminal, Read, Write};
@@ -57,6 +58,7 @@ pub struct ExportCounts {
 /// Imports domains and links from `path`.
 pub fn import(
     service: &LinkService,
+    workspace: &str,
     path: &Path,
     format: Format,
     progress: bool,
@@ -83,6 +85,7 @@ pub fn import(
     };
     let mut importer = Importer {
         service,
+        workspace,
         batch: Vec::with_capacity(service.settings().max_bulk),
         report: ImportReport::default(),
         now: ricochet_model::now_millis(),
@@ -113,6 +116,7 @@ pub fn import(
 
 struct Importer<'a> {
     service: &'a LinkService,
+    workspace: &'a str,
     batch: Vec<(u64, LinkRow)>,
     report: ImportReport,
     now: i64,
@@ -139,7 +143,7 @@ impl Importer<'_> {
         let added = self
             .service
             .store()
-            .add_domain(&domain, created_at.unwrap_or(self.now))
+            .add_domain(&domain, self.workspace, created_at.unwrap_or(self.now))
             .map_err(|e| e.to_string())?;
         self.report.domains += u64::from(added);
         Ok(())
@@ -163,9 +167,9 @@ impl Importer<'_> {
         // Rows without a domain mean the default one; a file's domain rows
         // come first and may already have registered it.
         service
-            .store()
-            .add_domain(&service.settings().default_domain, now)
+            .register_default_domain(now)
             .map_err(|e| e.to_string())?;
+        let workspace = self.workspace;
         let batch = std::mem::take(&mut self.batch);
         let refused = service
             .store()
@@ -173,7 +177,7 @@ impl Importer<'_> {
                 let mut refused = Vec::new();
                 for (line, row) in &batch {
                     let created = service
-                        .prepare_create(txn, &create_input(row), now)
+                        .prepare_create(txn, workspace, &create_input(row), now)
                         .and_then(|mut link| {
                             link.state = row.state.unwrap_or_default();
                             if let Some(created_at) = row.created_at {
@@ -184,7 +188,7 @@ impl Importer<'_> {
                         });
                     match created {
                         Ok(link) => {
-                            txn.put_link(link);
+                            crate::service::stage_new(txn, workspace, link);
                         }
                         Err(error) if error.is_fault() => return Err(error),
                         Err(error) => refused.push(RowError {
@@ -218,9 +222,11 @@ fn create_input(row: &LinkRow) -> NewLink {
     }
 }
 
-/// Writes every domain, then every link, to `out`.
+/// Writes the domains, then the links, of `workspace` (every workspace when
+/// `None`) to `out`.
 pub fn export(
     service: &LinkService,
+    workspace: Option<&str>,
     out: &mut dyn Write,
     format: Format,
 ) -> Result<ExportCounts, String> {
@@ -236,7 +242,16 @@ pub fn export(
     };
     let mut counts = ExportCounts::default();
     let store = service.store();
-    for (domain, created_at) in store.domains().map_err(|e| e.to_string())? {
+    let domains = match workspace {
+        Some(workspace) => service.domains(workspace).map_err(|e| e.to_string())?,
+        None => store
+            .domains()
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|(name, record)| (name, record.created_at))
+            .collect(),
+    };
+    for (domain, created_at) in domains {
         sink.write(&TransferRow::Domain {
             domain,
             created_at: Some(created_at),
@@ -244,8 +259,19 @@ pub fn export(
         counts.domains += 1;
     }
     let mut failure = None;
+    let mut lookup = None;
     store
         .for_each_link(|link: LinkRecord| {
+            if let Some(workspace) = workspace {
+                match store.link_workspace(link.id) {
+                    Ok(owner) if owner.as_deref() == Some(workspace) => {}
+                    Ok(_) => return true,
+                    Err(error) => {
+                        lookup = Some(error.to_string());
+                        return false;
+                    }
+                }
+            }
             match sink.write(&TransferRow::Link(LinkRow::from_record(&link))) {
                 Ok(()) => {
                     counts.links += 1;
@@ -258,7 +284,7 @@ pub fn export(
             }
         })
         .map_err(|e| e.to_string())?;
-    if let Some(error) = failure {
+    if let Some(error) = failure.or(lookup) {
         return Err(error);
     }
     sink.flush()?;

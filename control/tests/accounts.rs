@@ -366,7 +366,7 @@ fn no_password_hash_or_token_in_answers_exports_or_the_change_log() {
     seen.push(format!("{log:?}"));
     let service = LinkService::new(store.clone(), LinkSettings::new("localhost", 7, 1000, &[]));
     let mut exported = Vec::new();
-    transfer::export(&service, &mut exported, Format::Jsonl).unwrap();
+    transfer::export(&service, None, &mut exported, Format::Jsonl).unwrap();
     seen.push(String::from_utf8(exported).unwrap());
     // What a log line of the records would show.
     seen.push(format!("{user:?} {session:?}"));
@@ -406,13 +406,17 @@ fn a_store_written_before_accounts_gets_its_owner_at_the_next_start() {
             .bootstrap(1)
             .unwrap()
             .unwrap();
-        store.add_domain("localhost", 1).unwrap();
+        store
+            .add_domain("localhost", ricochet_control::store::DEFAULT_WORKSPACE, 1)
+            .unwrap();
         let service = LinkService::new(store.clone(), LinkSettings::new("localhost", 7, 1000, &[]));
         let link = ricochet_control::service::NewLink {
             url: "https://example.com/old".into(),
             ..Default::default()
         };
-        service.create(&link, 1).unwrap();
+        service
+            .create(ricochet_control::store::DEFAULT_WORKSPACE, &link, 1)
+            .unwrap();
         store.persist().unwrap();
     }
     let control =

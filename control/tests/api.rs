@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ricochet_control::keys::{KeyRing, Scope};
+use ricochet_control::store::DEFAULT_WORKSPACE;
 use ricochet_control::test_util::{ApiClient, TestControl};
 use ricochet_model::bus::LocalBus;
 use serde_json::{Value, json};
@@ -336,7 +337,7 @@ fn restore_brings_a_deleted_link_back_as_a_new_version() {
         "not_found",
     );
     let reader = KeyRing::new(test.control().store())
-        .create("reader", &[Scope::LinksRead], 0)
+        .create(DEFAULT_WORKSPACE, None, "reader", &[Scope::LinksRead], 0)
         .unwrap();
     assert_error(
         &api.with_key(Some(&reader.token)).send(
@@ -520,9 +521,17 @@ fn keys_and_scopes() {
     let test = TestControl::start();
     let store = test.control().store();
     let ring = KeyRing::new(store);
-    let reader = ring.create("reader", &[Scope::LinksRead], 0).unwrap();
+    let reader = ring
+        .create(DEFAULT_WORKSPACE, None, "reader", &[Scope::LinksRead], 0)
+        .unwrap();
     let writer = ring
-        .create("writer", &[Scope::LinksWrite, Scope::LinksRead], 0)
+        .create(
+            DEFAULT_WORKSPACE,
+            None,
+            "writer",
+            &[Scope::LinksWrite, Scope::LinksRead],
+            0,
+        )
         .unwrap();
     let base = test.base_url();
     let body = json!({"url": "https://e.com/"});
@@ -559,7 +568,7 @@ fn keys_and_scopes() {
     );
     assert_eq!(via_header.status, 200);
 
-    ring.revoke(&writer.record.id, 1).unwrap();
+    ring.revoke(None, &writer.record.id, 1).unwrap();
     assert_error(&writing.get("/api/v1/links"), 401, "invalid_api_key");
     assert!(
         !store
@@ -589,7 +598,7 @@ fn rate_limits_answer_429_with_retry_after() {
     assert!((1..=2).contains(&retry), "{retry}");
     // Another key has its own bucket.
     let other = KeyRing::new(test.control().store())
-        .create("other", &[Scope::LinksRead], 0)
+        .create(DEFAULT_WORKSPACE, None, "other", &[Scope::LinksRead], 0)
         .unwrap();
     assert_eq!(
         api.with_key(Some(&other.token)).get("/api/v1/links").status,

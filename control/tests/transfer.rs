@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use ricochet_control::api::types::{CreateLink, PatchLink};
 use ricochet_control::service::{LinkService, LinkSettings};
-use ricochet_control::store::ControlStore;
+use ricochet_control::store::{ControlStore, DEFAULT_WORKSPACE};
 use ricochet_model::{LinkRecord, LinkState};
 use time::OffsetDateTime;
 
@@ -38,16 +38,22 @@ fn link(url: &str) -> CreateLink {
 /// A store holding links in every state and shape.
 fn fill(dir: &Path) {
     let store = Arc::new(ControlStore::open(dir).unwrap());
-    store.add_domain("localhost", T0 - 10 * HOUR).unwrap();
-    store.add_domain("go.example.com", T0 - 9 * HOUR).unwrap();
     store
-        .add_domain("xn--bcher-kva.example", T0 - 8 * HOUR)
+        .add_domain("localhost", DEFAULT_WORKSPACE, T0 - 10 * HOUR)
+        .unwrap();
+    store
+        .add_domain("go.example.com", DEFAULT_WORKSPACE, T0 - 9 * HOUR)
+        .unwrap();
+    store
+        .add_domain("xn--bcher-kva.example", DEFAULT_WORKSPACE, T0 - 8 * HOUR)
         .unwrap();
     let service = LinkService::new(store.clone(), LinkSettings::new("localhost", 7, 1000, &[]));
     let mut now = T0;
     let mut create = |input: CreateLink| {
         now += 1_001;
-        service.create(&input.into(), now).unwrap()
+        service
+            .create(DEFAULT_WORKSPACE, &input.into(), now)
+            .unwrap()
     };
     let everything = create(CreateLink {
         domain: Some("go.example.com".into()),
@@ -97,9 +103,11 @@ fn fill(dir: &Path) {
         ..PatchLink::default()
     };
     service
-        .update(disabled.id, &patch.into(), T0 + HOUR)
+        .update(DEFAULT_WORKSPACE, disabled.id, &patch.into(), T0 + HOUR)
         .unwrap();
-    service.delete(deleted.id, T0 + 2 * HOUR).unwrap();
+    service
+        .delete(DEFAULT_WORKSPACE, deleted.id, T0 + 2 * HOUR)
+        .unwrap();
     assert!(everything.forward_query && plain.code.len() == 7);
     store.persist().unwrap();
 }
@@ -140,7 +148,13 @@ fn snapshot(dir: &Path) -> Snapshot {
         })
         .unwrap();
     links.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
-    (links, store.domains().unwrap())
+    let domains = store
+        .domains()
+        .unwrap()
+        .into_iter()
+        .map(|(name, record)| (name, record.created_at))
+        .collect();
+    (links, domains)
 }
 
 fn control(dir: &Path, args: &[&str], file: &Path) -> String {

@@ -117,6 +117,19 @@ pub fn csrf_matches(session_token: &str, sent: &str) -> bool {
         .into()
 }
 
+fn check_display_name(display_name: &str) -> Result<String, AccountError> {
+    let display_name = display_name.trim();
+    if display_name.is_empty()
+        || display_name.chars().count() > MAX_NAME_CHARS
+        || display_name.chars().any(char::is_control)
+    {
+        return Err(AccountError::InvalidName(
+            "a display name has 1 to 100 characters and no control characters",
+        ));
+    }
+    Ok(display_name.to_owned())
+}
+
 /// Users and sessions over the control store.
 #[derive(Debug, Clone)]
 pub struct Accounts {
@@ -142,20 +155,12 @@ impl Accounts {
         now: i64,
     ) -> Result<UserRecord, AccountError> {
         let email = email::normalize_email(email).map_err(AccountError::InvalidEmail)?;
-        let display_name = display_name.trim();
-        if display_name.is_empty()
-            || display_name.chars().count() > MAX_NAME_CHARS
-            || display_name.chars().any(char::is_control)
-        {
-            return Err(AccountError::InvalidName(
-                "a display name has 1 to 100 characters and no control characters",
-            ));
-        }
+        let display_name = check_display_name(display_name)?;
         password::check_policy(password, &email).map_err(AccountError::WeakPassword)?;
         let user = UserRecord {
             id: random_string(16),
             email,
-            display_name: display_name.to_owned(),
+            display_name,
             password_hash: password::hash_password(password),
             created_at: now,
             password_changed_at: now,
@@ -206,6 +211,16 @@ impl Accounts {
         Ok(self.open_session(user, client, now)?)
     }
 
+    /// Opens a session for `user` (a user who just accepted an invitation).
+    pub fn open_session_for(
+        &self,
+        user: UserRecord,
+        client: &ClientInfo,
+        now: i64,
+    ) -> Result<OpenedSession, StoreError> {
+        self.open_session(user, client, now)
+    }
+
     fn open_session(
         &self,
         user: UserRecord,
@@ -231,6 +246,7 @@ impl Accounts {
             expires_at: now.saturating_add(self.settings.absolute_timeout_ms),
             user_agent,
             client_address: client.address.clone(),
+            workspace_id: None,
         };
         self.store.put_session(&session)?;
         Ok(OpenedSession {
@@ -309,6 +325,29 @@ impl Accounts {
             }
             _ => Ok(false),
         }
+    }
+
+    /// Makes `workspace_id` the workspace `session` acts in.
+    pub fn set_workspace(
+        &self,
+        session: &SessionRecord,
+        workspace_id: Option<&str>,
+    ) -> Result<SessionRecord, StoreError> {
+        let mut session = session.clone();
+        session.workspace_id = workspace_id.map(str::to_owned);
+        self.store.put_session(&session)?;
+        Ok(session)
+    }
+
+    /// Changes a user's display name.
+    pub fn rename(&self, user_id: &str, display_name: &str) -> Result<UserRecord, AccountError> {
+        let display_name = check_display_name(display_name)?;
+        let Some(mut user) = self.store.user(user_id)? else {
+            return Err(AccountError::InvalidCredentials);
+        };
+        user.display_name = display_name;
+        self.store.put_user(&user)?;
+        Ok(user)
     }
 
     /// Changes the user's password after checking the current one, and ends

@@ -20,7 +20,7 @@ use super::error::{ApiError, ErrorBody};
 use super::types::to_datetime;
 use super::{AppState, blocking};
 use crate::accounts::{AccountError, ClientInfo, csrf_token, email::normalize_email};
-use crate::store::{SessionRecord, UserRecord};
+use crate::store::{Role, SessionRecord, StoreError, UserRecord, WorkspaceRecord};
 
 /// Longest password accepted in a request, in characters (the policy's byte
 /// limit always fits in it).
@@ -81,13 +81,34 @@ pub struct SessionView {
     pub current: bool,
 }
 
-/// The signed-in user, their session, and the session's CSRF token to send
-/// as `X-CSRF-Token` with every request that changes state.
+/// The signed-in user, their session, the workspace it acts in, and the
+/// session's CSRF token to send as `X-CSRF-Token` with every request that
+/// changes state.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SessionInfo {
     pub user: UserView,
     pub session: SessionView,
+    /// Where workspace-scoped routes act; `null` when the user belongs to none.
+    pub workspace: Option<CurrentWorkspace>,
     pub csrf_token: String,
+}
+
+/// The workspace a session acts in, and the user's role there.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CurrentWorkspace {
+    pub id: String,
+    pub name: String,
+    #[schema(value_type = String, example = "owner")]
+    pub role: String,
+}
+
+/// A user's own settings.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserSettings {
+    /// 1 to 100 characters.
+    #[schema(min_length = 1, max_length = 100)]
+    pub display_name: String,
 }
 
 /// The signed-in user's live sessions, newest first.
@@ -120,22 +141,64 @@ fn session_view(state: &AppState, session: &SessionRecord, current: &str) -> Ses
     }
 }
 
-fn session_info(
+pub(super) fn session_info(
     state: &AppState,
     user: &UserRecord,
     session: &SessionRecord,
     token: &str,
+    workspace: Option<(WorkspaceRecord, Role)>,
 ) -> SessionInfo {
     SessionInfo {
         user: UserView::from(user),
         session: session_view(state, session, &session.id),
+        workspace: workspace.map(|(workspace, role)| CurrentWorkspace {
+            id: workspace.id,
+            name: workspace.name,
+            role: role.as_str().to_owned(),
+        }),
         csrf_token: csrf_token(token),
+    }
+}
+
+/// The workspace `session` acts in and the user's role there, if any.
+fn session_workspace(
+    state: &AppState,
+    user: &UserRecord,
+    session: &SessionRecord,
+) -> Result<Option<(WorkspaceRecord, Role)>, StoreError> {
+    match &session.workspace_id {
+        Some(id) => Ok(
+            match (
+                state.workspaces.live(id)?,
+                state.workspaces.role_of(id, &user.id)?,
+            ) {
+                (Some(workspace), Some(role)) => Some((workspace, role)),
+                _ => None,
+            },
+        ),
+        None => state.workspaces.first_of(&user.id),
+    }
+}
+
+/// Where a request came from, kept with a new session.
+pub(super) fn client_info(request: &HttpRequest) -> ClientInfo {
+    ClientInfo {
+        user_agent: request
+            .headers()
+            .get("user-agent")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned(),
+        address: request
+            .peer_addr()
+            .map(|addr| addr.ip().to_string())
+            .unwrap_or_default(),
     }
 }
 
 /// The cookie carrying `token` (or, when `None`, one that clears it):
 /// HttpOnly, SameSite=Lax, Path=/, and Secure over HTTPS.
-fn cookie(state: &AppState, request: &HttpRequest, token: Option<&str>) -> String {
+pub(super) fn cookie(state: &AppState, request: &HttpRequest, token: Option<&str>) -> String {
     let max_age = match token {
         Some(_) => state.accounts.settings().absolute_timeout_ms / 1000,
         None => 0,
@@ -182,24 +245,21 @@ pub async fn sign_in(
     }
     let email = normalize_email(&input.email)
         .map_err(|reason| ApiError::from(AccountError::InvalidEmail(reason)))?;
-    let client = ClientInfo {
-        user_agent: request
-            .headers()
-            .get("user-agent")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned(),
-        address: request
-            .peer_addr()
-            .map(|addr| addr.ip().to_string())
-            .unwrap_or_default(),
-    };
+    let client = client_info(&request);
     state.sign_in_limits.take(&email, &client.address)?;
     let worker = state.clone();
-    let opened = blocking(move || {
-        worker
+    // The session acts in the user's first workspace until they switch; if
+    // they are removed from it, the session stops acting there at once.
+    let (opened, session, workspace) = blocking(move || {
+        let opened = worker
             .accounts
-            .sign_in(&email, &input.password, &client, now_millis())
+            .sign_in(&email, &input.password, &client, now_millis())?;
+        let workspace = worker.workspaces.first_of(&opened.user.id)?;
+        let session = worker.accounts.set_workspace(
+            &opened.session,
+            workspace.as_ref().map(|(w, _)| w.id.as_str()),
+        )?;
+        Ok::<_, ApiError>((opened, session, workspace))
     })
     .await?;
     Ok(HttpResponse::Ok()
@@ -208,8 +268,9 @@ pub async fn sign_in(
         .json(session_info(
             &state,
             &opened.user,
-            &opened.session,
+            &session,
             &opened.token,
+            workspace,
         )))
 }
 
@@ -246,6 +307,9 @@ pub async fn current_session(
     signed_in: SignedIn,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let worker = state.clone();
+    let (user, session) = (signed_in.user.clone(), signed_in.session.clone());
+    let workspace = blocking(move || session_workspace(&worker, &user, &session)).await?;
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
         .json(session_info(
@@ -253,7 +317,37 @@ pub async fn current_session(
             &signed_in.user,
             &signed_in.session,
             &signed_in.token,
+            workspace,
         )))
+}
+
+/// Changes the signed-in user's own settings (their display name).
+#[utoipa::path(
+    patch, path = "/api/v1/auth/user", tag = "auth", request_body = UserSettings,
+    responses(
+        (status = 200, body = UserView),
+        (status = 400, description = "Invalid body or display name", body = ErrorBody),
+        (status = 413, description = "The body is over `server.max_body_bytes`", body = ErrorBody),
+        (status = 415, description = "The body is not JSON", body = ErrorBody)
+    ),
+    security(("session" = []))
+)]
+pub async fn update_user(
+    signed_in: SignedIn,
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body = super::read_body(payload, state.max_body_bytes).await?;
+    let input: UserSettings = super::parse_json(&request, &body)?;
+    let worker = state.clone();
+    let user = blocking(move || {
+        worker
+            .accounts
+            .rename(&signed_in.user.id, &input.display_name)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(UserView::from(&user)))
 }
 
 /// The signed-in user's live sessions, the current one flagged.

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use actix_web::{HttpRequest, HttpResponse, web};
 use ricochet_clickstore::{ClickReader, Counts, Interval, SinkError};
 use ricochet_model::clicks::Dimension;
-use ricochet_model::now_millis;
+use ricochet_model::{LinkRecord, now_millis};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
@@ -197,13 +197,14 @@ fn range(from: Option<OffsetDateTime>, to: Option<OffsetDateTime>) -> Result<(i6
     Ok((from, to))
 }
 
-/// The id of an existing link, or 404.
-async fn existing_link(state: &AppState, raw: &str) -> Result<u64, ApiError> {
+/// The id of an existing link of `workspace`, or 404.
+async fn existing_link(state: &AppState, workspace: &str, raw: &str) -> Result<u64, ApiError> {
     let id: u64 = raw
         .parse()
         .map_err(|_| ApiError::not_found(format!("no link with id {raw:?}")))?;
     let service = state.service.clone();
-    blocking(move || service.link(id)).await?;
+    let workspace = workspace.to_owned();
+    blocking(move || service.link(&workspace, id)).await?;
     Ok(id)
 }
 
@@ -230,13 +231,13 @@ impl From<SinkError> for ApiError {
     security(("api_key" = []))
 )]
 pub async fn series(
-    _: Authorized<scope::AnalyticsRead>,
+    caller: Authorized<scope::AnalyticsRead>,
     state: web::Data<AppState>,
     request: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let query: SeriesQuery = super::parse_query(&request)?;
-    let id = existing_link(&state, &id).await?;
+    let id = existing_link(&state, caller.caller.workspace_id(), &id).await?;
     let (from, to) = range(query.from, query.to)?;
     let name = query.interval.as_deref().unwrap_or("1h");
     let interval = Interval::parse(name).ok_or_else(|| {
@@ -284,13 +285,13 @@ pub async fn series(
     security(("api_key" = []))
 )]
 pub async fn breakdown(
-    _: Authorized<scope::AnalyticsRead>,
+    caller: Authorized<scope::AnalyticsRead>,
     state: web::Data<AppState>,
     request: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let query: BreakdownQuery = super::parse_query(&request)?;
-    let id = existing_link(&state, &id).await?;
+    let id = existing_link(&state, caller.caller.workspace_id(), &id).await?;
     let (from, to) = range(query.from, query.to)?;
     let name = query.dimension.as_str();
     let dimension = Dimension::parse(name).filter(|d| *d != Dimension::Total).ok_or_else(|| {
@@ -316,27 +317,32 @@ pub async fn breakdown(
     }))
 }
 
-/// The `limit` most clicked links with their domain and code.
-fn top(
+/// The clicked links of `workspace` in the range, most human clicks first,
+/// with their records. The reader ranks every link; the ones of other
+/// workspaces are left out here, so totals and ranks are the workspace's own.
+fn clicked_links(
     reader: &dyn ClickReader,
     service: &LinkService,
+    workspace: &str,
     range: (i64, i64),
-    limit: usize,
-) -> Result<Vec<TopLink>, ApiError> {
-    reader
-        .top_links(range.0, range.1, limit)?
-        .into_iter()
-        .map(|(link_id, counts)| {
-            let link = service.find(link_id)?;
-            Ok(TopLink {
-                link_id,
-                domain: link.as_ref().map(|l| l.domain.clone()),
-                code: link.map(|l| l.code),
-                humans: counts.humans,
-                bots: counts.bots,
-            })
-        })
-        .collect()
+) -> Result<Vec<(u64, Counts, LinkRecord)>, ApiError> {
+    let mut out = Vec::new();
+    for (link_id, counts) in reader.top_links(range.0, range.1, usize::MAX)? {
+        if let Some(link) = service.find(workspace, link_id)? {
+            out.push((link_id, counts, link));
+        }
+    }
+    Ok(out)
+}
+
+fn top_link((link_id, counts, link): &(u64, Counts, LinkRecord)) -> TopLink {
+    TopLink {
+        link_id: *link_id,
+        domain: Some(link.domain.clone()),
+        code: Some(link.code.clone()),
+        humans: counts.humans,
+        bots: counts.bots,
+    }
 }
 
 /// The most clicked links.
@@ -349,7 +355,7 @@ fn top(
     security(("api_key" = []))
 )]
 pub async fn top_links(
-    _: Authorized<scope::AnalyticsRead>,
+    caller: Authorized<scope::AnalyticsRead>,
     state: web::Data<AppState>,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
@@ -363,11 +369,15 @@ pub async fn top_links(
     }
     let reader = reader(&state)?;
     let service = state.service.clone();
-    let links = blocking(move || top(reader.as_ref(), &service, (from, to), limit)).await?;
-    Ok(HttpResponse::Ok().json(TopLinks { links }))
+    let workspace = caller.caller.workspace_id().to_owned();
+    let clicked =
+        blocking(move || clicked_links(reader.as_ref(), &service, &workspace, (from, to))).await?;
+    Ok(HttpResponse::Ok().json(TopLinks {
+        links: clicked.iter().take(limit).map(top_link).collect(),
+    }))
 }
 
-/// Clicks across the whole instance.
+/// Clicks across the caller's workspace.
 #[utoipa::path(
     get, path = "/api/v1/analytics/overview", tag = "analytics", params(OverviewQuery),
     responses(
@@ -377,7 +387,7 @@ pub async fn top_links(
     security(("api_key" = []))
 )]
 pub async fn overview(
-    _: Authorized<scope::AnalyticsRead>,
+    caller: Authorized<scope::AnalyticsRead>,
     state: web::Data<AppState>,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
@@ -385,20 +395,17 @@ pub async fn overview(
     let (from, to) = range(query.from, query.to)?;
     let reader = reader(&state)?;
     let service = state.service.clone();
-    let (all, top_links) = blocking(move || {
-        let all = reader.top_links(from, to, usize::MAX)?;
-        let top_links = top(reader.as_ref(), &service, (from, to), 10)?;
-        Ok::<_, ApiError>((all, top_links))
-    })
-    .await?;
+    let workspace = caller.caller.workspace_id().to_owned();
+    let all =
+        blocking(move || clicked_links(reader.as_ref(), &service, &workspace, (from, to))).await?;
     let mut total = Counts::default();
-    for (_, counts) in &all {
+    for (_, counts, _) in &all {
         total.humans += counts.humans;
         total.bots += counts.bots;
     }
     Ok(HttpResponse::Ok().json(Overview {
         total: total.into(),
         links_with_clicks: all.len(),
-        top_links,
+        top_links: all.iter().take(10).map(top_link).collect(),
     }))
 }

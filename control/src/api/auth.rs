@@ -8,8 +8,10 @@
 //! about the signed-in user with [`SignedIn`], and engines' routes with
 //! [`ClusterMember`]. Sign-in attempts are throttled by [`SignInLimits`].
 //!
-//! Until workspaces and roles exist, a signed-in user is an owner of the
-//! installation and holds every scope.
+//! Every authorized caller acts in one workspace ([`Caller::workspace`]): an
+//! API key in its own, a session in the one it switched to. What it may do is
+//! its role there ([`role_allows`]); a key also needs the scope, and a key a
+//! user created stops when that user leaves the workspace.
 
 use std::future::Future;
 use std::marker::PhantomData;
@@ -27,7 +29,8 @@ use super::AppState;
 use super::error::ApiError;
 use crate::accounts::csrf_matches;
 use crate::keys::{KeyRing, Scope, allows};
-use crate::store::{ApiKeyRecord, SessionRecord, UserRecord};
+use crate::store::{ApiKeyRecord, Role, SessionRecord, UserRecord, WorkspaceRecord};
+use crate::workspaces::{Actor, role_allows};
 
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "ricochet_session";
@@ -138,6 +141,17 @@ impl SignInLimits {
         )
     }
 
+    /// Charges an attempt from a client address (invitation tokens).
+    pub fn take_address(&self, address: &str) -> Result<(), ApiError> {
+        take(
+            &self.per_address,
+            &self.clock,
+            address,
+            "too_many_attempts",
+            "too many attempts from this address",
+        )
+    }
+
     /// Charges an attempt at the current password of `email` (password changes).
     pub fn take_account(&self, email: &str) -> Result<(), ApiError> {
         take(
@@ -164,10 +178,10 @@ fn bearer(request: &HttpRequest) -> Option<&str> {
         .map(str::trim)
 }
 
-/// Who is calling: an API key, or a user signed in with a session cookie.
-/// Its `Debug` leaves the token out.
+/// Who presented credentials: an API key, or a user signed in with a
+/// session cookie. Its `Debug` leaves the token out.
 #[derive(Clone)]
-pub enum Caller {
+pub enum Identity {
     Key(ApiKeyRecord),
     Session {
         user: UserRecord,
@@ -177,7 +191,7 @@ pub enum Caller {
     },
 }
 
-impl std::fmt::Debug for Caller {
+impl std::fmt::Debug for Identity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Key(key) => f.debug_tuple("Key").field(&key.id).finish(),
@@ -190,22 +204,55 @@ impl std::fmt::Debug for Caller {
     }
 }
 
+/// An authenticated caller acting in a workspace: the key's workspace, or
+/// the one the session switched to (else the user's first).
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub identity: Identity,
+    pub workspace: WorkspaceRecord,
+    /// The most the caller may do there: the user's role; for a key, its
+    /// creator's role capped at admin (admin for keys made with the CLI).
+    pub role: Role,
+}
+
 impl Caller {
-    /// A stable name of the caller, for what is kept per caller (idempotency
-    /// keys): the key id, or `user:<id>`.
+    /// A stable name of the caller in its workspace, for what is kept per
+    /// caller (idempotency keys): the key id, or `user:<id>@<workspace>`.
     pub fn id(&self) -> String {
-        match self {
-            Self::Key(key) => key.id.clone(),
-            Self::Session { user, .. } => format!("user:{}", user.id),
+        match &self.identity {
+            Identity::Key(key) => key.id.clone(),
+            Identity::Session { user, .. } => format!("user:{}@{}", user.id, self.workspace.id),
         }
     }
 
-    /// Whether the caller may act with `scope`. A signed-in user holds every
-    /// scope until roles arrive with workspaces.
+    /// The workspace every route acts in.
+    pub fn workspace_id(&self) -> &str {
+        &self.workspace.id
+    }
+
+    /// The signed-in user, when the caller is a session.
+    pub fn user(&self) -> Option<&UserRecord> {
+        match &self.identity {
+            Identity::Session { user, .. } => Some(user),
+            Identity::Key(_) => None,
+        }
+    }
+
+    /// Whether the caller may act with `scope`: a key needs the scope, and
+    /// both keys and users need a role that allows it.
     pub fn allows(&self, scope: Scope) -> bool {
-        match self {
-            Self::Key(key) => allows(&key.scopes, scope),
-            Self::Session { .. } => true,
+        let by_role = role_allows(self.role, scope);
+        match &self.identity {
+            Identity::Key(key) => by_role && allows(&key.scopes, scope),
+            Identity::Session { .. } => by_role,
+        }
+    }
+
+    /// The caller as the workspace service sees it.
+    pub fn actor(&self) -> Actor {
+        Actor {
+            user_id: self.user().map(|u| u.id.clone()),
+            role: self.role,
         }
     }
 }
@@ -258,7 +305,7 @@ fn missing_credentials() -> ApiError {
 
 /// Authenticates the request's API key (which wins when both are sent) or
 /// session cookie, and charges the caller's rate limit.
-fn authenticate(credentials: &Credentials, state: &AppState) -> Result<Caller, ApiError> {
+fn authenticate(credentials: &Credentials, state: &AppState) -> Result<Identity, ApiError> {
     if let Some(token) = &credentials.api_key {
         let Some(key) = KeyRing::new(state.service.store()).authenticate(token)? else {
             return Err(ApiError::new(
@@ -268,7 +315,7 @@ fn authenticate(credentials: &Credentials, state: &AppState) -> Result<Caller, A
             ));
         };
         state.limits.take(&key.id)?;
-        return Ok(Caller::Key(key));
+        return Ok(Identity::Key(key));
     }
     let Some(token) = &credentials.session else {
         return Err(missing_credentials());
@@ -301,10 +348,72 @@ fn authenticate(credentials: &Credentials, state: &AppState) -> Result<Caller, A
             .with_field(CSRF_HEADER));
         }
     }
-    Ok(Caller::Session {
+    Ok(Identity::Session {
         user,
         session,
         token: token.clone(),
+    })
+}
+
+fn key_stopped() -> ApiError {
+    ApiError::new(401, "invalid_api_key", "the API key is unknown or revoked")
+}
+
+/// The workspace an identity acts in, and its role there.
+fn resolve(identity: Identity, state: &AppState) -> Result<Caller, ApiError> {
+    let workspaces = &state.workspaces;
+    let (workspace, role) = match &identity {
+        Identity::Key(key) => {
+            // A key of a deleted workspace, or one whose creator left the
+            // workspace or was disabled, stops at once.
+            let workspace = workspaces
+                .live(&key.workspace_id)?
+                .ok_or_else(key_stopped)?;
+            let role = match &key.created_by {
+                None => Role::Admin,
+                Some(user_id) => {
+                    let active = state
+                        .service
+                        .store()
+                        .user(user_id)?
+                        .is_some_and(|user| !user.disabled);
+                    let role = workspaces
+                        .role_of(&workspace.id, user_id)?
+                        .filter(|_| active)
+                        .ok_or_else(key_stopped)?;
+                    role.min(Role::Admin)
+                }
+            };
+            (workspace, role)
+        }
+        Identity::Session { user, session, .. } => match &session.workspace_id {
+            Some(id) => {
+                let role = workspaces.role_of(id, &user.id)?.ok_or_else(|| {
+                    ApiError::new(
+                        403,
+                        "workspace_access_revoked",
+                        "you are no longer a member of this session's workspace, or it was \
+                         deleted; list yours with GET /api/v1/workspaces and switch with \
+                         POST /api/v1/workspaces/{id}/switch",
+                    )
+                })?;
+                let workspace = workspaces.live(id)?.ok_or_else(ApiError::internal)?;
+                (workspace, role)
+            }
+            None => workspaces.first_of(&user.id)?.ok_or_else(|| {
+                ApiError::new(
+                    403,
+                    "no_workspace",
+                    "you belong to no workspace; create one with POST /api/v1/workspaces \
+                     or accept an invitation",
+                )
+            })?,
+        },
+    };
+    Ok(Caller {
+        identity,
+        workspace,
+        role,
     })
 }
 
@@ -314,13 +423,23 @@ fn authorize(
     state: &AppState,
     scope: Scope,
 ) -> Result<Caller, ApiError> {
-    let caller = authenticate(credentials, state)?;
+    let caller = resolve(authenticate(credentials, state)?, state)?;
     if !caller.allows(scope) {
-        return Err(ApiError::new(
-            403,
-            "insufficient_scope",
-            format!("this API key lacks the {} scope", scope.as_str()),
-        ));
+        let message = match &caller.identity {
+            Identity::Key(key) if !allows(&key.scopes, scope) => {
+                format!("this API key lacks the {} scope", scope.as_str())
+            }
+            Identity::Key(_) => format!(
+                "the user who created this API key may not act with the {} scope in this workspace",
+                scope.as_str()
+            ),
+            Identity::Session { .. } => format!(
+                "your role in this workspace ({}) does not allow this ({})",
+                caller.role.as_str(),
+                scope.as_str()
+            ),
+        };
+        return Err(ApiError::new(403, "insufficient_scope", message));
     }
     Ok(caller)
 }
@@ -397,6 +516,22 @@ impl std::fmt::Debug for SignedIn {
     }
 }
 
+impl SignedIn {
+    /// The same caller as an [`Identity`].
+    pub fn identity(&self) -> Identity {
+        Identity::Session {
+            user: self.user.clone(),
+            session: self.session.clone(),
+            token: self.token.clone(),
+        }
+    }
+}
+
+/// Whether the request carries a session cookie.
+pub fn has_session_cookie(request: &HttpRequest) -> bool {
+    session_cookie(request).is_some()
+}
+
 impl FromRequest for SignedIn {
     type Error = ApiError;
     type Future = Extraction<Self>;
@@ -415,7 +550,7 @@ impl FromRequest for SignedIn {
             }
             credentials.api_key = None;
             match super::blocking(move || authenticate(&credentials, &state)).await? {
-                Caller::Session {
+                Identity::Session {
                     user,
                     session,
                     token,
@@ -424,10 +559,92 @@ impl FromRequest for SignedIn {
                     session,
                     token,
                 }),
-                Caller::Key(_) => Err(ApiError::internal()),
+                Identity::Key(_) => Err(ApiError::internal()),
             }
         })
     }
+}
+
+/// Any authenticated caller, an API key or a session (rate limit and CSRF
+/// checks included), not yet placed in a workspace: for routes that name the
+/// workspace in their path ([`act_in`]) and for the workspace listing.
+#[derive(Debug)]
+pub struct Authenticated {
+    pub identity: Identity,
+}
+
+impl FromRequest for Authenticated {
+    type Error = ApiError;
+    type Future = Extraction<Self>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = request.app_data::<web::Data<AppState>>().cloned();
+        let credentials = Credentials::of(request);
+        Box::pin(async move {
+            let state = state.ok_or_else(ApiError::internal)?;
+            let identity = super::blocking(move || authenticate(&credentials, &state)).await?;
+            Ok(Self { identity })
+        })
+    }
+}
+
+/// The caller acting in workspace `workspace_id` with `scope`: a session in
+/// any live workspace its user belongs to (a deleted one too when
+/// `deleted_too`, for restoring it), a key in its own. Any other workspace is
+/// answered 404, as one that does not exist.
+pub fn act_in(
+    state: &AppState,
+    identity: Identity,
+    workspace_id: &str,
+    scope: Scope,
+    deleted_too: bool,
+) -> Result<Caller, ApiError> {
+    let not_found = || ApiError::not_found(format!("no workspace with id {workspace_id:?}"));
+    let caller = match &identity {
+        Identity::Key(key) => {
+            if key.workspace_id != workspace_id {
+                return Err(not_found());
+            }
+            resolve(identity, state)?
+        }
+        Identity::Session { user, .. } => {
+            let store = state.service.store();
+            let workspace = store
+                .workspace(workspace_id)?
+                .filter(|w| deleted_too || w.deleted_at.is_none())
+                .ok_or_else(not_found)?;
+            let role = store
+                .membership(workspace_id, &user.id)?
+                .map(|m| m.role)
+                .ok_or_else(not_found)?;
+            if workspace.deleted_at.is_some() && role != Role::Owner {
+                return Err(not_found());
+            }
+            Caller {
+                identity,
+                workspace,
+                role,
+            }
+        }
+    };
+    if !caller.allows(scope) {
+        return Err(ApiError::new(
+            403,
+            "insufficient_scope",
+            match &caller.identity {
+                Identity::Key(_) => format!(
+                    "this API key may not act with the {} scope here",
+                    scope.as_str()
+                ),
+                Identity::Session { .. } => format!(
+                    "your role in this workspace ({}) does not allow this ({})",
+                    caller.role.as_str(),
+                    scope.as_str()
+                ),
+            },
+        ));
+    }
+    Ok(caller)
 }
 
 /// An engine holding the cluster token (for `/internal/v1/changes`); 401 otherwise.

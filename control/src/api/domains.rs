@@ -8,7 +8,8 @@ use super::error::{ApiError, ErrorBody};
 use super::types::{CreateDomain, DomainList, DomainView, to_datetime};
 use super::{AppState, blocking};
 
-/// Registers a domain links can be created on.
+/// Registers a domain for the caller's workspace: its members can then
+/// create links on it. A name registered by any workspace is taken (409).
 #[utoipa::path(
     post, path = "/api/v1/domains", tag = "domains", request_body = CreateDomain,
     responses(
@@ -21,7 +22,7 @@ use super::{AppState, blocking};
     security(("api_key" = []))
 )]
 pub async fn create_domain(
-    _: Authorized<scope::DomainsWrite>,
+    caller: Authorized<scope::DomainsWrite>,
     state: web::Data<AppState>,
     request: HttpRequest,
     payload: web::Payload,
@@ -30,25 +31,28 @@ pub async fn create_domain(
     let input: CreateDomain = super::parse_json(&request, &body)?;
     let service = state.service.clone();
     let now = now_millis();
-    let domain = blocking(move || service.add_domain(&input.domain, now)).await?;
+    let workspace = caller.caller.workspace_id().to_owned();
+    let domain = blocking(move || service.add_domain(&workspace, &input.domain, now)).await?;
     Ok(HttpResponse::Created().json(DomainView {
         domain,
         created_at: to_datetime(now),
     }))
 }
 
-/// Lists registered domains.
+/// Lists the domains the caller's workspace can create links on: its own and
+/// the shared default domain.
 #[utoipa::path(
     get, path = "/api/v1/domains", tag = "domains",
     responses((status = 200, body = DomainList)),
     security(("api_key" = []))
 )]
 pub async fn list_domains(
-    _: Authorized<scope::LinksRead>,
+    caller: Authorized<scope::LinksRead>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let service = state.service.clone();
-    let domains = blocking(move || service.domains())
+    let workspace = caller.caller.workspace_id().to_owned();
+    let domains = blocking(move || service.domains(&workspace))
         .await?
         .into_iter()
         .map(|(domain, created)| DomainView {

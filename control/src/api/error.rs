@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 use crate::accounts::AccountError;
 use crate::service::LinkError;
 use crate::store::StoreError;
+use crate::workspaces::WorkspaceError;
 
 /// An error answered to an API client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,6 +153,42 @@ impl From<AccountError> for ApiError {
             AccountError::WrongCurrentPassword => Self::bad_request("wrong_password", message),
             AccountError::InvalidCredentials => Self::new(401, "invalid_credentials", message),
             AccountError::EmailTaken => Self::new(409, "email_taken", message),
+        };
+        match error.field() {
+            Some(field) => answer.with_field(field),
+            None => answer,
+        }
+    }
+}
+
+impl From<WorkspaceError> for ApiError {
+    fn from(error: WorkspaceError) -> Self {
+        let error = match error {
+            WorkspaceError::Account(error) => return Self::from(error),
+            WorkspaceError::Link(error) => return Self::from(error),
+            other => other,
+        };
+        let message = error.to_string();
+        let answer = match &error {
+            WorkspaceError::Store(_) => return Self::from_fault(&error),
+            WorkspaceError::Account(_) | WorkspaceError::Link(_) => return Self::internal(),
+            WorkspaceError::NotFound { .. }
+            | WorkspaceError::MemberNotFound { .. }
+            | WorkspaceError::InvitationNotFound { .. } => Self::not_found(message),
+            WorkspaceError::InvalidName(_) => Self::bad_request("invalid_name", message),
+            WorkspaceError::InvalidRole(_) => Self::bad_request("invalid_role", message),
+            WorkspaceError::Forbidden(_) => Self::new(403, "insufficient_role", message),
+            WorkspaceError::LastOwner => Self::new(409, "last_owner", message),
+            WorkspaceError::AlreadyMember { .. } => Self::new(409, "already_member", message),
+            WorkspaceError::InvitationInvalid => Self::new(404, "invalid_invitation", message),
+            WorkspaceError::InvitationForAnotherUser => {
+                Self::new(403, "invitation_for_another_user", message)
+            }
+            WorkspaceError::SignInToAccept => Self::new(409, "sign_in_to_accept", message),
+            WorkspaceError::NotDeleted => Self::new(409, "not_deleted", message),
+            WorkspaceError::RestoreWindowOver { .. } => {
+                Self::new(410, "restore_window_over", message)
+            }
         };
         match error.field() {
             Some(field) => answer.with_field(field),

@@ -68,12 +68,13 @@ pub async fn create_link(
     };
     let service = state.service.clone();
     let now = now_millis();
+    let workspace = caller.caller.workspace_id().to_owned();
     let Some(idempotency) = idempotency else {
-        let link = blocking(move || service.create(&input, now)).await?;
+        let link = blocking(move || service.create(&workspace, &input, now)).await?;
         return Ok(HttpResponse::Created().json(LinkView::from(&link)));
     };
     let answer = blocking(move || {
-        service.create_idempotent(&input, &idempotency, now, |link| StoredAnswer {
+        service.create_idempotent(&workspace, &input, &idempotency, now, |link| StoredAnswer {
             status: 201,
             body: serde_json::to_string(&LinkView::from(link)).expect("serializes"),
         })
@@ -121,7 +122,7 @@ pub struct ListQuery {
     security(("api_key" = []))
 )]
 pub async fn list_links(
-    _: Authorized<scope::LinksRead>,
+    caller: Authorized<scope::LinksRead>,
     state: web::Data<AppState>,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
@@ -159,6 +160,7 @@ pub async fn list_links(
     }
     let query = LinkQuery {
         filter: LinkFilter {
+            workspace: None,
             domain: query.domain,
             tag: query.tag,
             state: state_filter,
@@ -169,7 +171,8 @@ pub async fn list_links(
         limit,
     };
     let service = state.service.clone();
-    let page = blocking(move || service.list(&query)).await?;
+    let workspace = caller.caller.workspace_id().to_owned();
+    let page = blocking(move || service.list(&workspace, &query)).await?;
     Ok(HttpResponse::Ok().json(LinkList {
         links: page.links.iter().map(LinkView::from).collect(),
         next_cursor: page.next_cursor,
@@ -192,13 +195,14 @@ fn parse_id(raw: &str) -> Result<u64, ApiError> {
     security(("api_key" = []))
 )]
 pub async fn get_link(
-    _: Authorized<scope::LinksRead>,
+    caller: Authorized<scope::LinksRead>,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&id)?;
     let service = state.service.clone();
-    let link = blocking(move || service.link(id)).await?;
+    let workspace = caller.caller.workspace_id().to_owned();
+    let link = blocking(move || service.link(&workspace, id)).await?;
     Ok(HttpResponse::Ok().json(LinkView::from(&link)))
 }
 
@@ -217,7 +221,7 @@ pub async fn get_link(
     security(("api_key" = []))
 )]
 pub async fn patch_link(
-    _: Authorized<scope::LinksWrite>,
+    caller: Authorized<scope::LinksWrite>,
     state: web::Data<AppState>,
     request: HttpRequest,
     id: web::Path<String>,
@@ -228,7 +232,8 @@ pub async fn patch_link(
     let changes: LinkChanges = super::parse_json::<PatchLink>(&request, &body)?.into();
     let service = state.service.clone();
     let now = now_millis();
-    let link = blocking(move || service.update(id, &changes, now)).await?;
+    let workspace = caller.caller.workspace_id().to_owned();
+    let link = blocking(move || service.update(&workspace, id, &changes, now)).await?;
     Ok(HttpResponse::Ok().json(LinkView::from(&link)))
 }
 
@@ -245,14 +250,15 @@ pub async fn patch_link(
     security(("api_key" = []))
 )]
 pub async fn delete_link(
-    _: Authorized<scope::LinksWrite>,
+    caller: Authorized<scope::LinksWrite>,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&id)?;
     let service = state.service.clone();
     let now = now_millis();
-    let link = blocking(move || service.delete(id, now)).await?;
+    let workspace = caller.caller.workspace_id().to_owned();
+    let link = blocking(move || service.delete(&workspace, id, now)).await?;
     Ok(HttpResponse::Ok().json(LinkView::from(&link)))
 }
 
@@ -269,14 +275,15 @@ pub async fn delete_link(
     security(("api_key" = []))
 )]
 pub async fn restore_link(
-    _: Authorized<scope::LinksWrite>,
+    caller: Authorized<scope::LinksWrite>,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&id)?;
     let service = state.service.clone();
     let now = now_millis();
-    let link = blocking(move || service.restore(id, now)).await?;
+    let workspace = caller.caller.workspace_id().to_owned();
+    let link = blocking(move || service.restore(&workspace, id, now)).await?;
     Ok(HttpResponse::Ok().json(LinkView::from(&link)))
 }
 
@@ -294,7 +301,7 @@ pub async fn restore_link(
     security(("api_key" = []))
 )]
 pub async fn bulk_create(
-    _: Authorized<scope::LinksWrite>,
+    caller: Authorized<scope::LinksWrite>,
     state: web::Data<AppState>,
     request: HttpRequest,
     payload: web::Payload,
@@ -304,7 +311,8 @@ pub async fn bulk_create(
     let inputs: Vec<NewLink> = inputs.into_iter().map(NewLink::from).collect();
     let service = state.service.clone();
     let now = now_millis();
-    let outcomes = blocking(move || service.create_bulk(&inputs, now)).await?;
+    let workspace = caller.caller.workspace_id().to_owned();
+    let outcomes = blocking(move || service.create_bulk(&workspace, &inputs, now)).await?;
     let items: Vec<BulkItem> = outcomes
         .into_iter()
         .enumerate()

@@ -3,7 +3,9 @@
 //! - `GET|PATCH|DELETE /api/v1/links/{id}`, `POST /api/v1/links/{id}/restore`
 //! - `POST|GET /api/v1/domains`
 //! - `POST /api/v1/auth/{sign-in,sign-out,password}`, `GET /api/v1/auth/{session,sessions}`,
-//!   `DELETE /api/v1/auth/sessions/{id}` (signing in, see [`accounts`])
+//!   `DELETE /api/v1/auth/sessions/{id}`, `PATCH /api/v1/auth/user` (signing in, see [`accounts`])
+//! - workspaces, members and invitations (see [`workspaces`])
+//! - `GET|POST /api/v1/keys`, `DELETE /api/v1/keys/{id}` (see [`keys`])
 //! - `GET /api/v1/links/{id}/analytics/{series,breakdown}`, `GET /api/v1/analytics/{top-links,overview}`
 //! - `GET /api/v1/openapi.json` (generated from the handlers)
 //! - `GET /internal/v1/changes`, `POST /internal/v1/clicks` (engines, cluster token)
@@ -22,10 +24,12 @@ pub mod endpoint;
 pub mod error;
 pub mod intake;
 pub mod internal;
+pub mod keys;
 pub mod links;
 pub mod openapi;
 pub mod schema;
 pub mod types;
+pub mod workspaces;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
@@ -33,6 +37,7 @@ use serde::de::DeserializeOwned;
 
 use crate::accounts::Accounts;
 use crate::service::LinkService;
+use crate::workspaces::Workspaces;
 use auth::{RateLimits, SignInLimits};
 use endpoint::Endpoint;
 use error::ApiError;
@@ -40,6 +45,10 @@ use error::ApiError;
 /// What every handler shares.
 pub struct AppState {
     pub service: LinkService,
+    /// Workspaces, members and invitations.
+    pub workspaces: Workspaces,
+    /// Base of invitation links (`accounts.console_url`), without a trailing slash.
+    pub console_url: String,
     pub limits: RateLimits,
     /// Users and sessions.
     pub accounts: Accounts,
@@ -88,6 +97,31 @@ pub fn configure(config: &mut web::ServiceConfig) {
         Endpoint::new("/api/v1/auth/sessions").get(accounts::list_sessions),
         Endpoint::new("/api/v1/auth/sessions/{id}").delete(accounts::revoke_session),
         Endpoint::new("/api/v1/auth/password").post(accounts::change_password),
+        Endpoint::new("/api/v1/auth/user").patch(accounts::update_user),
+        Endpoint::new("/api/v1/workspaces")
+            .get(workspaces::list_workspaces)
+            .post(workspaces::create_workspace),
+        Endpoint::new("/api/v1/workspaces/{id}")
+            .get(workspaces::get_workspace)
+            .patch(workspaces::rename_workspace)
+            .delete(workspaces::delete_workspace),
+        Endpoint::new("/api/v1/workspaces/{id}/restore").post(workspaces::restore_workspace),
+        Endpoint::new("/api/v1/workspaces/{id}/switch").post(workspaces::switch_workspace),
+        Endpoint::new("/api/v1/workspaces/{id}/members").get(workspaces::list_members),
+        Endpoint::new("/api/v1/workspaces/{id}/members/{user_id}")
+            .patch(workspaces::change_role)
+            .delete(workspaces::remove_member),
+        Endpoint::new("/api/v1/workspaces/{id}/invitations")
+            .get(workspaces::list_invitations)
+            .post(workspaces::create_invitation),
+        Endpoint::new("/api/v1/workspaces/{id}/invitations/{invitation_id}")
+            .delete(workspaces::revoke_invitation),
+        Endpoint::new("/api/v1/invitations/preview").post(workspaces::preview_invitation),
+        Endpoint::new("/api/v1/invitations/accept").post(workspaces::accept_invitation),
+        Endpoint::new("/api/v1/keys")
+            .get(keys::list_keys)
+            .post(keys::create_key),
+        Endpoint::new("/api/v1/keys/{id}").delete(keys::revoke_key),
         Endpoint::new("/internal/v1/changes").get(internal::changes),
         Endpoint::new("/internal/v1/clicks").post(intake::clicks),
         Endpoint::new("/metrics").get(intake::metrics),

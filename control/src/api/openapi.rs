@@ -19,7 +19,10 @@ use super::{AppState, error, types};
 #[openapi(
     info(
         title = "Ricochet control plane API",
-        description = "Links, domains and click analytics of a Ricochet installation. \
+        description = "Links, domains and click analytics of a Ricochet installation, \
+            kept in workspaces: every link, domain, analytics and key route acts in the \
+            caller's workspace (an API key's own, or the one a session switched to) and \
+            answers 404 for anything of another workspace. \
             Every error has the shape `{\"error\":{\"code\",\"message\",\"field\"}}`. \
             Every GET also answers HEAD; another method on a known path gets 405 with `Allow`. \
             Authenticate with an API key (`Authorization: Bearer rk_…`) or the `ricochet_session` \
@@ -46,6 +49,25 @@ use super::{AppState, error, types};
         super::accounts::list_sessions,
         super::accounts::revoke_session,
         super::accounts::change_password,
+        super::accounts::update_user,
+        super::workspaces::list_workspaces,
+        super::workspaces::create_workspace,
+        super::workspaces::get_workspace,
+        super::workspaces::rename_workspace,
+        super::workspaces::delete_workspace,
+        super::workspaces::restore_workspace,
+        super::workspaces::switch_workspace,
+        super::workspaces::list_members,
+        super::workspaces::change_role,
+        super::workspaces::remove_member,
+        super::workspaces::list_invitations,
+        super::workspaces::create_invitation,
+        super::workspaces::revoke_invitation,
+        super::workspaces::preview_invitation,
+        super::workspaces::accept_invitation,
+        super::keys::list_keys,
+        super::keys::create_key,
+        super::keys::revoke_key,
     ),
     components(schemas(
         types::CreateLink, types::PatchLink, types::LinkView, types::LinkList, types::BulkItem,
@@ -55,7 +77,16 @@ use super::{AppState, error, types};
         super::analytics::BreakdownValue, super::analytics::TopLinks, super::analytics::TopLink,
         super::analytics::Overview, super::analytics::CountsView,
         super::accounts::SignIn, super::accounts::ChangePassword, super::accounts::UserView,
-        super::accounts::SessionView, super::accounts::SessionInfo, super::accounts::SessionList
+        super::accounts::SessionView, super::accounts::SessionInfo, super::accounts::SessionList,
+        super::accounts::CurrentWorkspace, super::accounts::UserSettings,
+        super::workspaces::WorkspaceView, super::workspaces::WorkspaceList,
+        super::workspaces::WorkspaceName, super::workspaces::MemberView,
+        super::workspaces::MemberList, super::workspaces::RoleChange,
+        super::workspaces::CreateInvitation, super::workspaces::InvitationView,
+        super::workspaces::IssuedInvitation, super::workspaces::InvitationList,
+        super::workspaces::InvitationToken, super::workspaces::InvitationPreview,
+        super::workspaces::AcceptInvitation, super::workspaces::AcceptedInvitation,
+        super::keys::CreateKey, super::keys::KeyView, super::keys::IssuedKey, super::keys::KeyList
     )),
     modifiers(&ApiKeyAuth, &CommonErrors)
 )]
@@ -111,8 +142,9 @@ const COMMON: [(&str, &str, &str); 4] = [
     (
         "403",
         "Forbidden",
-        "The API key lacks the operation's scope, or a request signed in by cookie \
-         that changes state lacks the session's `X-CSRF-Token` header",
+        "The API key lacks the operation's scope, the caller's role in the workspace \
+         does not allow it, the session's workspace is gone, or a request signed in by \
+         cookie that changes state lacks the session's `X-CSRF-Token` header",
     ),
     (
         "429",

@@ -1,6 +1,10 @@
 //! Link and domain operations on the store, in the domain's terms: creating
 //! (random or custom codes, reserved words, per-domain uniqueness, bounded
 //! retries), editing, soft deleting and restoring, bulk creation, reading.
+//! Every operation acts in one workspace: a link or domain of another
+//! workspace is answered exactly as one that does not exist. Codes stay
+//! unique per domain across workspaces; a domain belongs to one workspace,
+//! and the default domain is shared by all.
 //! Each write is one atomic store transaction, so a refused operation stores
 //! and publishes nothing. Callers (the API, import) map [`LinkError`] to
 //! their own answers.
@@ -20,7 +24,9 @@ pub use error::LinkError;
 pub use input::{IdempotencyKey, LinkChanges, LinkQuery, NewLink, StoredAnswer};
 
 use crate::keys::random_string;
-use crate::store::{ControlStore, IdempotentResponse, LinkPage, WriteTxn};
+use crate::store::{
+    ControlStore, DEFAULT_WORKSPACE, DomainRecord, IdempotentResponse, LinkPage, WriteTxn,
+};
 
 /// Codes nobody may take: paths engines or operators may need.
 pub const BUILT_IN_RESERVED: &[&str] = &[
@@ -103,9 +109,15 @@ impl LinkService {
         &self.settings
     }
 
-    /// Creates one link.
-    pub fn create(&self, input: &NewLink, now: i64) -> Result<LinkRecord, LinkError> {
-        self.store.write(|txn| self.stage_create(txn, input, now))
+    /// Creates one link in `workspace`.
+    pub fn create(
+        &self,
+        workspace: &str,
+        input: &NewLink,
+        now: i64,
+    ) -> Result<LinkRecord, LinkError> {
+        self.store
+            .write(|txn| self.stage_create(txn, workspace, input, now))
     }
 
     /// Creates one link once per idempotency key: a retry with the same key
@@ -113,6 +125,7 @@ impl LinkService {
     /// in the link's batch); the same key with another request is refused.
     pub fn create_idempotent(
         &self,
+        workspace: &str,
         input: &NewLink,
         idempotency: &IdempotencyKey,
         now: i64,
@@ -128,7 +141,7 @@ impl LinkService {
                     body: stored.body,
                 });
             }
-            let link = self.stage_create(txn, input, now)?;
+            let link = self.stage_create(txn, workspace, input, now)?;
             let answer = answer(&link);
             txn.put_idempotent_response(
                 &idempotency.key,
@@ -148,6 +161,7 @@ impl LinkService {
     /// [`LinkError::is_fault`]) fails the whole call and stores nothing.
     pub fn create_bulk(
         &self,
+        workspace: &str,
         inputs: &[NewLink],
         now: i64,
     ) -> Result<Vec<Result<LinkRecord, LinkError>>, LinkError> {
@@ -160,7 +174,7 @@ impl LinkService {
         self.store.write(|txn| {
             let mut outcomes = Vec::with_capacity(inputs.len());
             for input in inputs {
-                match self.stage_create(txn, input, now) {
+                match self.stage_create(txn, workspace, input, now) {
                     Err(error) if error.is_fault() => return Err(error),
                     outcome => outcomes.push(outcome),
                 }
@@ -169,15 +183,16 @@ impl LinkService {
         })
     }
 
-    /// Applies `changes` to link `id`.
+    /// Applies `changes` to link `id` of `workspace`.
     pub fn update(
         &self,
+        workspace: &str,
         id: u64,
         changes: &LinkChanges,
         now: i64,
     ) -> Result<LinkRecord, LinkError> {
         self.store.write(|txn| {
-            let mut link = existing(txn, id)?;
+            let mut link = existing(txn, workspace, id)?;
             if let Some(url) = &changes.url {
                 link.url = validate::validate_destination(url)?;
             }
@@ -207,16 +222,16 @@ impl LinkService {
 
     /// Soft-deletes link `id`: it keeps its code and engines answer 410 until
     /// it is restored. Deleting a deleted link changes nothing.
-    pub fn delete(&self, id: u64, now: i64) -> Result<LinkRecord, LinkError> {
-        self.transition(id, now, |state| {
+    pub fn delete(&self, workspace: &str, id: u64, now: i64) -> Result<LinkRecord, LinkError> {
+        self.transition(workspace, id, now, |state| {
             (state != LinkState::Deleted).then_some(LinkState::Deleted)
         })
     }
 
     /// Brings soft-deleted link `id` back to active. A link that is not
     /// deleted is returned unchanged.
-    pub fn restore(&self, id: u64, now: i64) -> Result<LinkRecord, LinkError> {
-        self.transition(id, now, |state| {
+    pub fn restore(&self, workspace: &str, id: u64, now: i64) -> Result<LinkRecord, LinkError> {
+        self.transition(workspace, id, now, |state| {
             (state == LinkState::Deleted).then_some(LinkState::Active)
         })
     }
@@ -225,12 +240,13 @@ impl LinkService {
     /// leaves the link as it is (no new version).
     fn transition(
         &self,
+        workspace: &str,
         id: u64,
         now: i64,
         next: impl FnOnce(LinkState) -> Option<LinkState>,
     ) -> Result<LinkRecord, LinkError> {
         self.store.write(|txn| {
-            let mut link = existing(txn, id)?;
+            let mut link = existing(txn, workspace, id)?;
             let Some(state) = next(link.state) else {
                 return Ok(link);
             };
@@ -240,19 +256,23 @@ impl LinkService {
         })
     }
 
-    /// Link `id`.
-    pub fn link(&self, id: u64) -> Result<LinkRecord, LinkError> {
-        self.find(id)?.ok_or(LinkError::NotFound { id })
+    /// Link `id` of `workspace`.
+    pub fn link(&self, workspace: &str, id: u64) -> Result<LinkRecord, LinkError> {
+        self.find(workspace, id)?.ok_or(LinkError::NotFound { id })
     }
 
-    /// Link `id`, if there is one.
-    pub fn find(&self, id: u64) -> Result<Option<LinkRecord>, LinkError> {
+    /// Link `id` of `workspace`, if it has one.
+    pub fn find(&self, workspace: &str, id: u64) -> Result<Option<LinkRecord>, LinkError> {
+        if self.store.link_workspace(id)?.as_deref() != Some(workspace) {
+            return Ok(None);
+        }
         Ok(self.store.link(id)?)
     }
 
-    /// A page of links.
-    pub fn list(&self, query: &LinkQuery) -> Result<LinkPage, LinkError> {
+    /// A page of the links of `workspace`.
+    pub fn list(&self, workspace: &str, query: &LinkQuery) -> Result<LinkPage, LinkError> {
         let mut filter = query.filter.clone();
+        filter.workspace = Some(workspace.to_owned());
         if let Some(domain) = &filter.domain {
             filter.domain = Some(validate::normalize_domain(domain)?);
         }
@@ -261,28 +281,58 @@ impl LinkService {
             .map_err(|_| LinkError::BadCursor)
     }
 
-    /// Registers a domain links can be created on; returns its normalized name.
-    pub fn add_domain(&self, domain: &str, now: i64) -> Result<String, LinkError> {
+    /// Registers a domain for `workspace`; returns its normalized name. A
+    /// name registered by any workspace is taken.
+    pub fn add_domain(&self, workspace: &str, domain: &str, now: i64) -> Result<String, LinkError> {
         let domain = validate::normalize_domain(domain)?;
-        if !self.store.add_domain(&domain, now)? {
+        if domain == self.settings.default_domain
+            || !self.store.add_domain(&domain, workspace, now)?
+        {
             return Err(LinkError::DomainExists { domain });
         }
         Ok(domain)
     }
 
-    /// Registered domains with their creation times, by name.
-    pub fn domains(&self) -> Result<Vec<(String, i64)>, LinkError> {
-        Ok(self.store.domains()?)
+    /// The domains `workspace` may create links on, with their creation
+    /// times, by name: its own and the shared default domain.
+    pub fn domains(&self, workspace: &str) -> Result<Vec<(String, i64)>, LinkError> {
+        Ok(self
+            .store
+            .domains()?
+            .into_iter()
+            .filter(|(name, record)| self.usable(workspace, name, record))
+            .map(|(name, record)| (name, record.created_at))
+            .collect())
+    }
+
+    /// Registers the shared default domain (at start).
+    pub fn register_default_domain(&self, now: i64) -> Result<(), LinkError> {
+        self.store
+            .add_domain(&self.settings.default_domain, DEFAULT_WORKSPACE, now)?;
+        Ok(())
+    }
+
+    fn usable(&self, workspace: &str, name: &str, record: &DomainRecord) -> bool {
+        name == self.settings.default_domain || record.workspace_id == workspace
+    }
+
+    /// Whether `workspace` may create links on `domain` (normalized).
+    fn may_use_domain(&self, workspace: &str, domain: &str) -> Result<bool, LinkError> {
+        Ok(self
+            .store
+            .domain(domain)?
+            .is_some_and(|record| self.usable(workspace, domain, &record)))
     }
 
     fn stage_create(
         &self,
         txn: &mut WriteTxn<'_>,
+        workspace: &str,
         input: &NewLink,
         now: i64,
     ) -> Result<LinkRecord, LinkError> {
-        let link = self.prepare_create(txn, input, now)?;
-        Ok(txn.put_link(link))
+        let link = self.prepare_create(txn, workspace, input, now)?;
+        Ok(stage_new(txn, workspace, link))
     }
 
     /// The validated record a create of `input` would store (its code free,
@@ -291,6 +341,7 @@ impl LinkService {
     pub(crate) fn prepare_create(
         &self,
         txn: &mut WriteTxn<'_>,
+        workspace: &str,
         input: &NewLink,
         now: i64,
     ) -> Result<LinkRecord, LinkError> {
@@ -298,7 +349,7 @@ impl LinkService {
             Some(domain) => validate::normalize_domain(domain)?,
             None => self.settings.default_domain.clone(),
         };
-        if !self.store.has_domain(&domain)? {
+        if !self.may_use_domain(workspace, &domain)? {
             return Err(LinkError::UnknownDomain { domain });
         }
         let url = validate::validate_destination(&input.url)?;
@@ -356,6 +407,16 @@ impl LinkService {
     }
 }
 
-fn existing(txn: &WriteTxn<'_>, id: u64) -> Result<LinkRecord, LinkError> {
+/// Stages a new link and its ownership by `workspace`.
+pub(crate) fn stage_new(txn: &mut WriteTxn<'_>, workspace: &str, link: LinkRecord) -> LinkRecord {
+    txn.claim_link(workspace, link.id);
+    txn.put_link(link)
+}
+
+/// Link `id` of `workspace`; another workspace's link is not found.
+fn existing(txn: &WriteTxn<'_>, workspace: &str, id: u64) -> Result<LinkRecord, LinkError> {
+    if txn.link_workspace(id)?.as_deref() != Some(workspace) {
+        return Err(LinkError::NotFound { id });
+    }
     txn.link(id)?.ok_or(LinkError::NotFound { id })
 }

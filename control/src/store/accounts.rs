@@ -43,6 +43,10 @@ pub struct SessionRecord {
     pub expires_at: i64,
     pub user_agent: String,
     pub client_address: String,
+    /// The workspace the user last switched to in this session; `None` (or
+    /// one they left) means their first workspace.
+    #[serde(default)]
+    pub workspace_id: Option<String>,
 }
 
 impl std::fmt::Debug for UserRecord {
@@ -152,6 +156,31 @@ impl ControlStore {
             return Ok(None);
         };
         self.user(&String::from_utf8_lossy(&id))
+    }
+
+    /// The user created first (the owner of the default workspace on upgrade).
+    pub fn first_user(&self) -> Result<Option<UserRecord>, StoreError> {
+        let mut first: Option<UserRecord> = None;
+        for item in self.accounts.users.iter() {
+            let (_, value) = item.into_inner()?;
+            let user = decode_user(&value)?;
+            if first
+                .as_ref()
+                .is_none_or(|f| (user.created_at, &user.id) < (f.created_at, &f.id))
+            {
+                first = Some(user);
+            }
+        }
+        Ok(first)
+    }
+
+    /// Ends every session of `user_id`.
+    pub fn delete_sessions_of(&self, user_id: &str) -> Result<usize, StoreError> {
+        let sessions = self.sessions_of(user_id)?;
+        for session in &sessions {
+            self.delete_session(&session.id)?;
+        }
+        Ok(sessions.len())
     }
 
     /// Whether any user exists (the first start creates the owner when none does).

@@ -15,6 +15,18 @@ pub struct ApiKeyRecord {
     pub scopes: Vec<String>,
     pub created_at: i64,
     pub revoked_at: Option<i64>,
+    /// The workspace the key acts in (keys from before workspaces: the default one).
+    #[serde(default = "default_workspace")]
+    pub workspace_id: String,
+    /// The user who created the key over the API: it acts with at most their
+    /// role and stops when they leave the workspace. `None` for keys made
+    /// with the CLI.
+    #[serde(default)]
+    pub created_by: Option<String>,
+}
+
+fn default_workspace() -> String {
+    super::DEFAULT_WORKSPACE.to_owned()
 }
 
 impl ControlStore {
@@ -35,6 +47,7 @@ impl ControlStore {
         }
     }
 
+    /// Every key of every workspace, revoked ones included.
     pub fn api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
         let mut out = Vec::new();
         for item in self.api_keys.iter() {
@@ -45,5 +58,13 @@ impl ControlStore {
             );
         }
         Ok(out)
+    }
+}
+
+impl ControlStore {
+    /// Deletes a key's record (a purged workspace's keys).
+    pub fn delete_api_key(&self, id: &str) -> Result<(), StoreError> {
+        self.api_keys.remove(id.as_bytes())?;
+        Ok(())
     }
 }

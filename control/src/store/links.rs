@@ -21,6 +21,8 @@ pub enum LinkSort {
 /// What a listing keeps.
 #[derive(Debug, Clone, Default)]
 pub struct LinkFilter {
+    /// Only links of this workspace (`None`: every link, for operators' tools).
+    pub workspace: Option<String>,
     pub domain: Option<String>,
     pub tag: Option<String>,
     pub state: Option<LinkState>,
@@ -141,6 +143,11 @@ impl ControlStore {
                     let id = <[u8; 8]>::try_from(value.as_ref())
                         .map(u64::from_be_bytes)
                         .unwrap_or(0);
+                    if let Some(workspace) = &filter.workspace
+                        && self.link_workspace(id)?.as_deref() != Some(workspace.as_str())
+                    {
+                        continue;
+                    }
                     let Some(link) = self.link(id)? else { continue };
                     if !take(key.to_vec(), link) {
                         break;
@@ -151,28 +158,39 @@ impl ControlStore {
                 let after_id = after
                     .and_then(|p| <[u8; 8]>::try_from(p.as_slice()).ok())
                     .map(u64::from_be_bytes);
-                let visit = |item: fjall::Guard,
-                             take: &mut dyn FnMut(Vec<u8>, LinkRecord) -> bool|
-                 -> Result<bool, StoreError> {
-                    let (key, value) = item.into_inner()?;
-                    Ok(take(key.to_vec(), codec::decode_record(&value)?))
-                };
-                if sort == LinkSort::OldestFirst {
-                    let start = after_id.map_or(0, |id| id + 1).to_be_bytes();
-                    for item in self.links.range(start..) {
-                        if !visit(item, &mut take)? {
+                let newest_first = sort == LinkSort::NewestFirst;
+                if let Some(workspace) = &filter.workspace {
+                    for id in self.workspace_link_ids(workspace, after_id, newest_first) {
+                        let id = id?;
+                        let Some(link) = self.link(id)? else { continue };
+                        if !take(id.to_be_bytes().to_vec(), link) {
                             break;
                         }
                     }
                 } else {
-                    let end = after_id.unwrap_or(u64::MAX).to_be_bytes();
-                    let iter = match after_id {
-                        Some(_) => self.links.range(..end),
-                        None => self.links.range(..=end),
+                    let visit = |item: fjall::Guard,
+                                 take: &mut dyn FnMut(Vec<u8>, LinkRecord) -> bool|
+                     -> Result<bool, StoreError> {
+                        let (key, value) = item.into_inner()?;
+                        Ok(take(key.to_vec(), codec::decode_record(&value)?))
                     };
-                    for item in iter.rev() {
-                        if !visit(item, &mut take)? {
-                            break;
+                    if !newest_first {
+                        let start = after_id.map_or(0, |id| id + 1).to_be_bytes();
+                        for item in self.links.range(start..) {
+                            if !visit(item, &mut take)? {
+                                break;
+                            }
+                        }
+                    } else {
+                        let end = after_id.unwrap_or(u64::MAX).to_be_bytes();
+                        let iter = match after_id {
+                            Some(_) => self.links.range(..end),
+                            None => self.links.range(..=end),
+                        };
+                        for item in iter.rev() {
+                            if !visit(item, &mut take)? {
+                                break;
+                            }
                         }
                     }
                 }

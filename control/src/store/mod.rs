@@ -4,16 +4,25 @@
 //! so the log and the records never disagree.
 //!
 //! Keyspaces: `links` (id → record), `codes` (domain, code → id), `changes`
-//! (version → change), `domains`, `api_keys`, `idempotency`, `meta`, and the
-//! accounts' `users`, `user_emails`, `sessions` (never in the change log).
+//! (version → change), `domains`, `api_keys`, `idempotency`, `meta`, the
+//! accounts' `users`, `user_emails`, `sessions`, and the workspaces' keyspaces
+//! ([`workspaces`]); none of the last two groups enters the change log.
+//!
+//! `meta.schema` says which layout the store has: a store from before
+//! workspaces (no schema) gets its links assigned to the default workspace
+//! when it is opened.
 
 mod accounts;
 mod keys;
 mod links;
+mod workspaces;
 
 pub use accounts::{SessionRecord, UserRecord};
 pub use keys::ApiKeyRecord;
 pub use links::{LinkFilter, LinkPage, LinkSort};
+pub use workspaces::{
+    DEFAULT_WORKSPACE, DomainRecord, InvitationRecord, MembershipRecord, Role, WorkspaceRecord,
+};
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -30,6 +39,9 @@ use thiserror::Error;
 const META_VERSION: &[u8] = b"version";
 const META_NEXT_ID: &[u8] = b"next_id";
 const META_CLUSTER_TOKEN: &[u8] = b"cluster_token";
+const META_SCHEMA: &[u8] = b"schema";
+/// The layout written now: 2 added workspaces.
+const SCHEMA: u64 = 2;
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -73,6 +85,7 @@ pub struct ControlStore {
     idempotency: Keyspace,
     meta: Keyspace,
     accounts: accounts::AccountSpaces,
+    spaces: workspaces::WorkspaceSpaces,
     writer: Mutex<Writer>,
     latest: AtomicU64,
     /// Committed changes go here in version order, for the publisher.
@@ -132,6 +145,15 @@ impl ControlStore {
                 sessions: keyspace("sessions")?,
                 creating: Mutex::new(()),
             },
+            spaces: workspaces::WorkspaceSpaces {
+                workspaces: keyspace("workspaces")?,
+                memberships: keyspace("memberships")?,
+                user_workspaces: keyspace("user_workspaces")?,
+                invitations: keyspace("invitations")?,
+                link_owners: keyspace("link_owners")?,
+                workspace_links: keyspace("workspace_links")?,
+                suspended: keyspace("suspended")?,
+            },
             db,
             writer: Mutex::new(Writer {
                 version: 0,
@@ -144,7 +166,25 @@ impl ControlStore {
         let next_id = read_u64(&store.meta, META_NEXT_ID)?.max(1);
         *store.writer.lock().unwrap() = Writer { version, next_id };
         store.latest.store(version, Ordering::Release);
+        store.upgrade()?;
         Ok(store)
+    }
+
+    /// Brings an older store to the current layout.
+    fn upgrade(&self) -> Result<(), StoreError> {
+        let schema = read_u64(&self.meta, META_SCHEMA)?;
+        if schema >= SCHEMA {
+            return Ok(());
+        }
+        let assigned = self.backfill_link_owners()?;
+        if assigned > 0 {
+            tracing::info!(
+                links = assigned,
+                "assigned the links of a store from before workspaces to the default workspace"
+            );
+        }
+        self.meta.insert(META_SCHEMA, SCHEMA.to_be_bytes())?;
+        Ok(())
     }
 
     /// Sends every change committed from now on to `sender`, in version order.
@@ -171,6 +211,7 @@ impl ControlStore {
             next_id: writer.next_id,
             changes: Vec::new(),
             staged_codes: std::collections::HashMap::new(),
+            staged_owners: std::collections::HashMap::new(),
         };
         let value = build(&mut txn)?;
         let WriteTxn {
@@ -224,12 +265,23 @@ impl ControlStore {
         Ok(token)
     }
 
-    /// Registers a domain; returns false when it already existed.
-    pub fn add_domain(&self, domain: &str, now: i64) -> Result<bool, StoreError> {
+    /// Registers a domain for a workspace; returns false when it already
+    /// existed (in any workspace).
+    pub fn add_domain(
+        &self,
+        domain: &str,
+        workspace_id: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
         if self.domains.contains_key(domain)? {
             return Ok(false);
         }
-        self.domains.insert(domain, now.to_be_bytes())?;
+        let record = DomainRecord {
+            workspace_id: workspace_id.to_owned(),
+            created_at: now,
+        };
+        self.domains
+            .insert(domain, workspaces::encode_domain(&record))?;
         Ok(true)
     }
 
@@ -237,17 +289,28 @@ impl ControlStore {
         Ok(self.domains.contains_key(domain)?)
     }
 
-    /// All domains with their creation times, by name.
-    pub fn domains(&self) -> Result<Vec<(String, i64)>, StoreError> {
+    /// All domains with their records, by name.
+    pub fn domains(&self) -> Result<Vec<(String, DomainRecord)>, StoreError> {
         let mut out = Vec::new();
         for item in self.domains.iter() {
             let (key, value) = item.into_inner()?;
-            let created = <[u8; 8]>::try_from(value.as_ref())
-                .map(i64::from_be_bytes)
-                .unwrap_or(0);
-            out.push((String::from_utf8_lossy(&key).into_owned(), created));
+            out.push((
+                String::from_utf8_lossy(&key).into_owned(),
+                workspaces::decode_domain(&value)?,
+            ));
         }
         Ok(out)
+    }
+
+    /// Whether the one-time step `name` has run (see [`Self::mark_done`]).
+    pub fn is_done(&self, name: &str) -> Result<bool, StoreError> {
+        Ok(self.meta.contains_key(format!("done:{name}"))?)
+    }
+
+    /// Records that the one-time step `name` has run.
+    pub fn mark_done(&self, name: &str) -> Result<(), StoreError> {
+        self.meta.insert(format!("done:{name}"), b"1")?;
+        Ok(())
     }
 
     /// A stored idempotent answer.
@@ -276,6 +339,8 @@ pub struct WriteTxn<'s> {
     changes: Vec<Change>,
     /// Codes claimed in this transaction (domain, code) → id.
     staged_codes: std::collections::HashMap<LinkKey, u64>,
+    /// Links given an owner in this transaction, id → workspace.
+    staged_owners: std::collections::HashMap<u64, String>,
 }
 
 impl WriteTxn<'_> {
