@@ -4,7 +4,8 @@
 # update bus in the propagation tests; each test starts its own on a free port),
 # and a Python venv with openapi-spec-validator and schemathesis (the control
 # plane's OpenAPI document is validated and fuzzed with them; see
-# control/tests/openapi.rs). The venv is RICOCHET_TEST_VENV, by default
+# control/tests/openapi.rs) and aiosmtpd (a real SMTP server that receives
+# invitation mail in control/tests/invitation_mail.rs). The venv is RICOCHET_TEST_VENV, by default
 # ~/.cache/ricochet-test-venv, shared by every checkout; a present one is kept.
 set -euo pipefail
 
@@ -24,7 +25,7 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 venv=${RICOCHET_TEST_VENV:-$HOME/.cache/ricochet-test-venv}
-python_tools=(openapi-spec-validator schemathesis)
+python_tools=(openapi-spec-validator schemathesis aiosmtpd)
 missing=()
 for tool in "${python_tools[@]}"; do
   [ -x "$venv/bin/$tool" ] || missing+=("$tool")

@@ -109,6 +109,12 @@ pub struct AccountsConfig {
     /// Base URL of the console, for invitation links (`<console_url>/invite#<token>`).
     /// Empty: the links are relative (`/invite#<token>`).
     pub console_url: String,
+    /// SMTP server that also mails invitation links: `smtp://host:port`
+    /// (`?tls=required` for STARTTLS) or `smtps://host:port`, with
+    /// `user:password@` to log in. Empty: invitations are not mailed.
+    pub smtp_url: String,
+    /// Sender of invitation mail.
+    pub smtp_from: String,
 }
 
 impl Default for AccountsConfig {
@@ -123,6 +129,8 @@ impl Default for AccountsConfig {
             invitation_ttl: Duration::from_secs(7 * 24 * 3600),
             workspace_retention: Duration::from_secs(30 * 24 * 3600),
             console_url: String::new(),
+            smtp_url: String::new(),
+            smtp_from: "Ricochet <ricochet@localhost>".to_owned(),
         }
     }
 }
@@ -235,6 +243,16 @@ impl ControlConfig {
         }
         if accounts.workspace_retention < Duration::from_secs(3600) {
             problems.push("accounts.workspace_retention must be at least 1h".to_owned());
+        }
+        if let Err(problem) = crate::mailer::Mailer::new(&accounts.smtp_url, &accounts.smtp_from) {
+            problems.push(problem);
+        }
+        if !accounts.smtp_url.is_empty() && accounts.console_url.is_empty() {
+            problems.push(
+                "accounts.console_url must be set when accounts.smtp_url is: mailed invitation \
+                 links must be absolute"
+                    .to_owned(),
+            );
         }
         let url = &accounts.console_url;
         if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {

@@ -9,6 +9,7 @@
 //! - [`keys`]: API keys and scopes.
 //! - [`accounts`]: users, passwords and sign-in sessions.
 //! - [`workspaces`]: workspaces, members and roles, invitations, soft deletion.
+//! - [`mailer`]: invitation mail over SMTP, when configured.
 //! - [`api`]: the actix-web routes, authentication, errors, OpenAPI.
 //! - [`publisher`]: changes and heartbeats onto the bus.
 
@@ -16,6 +17,7 @@ pub mod accounts;
 pub mod api;
 pub mod config;
 pub mod keys;
+pub mod mailer;
 pub mod publisher;
 pub mod service;
 pub mod store;
@@ -178,6 +180,8 @@ impl ControlPlane {
             service,
             workspaces,
             console_url: config.accounts.console_url.trim_end_matches('/').to_owned(),
+            mailer: mailer::Mailer::new(&config.accounts.smtp_url, &config.accounts.smtp_from)
+                .map_err(StartError::Config)?,
             limits: api::auth::RateLimits::new(
                 config.rate_limit.requests_per_second,
                 config.rate_limit.burst,

@@ -307,3 +307,23 @@ impl Drop for RedisServer {
         self.kill();
     }
 }
+
+/// A tool installed in the test venv `scripts/install-test-deps.sh` makes
+/// (`RICOCHET_TEST_VENV`, default `~/.cache/ricochet-test-venv`); fails
+/// (never skips) when it is missing.
+pub fn venv_tool(name: &str) -> std::path::PathBuf {
+    let venv = std::env::var_os("RICOCHET_TEST_VENV")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME").expect("HOME is set");
+            std::path::PathBuf::from(home).join(".cache/ricochet-test-venv")
+        });
+    let tool = venv.join("bin").join(name);
+    assert!(
+        tool.is_file(),
+        "{} is missing: run scripts/install-test-deps.sh (it installs {name} into {})",
+        tool.display(),
+        venv.display()
+    );
+    tool
+}

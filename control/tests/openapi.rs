@@ -4,31 +4,12 @@
 //! shapes). Both come from the Python venv `scripts/install-test-deps.sh`
 //! makes (`RICOCHET_TEST_VENV`, default `~/.cache/ricochet-test-venv`).
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
 
-use ricochet_control::test_util::{ApiClient, TestControl};
+use ricochet_control::test_util::{ApiClient, TestControl, venv_tool};
 use ricochet_model::bus::LocalBus;
 use ricochet_model::clicks::{Dimension, WindowBatch, WindowRow, window_start};
-
-/// A tool installed in the test venv; fails (never skips) when it is missing.
-fn venv_tool(name: &str) -> PathBuf {
-    let venv = std::env::var_os("RICOCHET_TEST_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let home = std::env::var_os("HOME").expect("HOME is set");
-            PathBuf::from(home).join(".cache/ricochet-test-venv")
-        });
-    let tool = venv.join("bin").join(name);
-    assert!(
-        tool.is_file(),
-        "{} is missing: run scripts/install-test-deps.sh (it installs {name} into {})",
-        tool.display(),
-        venv.display()
-    );
-    tool
-}
 
 /// Runs `command`; panics with its output unless it succeeds.
 fn run(mut command: Command) -> String {

@@ -49,6 +49,8 @@ pub struct AppState {
     pub workspaces: Workspaces,
     /// Base of invitation links (`accounts.console_url`), without a trailing slash.
     pub console_url: String,
+    /// Mails invitation links when `accounts.smtp_url` is set.
+    pub mailer: Option<crate::mailer::Mailer>,
     pub limits: RateLimits,
     /// Users and sessions.
     pub accounts: Accounts,

@@ -21,6 +21,7 @@ use super::error::{ApiError, ErrorBody};
 use super::types::to_datetime;
 use super::{AppState, blocking};
 use crate::keys::Scope;
+use crate::mailer::InvitationMail;
 use crate::store::{InvitationRecord, Role, WorkspaceRecord};
 use crate::workspaces::{Member, WorkspaceError};
 
@@ -125,6 +126,11 @@ pub struct IssuedInvitation {
     pub token: String,
     /// The link to send: `<accounts.console_url>/invite#<token>`.
     pub url: String,
+    /// Whether the link was also mailed to the invited address
+    /// (`accounts.smtp_url`); `false` when no SMTP server is configured.
+    pub mailed: bool,
+    /// Why mailing failed, when it did (the invitation stands; send the link yourself).
+    pub mail_error: Option<String>,
 }
 
 /// Pending invitations, newest first.
@@ -556,8 +562,9 @@ pub async fn list_invitations(
 }
 
 /// Invites someone by email (admins; owners to invite owners). The answer
-/// carries the token and link, shown only here; send the link to them. It
-/// works once, until `accounts.invitation_ttl` (7 days) has passed.
+/// carries the token and link, shown only here; send the link to them (with
+/// `accounts.smtp_url` set, it is also mailed). It works once, until
+/// `accounts.invitation_ttl` (7 days) has passed.
 #[utoipa::path(
     post, path = "/api/v1/workspaces/{id}/invitations", tag = "workspaces",
     params(("id" = String, Path, description = "Workspace id")), request_body = CreateInvitation,
@@ -585,22 +592,43 @@ pub async fn create_invitation(
     let input: CreateInvitation = super::parse_json(&request, &body)?;
     let role = parse_role(&input.role)?;
     let worker = state.clone();
-    let issued = blocking(move || {
-        worker.workspaces.invite(
+    let (issued, url, mailing) = blocking(move || {
+        let issued = worker.workspaces.invite(
             &caller.actor(),
             caller.workspace_id(),
             &input.email,
             role,
             now_millis(),
-        )
+        )?;
+        let url = format!("{}/invite#{}", worker.console_url, issued.token);
+        let mailing = worker.mailer.as_ref().map(|mailer| {
+            let expires_at = to_datetime(issued.invitation.expires_at)
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default();
+            let sent = mailer.send_invitation(&InvitationMail {
+                to: &issued.invitation.email,
+                workspace: &caller.workspace.name,
+                inviter: caller.user().map(|u| u.display_name.as_str()),
+                role: issued.invitation.role.as_str(),
+                link: &url,
+                expires_at: &expires_at,
+            });
+            if let Err(error) = &sent {
+                tracing::warn!(%error, invitation = %issued.invitation.id, "could not mail an invitation");
+            }
+            sent
+        });
+        Ok::<_, ApiError>((issued, url, mailing))
     })
     .await?;
     Ok(HttpResponse::Created()
         .insert_header(("Cache-Control", "no-store"))
         .json(IssuedInvitation {
             invitation: invitation_view(&issued.invitation),
-            url: format!("{}/invite#{}", state.console_url, issued.token),
+            url,
             token: issued.token,
+            mailed: matches!(mailing, Some(Ok(()))),
+            mail_error: mailing.and_then(Result::err),
         }))
 }
 
