@@ -2,6 +2,8 @@
 //! plane publishing on it, and two engines following it over HTTP and Redis.
 //! Edits reach both engines; killing Redis or an engine while edits are made
 //! loses nothing: both engines converge to exactly the control plane's table.
+//! Deleting a workspace makes its links answer 410 on every engine until it
+//! is restored, and its purge removes them.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -244,4 +246,54 @@ fn a_restarted_engine_catches_up_on_what_it_missed() {
     cluster.converge(Duration::from_secs(15));
     assert_eq!(location(&cluster.engines[1], "k299").0, 302);
     assert_eq!(location(&cluster.engines[1], "k0").0, 410);
+}
+
+#[test]
+fn a_deleted_workspace_answers_410_until_restored_and_its_purge_reaches_engines() {
+    let cluster = Cluster::start();
+    let owner = cluster.control.owner_client();
+    let created = owner.post("/api/v1/workspaces", &json!({"name": "Campaign"}));
+    let workspace = created.body["id"].as_str().unwrap().to_owned();
+    owner.post(
+        &format!("/api/v1/workspaces/{workspace}/switch"),
+        &json!({}),
+    );
+    let link = owner.post(
+        "/api/v1/links",
+        &json!({"url": "https://e.com/campaign", "code": "camp"}),
+    );
+    assert_eq!(link.status, 201, "{}", link.text);
+    let answers = |expected: u16| {
+        for engine in &cluster.engines {
+            assert!(
+                eventually(Duration::from_secs(5), || location(engine, "camp").0
+                    == expected),
+                "expected {expected}, engine answers {:?}",
+                location(engine, "camp")
+            );
+        }
+    };
+    answers(302);
+
+    let deleted = owner.delete(&format!("/api/v1/workspaces/{workspace}"));
+    assert_eq!(deleted.status, 200, "{}", deleted.text);
+    answers(410);
+    let restored = owner.post(
+        &format!("/api/v1/workspaces/{workspace}/restore"),
+        &json!({}),
+    );
+    assert_eq!(restored.status, 200, "{}", restored.text);
+    answers(302);
+
+    // Past the retention, the sweep purges the link from every engine.
+    owner.delete(&format!("/api/v1/workspaces/{workspace}"));
+    answers(410);
+    let workspaces = ricochet_control::workspaces::Workspaces::new(
+        cluster.control.control().store().clone(),
+        ricochet_control::workspaces::WorkspaceSettings::default(),
+    );
+    let later = ricochet_model::now_millis() + 31 * 86_400_000;
+    assert_eq!(workspaces.sweep(later).unwrap(), vec![workspace]);
+    answers(404);
+    cluster.converge(Duration::from_secs(10));
 }
