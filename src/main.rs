@@ -113,7 +113,7 @@ fn main() -> anyhow::Result<()> {
         println!(
             "# engine (config/engine.toml)\n{}\n# control plane (config/control.toml)\n{}",
             toml::to_string_pretty(&engine_config)?,
-            toml::to_string_pretty(&control_config)?
+            toml::to_string_pretty(&control_config.redacted())?
         );
         eprintln!("configuration is valid");
         return Ok(());

@@ -191,6 +191,23 @@ impl ControlConfig {
     }
 
     /// Checks values that parse but make no sense.
+    /// A copy safe to print (`--check-config`): the cluster token and any
+    /// SMTP credentials are replaced by `***`.
+    pub fn redacted(&self) -> Self {
+        let mut shown = self.clone();
+        if !shown.bus.cluster_token.is_empty() {
+            shown.bus.cluster_token = "***".into();
+        }
+        let url = &mut shown.accounts.smtp_url;
+        if let Some(scheme_end) = url.find("://")
+            && let Some(at) = url.rfind('@')
+            && at > scheme_end
+        {
+            url.replace_range(scheme_end + 3..at, "***");
+        }
+        shown
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         let mut problems = Vec::new();
         if let Err(problem) = self.clicks.validate("clicks").and_then(|()| {
@@ -297,5 +314,23 @@ mod tests {
             err.contains("first_owner_email") && err.contains("session_idle_timeout"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_printed_configuration_hides_secrets() {
+        let mut config = ControlConfig::default();
+        config.bus.cluster_token = "token-secret".into();
+        config.accounts.smtp_url = "smtp://mailer:pa@ss@mail.example:587?tls=required".into();
+        let shown = toml::to_string_pretty(&config.redacted()).unwrap();
+        assert!(
+            !shown.contains("token-secret") && !shown.contains("pa@ss"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("smtp://***@mail.example:587?tls=required"),
+            "{shown}"
+        );
+        let plain = ControlConfig::default().redacted();
+        assert_eq!(plain, ControlConfig::default());
     }
 }

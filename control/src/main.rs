@@ -114,7 +114,7 @@ fn main() -> anyhow::Result<()> {
         bail!("invalid configuration: {problems}");
     }
     if cli.check_config {
-        println!("{}", toml::to_string_pretty(&config)?);
+        println!("{}", toml::to_string_pretty(&config.redacted())?);
         eprintln!("configuration is valid");
         return Ok(());
     }
