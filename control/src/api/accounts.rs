@@ -24,7 +24,7 @@ use crate::store::{Role, SessionRecord, StoreError, UserRecord, WorkspaceRecord}
 
 /// Longest password accepted in a request, in characters (the policy's byte
 /// limit always fits in it).
-const MAX_PASSWORD_CHARS: usize = 1024;
+pub(super) const MAX_PASSWORD_CHARS: usize = 1024;
 
 /// Email and password.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -211,7 +211,8 @@ pub(super) fn cookie(state: &AppState, request: &HttpRequest, token: Option<&str
     )
 }
 
-fn too_long(field: &'static str) -> ApiError {
+/// A password field over [`MAX_PASSWORD_CHARS`].
+pub(super) fn too_long(field: &'static str) -> ApiError {
     ApiError::bad_request(
         "invalid_field",
         format!("{field} is over {MAX_PASSWORD_CHARS} characters"),
@@ -238,8 +239,7 @@ pub async fn sign_in(
     request: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = super::read_body(payload, state.max_body_bytes).await?;
-    let input: SignIn = super::parse_json(&request, &body)?;
+    let input: SignIn = super::read_json(&request, payload, state.max_body_bytes).await?;
     if input.password.chars().count() > MAX_PASSWORD_CHARS {
         return Err(too_long("password"));
     }
@@ -338,8 +338,7 @@ pub async fn update_user(
     request: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = super::read_body(payload, state.max_body_bytes).await?;
-    let input: UserSettings = super::parse_json(&request, &body)?;
+    let input: UserSettings = super::read_json(&request, payload, state.max_body_bytes).await?;
     let worker = state.clone();
     let user = blocking(move || {
         worker
@@ -418,8 +417,7 @@ pub async fn change_password(
     request: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = super::read_body(payload, state.max_body_bytes).await?;
-    let input: ChangePassword = super::parse_json(&request, &body)?;
+    let input: ChangePassword = super::read_json(&request, payload, state.max_body_bytes).await?;
     for (field, value) in [
         ("current_password", &input.current_password),
         ("new_password", &input.new_password),

@@ -27,8 +27,7 @@ pub async fn create_domain(
     request: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = super::read_body(payload, state.max_body_bytes).await?;
-    let input: CreateDomain = super::parse_json(&request, &body)?;
+    let input: CreateDomain = super::read_json(&request, payload, state.max_body_bytes).await?;
     let service = state.service.clone();
     let now = now_millis();
     let workspace = caller.caller.workspace_id().to_owned();

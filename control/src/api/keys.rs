@@ -110,8 +110,7 @@ pub async fn create_key(
     request: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = super::read_body(payload, state.max_body_bytes).await?;
-    let input: CreateKey = super::parse_json(&request, &body)?;
+    let input: CreateKey = super::read_json(&request, payload, state.max_body_bytes).await?;
     let name = input.name.trim().to_owned();
     if name.is_empty()
         || name.chars().count() > MAX_NAME_CHARS

@@ -228,8 +228,10 @@ pub async fn patch_link(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&id)?;
-    let body = super::read_body(payload, state.max_body_bytes).await?;
-    let changes: LinkChanges = super::parse_json::<PatchLink>(&request, &body)?.into();
+    let changes: LinkChanges =
+        super::read_json::<PatchLink>(&request, payload, state.max_body_bytes)
+            .await?
+            .into();
     let service = state.service.clone();
     let now = now_millis();
     let workspace = caller.caller.workspace_id().to_owned();
@@ -306,8 +308,7 @@ pub async fn bulk_create(
     request: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = super::read_body(payload, state.max_body_bytes).await?;
-    let inputs: Vec<CreateLink> = super::parse_json(&request, &body)?;
+    let inputs: Vec<CreateLink> = super::read_json(&request, payload, state.max_body_bytes).await?;
     let inputs: Vec<NewLink> = inputs.into_iter().map(NewLink::from).collect();
     let service = state.service.clone();
     let now = now_millis();

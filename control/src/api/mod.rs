@@ -175,6 +175,16 @@ pub async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::B
     Ok(body.freeze())
 }
 
+/// Reads a JSON body of at most `limit` bytes and parses it.
+pub async fn read_json<T: DeserializeOwned>(
+    request: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+) -> Result<T, ApiError> {
+    let body = read_body(payload, limit).await?;
+    parse_json(request, &body)
+}
+
 /// Parses a JSON body, requiring a JSON content type.
 pub fn parse_json<T: DeserializeOwned>(request: &HttpRequest, body: &[u8]) -> Result<T, ApiError> {
     let content_type = request

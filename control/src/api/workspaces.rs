@@ -15,7 +15,9 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
-use super::accounts::{SessionInfo, client_info, cookie, session_info};
+use super::accounts::{
+    MAX_PASSWORD_CHARS, SessionInfo, client_info, cookie, session_info, too_long,
+};
 use super::auth::{Authenticated, Identity, SignedIn, act_in};
 use super::error::{ApiError, ErrorBody};
 use super::types::to_datetime;
@@ -24,9 +26,6 @@ use crate::keys::Scope;
 use crate::mailer::InvitationMail;
 use crate::store::{InvitationRecord, Role, WorkspaceRecord};
 use crate::workspaces::{Member, WorkspaceError};
-
-/// Longest password accepted in a request, in characters.
-const MAX_PASSWORD_CHARS: usize = 1024;
 
 /// A workspace and the caller's role in it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -266,8 +265,7 @@ pub async fn create_workspace(
     request: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = super::read_body(payload, state.max_body_bytes).await?;
-    let input: WorkspaceName = super::parse_json(&request, &body)?;
+    let input: WorkspaceName = super::read_json(&request, payload, state.max_body_bytes).await?;
     let worker = state.clone();
     let workspace = blocking(move || {
         worker
@@ -663,13 +661,6 @@ pub async fn revoke_invitation(
     Ok(HttpResponse::NoContent().finish())
 }
 
-fn client_address(request: &HttpRequest) -> String {
-    request
-        .peer_addr()
-        .map(|addr| addr.ip().to_string())
-        .unwrap_or_default()
-}
-
 /// What an invitation offers (no sign-in needed; throttled per client address).
 #[utoipa::path(
     post, path = "/api/v1/invitations/preview", tag = "workspaces", request_body = InvitationToken,
@@ -687,11 +678,10 @@ pub async fn preview_invitation(
     request: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = super::read_body(payload, state.max_body_bytes).await?;
-    let input: InvitationToken = super::parse_json(&request, &body)?;
+    let input: InvitationToken = super::read_json(&request, payload, state.max_body_bytes).await?;
     state
         .sign_in_limits
-        .take_address(&client_address(&request))?;
+        .take_address(&client_info(&request).address)?;
     let worker = state.clone();
     let preview = blocking(move || {
         let (invitation, workspace) = worker.workspaces.preview(&input.token, now_millis())?;
@@ -737,18 +727,13 @@ pub async fn accept_invitation(
     request: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = super::read_body(payload, state.max_body_bytes).await?;
-    let input: AcceptInvitation = super::parse_json(&request, &body)?;
+    let input: AcceptInvitation = super::read_json(&request, payload, state.max_body_bytes).await?;
     if input
         .password
         .as_ref()
         .is_some_and(|p| p.chars().count() > MAX_PASSWORD_CHARS)
     {
-        return Err(ApiError::bad_request(
-            "invalid_field",
-            format!("password is over {MAX_PASSWORD_CHARS} characters"),
-        )
-        .with_field("password"));
+        return Err(too_long("password"));
     }
     let client = client_info(&request);
     state.sign_in_limits.take_address(&client.address)?;
