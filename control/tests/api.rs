@@ -824,3 +824,79 @@ fn garbage_never_gets_anything_but_a_json_4xx() {
     let after = api.get(&format!("/api/v1/links/{id}"));
     assert_eq!(after.body["url"], "https://e.com/", "nothing was changed");
 }
+
+#[test]
+fn past_expiries_and_destinations_on_short_domains_are_refused() {
+    let test = TestControl::start();
+    let api = test.client();
+    assert_eq!(
+        api.post("/api/v1/domains", &json!({"domain": "go.example.com"}))
+            .status,
+        201
+    );
+    let field = |response: &ricochet_control::test_util::ApiResponse| {
+        response.body["error"]["field"].clone()
+    };
+
+    let past = api.post(
+        "/api/v1/links",
+        &json!({"url": "https://e.com/", "expires_at": "2001-01-01T00:00:00Z"}),
+    );
+    assert_error(&past, 400, "invalid_expires_at");
+    assert_eq!(field(&past), "expires_at");
+    for destination in [
+        "https://go.example.com/other",
+        "http://GO.EXAMPLE.COM:8080/x",
+        "http://localhost/demo",
+    ] {
+        let looped = api.post("/api/v1/links", &json!({"url": destination}));
+        assert_error(&looped, 400, "destination_is_short_link");
+        assert_eq!(field(&looped), "url");
+    }
+    // A host that merely ends like a short domain is someone else's.
+    let elsewhere = api.post(
+        "/api/v1/links",
+        &json!({"url": "https://notgo.example.com/", "code": "ok"}),
+    );
+    assert_eq!(elsewhere.status, 201, "{}", elsewhere.text);
+    let id = elsewhere.body["id"].as_u64().unwrap();
+
+    let patched = api.patch(
+        &format!("/api/v1/links/{id}"),
+        &json!({"url": "https://go.example.com/loop"}),
+    );
+    assert_error(&patched, 400, "destination_is_short_link");
+    let patched = api.patch(
+        &format!("/api/v1/links/{id}"),
+        &json!({"expires_at": "2001-01-01T00:00:00Z", "title": "half"}),
+    );
+    assert_error(&patched, 400, "invalid_expires_at");
+    let unchanged = api.get(&format!("/api/v1/links/{id}"));
+    assert_eq!(unchanged.body["url"], "https://notgo.example.com/");
+    assert_eq!(unchanged.body["title"], Value::Null, "nothing half-applied");
+    assert_eq!(unchanged.body["version"], elsewhere.body["version"]);
+
+    let bulk = api.post(
+        "/api/v1/links/bulk",
+        &json!([
+            {"url": "https://e.com/fine"},
+            {"url": "https://go.example.com/"},
+            {"url": "https://e.com/", "expires_at": "2001-01-01T00:00:00Z"}
+        ]),
+    );
+    assert_eq!(bulk.body["created"], 1, "{}", bulk.text);
+    assert_eq!(
+        bulk.body["items"][1]["error"]["code"],
+        "destination_is_short_link"
+    );
+    assert_eq!(bulk.body["items"][2]["error"]["code"], "invalid_expires_at");
+    // A future expiry is fine.
+    assert_eq!(
+        api.post(
+            "/api/v1/links",
+            &json!({"url": "https://e.com/", "expires_at": "2099-01-01T00:00:00Z"}),
+        )
+        .status,
+        201
+    );
+}

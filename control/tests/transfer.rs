@@ -48,6 +48,22 @@ fn fill(dir: &Path) {
         .add_domain("xn--bcher-kva.example", DEFAULT_WORKSPACE, T0 - 8 * HOUR)
         .unwrap();
     let service = LinkService::new(store.clone(), LinkSettings::new("localhost", 7, 1000, &[]));
+    // A link whose expiry has passed since it was made (a new link cannot
+    // be made expired).
+    service
+        .create(
+            DEFAULT_WORKSPACE,
+            &CreateLink {
+                code: Some("expired".into()),
+                expires_at: Some(at(T0 - HOUR)),
+                status: Some(307),
+                title: Some("+1 and -1".into()),
+                ..link("https://example.org/expired")
+            }
+            .into(),
+            T0 - 2 * HOUR,
+        )
+        .unwrap();
     let mut now = T0;
     let mut create = |input: CreateLink| {
         now += 1_001;
@@ -83,13 +99,6 @@ fn fill(dir: &Path) {
         code: Some("gone".into()),
         title: Some("\ttab first".into()),
         ..link("https://example.org/gone")
-    });
-    create(CreateLink {
-        code: Some("expired".into()),
-        expires_at: Some(at(T0 - HOUR)),
-        status: Some(307),
-        title: Some("+1 and -1".into()),
-        ..link("https://example.org/expired")
     });
     create(CreateLink {
         domain: Some("go.example.com".into()),

@@ -154,6 +154,16 @@ pub fn validate_destination(raw: &str) -> Result<String, ValidationError> {
     Ok(normalized)
 }
 
+/// The host of a destination, lowercase (IDN hosts in punycode), without
+/// its port; `None` when it is not an absolute URL with a host.
+pub fn destination_host(destination: &str) -> Option<String> {
+    url::Url::parse(destination)
+        .ok()?
+        .host_str()
+        .filter(|host| !host.is_empty())
+        .map(str::to_ascii_lowercase)
+}
+
 fn contains_encoded_control(bytes: &[u8]) -> bool {
     bytes.windows(3).any(|w| {
         w[0] == b'%' && w[1] == b'0' && matches!(w[2].to_ascii_lowercase(), b'0' | b'a' | b'd')
@@ -255,5 +265,18 @@ mod tests {
         assert!(validate_tags(&["a".into(), "b c".into()]).is_ok());
         assert!(validate_tags(&["".into()]).is_err());
         assert!(validate_tags(&vec!["t".to_owned(); MAX_TAGS + 1]).is_err());
+    }
+
+    #[test]
+    fn destination_hosts() {
+        assert_eq!(
+            destination_host("https://Go.Example.com:8443/a?b=c").as_deref(),
+            Some("go.example.com")
+        );
+        assert_eq!(
+            destination_host("https://bücher.example/").as_deref(),
+            Some("xn--bcher-kva.example")
+        );
+        assert_eq!(destination_host("not a url"), None);
     }
 }

@@ -121,6 +121,10 @@ impl From<LinkError> for ApiError {
             LinkError::CodeTaken { .. } => Self::new(409, "code_taken", message),
             LinkError::DomainExists { .. } => Self::new(409, "domain_exists", message),
             LinkError::NotFound { .. } => Self::not_found(message),
+            LinkError::PointsToShortDomain { .. } => {
+                Self::bad_request("destination_is_short_link", message)
+            }
+            LinkError::ExpiryInPast => Self::bad_request("invalid_expires_at", message),
             LinkError::TooMany { .. } => Self::new(413, "too_many_items", message),
             LinkError::IdempotencyKeyReused => {
                 return Self::new(

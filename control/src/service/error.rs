@@ -21,6 +21,13 @@ pub enum LinkError {
     CodeTaken { domain: String, code: String },
     #[error("{domain} is already registered")]
     DomainExists { domain: String },
+    #[error(
+        "the destination is on {domain}, a short-link domain of this installation: a link \
+         cannot redirect to a short link here"
+    )]
+    PointsToShortDomain { domain: String },
+    #[error("expires_at is in the past; an expired link cannot be created or given a past expiry")]
+    ExpiryInPast,
     #[error("no link with id {id}")]
     NotFound { id: u64 },
     #[error("a bulk call takes at most {max} items; got {got}")]
@@ -43,6 +50,8 @@ impl LinkError {
             Self::UnknownDomain { .. } | Self::DomainExists { .. } => Some("domain"),
             Self::Reserved { .. } | Self::CodeTaken { .. } => Some("code"),
             Self::BadCursor => Some("cursor"),
+            Self::PointsToShortDomain { .. } => Some("url"),
+            Self::ExpiryInPast => Some("expires_at"),
             _ => None,
         }
     }

@@ -195,6 +195,12 @@ impl LinkService {
             let mut link = existing(txn, workspace, id)?;
             if let Some(url) = &changes.url {
                 link.url = validate::validate_destination(url)?;
+                self.refuse_short_domain(&link.url)?;
+            }
+            if let Some(Some(at)) = changes.expires_at
+                && at <= now
+            {
+                return Err(LinkError::ExpiryInPast);
             }
             if let Some(status) = changes.status {
                 link.status = RedirectStatus::try_from(status)?;
@@ -331,6 +337,10 @@ impl LinkService {
         input: &NewLink,
         now: i64,
     ) -> Result<LinkRecord, LinkError> {
+        // Imports keep the expiry a link had; a new link must not be born expired.
+        if input.expires_at.is_some_and(|at| at <= now) {
+            return Err(LinkError::ExpiryInPast);
+        }
         let link = self.prepare_create(txn, workspace, input, now)?;
         Ok(stage_new(txn, workspace, link))
     }
@@ -353,6 +363,7 @@ impl LinkService {
             return Err(LinkError::UnknownDomain { domain });
         }
         let url = validate::validate_destination(&input.url)?;
+        self.refuse_short_domain(&url)?;
         let code = match &input.code {
             Some(code) => {
                 validate::validate_code(code)?;
@@ -383,6 +394,19 @@ impl LinkService {
         link.tags = input.tags.clone();
         link.validate()?;
         Ok(link)
+    }
+
+    /// Refuses a destination on one of the installation's short-link domains
+    /// (any workspace's, or the default one): it would redirect to a short
+    /// link, possibly itself.
+    fn refuse_short_domain(&self, destination: &str) -> Result<(), LinkError> {
+        let Some(host) = validate::destination_host(destination) else {
+            return Ok(());
+        };
+        if host == self.settings.default_domain || self.store.has_domain(&host)? {
+            return Err(LinkError::PointsToShortDomain { domain: host });
+        }
+        Ok(())
     }
 
     fn is_reserved(&self, code: &str) -> bool {
