@@ -24,6 +24,8 @@ use ricochet_engine::http::{BatchClock, Clock, Handler, Method, Request, Respons
 use ricochet_engine::redirect::{RedirectHandler, RedirectSettings};
 
 const LINKS: usize = 1_000_000;
+/// Links of the query-forwarding case.
+const FORWARDING_LINKS: usize = 65_536;
 const MAX_HEADERS: usize = 64;
 
 /// A minimal client (curl); the code is at `CODE_AT`.
@@ -223,6 +225,44 @@ fn redirect_path(c: &mut Criterion) {
         group.bench_function(format!("parse_and_handle/{name}"), |b| {
             b.iter(|| {
                 let request = parse(requests.next()).expect("valid request");
+                out.clear();
+                handler.handle(&request, ResponseWriter::close_after(&mut out, &clock))
+            })
+        });
+    }
+    // Links that forward the incoming query string, asked with a
+    // 60-byte query (the path `Location` building takes for them).
+    {
+        let forwarding = LinkTable::with_capacity(Some(data::DOMAIN), FORWARDING_LINKS);
+        for i in 0..FORWARDING_LINKS as u64 {
+            let mut record = data::record(i);
+            record.forward_query = true;
+            forwarding.upsert(&record);
+        }
+        let mut handler = RedirectHandler::new(
+            Arc::new(forwarding),
+            Arc::new(RedirectSettings::new(3600)),
+            None,
+        );
+        let codes = data::shuffled_codes(FORWARDING_LINKS, 5);
+        let mut next = 0usize;
+        group.bench_function("handle_only/hit_forwarding_query", |b| {
+            b.iter(|| {
+                let mut path = [b'/'; CODE_LEN + 1];
+                path[1..].copy_from_slice(&codes[next]);
+                next = if next + 1 == codes.len() { 0 } else { next + 1 };
+                let request = Request {
+                    method: Method::Get,
+                    path: &path,
+                    query: b"utm_source=newsletter&utm_medium=email&utm_campaign=spring",
+                    host: Some(b"go.example"),
+                    prefetch: false,
+                    user_agent: b"curl/8.5.0",
+                    referer: b"",
+                    accept_language: b"",
+                    forwarded_for: b"",
+                    peer: Some(PEER),
+                };
                 out.clear();
                 handler.handle(&request, ResponseWriter::close_after(&mut out, &clock))
             })

@@ -9,7 +9,7 @@ use crate::clicks::ClickSender;
 use crate::clicks::event::ClickEvent;
 use crate::http::{Handler, Method, Request, ResponseWriter};
 use crate::table::{Answer, LinkTable};
-use ricochet_model::validate::is_valid_code;
+use ricochet_model::validate::{MAX_URL_LEN, is_valid_code};
 
 /// Settings of the redirect handler, rendered once at start.
 #[derive(Debug)]
@@ -122,11 +122,18 @@ impl Handler for RedirectHandler {
         out.extend_from_slice(b"Location: ");
         let url = entry.url();
         if entry.forward_query() && !request.query.is_empty() {
+            let start = out.len();
             let fragment = entry.fragment_at();
             out.extend_from_slice(&url[..fragment]);
             out.push(if entry.url_has_query() { b'&' } else { b'?' });
-            append_query(out, request.query);
+            let clean = append_query(out, request.query);
             out.extend_from_slice(&url[fragment..]);
+            // A query with an encoded control byte, or a Location longer than
+            // a stored destination may be, gets the destination alone.
+            if !clean || out.len() - start > MAX_URL_LEN {
+                out.truncate(start);
+                out.extend_from_slice(url);
+            }
         } else {
             out.extend_from_slice(url);
         }
@@ -150,16 +157,32 @@ fn not_found(response: ResponseWriter<'_>) -> u16 {
 
 /// Appends an incoming query string, percent-encoding any byte that is not
 /// visible ASCII (and `#`), so nothing a client sends can end the header.
+/// Returns false, with `out` part written, when the query holds a NUL, LF or
+/// CR, raw or encoded (`%00`, `%0A`, `%0D`: what a stored destination may
+/// not hold either); the caller then answers the destination alone.
 #[inline]
-fn append_query(out: &mut Vec<u8>, query: &[u8]) {
+fn append_query(out: &mut Vec<u8>, query: &[u8]) -> bool {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for &byte in query {
+    for (at, &byte) in query.iter().enumerate() {
         if (0x21..=0x7e).contains(&byte) && byte != b'#' {
+            if byte == b'%' && encoded_control_at(query, at) {
+                return false;
+            }
             out.push(byte);
+        } else if matches!(byte, 0 | b'\n' | b'\r') {
+            return false;
         } else {
             out.extend_from_slice(&[b'%', HEX[(byte >> 4) as usize], HEX[(byte & 15) as usize]]);
         }
     }
+    true
+}
+
+/// Whether the `%` at `at` starts `%00`, `%0A` or `%0D` (any case).
+#[inline]
+fn encoded_control_at(query: &[u8], at: usize) -> bool {
+    query.get(at + 1) == Some(&b'0')
+        && matches!(query.get(at + 2), Some(b'0' | b'a' | b'A' | b'd' | b'D'))
 }
 
 #[cfg(test)]
@@ -187,7 +210,20 @@ mod tests {
     #[test]
     fn query_bytes_are_made_header_safe() {
         let mut out = Vec::new();
-        append_query(&mut out, b"a=1&b=\r\n\x00 #\xff");
-        assert_eq!(out, b"a=1&b=%0D%0A%00%20%23%FF");
+        assert!(append_query(&mut out, b"a=1&b= #\xff\x01%41"));
+        assert_eq!(out, b"a=1&b=%20%23%FF%01%41");
+        for control in [
+            &b"a=\r"[..],
+            b"a=\n",
+            b"a=\x00",
+            b"a=%00",
+            b"a=%0a",
+            b"a=%0D",
+            b"%0d",
+        ] {
+            assert!(!append_query(&mut Vec::new(), control), "{control:?}");
+        }
+        assert!(append_query(&mut Vec::new(), b"a=%0"));
+        assert!(append_query(&mut Vec::new(), b"a=%0b%"));
     }
 }

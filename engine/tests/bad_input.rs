@@ -274,15 +274,37 @@ fn no_input_puts_cr_or_lf_into_a_header() {
     let mut record = link("localhost", "fwd", "https://example.com/landing");
     record.forward_query = true;
     engine.upsert(record);
-    let attempts: &[&[u8]] = &[
-        b"GET /fwd?a=%0D%0ASet-Cookie:%20x=1 HTTP/1.1\r\nHost: localhost\r\n\r\n",
-        b"GET /fwd?a=%0d%0aSet-Cookie:x HTTP/1.1\r\nHost: localhost\r\n\r\n",
-        b"GET /fwd?a=\xff\xfe HTTP/1.1\r\nHost: localhost\r\n\r\n",
-        b"GET /fwd?a=1\rSet-Cookie:x HTTP/1.1\r\nHost: localhost\r\n\r\n",
-        b"GET /fwd?a=1\nSet-Cookie:x HTTP/1.1\r\nHost: localhost\r\n\r\n",
-        b"GET /fwd%0D%0ASet-Cookie:x HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    // Each request, and the Location it gets when it is answered with a
+    // redirect: an encoded CR or LF is never forwarded, so such a query gets
+    // the destination alone.
+    let alone = "https://example.com/landing";
+    let attempts: &[(&[u8], &str)] = &[
+        (
+            b"GET /fwd?a=%0D%0ASet-Cookie:%20x=1 HTTP/1.1\r\nHost: localhost\r\n\r\n",
+            alone,
+        ),
+        (
+            b"GET /fwd?a=%0d%0aSet-Cookie:x HTTP/1.1\r\nHost: localhost\r\n\r\n",
+            alone,
+        ),
+        (
+            b"GET /fwd?a=\xff\xfe HTTP/1.1\r\nHost: localhost\r\n\r\n",
+            "https://example.com/landing?a=%FF%FE",
+        ),
+        (
+            b"GET /fwd?a=1\rSet-Cookie:x HTTP/1.1\r\nHost: localhost\r\n\r\n",
+            alone,
+        ),
+        (
+            b"GET /fwd?a=1\nSet-Cookie:x HTTP/1.1\r\nHost: localhost\r\n\r\n",
+            alone,
+        ),
+        (
+            b"GET /fwd%0D%0ASet-Cookie:x HTTP/1.1\r\nHost: localhost\r\n\r\n",
+            alone,
+        ),
     ];
-    for raw in attempts {
+    for (raw, expected) in attempts {
         let mut client = Client::connect(engine.addr());
         client.send(raw);
         let response = client.read_response(false).expect("a response");
@@ -300,14 +322,7 @@ fn no_input_puts_cr_or_lf_into_a_header() {
         }
         if response.status == 302 {
             let location = response.header("location").unwrap();
-            assert!(
-                location.starts_with("https://example.com/landing?a="),
-                "{location}"
-            );
-            assert!(
-                location.bytes().all(|b| (0x21..=0x7e).contains(&b)),
-                "{location}"
-            );
+            assert_eq!(location, *expected, "{:?}", String::from_utf8_lossy(raw));
         }
     }
     // Destinations with CR/LF never reach the table: validation refuses them.

@@ -172,6 +172,15 @@ fn query_strings_are_forwarded_when_the_link_asks() {
             "https://example.com/l?ref=a&utm_medium=m#top",
         ),
         ("/nofwd?utm_source=x", "https://example.com/fixed"),
+        // An encoded NUL, LF or CR is never forwarded: the destination alone.
+        ("/fwd?a=%00b", "https://example.com/landing"),
+        (
+            "/fwd?a=1&b=%0d%0aSet-Cookie:x",
+            "https://example.com/landing",
+        ),
+        ("/fwdq?x=%0A", "https://example.com/l?ref=a#top"),
+        // Other encodings pass as sent.
+        ("/fwd?q=%20%26", "https://example.com/landing?q=%20%26"),
     ];
     for (path, expected) in cases {
         let response = engine.get(path, "localhost");
@@ -182,6 +191,28 @@ fn query_strings_are_forwarded_when_the_link_asks() {
             "{path}"
         );
     }
+}
+
+#[test]
+fn a_forwarded_query_that_would_make_the_location_too_long_is_dropped() {
+    let engine = TestEngine::start();
+    let mut link = link("localhost", "fwd", "https://example.com/landing#part");
+    link.forward_query = true;
+    engine.upsert(link);
+    let base = "https://example.com/landing".len() + 1 + "#part".len();
+    // The whole Location may be 4,096 bytes: up to that the query is forwarded.
+    let fits = format!("q={}", "a".repeat(4096 - base - 2));
+    let response = engine.get(&format!("/fwd?{fits}"), "localhost");
+    let location = response.header("location").unwrap();
+    assert_eq!(location.len(), 4096);
+    assert_eq!(location, format!("https://example.com/landing?{fits}#part"));
+    let over = format!("{fits}a");
+    let response = engine.get(&format!("/fwd?{over}"), "localhost");
+    assert_eq!(response.status, 302);
+    assert_eq!(
+        response.header("location").as_deref(),
+        Some("https://example.com/landing#part")
+    );
 }
 
 #[test]
