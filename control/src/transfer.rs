@@ -219,6 +219,8 @@ fn create_input(row: &LinkRow) -> NewLink {
         forward_query: row.forward_query.unwrap_or(false),
         title: row.title.clone(),
         tags: row.tags.clone().unwrap_or_default(),
+        // UTM fields travel inside the destination.
+        utm: Default::default(),
     }
 }
 

@@ -900,3 +900,64 @@ fn past_expiries_and_destinations_on_short_domains_are_refused() {
         201
     );
 }
+
+#[test]
+fn utm_fields_are_merged_into_the_destination() {
+    let test = TestControl::start();
+    let api = test.client();
+    let created = api.post(
+        "/api/v1/links",
+        &json!({"url": "https://e.com/p?a=1,2&utm_source=old#top", "code": "utm",
+                "utm": {"source": "news letter", "medium": "email", "campaign": "spring&co"}}),
+    );
+    assert_eq!(created.status, 201, "{}", created.text);
+    assert_eq!(
+        created.body["url"],
+        "https://e.com/p?a=1,2&utm_source=news+letter&utm_medium=email&utm_campaign=spring%26co#top"
+    );
+    assert_eq!(
+        created.body["utm"],
+        json!({"source": "news letter", "medium": "email", "campaign": "spring&co",
+               "term": null, "content": null})
+    );
+    let id = created.body["id"].as_u64().unwrap();
+
+    // null removes one, a value sets one, absent fields stay.
+    let patched = api.patch(
+        &format!("/api/v1/links/{id}"),
+        &json!({"utm": {"medium": null, "term": "shoes"}}),
+    );
+    assert_eq!(patched.status, 200, "{}", patched.text);
+    assert_eq!(
+        patched.body["url"],
+        "https://e.com/p?a=1,2&utm_source=news+letter&utm_campaign=spring%26co&utm_term=shoes#top"
+    );
+    // A new destination with UTM fields in the same request: the fields win.
+    let replaced = api.patch(
+        &format!("/api/v1/links/{id}"),
+        &json!({"url": "https://e.com/new?utm_source=page", "utm": {"source": "ad"}}),
+    );
+    assert_eq!(replaced.body["url"], "https://e.com/new?utm_source=ad");
+    assert_eq!(replaced.body["utm"]["source"], "ad");
+    assert_eq!(replaced.body["utm"]["term"], Value::Null);
+
+    for (utm, field) in [
+        (json!({"campaign": ""}), "utm.campaign"),
+        (json!({"content": "a\nb"}), "utm.content"),
+        (json!({"term": "x".repeat(201)}), "utm.term"),
+    ] {
+        let refused = api.post(
+            "/api/v1/links",
+            &json!({"url": "https://e.com/", "utm": utm}),
+        );
+        assert_error(&refused, 400, "invalid_utm");
+        assert_eq!(refused.body["error"]["field"], field);
+    }
+    let unknown = api.post(
+        "/api/v1/links",
+        &json!({"url": "https://e.com/", "utm": {"id": "x"}}),
+    );
+    assert_error(&unknown, 400, "invalid_field");
+    let unchanged = api.get(&format!("/api/v1/links/{id}"));
+    assert_eq!(unchanged.body["url"], "https://e.com/new?utm_source=ad");
+}

@@ -32,6 +32,7 @@ fn link(url: &str) -> CreateLink {
         forward_query: None,
         title: None,
         tags: None,
+        utm: None,
     }
 }
 

@@ -125,6 +125,10 @@ impl From<LinkError> for ApiError {
                 Self::bad_request("destination_is_short_link", message)
             }
             LinkError::ExpiryInPast => Self::bad_request("invalid_expires_at", message),
+            LinkError::InvalidUtm { field } => {
+                return Self::bad_request("invalid_utm", message)
+                    .with_field(format!("utm.{field}"));
+            }
             LinkError::TooMany { .. } => Self::new(413, "too_many_items", message),
             LinkError::IdempotencyKeyReused => {
                 return Self::new(

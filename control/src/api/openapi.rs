@@ -70,7 +70,7 @@ use super::{AppState, error, types};
         super::keys::revoke_key,
     ),
     components(schemas(
-        types::CreateLink, types::PatchLink, types::LinkView, types::LinkList, types::BulkItem,
+        types::CreateLink, types::PatchLink, types::UtmInput, types::UtmView, types::LinkView, types::LinkList, types::BulkItem,
         types::BulkResult, types::CreateDomain, types::DomainView, types::DomainList,
         error::ErrorBody, error::ErrorDetail,
         super::analytics::Series, super::analytics::SeriesPoint, super::analytics::Breakdown,

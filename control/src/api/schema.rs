@@ -251,6 +251,15 @@ pub fn title_view() -> Schema {
 }
 
 /// A title in a request.
+/// A UTM value (`null` removes it on `PATCH`).
+pub fn utm_value() -> Schema {
+    nullable(string(), Type::String)
+        .min_length(Some(1))
+        .max_length(Some(crate::service::utm::MAX_VALUE_CHARS))
+        .pattern(Some("^[^\\x00-\\x1f\\x7f-\\x9f]+$"))
+        .into()
+}
+
 pub fn title() -> Schema {
     nullable(string(), Type::String)
         .max_length(Some(MAX_TITLE_LEN / 4))

@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 
 use super::error::ErrorDetail;
 use super::schema;
+use crate::service::utm::{self, UtmChanges};
 use crate::service::{LinkChanges, NewLink};
 
 /// Milliseconds since the epoch → RFC 3339.
@@ -45,6 +46,78 @@ pub struct CreateLink {
     pub title: Option<String>,
     #[schema(schema_with = schema::optional_tags)]
     pub tags: Option<Vec<String>>,
+    /// UTM parameters merged into the destination's query.
+    pub utm: Option<UtmInput>,
+}
+
+/// UTM parameters of a link, written into its destination's query as
+/// `utm_source=…` and so on. A value replaces a parameter of the same name
+/// already in the destination; the destination's other parameters stay as
+/// they are; a forwarded visitor query comes after them. On `PATCH`, `null`
+/// removes a parameter and an absent field leaves it as it is.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UtmInput {
+    #[serde(default, deserialize_with = "optional_field")]
+    #[schema(schema_with = schema::utm_value)]
+    pub source: Option<Option<String>>,
+    #[serde(default, deserialize_with = "optional_field")]
+    #[schema(schema_with = schema::utm_value)]
+    pub medium: Option<Option<String>>,
+    #[serde(default, deserialize_with = "optional_field")]
+    #[schema(schema_with = schema::utm_value)]
+    pub campaign: Option<Option<String>>,
+    #[serde(default, deserialize_with = "optional_field")]
+    #[schema(schema_with = schema::utm_value)]
+    pub term: Option<Option<String>>,
+    #[serde(default, deserialize_with = "optional_field")]
+    #[schema(schema_with = schema::utm_value)]
+    pub content: Option<Option<String>>,
+}
+
+impl From<Option<UtmInput>> for UtmChanges {
+    fn from(input: Option<UtmInput>) -> Self {
+        let Some(input) = input else {
+            return Self::default();
+        };
+        let fields = [
+            ("source", input.source),
+            ("medium", input.medium),
+            ("campaign", input.campaign),
+            ("term", input.term),
+            ("content", input.content),
+        ];
+        Self(
+            fields
+                .into_iter()
+                .filter_map(|(field, value)| value.map(|value| (field, value)))
+                .collect(),
+        )
+    }
+}
+
+/// The UTM parameters a link's destination carries.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct UtmView {
+    pub source: Option<String>,
+    pub medium: Option<String>,
+    pub campaign: Option<String>,
+    pub term: Option<String>,
+    pub content: Option<String>,
+}
+
+impl UtmView {
+    fn of(destination: &str) -> Self {
+        let [source, medium, campaign, term, content] =
+            utm::read(destination).map(|(_, value)| value);
+        Self {
+            source,
+            medium,
+            campaign,
+            term,
+            content,
+        }
+    }
 }
 
 impl From<CreateLink> for NewLink {
@@ -58,6 +131,7 @@ impl From<CreateLink> for NewLink {
             forward_query: input.forward_query.unwrap_or(false),
             title: input.title,
             tags: input.tags.unwrap_or_default(),
+            utm: input.utm.into(),
         }
     }
 }
@@ -84,6 +158,8 @@ pub struct PatchLink {
     #[schema(schema_with = schema::optional_tags)]
     pub tags: Option<Vec<String>>,
     pub forward_query: Option<bool>,
+    /// Applied after `url` when both are given.
+    pub utm: Option<UtmInput>,
 }
 
 impl From<PatchLink> for LinkChanges {
@@ -96,6 +172,7 @@ impl From<PatchLink> for LinkChanges {
             title: patch.title,
             tags: patch.tags,
             forward_query: patch.forward_query,
+            utm: patch.utm.into(),
         }
     }
 }
@@ -137,6 +214,8 @@ pub struct LinkView {
     pub title: Option<String>,
     #[schema(schema_with = schema::tags_view)]
     pub tags: Vec<String>,
+    /// The UTM parameters in `url`.
+    pub utm: UtmView,
     #[serde(with = "time::serde::rfc3339")]
     #[schema(schema_with = schema::date_time)]
     pub created_at: OffsetDateTime,
@@ -160,6 +239,7 @@ impl From<&LinkRecord> for LinkView {
             forward_query: link.forward_query,
             title: link.title.clone(),
             tags: link.tags.clone(),
+            utm: UtmView::of(&link.url),
             created_at: to_datetime(link.created_at),
             updated_at: to_datetime(link.updated_at),
             version: link.version,

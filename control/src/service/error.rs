@@ -26,6 +26,8 @@ pub enum LinkError {
          cannot redirect to a short link here"
     )]
     PointsToShortDomain { domain: String },
+    #[error("utm.{field} must be 1 to 200 characters without control characters (null removes it)")]
+    InvalidUtm { field: &'static str },
     #[error("expires_at is in the past; an expired link cannot be created or given a past expiry")]
     ExpiryInPast,
     #[error("no link with id {id}")]
@@ -52,6 +54,7 @@ impl LinkError {
             Self::BadCursor => Some("cursor"),
             Self::PointsToShortDomain { .. } => Some("url"),
             Self::ExpiryInPast => Some("expires_at"),
+            Self::InvalidUtm { .. } => None,
             _ => None,
         }
     }

@@ -4,6 +4,7 @@
 
 use ricochet_model::LinkState;
 
+use super::utm::UtmChanges;
 use crate::store::{LinkFilter, LinkSort};
 
 /// A link to create.
@@ -21,6 +22,8 @@ pub struct NewLink {
     pub forward_query: bool,
     pub title: Option<String>,
     pub tags: Vec<String>,
+    /// UTM fields merged into the destination's query (see [`super::utm`]).
+    pub utm: UtmChanges,
 }
 
 /// Changes to a link: `None` leaves a field as it is; `Some(None)` clears an
@@ -34,6 +37,8 @@ pub struct LinkChanges {
     pub title: Option<Option<String>>,
     pub tags: Option<Vec<String>>,
     pub forward_query: Option<bool>,
+    /// Applied after `url` (see [`super::utm`]).
+    pub utm: UtmChanges,
 }
 
 /// One page of a listing to read.

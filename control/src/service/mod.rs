@@ -14,6 +14,7 @@
 
 pub mod error;
 pub mod input;
+pub mod utm;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -195,6 +196,11 @@ impl LinkService {
             let mut link = existing(txn, workspace, id)?;
             if let Some(url) = &changes.url {
                 link.url = validate::validate_destination(url)?;
+            }
+            if !changes.utm.is_empty() {
+                link.url = validate::validate_destination(&utm::apply(&link.url, &changes.utm)?)?;
+            }
+            if changes.url.is_some() || !changes.utm.is_empty() {
                 self.refuse_short_domain(&link.url)?;
             }
             if let Some(Some(at)) = changes.expires_at
@@ -362,7 +368,10 @@ impl LinkService {
         if !self.may_use_domain(workspace, &domain)? {
             return Err(LinkError::UnknownDomain { domain });
         }
-        let url = validate::validate_destination(&input.url)?;
+        let mut url = validate::validate_destination(&input.url)?;
+        if !input.utm.is_empty() {
+            url = validate::validate_destination(&utm::apply(&url, &input.utm)?)?;
+        }
         self.refuse_short_domain(&url)?;
         let code = match &input.code {
             Some(code) => {
