@@ -32,10 +32,13 @@ pub enum Dimension {
     UtmSource,
     UtmMedium,
     UtmCampaign,
+    /// Which of a link's destinations answered: `url`, `rules[2]`,
+    /// `variants[1]`, `ios`, … (links with rules, variants or app links only).
+    Destination,
 }
 
 impl Dimension {
-    pub const ALL: [Dimension; 10] = [
+    pub const ALL: [Dimension; 11] = [
         Dimension::Total,
         Dimension::Country,
         Dimension::City,
@@ -46,6 +49,7 @@ impl Dimension {
         Dimension::UtmSource,
         Dimension::UtmMedium,
         Dimension::UtmCampaign,
+        Dimension::Destination,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -60,6 +64,7 @@ impl Dimension {
             Self::UtmSource => "utm_source",
             Self::UtmMedium => "utm_medium",
             Self::UtmCampaign => "utm_campaign",
+            Self::Destination => "destination",
         }
     }
 

@@ -7,7 +7,9 @@ use crate::change::{Change, ChangeOp};
 use crate::link::{LinkKey, LinkRecord};
 
 /// Format byte of records written now.
-pub const FORMAT: u8 = 1;
+pub const FORMAT: u8 = 2;
+/// Format 1: extensions held only `click_limit` (before rules, variants, cards).
+const FORMAT_1: u8 = 1;
 
 #[derive(Debug, Error)]
 pub enum CodecError {
@@ -32,7 +34,63 @@ pub fn decode_record(bytes: &[u8]) -> Result<LinkRecord, CodecError> {
     match bytes.split_first() {
         None => Err(CodecError::Empty),
         Some((&FORMAT, body)) => Ok(postcard::from_bytes(body)?),
+        Some((&FORMAT_1, body)) => Ok(postcard::from_bytes::<v1::LinkRecord>(body)?.into()),
         Some((&other, _)) => Err(CodecError::UnknownFormat(other)),
+    }
+}
+
+/// The record layout of format 1, read to upgrade stored records.
+mod v1 {
+    use serde::Deserialize;
+
+    use crate::UnixMillis;
+    use crate::link::{LinkExtensions, LinkState, RedirectStatus};
+
+    #[derive(Deserialize)]
+    pub struct LinkRecord {
+        id: u64,
+        domain: String,
+        code: String,
+        url: String,
+        status: RedirectStatus,
+        state: LinkState,
+        expires_at: Option<UnixMillis>,
+        forward_query: bool,
+        title: Option<String>,
+        tags: Vec<String>,
+        created_at: UnixMillis,
+        updated_at: UnixMillis,
+        version: u64,
+        extensions: Extensions,
+    }
+
+    #[derive(Deserialize)]
+    struct Extensions {
+        click_limit: Option<u64>,
+    }
+
+    impl From<LinkRecord> for crate::link::LinkRecord {
+        fn from(old: LinkRecord) -> Self {
+            Self {
+                id: old.id,
+                domain: old.domain,
+                code: old.code,
+                url: old.url,
+                status: old.status,
+                state: old.state,
+                expires_at: old.expires_at,
+                forward_query: old.forward_query,
+                title: old.title,
+                tags: old.tags,
+                created_at: old.created_at,
+                updated_at: old.updated_at,
+                version: old.version,
+                extensions: LinkExtensions {
+                    click_limit: old.extensions.click_limit,
+                    ..LinkExtensions::default()
+                },
+            }
+        }
     }
 }
 
@@ -107,6 +165,94 @@ mod tests {
             assert_eq!(decode_change(&encode_change(&change)).unwrap(), change);
         }
         assert!(decode_change(&[0; 9]).is_err());
+    }
+
+    #[test]
+    fn format_1_records_still_decode() {
+        // Written by the release before rules: format 1, `extensions` = click_limit only.
+        #[derive(serde::Serialize)]
+        struct Old<'a> {
+            id: u64,
+            domain: &'a str,
+            code: &'a str,
+            url: &'a str,
+            status: RedirectStatus,
+            state: LinkState,
+            expires_at: Option<i64>,
+            forward_query: bool,
+            title: Option<&'a str>,
+            tags: Vec<&'a str>,
+            created_at: i64,
+            updated_at: i64,
+            version: u64,
+            click_limit: Option<u64>,
+        }
+        let old = Old {
+            id: 9,
+            domain: "example.com",
+            code: "old",
+            url: "https://example.org/",
+            status: RedirectStatus::MovedPermanently,
+            state: LinkState::Disabled,
+            expires_at: Some(5),
+            forward_query: true,
+            title: Some("t"),
+            tags: vec!["x"],
+            created_at: 1,
+            updated_at: 2,
+            version: 3,
+            click_limit: Some(4),
+        };
+        let mut bytes = vec![FORMAT_1];
+        bytes.extend(postcard::to_stdvec(&old).unwrap());
+        let record = decode_record(&bytes).unwrap();
+        assert_eq!(
+            (record.id, record.code.as_str(), record.version),
+            (9, "old", 3)
+        );
+        assert_eq!(record.state, LinkState::Disabled);
+        assert_eq!(record.tags, ["x"]);
+        assert_eq!(record.extensions.click_limit, Some(4));
+        assert!(record.extensions.rules.is_empty() && record.extensions.card.is_none());
+    }
+
+    #[test]
+    fn behaviour_fields_round_trip() {
+        use crate::behaviour::{Card, Condition, Rule, Variant};
+        let mut record =
+            LinkRecord::new(7, "example.com", "abc", "https://example.org/x", 1).unwrap();
+        record.extensions.rules = vec![Rule {
+            url: "https://example.org/fr".into(),
+            conditions: vec![Condition::Language("fr".into()), Condition::After(5)],
+            variants: vec![],
+        }];
+        record.extensions.variants = vec![
+            Variant {
+                url: "https://a.example/".into(),
+                weight: 50,
+            },
+            Variant {
+                url: "https://b.example/".into(),
+                weight: 50,
+            },
+        ];
+        record.extensions.card = Some(Card {
+            title: Some("T".into()),
+            description: None,
+            image: None,
+        });
+        record.extensions.ios = Some("https://apps.example/".into());
+        assert_eq!(decode_record(&encode_record(&record)).unwrap(), record);
+        let change = Change {
+            version: 1,
+            op: ChangeOp::Upsert { link: record },
+        };
+        let json = serde_json::to_string(&change).unwrap();
+        assert!(
+            json.contains(r#"{"type":"language","value":"fr"}"#),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<Change>(&json).unwrap(), change);
     }
 
     #[test]

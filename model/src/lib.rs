@@ -2,12 +2,14 @@
 //! (domain, code), the versioned change events that carry edits to engines, and
 //! the validation every producer of links runs before a record exists.
 //!
-//! Modules: [`link`] (records and enums), [`validate`] (codes, domains,
+//! Modules: [`link`] (records and enums), [`behaviour`] (rules, variants,
+//! cards and their validation), [`validate`] (codes, domains,
 //! destinations), [`change`] (versioned change events), [`codec`] (the stored
 //! binary form with a format byte so later fields need no rewrite), [`transfer`]
 //! (the CSV and JSON Lines rows of import and export), [`startup`] (with the
 //! `startup` feature: layered configuration and log set-up of the binaries).
 
+pub mod behaviour;
 pub mod bus;
 pub mod change;
 pub mod clicks;

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::UnixMillis;
+use crate::behaviour::{Card, Rule, Variant, check};
 use crate::validate::{self, ValidationError};
 
 /// Stable identifier of a link, assigned when it is created. Click analytics key on it.
@@ -108,14 +109,44 @@ impl LinkKey {
     }
 }
 
-/// Fields later features add (targeting rules, passwords, click limits). They
-/// live in one extension block so the record keeps its shape: a new feature adds
-/// a field here and bumps [`crate::codec::FORMAT`]; older stored records decode
-/// with the block empty.
+/// What a link does besides redirecting everyone to `url` (see
+/// [`crate::behaviour`]). A new field here bumps [`crate::codec::FORMAT`];
+/// older stored records decode with the new fields empty. Every field is
+/// always serialized (the stored form is not self-describing).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct LinkExtensions {
-    /// Maximum number of human clicks before the link answers 410; `None` is unlimited.
+    /// Maximum number of redirects before the link answers as expired; `None` is unlimited.
+    #[serde(default)]
     pub click_limit: Option<u64>,
+    /// Targeting rules, in order; the first whose conditions all match wins.
+    #[serde(default)]
+    pub rules: Vec<Rule>,
+    /// An A/B split of the link's own traffic (2 to 8 weighted destinations).
+    #[serde(default)]
+    pub variants: Vec<Variant>,
+    /// Where a gone link (expired, disabled, deleted, limit reached) sends visitors.
+    #[serde(default)]
+    pub fallback_url: Option<String>,
+    /// What link-preview crawlers are shown.
+    #[serde(default)]
+    pub card: Option<Card>,
+    /// Destination for iOS visitors (checked before the rules).
+    #[serde(default)]
+    pub ios: Option<String>,
+    /// Destination for Android visitors (checked after `ios`, before the rules).
+    #[serde(default)]
+    pub android: Option<String>,
+    /// Argon2id hash (PHC string) of the link's password; never the password.
+    #[serde(default)]
+    pub password_hash: Option<String>,
+}
+
+impl LinkExtensions {
+    /// Whether the link needs more than a lookup to answer (an engine then
+    /// compiles it).
+    pub fn is_plain(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// One short link.
@@ -191,6 +222,7 @@ impl LinkRecord {
             return Err(ValidationError::TitleTooLong);
         }
         validate::validate_tags(&self.tags)?;
+        check::check_extensions(&self.extensions)?;
         Ok(())
     }
 

@@ -47,12 +47,20 @@ pub enum ValidationError {
     TitleTooLong,
     #[error("at most {MAX_TAGS} tags of 1 to {MAX_TAG_LEN} bytes without control characters")]
     Tags,
+    /// A behaviour field (rules, variants, card, …), named by its path.
+    #[error("{message}")]
+    Field {
+        field: String,
+        code: &'static str,
+        message: String,
+    },
 }
 
 impl ValidationError {
     /// The record field the error is about.
-    pub fn field(&self) -> &'static str {
+    pub fn field(&self) -> &str {
         match self {
+            Self::Field { field, .. } => field,
             Self::Code => "code",
             Self::Domain | Self::DomainNotNormalized => "domain",
             Self::Status(_) => "status",
@@ -65,6 +73,7 @@ impl ValidationError {
     /// A stable machine-readable error code.
     pub fn code(&self) -> &'static str {
         match self {
+            Self::Field { code, .. } => code,
             Self::Code => "invalid_code",
             Self::Domain | Self::DomainNotNormalized => "invalid_domain",
             Self::Status(_) => "invalid_status",
