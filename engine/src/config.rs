@@ -152,6 +152,10 @@ pub struct RedirectConfig {
     /// `Cache-Control: max-age` of 301 and 308 answers (at most one week).
     #[serde(with = "humantime_serde")]
     pub permanent_max_age: Duration,
+    /// Secret A/B-test cookies are signed with; every engine of a cluster
+    /// needs the same. Empty: the cluster token, else a secret generated at
+    /// first start and kept in the data directory.
+    pub cookie_secret: String,
 }
 
 impl Default for ServerConfig {
@@ -189,6 +193,7 @@ impl Default for RedirectConfig {
         Self {
             default_domain: "localhost".to_owned(),
             permanent_max_age: Duration::from_secs(3600),
+            cookie_secret: String::new(),
         }
     }
 }

@@ -5,6 +5,7 @@
 //! - [`intake`]: the one function that applies versioned changes.
 //! - [`http`]: connection handling over `httparse` (keep-alive, pipelining, limits).
 //! - [`redirect`]: the redirect handler (`GET`/`HEAD /{code}`).
+//! - [`behaviour`]: rules, splits, cards and fallbacks, compiled per link.
 //! - [`admin`]: `/healthz`, `/readyz`, `/metrics` on a separate port.
 //! - [`server`]: starting workers (one per core, SO_REUSEPORT) and stopping them.
 //! - [`subscriber`]: applies bus changes in order, catching up from the change log.
@@ -12,6 +13,7 @@
 //! - [`config`]: the engine's configuration.
 
 pub mod admin;
+pub mod behaviour;
 pub mod clicks;
 pub mod config;
 pub mod http;

@@ -5,10 +5,14 @@
 
 use std::sync::Arc;
 
+use crate::behaviour::page::{GONE_PAGE, PAGE_POLICY};
+use crate::behaviour::{Choice, Compiled, Target, Visitor};
 use crate::clicks::ClickSender;
+use crate::clicks::enrich::GeoDatabase;
 use crate::clicks::event::ClickEvent;
 use crate::http::{Handler, Method, Request, ResponseWriter};
-use crate::table::{Answer, LinkTable};
+use crate::table::{Answer, LinkEntry, LinkTable};
+use ricochet_model::behaviour::Chosen;
 use ricochet_model::validate::{MAX_URL_LEN, is_valid_code};
 
 /// Settings of the redirect handler, rendered once at start.
@@ -19,6 +23,8 @@ pub struct RedirectSettings {
     /// Take the client address for click analytics from the last entry of
     /// `X-Forwarded-For` (set when the engine sits behind a proxy).
     trust_forwarded_for: bool,
+    /// The GeoIP database country and city conditions read.
+    geo: Option<Arc<GeoDatabase>>,
 }
 
 impl RedirectSettings {
@@ -27,7 +33,13 @@ impl RedirectSettings {
         Self {
             permanent_cache_line: line.into_bytes().into_boxed_slice(),
             trust_forwarded_for: false,
+            geo: None,
         }
+    }
+
+    pub fn with_geo(mut self, geo: Option<Arc<GeoDatabase>>) -> Self {
+        self.geo = geo;
+        self
     }
 
     pub fn trusting_forwarded_for(mut self, trust: bool) -> Self {
@@ -88,55 +100,28 @@ impl Handler for RedirectHandler {
         let Some(entry) = reader.get(domain, code) else {
             return not_found(response);
         };
+        if entry.is_planned()
+            && let Some(plan) = reader.plan(entry.link_id())
+        {
+            return self.answer_planned(request, response, entry, plan);
+        }
         if entry.answer(response.clock().now_ms) == Answer::Gone {
-            response
-                .start(410)
-                .raw_line(NO_STORE)
-                .header(b"Content-Type", b"text/plain; charset=utf-8")
-                .finish(b"this link is no longer available\n");
-            return 410;
+            return gone(response);
         }
 
         let status = entry.status();
-        // A click: a GET that is not a browser prefetch (HEAD never counts).
-        if let Some(clicks) = &self.clicks
-            && request.method == Method::Get
-            && !request.prefetch
-        {
-            let client = match self.settings.trust_forwarded_for {
-                true => forwarded_client(request.forwarded_for).or(request.peer),
-                false => request.peer,
-            };
-            clicks.send(ClickEvent::new(
-                entry.link_id(),
-                response.clock().now_ms,
-                client,
-                request.user_agent,
-                request.referer,
-                request.accept_language,
-                request.query,
-            ));
-        }
+        self.count(request, &response, entry, Chosen::NONE);
         let mut head = response.start(status);
         let out = head.buffer();
         out.extend_from_slice(b"Location: ");
-        let url = entry.url();
-        if entry.forward_query() && !request.query.is_empty() {
-            let start = out.len();
-            let fragment = entry.fragment_at();
-            out.extend_from_slice(&url[..fragment]);
-            out.push(if entry.url_has_query() { b'&' } else { b'?' });
-            let clean = append_query(out, request.query);
-            out.extend_from_slice(&url[fragment..]);
-            // A query with an encoded control byte, or a Location longer than
-            // a stored destination may be, gets the destination alone.
-            if !clean || out.len() - start > MAX_URL_LEN {
-                out.truncate(start);
-                out.extend_from_slice(url);
-            }
-        } else {
-            out.extend_from_slice(url);
-        }
+        write_location(
+            out,
+            entry.url(),
+            entry.fragment_at(),
+            entry.url_has_query(),
+            entry.forward_query(),
+            request.query,
+        );
         out.extend_from_slice(b"\r\n");
         if status == 301 || status == 308 {
             head = head.raw_line(&self.settings.permanent_cache_line);
@@ -144,6 +129,176 @@ impl Handler for RedirectHandler {
         head.finish(b"");
         status
     }
+}
+
+impl RedirectHandler {
+    /// The client address clicks and rules see.
+    #[inline]
+    fn client(&self, request: &Request<'_>) -> Option<std::net::IpAddr> {
+        match self.settings.trust_forwarded_for {
+            true => forwarded_client(request.forwarded_for).or(request.peer),
+            false => request.peer,
+        }
+    }
+
+    /// Hands a click to the shard's actor: a GET that is not a browser
+    /// prefetch (HEAD never counts).
+    #[inline]
+    fn count(
+        &self,
+        request: &Request<'_>,
+        response: &ResponseWriter<'_>,
+        entry: &LinkEntry,
+        destination: u16,
+    ) {
+        if let Some(clicks) = &self.clicks
+            && request.method == Method::Get
+            && !request.prefetch
+        {
+            clicks.send(
+                ClickEvent::new(
+                    entry.link_id(),
+                    response.clock().now_ms,
+                    self.client(request),
+                    request.user_agent,
+                    request.referer,
+                    request.accept_language,
+                    request.query,
+                )
+                .with_destination(destination),
+            );
+        }
+    }
+
+    /// A link with a plan: fallback, card, rules and splits.
+    fn answer_planned(
+        &self,
+        request: &Request<'_>,
+        response: ResponseWriter<'_>,
+        entry: &LinkEntry,
+        plan: &Compiled,
+    ) -> u16 {
+        let now = response.clock().now_ms;
+        if entry.answer(now) == Answer::Gone {
+            let Some(fallback) = &plan.fallback else {
+                return gone(response);
+            };
+            let mut head = response.start(302).raw_line(NO_STORE);
+            let out = head.buffer();
+            out.extend_from_slice(b"Location: ");
+            out.extend_from_slice(fallback.url());
+            out.extend_from_slice(b"\r\n");
+            head.finish(b"");
+            return 302;
+        }
+        let mut visitor = Visitor::new(
+            request.user_agent,
+            request.accept_language,
+            request.query,
+            request.cookie,
+            self.client(request),
+            now,
+            self.settings.geo.as_deref(),
+        );
+        if let Some(card) = &plan.card
+            && visitor.agent().crawler
+        {
+            let destination = if plan.varies {
+                Chosen::url().pack()
+            } else {
+                Chosen::NONE
+            };
+            self.count(request, &response, entry, destination);
+            response
+                .start(200)
+                .raw_line(NO_STORE)
+                .raw_line(PAGE_POLICY)
+                .header(b"Content-Type", b"text/html; charset=utf-8")
+                .finish(card);
+            return 200;
+        }
+        let (by, choice) = plan.choose(&mut visitor);
+        let (target, variant, cookie): (&Target, Option<u8>, Option<&[u8]>) = match choice {
+            Choice::One(target) => (target, None, None),
+            Choice::Split(split) => {
+                let (index, set) = split.pick(visitor.cookie, visitor.client, visitor.user_agent);
+                (
+                    split.target(index),
+                    Some(index as u8),
+                    set.then(|| split.set_cookie_line(index)),
+                )
+            }
+        };
+        let destination = match plan.varies {
+            true => Chosen { by, variant }.pack(),
+            false => Chosen::NONE,
+        };
+        self.count(request, &response, entry, destination);
+        let status = entry.status();
+        let mut head = response.start(status);
+        let out = head.buffer();
+        out.extend_from_slice(b"Location: ");
+        write_location(
+            out,
+            target.url(),
+            target.fragment_at(),
+            target.has_query(),
+            entry.forward_query(),
+            request.query,
+        );
+        out.extend_from_slice(b"\r\n");
+        if let Some(line) = cookie {
+            head = head.raw_line(line);
+        }
+        // An answer that depends on the visitor must not be cached for others.
+        if plan.varies {
+            head = head.raw_line(PRIVATE_NO_CACHE);
+        } else if status == 301 || status == 308 {
+            head = head.raw_line(&self.settings.permanent_cache_line);
+        }
+        head.finish(b"");
+        status
+    }
+}
+
+const PRIVATE_NO_CACHE: &[u8] = b"Cache-Control: private, no-cache\r\n";
+
+/// Writes the destination, with the request's query appended when the link
+/// forwards it. A query with an encoded control byte, or one making the
+/// Location longer than a stored destination may be, gets the destination alone.
+#[inline]
+fn write_location(
+    out: &mut Vec<u8>,
+    url: &[u8],
+    fragment: usize,
+    url_has_query: bool,
+    forward_query: bool,
+    query: &[u8],
+) {
+    if forward_query && !query.is_empty() {
+        let start = out.len();
+        out.extend_from_slice(&url[..fragment]);
+        out.push(if url_has_query { b'&' } else { b'?' });
+        let clean = append_query(out, query);
+        out.extend_from_slice(&url[fragment..]);
+        if !clean || out.len() - start > MAX_URL_LEN {
+            out.truncate(start);
+            out.extend_from_slice(url);
+        }
+    } else {
+        out.extend_from_slice(url);
+    }
+}
+
+/// 410 with a small HTML page: disabled, deleted, expired.
+fn gone(response: ResponseWriter<'_>) -> u16 {
+    response
+        .start(410)
+        .raw_line(NO_STORE)
+        .raw_line(PAGE_POLICY)
+        .header(b"Content-Type", b"text/html; charset=utf-8")
+        .finish(GONE_PAGE);
+    410
 }
 
 fn not_found(response: ResponseWriter<'_>) -> u16 {

@@ -181,9 +181,12 @@ impl Drop for TestEngine {
     }
 }
 
-/// A link record for tests (id 1, status 302).
+/// A link record for tests (status 302), with an id no other record of
+/// this process has, as the control plane gives them.
 pub fn link(domain: &str, code: &str, url: &str) -> LinkRecord {
-    LinkRecord::new(1, domain, code, url, now_millis()).expect("valid test link")
+    static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    LinkRecord::new(id, domain, code, url, now_millis()).expect("valid test link")
 }
 
 /// One HTTP response as received.

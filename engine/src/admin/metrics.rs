@@ -135,6 +135,13 @@ pub fn render(
     );
     metric(
         &mut out,
+        "ricochet_engine_links_planned",
+        "gauge",
+        "Links with a compiled plan (rules, splits, app links, a card or a fallback).",
+        table.planned() as u64,
+    );
+    metric(
+        &mut out,
         "ricochet_engine_domains",
         "gauge",
         "Domains with links.",

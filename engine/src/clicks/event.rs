@@ -4,6 +4,7 @@
 
 use std::net::IpAddr;
 
+use ricochet_model::behaviour::Chosen;
 use ricochet_model::{LinkId, UnixMillis};
 
 /// Longest user agent kept.
@@ -21,6 +22,9 @@ pub struct ClickEvent {
     pub link_id: LinkId,
     pub at: UnixMillis,
     pub ip: Option<IpAddr>,
+    /// Which of the link's destinations answered, packed
+    /// ([`ricochet_model::behaviour::Chosen`]); `Chosen::NONE` for plain links.
+    pub destination: u16,
     /// Lengths of user agent, referrer and Accept-Language; the query follows.
     lengths: [u16; 3],
     data: Box<[u8]>,
@@ -51,6 +55,7 @@ impl ClickEvent {
             link_id,
             at,
             ip,
+            destination: Chosen::NONE,
             lengths: [
                 parts[0].len() as u16,
                 parts[1].len() as u16,
@@ -58,6 +63,12 @@ impl ClickEvent {
             ],
             data: data.into_boxed_slice(),
         }
+    }
+
+    /// The same event, recording which destination answered.
+    pub fn with_destination(mut self, packed: u16) -> Self {
+        self.destination = packed;
+        self
     }
 
     fn part(&self, index: usize) -> &[u8] {

@@ -17,7 +17,7 @@ pub mod pipeline;
 pub mod window;
 
 pub use actor::{ClickPipeline, ClickSender, ClickStats, PipelineSettings};
-pub use pipeline::{ClickParts, start_clicks};
+pub use pipeline::{ClickParts, open_geo, start_clicks};
 pub use ricochet_clickstore::{
     ClickReader, ClickSink, ClickStore, Counts, FjallSink, Interval, SinkError, SpillingSink,
 };

@@ -23,6 +23,18 @@ pub struct ClickParts {
     pub store: ClickStore,
 }
 
+/// The GeoIP database `clicks.geoip_database` names, if any (clicks and
+/// targeting rules share it).
+pub fn open_geo(config: &EngineConfig) -> Result<Option<Arc<GeoDatabase>>, StartError> {
+    let path = &config.clicks.geoip_database;
+    if path.as_os_str().is_empty() {
+        return Ok(None);
+    }
+    GeoDatabase::open(path)
+        .map(|db| Some(Arc::new(db)))
+        .map_err(|e| StartError::Config(format!("clicks.geoip_database: {e}")))
+}
+
 /// Starts capture when `clicks.enabled`: windows go to `store` when given
 /// (the all-in-one binary passes its control plane's store), else to the store
 /// `clicks.store` configures.
@@ -30,6 +42,7 @@ pub fn start_clicks(
     config: &EngineConfig,
     workers: usize,
     store: Option<ClickStore>,
+    geo: Option<Arc<GeoDatabase>>,
 ) -> Result<Option<ClickParts>, StartError> {
     let clicks = &config.clicks;
     if !clicks.enabled {
@@ -49,14 +62,6 @@ pub fn start_clicks(
         )
         .map_err(sink_error)?,
     );
-    let geo = if clicks.geoip_database.as_os_str().is_empty() {
-        None
-    } else {
-        Some(Arc::new(
-            GeoDatabase::open(&clicks.geoip_database)
-                .map_err(|e| StartError::Config(format!("clicks.geoip_database: {e}")))?,
-        ))
-    };
     let node = node_id(&clicks.node, data).map_err(|e| {
         StartError::Config(format!(
             "cannot keep the node id in {}: {e}",

@@ -140,6 +140,7 @@ impl WindowCounts {
             self.id(&click.utm_source),
             self.id(&click.utm_medium),
             self.id(&click.utm_campaign),
+            self.id(&click.destination),
         ];
         // Implied values are not stored: breakdowns derive them from the total.
         for (slot, (_, index)) in IMPLIED.into_iter().enumerate() {

@@ -217,12 +217,13 @@ fn parse_one<H: Handler>(
     let mut content_length: Option<usize> = None;
     let mut close = version == 0;
     let mut prefetch = false;
-    let (mut user_agent, mut referer, mut accept_language, mut forwarded_for): (
+    let (mut user_agent, mut referer, mut accept_language, mut forwarded_for, mut cookie): (
         &[u8],
         &[u8],
         &[u8],
         &[u8],
-    ) = (b"", b"", b"", b"");
+        &[u8],
+    ) = (b"", b"", b"", b"", b"");
     for header in parsed.headers.iter() {
         let name = header.name.as_bytes();
         if name.eq_ignore_ascii_case(b"user-agent") {
@@ -233,6 +234,8 @@ fn parse_one<H: Handler>(
             accept_language = header.value;
         } else if name.eq_ignore_ascii_case(b"x-forwarded-for") {
             forwarded_for = header.value;
+        } else if name.eq_ignore_ascii_case(b"cookie") {
+            cookie = header.value;
         } else if name.eq_ignore_ascii_case(b"host") {
             hosts += 1;
             host_header = Some(header.value);
@@ -298,6 +301,7 @@ fn parse_one<H: Handler>(
         user_agent,
         referer,
         accept_language,
+        cookie,
         forwarded_for,
         peer,
     };

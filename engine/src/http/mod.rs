@@ -34,6 +34,8 @@ pub struct Request<'a> {
     pub user_agent: &'a [u8],
     pub referer: &'a [u8],
     pub accept_language: &'a [u8],
+    /// `Cookie` value (empty when absent; the last one when repeated).
+    pub cookie: &'a [u8],
     /// `X-Forwarded-For` value (empty when absent); trusted only when configured.
     pub forwarded_for: &'a [u8],
     /// The client's address.

@@ -26,7 +26,8 @@ use tokio::sync::watch;
 
 pub use self::sync::SyncSource;
 use crate::admin::AdminHandler;
-use crate::clicks::{ClickParts, ClickPipeline, ClickReader, ClickStats, start_clicks};
+use crate::behaviour::CookieKey;
+use crate::clicks::{ClickParts, ClickPipeline, ClickReader, ClickStats, open_geo, start_clicks};
 use crate::config::EngineConfig;
 use crate::http::ConnectionLimits;
 use crate::intake::ChangeIntake;
@@ -108,15 +109,28 @@ impl Engine {
             })
         })?;
         let store = LinkStore::open(&config.storage.data_dir)?;
-        let table = Arc::new(LinkTable::new(config.default_domain()));
+        let cookie_key = CookieKey::for_engine(
+            &config.redirect.cookie_secret,
+            &config.sync.cluster_token,
+            &config.storage.data_dir,
+        )
+        .map_err(|e| {
+            StartError::Config(format!(
+                "cannot keep the cookie secret in {}: {e}",
+                config.storage.data_dir.display()
+            ))
+        })?;
+        let table = Arc::new(LinkTable::new(config.default_domain()).with_cookie_key(cookie_key));
+        let geo = open_geo(&config)?;
         let stats = Arc::new(EngineStats::default());
         let intake = Arc::new(ChangeIntake::new(store, table.clone(), stats.clone())?);
 
         let workers = config.worker_count();
-        let (clicks, click_store) = match start_clicks(&config, workers, options.click_store)? {
-            Some(ClickParts { pipeline, store }) => (Some(pipeline), Some(store)),
-            None => (None, None),
-        };
+        let (clicks, click_store) =
+            match start_clicks(&config, workers, options.click_store, geo.clone())? {
+                Some(ClickParts { pipeline, store }) => (Some(pipeline), Some(store)),
+                None => (None, None),
+            };
         let listeners =
             worker::bind_reuseport(config.server.listen, workers, config.server.backlog)?;
         let redirect_addr = local_addr(&listeners[0], config.server.listen)?;
@@ -164,7 +178,8 @@ impl Engine {
                 .map(|pipeline| (0..workers).map(|shard| pipeline.sender(shard)).collect()),
             settings: Arc::new(
                 RedirectSettings::new(config.redirect.permanent_max_age.as_secs())
-                    .trusting_forwarded_for(config.clicks.trust_forwarded_for),
+                    .trusting_forwarded_for(config.clicks.trust_forwarded_for)
+                    .with_geo(geo),
             ),
             limits: ConnectionLimits {
                 max_header_bytes: config.server.max_header_bytes,

@@ -26,6 +26,8 @@ const FLAG_URL_HAS_QUERY: u8 = 1 << 1;
 const FLAG_EXPIRES: u8 = 1 << 2;
 const FLAG_FRAGMENT: u8 = 1 << 3;
 const STATE_SHIFT: u8 = 4;
+/// The link has behaviour: its plan is in the table's plans, by link id.
+const FLAG_PLANNED: u8 = 1 << 6;
 
 /// What the engine answers for a link at a given instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,8 +41,13 @@ pub enum Answer {
 pub struct LinkEntry(Box<[u8]>);
 
 impl LinkEntry {
-    /// Builds the entry for `record` in `domain`. The record must be validated.
+    /// Builds the entry for `record` in `domain`. The record must be
+    /// validated. `planned` marks a link with a compiled plan.
     pub fn new(domain: DomainId, record: &LinkRecord) -> Self {
+        Self::with_plan(domain, record, false)
+    }
+
+    pub fn with_plan(domain: DomainId, record: &LinkRecord, planned: bool) -> Self {
         let code = record.code.as_bytes();
         let url = record.url.as_bytes();
         debug_assert!(code.len() <= u8::MAX as usize && url.len() <= u16::MAX as usize);
@@ -62,6 +69,9 @@ impl LinkEntry {
         }
         if fragment.is_some() {
             flags |= FLAG_FRAGMENT;
+        }
+        if planned {
+            flags |= FLAG_PLANNED;
         }
         let optional = if record.expires_at.is_some() { 8 } else { 0 }
             + if fragment.is_some() { 2 } else { 0 };
@@ -143,8 +153,14 @@ impl LinkEntry {
         self.flags() & FLAG_URL_HAS_QUERY != 0
     }
 
+    /// Whether the link has a compiled plan (rules, splits, a card, a fallback).
+    #[inline]
+    pub fn is_planned(&self) -> bool {
+        self.flags() & FLAG_PLANNED != 0
+    }
+
     pub fn state(&self) -> LinkState {
-        match self.flags() >> STATE_SHIFT {
+        match (self.flags() >> STATE_SHIFT) & 3 {
             0 => LinkState::Active,
             1 => LinkState::Disabled,
             _ => LinkState::Deleted,
@@ -175,7 +191,7 @@ impl LinkEntry {
     /// What to answer at `now`.
     #[inline]
     pub fn answer(&self, now: UnixMillis) -> Answer {
-        if self.flags() >> STATE_SHIFT == 0 && now < self.expires_at() {
+        if (self.flags() >> STATE_SHIFT) & 3 == 0 && now < self.expires_at() {
             Answer::Redirect
         } else {
             Answer::Gone

@@ -11,8 +11,10 @@ use std::sync::{Arc, Mutex};
 
 use foldhash::fast::RandomState;
 use papaya::{HashMap, HashSet, LocalGuard, ResizeMode};
-use ricochet_model::{LinkKey, LinkRecord};
+use ricochet_model::{LinkId, LinkKey, LinkRecord};
 use seize::Collector;
+
+use crate::behaviour::{Compiled, CookieKey};
 
 const NO_DOMAIN: DomainId = DomainId::MAX;
 /// Longest Host header value considered for a lookup (a domain and a port).
@@ -22,6 +24,11 @@ const MAX_HOST_LEN: usize = 260;
 pub struct LinkTable {
     collector: Arc<Collector>,
     links: HashSet<LinkEntry, RandomState>,
+    /// Plans of links with behaviour (rules, splits, cards, fallbacks), by
+    /// link id; their entries carry a flag, so plain links never look here.
+    plans: HashMap<LinkId, Compiled, RandomState>,
+    /// Signs A/B cookies in the plans.
+    cookie_key: CookieKey,
     domains: HashMap<Box<str>, DomainId, RandomState>,
     /// Serializes domain interning; never taken on the request path.
     next_domain: Mutex<DomainId>,
@@ -55,6 +62,11 @@ impl LinkTable {
                 .resize_mode(ResizeMode::Blocking)
                 .capacity(capacity)
                 .build(),
+            plans: HashMap::builder()
+                .hasher(RandomState::default())
+                .shared_collector(collector.clone())
+                .build(),
+            cookie_key: CookieKey::random(),
             domains: HashMap::builder()
                 .hasher(RandomState::default())
                 .shared_collector(collector.clone())
@@ -64,6 +76,18 @@ impl LinkTable {
             default_domain: default_domain.map(Box::from),
             default_id: AtomicU32::new(NO_DOMAIN),
         }
+    }
+
+    /// The table with `key` signing A/B cookies (all engines of a cluster
+    /// need the same key).
+    pub fn with_cookie_key(mut self, key: CookieKey) -> Self {
+        self.cookie_key = key;
+        self
+    }
+
+    /// Number of links with a compiled plan.
+    pub fn planned(&self) -> usize {
+        self.plans.len()
     }
 
     /// Number of links (in any state).
@@ -80,11 +104,25 @@ impl LinkTable {
         self.domains.len()
     }
 
-    /// Inserts or replaces the entry for a validated record.
+    /// Inserts or replaces the entry for a validated record, compiling its
+    /// plan when it has behaviour. A plan is in place before the entry that
+    /// points at it, and goes after the entry that no longer does.
     pub fn upsert(&self, record: &LinkRecord) {
         let domain = self.intern(&record.domain);
         let guard = self.collector.enter();
-        self.links.insert(LinkEntry::new(domain, record), &guard);
+        match Compiled::compile(record, &self.cookie_key) {
+            Some(plan) => {
+                self.plans.insert(record.id, plan, &guard);
+                self.links
+                    .insert(LinkEntry::with_plan(domain, record, true), &guard);
+            }
+            None => {
+                self.links.insert(LinkEntry::new(domain, record), &guard);
+                if !self.plans.is_empty() {
+                    self.plans.remove(&record.id, &guard);
+                }
+            }
+        }
     }
 
     /// Removes the entry at `key`, if any.
@@ -97,7 +135,13 @@ impl LinkTable {
             domain,
             code: key.code.as_bytes(),
         };
+        let planned = (self.links.get(&key, &guard))
+            .filter(|entry| entry.is_planned())
+            .map(LinkEntry::link_id);
         self.links.remove(&key, &guard);
+        if let Some(link) = planned {
+            self.plans.remove(&link, &guard);
+        }
     }
 
     /// Pre-sizes the table for `additional` more links.
@@ -187,6 +231,13 @@ impl<'t> TableReader<'t> {
         }
         let name = std::str::from_utf8(lower).ok()?;
         self.table.domains.get(name, &self.guard).copied()
+    }
+
+    /// The plan of a link whose entry [`LinkEntry::is_planned`]. `None`
+    /// only while an edit that removes it is under way.
+    #[inline]
+    pub fn plan(&self, link: LinkId) -> Option<&Compiled> {
+        self.table.plans.get(&link, &self.guard)
     }
 
     /// The entry at (domain, code).

@@ -30,6 +30,9 @@ const PREVIEW_FETCHERS: &[&str] = &[
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Agent {
     pub bot: bool,
+    /// A link-preview fetcher or a search spider: shown a link's card.
+    /// Tools (curl, HTTP libraries) are bots but not crawlers.
+    pub crawler: bool,
     pub device: Arc<str>,
     pub browser: Arc<str>,
     pub os: Arc<str>,
@@ -64,10 +67,9 @@ pub fn classify(user_agent: &str) -> Agent {
         .as_ref()
         .map(|d| d.device.as_ref())
         .unwrap_or("Other");
-    let bot = user_agent.trim().is_empty()
-        || device_family == "Spider"
-        || PREVIEW_FETCHERS.iter().any(|name| lower.contains(name))
-        || rules.tools.is_bot(user_agent);
+    let crawler =
+        device_family == "Spider" || PREVIEW_FETCHERS.iter().any(|name| lower.contains(name));
+    let bot = crawler || user_agent.trim().is_empty() || rules.tools.is_bot(user_agent);
     let os_name = os.as_ref().map(|o| o.os.as_ref()).unwrap_or("Other");
     let device_type = if bot {
         "bot"
@@ -83,6 +85,7 @@ pub fn classify(user_agent: &str) -> Agent {
     };
     Agent {
         bot,
+        crawler,
         device: Arc::from(device_type),
         browser: Arc::from(
             browser

@@ -112,6 +112,13 @@ impl GeoDatabase {
         )
     }
 
+    /// Country code (as stored, any case) and city of `ip`, borrowed from
+    /// the database (uncached; the request path's targeting rules use it).
+    pub fn place_of(&self, ip: IpAddr) -> (Option<&str>, Option<&str>) {
+        let answer = self.answer(ip);
+        (answer.country, answer.city)
+    }
+
     pub(super) fn answer(&self, ip: IpAddr) -> Answer<'_> {
         let Ok(result) = self.reader.lookup(ip) else {
             return Answer::default();

@@ -21,6 +21,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 
 use foldhash::fast::RandomState;
+use ricochet_model::behaviour::Chosen;
 use serde::Deserialize;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 
@@ -54,6 +55,8 @@ pub struct Enriched {
     pub utm_source: Option<Arc<str>>,
     pub utm_medium: Option<Arc<str>>,
     pub utm_campaign: Option<Arc<str>>,
+    /// Which of the link's destinations answered (links with rules or variants).
+    pub destination: Option<Arc<str>>,
 }
 
 /// What enrichment collects.
@@ -106,6 +109,8 @@ pub struct Enricher {
     /// load generators), found without a lookup.
     no_agent: Agent,
     values: SharedValues,
+    /// Destination labels by packed value: a few per link at most.
+    destinations: HashMap<u16, Arc<str>, RandomState>,
 }
 
 impl std::fmt::Debug for Enricher {
@@ -125,6 +130,7 @@ impl Enricher {
             agents: HashMap::default(),
             no_agent: classify(""),
             values: SharedValues::default(),
+            destinations: HashMap::default(),
         }
     }
 
@@ -181,6 +187,21 @@ impl Enricher {
                 _ => {}
             }
         }
+        if event.destination != Chosen::NONE {
+            enriched.destination = self.destination(event.destination);
+        }
         enriched
+    }
+
+    fn destination(&mut self, packed: u16) -> Option<Arc<str>> {
+        if let Some(label) = self.destinations.get(&packed) {
+            return Some(label.clone());
+        }
+        let label: Arc<str> = Arc::from(Chosen::unpack(packed)?.label());
+        if self.destinations.len() >= VALUE_CACHE {
+            self.destinations.clear();
+        }
+        self.destinations.insert(packed, label.clone());
+        Some(label)
     }
 }

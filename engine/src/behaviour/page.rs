@@ -1,0 +1,117 @@
+//! The two HTML pages the engine serves: a link's card for link-preview
+//! crawlers (Open Graph and Twitter Card tags and a refresh to the
+//! destination), rendered when the link is compiled, and the page of a
+//! link that is gone. Every value is HTML-escaped.
+
+use html_escape::{encode_double_quoted_attribute, encode_text};
+use ricochet_model::LinkRecord;
+use ricochet_model::behaviour::Card;
+
+/// `Content-Security-Policy` of both pages: no scripts, styles inline only,
+/// images from anywhere over http(s) (the card's image).
+pub const PAGE_POLICY: &[u8] =
+    b"Content-Security-Policy: default-src 'none'; style-src 'unsafe-inline'; img-src http: https:\r\n";
+
+/// The page of a disabled, deleted or expired link without a fallback.
+pub const GONE_PAGE: &[u8] = b"<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<meta name=\"robots\" content=\"noindex\"><title>Link unavailable</title>\
+<style>body{font:16px/1.5 system-ui,sans-serif;max-width:32rem;margin:15vh auto;padding:0 1rem;color:#222}</style>\
+</head><body><h1>This link is no longer available</h1>\
+<p>It has expired or was turned off by its owner.</p></body></html>\n";
+
+/// The card page of `link`, refreshing to `destination`.
+pub fn card_page(link: &LinkRecord, card: &Card, destination: &str) -> Box<[u8]> {
+    let title = card
+        .title
+        .as_deref()
+        .or(link.title.as_deref())
+        .unwrap_or(destination);
+    let attr = |text: &str| encode_double_quoted_attribute(text).into_owned();
+    let mut meta = String::new();
+    let mut tag = |kind: &str, name: &str, value: &str| {
+        meta.push_str(&format!(
+            "<meta {kind}=\"{name}\" content=\"{}\">\n",
+            attr(value)
+        ));
+    };
+    tag("property", "og:type", "website");
+    tag("property", "og:title", title);
+    tag("name", "twitter:title", title);
+    if let Some(description) = &card.description {
+        tag("property", "og:description", description);
+        tag("name", "twitter:description", description);
+        tag("name", "description", description);
+    }
+    match &card.image {
+        Some(image) => {
+            tag("property", "og:image", image);
+            tag("name", "twitter:image", image);
+            tag("name", "twitter:card", "summary_large_image");
+        }
+        None => tag("name", "twitter:card", "summary"),
+    }
+    tag("property", "og:url", destination);
+    let page = format!(
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\">\n<title>{title}</title>\n{meta}\
+<meta http-equiv=\"refresh\" content=\"0; url={refresh}\">\n</head><body>\
+<p><a href=\"{href}\">{text}</a></p></body></html>\n",
+        title = encode_text(title),
+        refresh = attr(destination),
+        href = attr(destination),
+        text = encode_text(destination),
+    );
+    page.into_bytes().into_boxed_slice()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_values_are_escaped() {
+        let mut link =
+            LinkRecord::new(1, "go.example", "c", "https://example.com/?a=1&b=\"2\"", 0).unwrap();
+        link.title = Some("fallback".into());
+        let card = Card {
+            title: Some("</title><script>alert(1)</script>".into()),
+            description: Some("\" onmouseover=\"alert(2)".into()),
+            image: Some("https://img.example/a.png?x=\"><script>".into()),
+        };
+        let page = String::from_utf8(card_page(&link, &card, &link.url).to_vec()).unwrap();
+        assert!(!page.contains("<script>"), "{page}");
+        assert!(!page.contains("\" onmouseover"), "{page}");
+        assert!(
+            page.contains("&lt;/title&gt;&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{page}"
+        );
+        assert!(page.contains(r#"<meta property="og:title" content="&lt;/title&gt;&lt;script&gt;alert(1)&lt;/script&gt;">"#), "{page}");
+        assert!(
+            page.contains("twitter:card\" content=\"summary_large_image\""),
+            "{page}"
+        );
+        assert!(
+            page.contains(
+                "http-equiv=\"refresh\" content=\"0; url=https://example.com/?a=1&amp;b=%222%22\""
+            ),
+            "{page}"
+        );
+    }
+
+    #[test]
+    fn the_title_falls_back_to_the_link_then_the_destination() {
+        let mut link = LinkRecord::new(1, "go.example", "c", "https://example.com/", 0).unwrap();
+        link.title = Some("Spring sale".into());
+        let page =
+            String::from_utf8(card_page(&link, &Card::default(), &link.url).to_vec()).unwrap();
+        assert!(page.contains("<title>Spring sale</title>"), "{page}");
+        assert!(page.contains("content=\"summary\""), "{page}");
+        link.title = None;
+        let page =
+            String::from_utf8(card_page(&link, &Card::default(), &link.url).to_vec()).unwrap();
+        assert!(
+            page.contains("<title>https://example.com/</title>"),
+            "{page}"
+        );
+    }
+}

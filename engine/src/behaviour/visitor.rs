@@ -1,0 +1,261 @@
+//! What a request tells about its visitor, read only when a condition asks:
+//! the user agent's class (cached per worker), the best of the link's
+//! languages for its Accept-Language, its country and city (GeoIP), its
+//! query parameters, its address and the time.
+//!
+//! Languages honour q-values across the link's rules: the visitor's best
+//! language among those the link's conditions name is found once (highest
+//! q first, a tag matching its more specific form: `fr` matches `fr-CA`),
+//! and a language condition matches when it names that language. So with
+//! `Accept-Language: en, fr-CA;q=0.8`, a rule for `fr` matches when no rule
+//! names `en`, and a rule for `en` wins over it when one does, whatever
+//! their order.
+
+use std::net::IpAddr;
+use std::rc::Rc;
+
+use ricochet_model::UnixMillis;
+
+use super::agent::{UaClass, class_of};
+use super::compile::Check;
+use crate::clicks::enrich::GeoDatabase;
+
+/// Longest Accept-Language value parsed.
+const MAX_ACCEPT_LANGUAGE: usize = 256;
+
+/// One request's visitor, for one link's conditions.
+pub struct Visitor<'a> {
+    pub user_agent: &'a [u8],
+    accept_language: &'a [u8],
+    query: &'a [u8],
+    pub cookie: &'a [u8],
+    pub client: Option<IpAddr>,
+    now: UnixMillis,
+    geo: Option<&'a GeoDatabase>,
+    agent: Option<Rc<UaClass>>,
+    /// The best language's index among the link's, once looked for.
+    language: Option<Option<u8>>,
+    /// Country and city, once looked up.
+    place: Option<(Option<[u8; 2]>, Option<&'a str>)>,
+}
+
+impl<'a> Visitor<'a> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        user_agent: &'a [u8],
+        accept_language: &'a [u8],
+        query: &'a [u8],
+        cookie: &'a [u8],
+        client: Option<IpAddr>,
+        now: UnixMillis,
+        geo: Option<&'a GeoDatabase>,
+    ) -> Self {
+        Self {
+            user_agent,
+            accept_language,
+            query,
+            cookie,
+            client,
+            now,
+            geo,
+            agent: None,
+            language: None,
+            place: None,
+        }
+    }
+
+    /// The user agent's class.
+    pub fn agent(&mut self) -> &UaClass {
+        self.agent.get_or_insert_with(|| class_of(self.user_agent))
+    }
+
+    pub(super) fn matches(&mut self, check: &Check, languages: &[Box<str>]) -> bool {
+        match check {
+            Check::After(at) => self.now >= *at,
+            Check::Before(at) => self.now < *at,
+            Check::Ip(net) => self.client.is_some_and(|ip| net.contains(&canonical(ip))),
+            Check::QueryParam { key, value } => {
+                self.params().any(|(k, v)| *k == **key && *v == **value)
+            }
+            Check::AnyValueQueryParam(key) => self.params().any(|(k, _)| *k == **key),
+            Check::ValuelessQueryParam(key) => {
+                self.params().any(|(k, v)| *k == **key && v.is_empty())
+            }
+            Check::Schedule {
+                zone,
+                days,
+                from,
+                to,
+            } => in_schedule(self.now, zone, *days, *from, *to),
+            Check::Device(device) => self.agent().device == Some(*device),
+            Check::Os(os) => self.agent().os == Some(*os),
+            Check::Browser(family) => self.agent().browser_is(family),
+            Check::Language(index) => self.best_language(languages) == Some(*index),
+            Check::Country(code) => self.place().0 == Some(*code),
+            Check::City(name) => self
+                .place()
+                .1
+                .is_some_and(|city| city.eq_ignore_ascii_case(name)),
+            Check::Never => false,
+        }
+    }
+
+    fn params(&self) -> form_urlencoded::Parse<'a> {
+        form_urlencoded::parse(self.query)
+    }
+
+    fn best_language(&mut self, languages: &[Box<str>]) -> Option<u8> {
+        *self
+            .language
+            .get_or_insert_with(|| best_language(self.accept_language, languages))
+    }
+
+    fn place(&mut self) -> (Option<[u8; 2]>, Option<&'a str>) {
+        if let Some(place) = self.place {
+            return place;
+        }
+        let place = match (self.geo, self.client) {
+            (Some(geo), Some(ip)) => {
+                let (country, city) = geo.place_of(canonical(ip));
+                let country = country.and_then(|c| match c.as_bytes() {
+                    &[a, b] => Some([a.to_ascii_uppercase(), b.to_ascii_uppercase()]),
+                    _ => None,
+                });
+                (country, city)
+            }
+            _ => (None, None),
+        };
+        self.place = Some(place);
+        place
+    }
+}
+
+/// An IPv4-mapped IPv6 address as IPv4 (dual-stack listeners report them).
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// The index in `languages` (lowercase tags) of the visitor's best one.
+fn best_language(header: &[u8], languages: &[Box<str>]) -> Option<u8> {
+    let header = &header[..header.len().min(MAX_ACCEPT_LANGUAGE)];
+    let header = std::str::from_utf8(header).ok()?;
+    for (tag, quality) in accept_language::parse_with_quality(header) {
+        if quality <= 0.0 {
+            continue;
+        }
+        let tag = tag.to_ascii_lowercase();
+        // The most specific of the link's languages this tag falls under.
+        let found = languages
+            .iter()
+            .enumerate()
+            .filter(|(_, language)| {
+                tag == ***language
+                    || (tag.starts_with(&***language) && tag.as_bytes()[language.len()] == b'-')
+            })
+            .max_by_key(|(_, language)| language.len());
+        if let Some((index, _)) = found {
+            return Some(index as u8);
+        }
+    }
+    None
+}
+
+/// Whether `now` falls in the weekly window (see `behaviour::Schedule`).
+fn in_schedule(now: UnixMillis, zone: &jiff::tz::TimeZone, days: u8, from: u16, to: u16) -> bool {
+    let Ok(instant) = jiff::Timestamp::from_millisecond(now) else {
+        return false;
+    };
+    let local = instant.to_zoned(zone.clone());
+    let day = local.weekday().to_monday_zero_offset() as u8;
+    let minute = local.hour() as u16 * 60 + local.minute() as u16;
+    let listed = |day: u8| days & (1 << day) != 0;
+    if from < to {
+        listed(day) && (from..to).contains(&minute)
+    } else {
+        (listed(day) && minute >= from) || (listed((day + 6) % 7) && minute < to)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn languages(tags: &[&str]) -> Vec<Box<str>> {
+        tags.iter().map(|t| Box::from(*t)).collect()
+    }
+
+    #[test]
+    fn the_best_language_honours_q_values() {
+        let fr_en = languages(&["fr", "en"]);
+        assert_eq!(best_language(b"fr-CA;q=0.8", &fr_en), Some(0));
+        assert_eq!(best_language(b"en;q=0.9, fr-CA;q=0.8", &fr_en), Some(1));
+        assert_eq!(best_language(b"de, fr-CA;q=0.8", &fr_en), Some(0));
+        assert_eq!(best_language(b"fr;q=0.5, en-GB;q=0.7", &fr_en), Some(1));
+        assert_eq!(best_language(b"de", &fr_en), None);
+        assert_eq!(best_language(b"", &fr_en), None);
+        assert_eq!(best_language(b"fr;q=0", &fr_en), None);
+        assert_eq!(
+            best_language(b"fra", &fr_en),
+            None,
+            "a prefix is not a subtag"
+        );
+        let specific = languages(&["pt", "pt-br"]);
+        assert_eq!(best_language(b"pt-BR", &specific), Some(1));
+        assert_eq!(best_language(b"pt-PT", &specific), Some(0));
+        assert_eq!(best_language(&[0xff, 0xfe], &specific), None);
+    }
+
+    #[test]
+    fn schedules_follow_the_local_clock() {
+        let paris = jiff::tz::db().get("Europe/Paris").unwrap();
+        // 2026-12-07 is a Monday; 08:30 UTC is 09:30 in Paris (UTC+1).
+        let monday_0830_utc = 1_796_632_200_000;
+        let weekdays = 0b001_1111;
+        assert!(in_schedule(
+            monday_0830_utc,
+            &paris,
+            weekdays,
+            9 * 60,
+            17 * 60
+        ));
+        assert!(!in_schedule(
+            monday_0830_utc,
+            &paris,
+            weekdays,
+            10 * 60,
+            17 * 60
+        ));
+        assert!(!in_schedule(
+            monday_0830_utc,
+            &paris,
+            0b100_0000,
+            9 * 60,
+            17 * 60
+        ));
+        // Overnight 22:00-06:00 listed on Sunday covers Monday 05:00 local.
+        let monday_0400_utc = monday_0830_utc - (4 * 60 + 30) * 60_000;
+        assert!(in_schedule(
+            monday_0400_utc,
+            &paris,
+            0b100_0000,
+            22 * 60,
+            6 * 60
+        ));
+        assert!(!in_schedule(
+            monday_0400_utc,
+            &paris,
+            0b000_0001,
+            22 * 60,
+            6 * 60
+        ));
+    }
+
+    #[test]
+    fn mapped_addresses_are_ipv4() {
+        let mapped: IpAddr = "::ffff:203.0.113.9".parse().unwrap();
+        assert_eq!(canonical(mapped), "203.0.113.9".parse::<IpAddr>().unwrap());
+    }
+}
