@@ -19,6 +19,9 @@ use crate::change::Change;
 pub const DEFAULT_CHANNEL: &str = "ricochet:changes";
 
 /// One message on the bus.
+// A change carries a whole link record (with its extensions); messages are
+// handled one at a time, so boxing it would buy an allocation and nothing else.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum BusMessage {
@@ -48,6 +51,7 @@ pub struct ChangesPage {
 }
 
 /// What a subscription yields.
+#[allow(clippy::large_enum_variant)] // as `BusMessage`
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BusEvent {
     Message(BusMessage),
