@@ -9,10 +9,18 @@
 //! header and positional `domain,code,url[,status]`. Cells a spreadsheet would
 //! run as a formula are written with a leading `'` ([`escape_cell`]) and read
 //! back without it ([`unescape_cell`]).
+//!
+//! A link's behaviour (rules, variants, fallback URL, card, ios, android)
+//! travels in the API's JSON shape: JSON values in a line, JSON text in the
+//! `rules`, `variants` and `card` cells of a CSV row (plain cells for the
+//! three URLs). Rows carry these unvalidated, like `url`; importers validate
+//! them as the API does (`behaviour::check`). Files written before these
+//! columns existed still read, with no behaviour.
 
 use std::io::{BufRead, BufReader, Read};
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -20,7 +28,7 @@ use crate::UnixMillis;
 use crate::link::{LinkRecord, LinkState};
 
 /// Columns of an exported CSV file, in order.
-pub const CSV_COLUMNS: [&str; 11] = [
+pub const CSV_COLUMNS: [&str; 17] = [
     "kind",
     "domain",
     "code",
@@ -32,6 +40,12 @@ pub const CSV_COLUMNS: [&str; 11] = [
     "tags",
     "title",
     "created_at",
+    "rules",
+    "variants",
+    "fallback_url",
+    "card",
+    "ios",
+    "android",
 ];
 
 /// Separator of tags in a CSV cell; a `|` or `\` inside a tag is written `\|`, `\\`.
@@ -51,11 +65,21 @@ pub struct LinkRow {
     pub tags: Option<Vec<String>>,
     pub title: Option<String>,
     pub created_at: Option<UnixMillis>,
+    /// The `rules` array, as the API takes it.
+    pub rules: Option<Value>,
+    /// The link's own `variants` array, as the API takes it.
+    pub variants: Option<Value>,
+    pub fallback_url: Option<String>,
+    /// The `card` object, as the API takes it.
+    pub card: Option<Value>,
+    pub ios: Option<String>,
+    pub android: Option<String>,
 }
 
 impl LinkRow {
     /// The row that exports `link` with every field.
     pub fn from_record(link: &LinkRecord) -> Self {
+        let behaviour = &link.extensions;
         Self {
             domain: Some(link.domain.clone()),
             code: Some(link.code.clone()),
@@ -67,11 +91,25 @@ impl LinkRow {
             tags: Some(link.tags.clone()),
             title: link.title.clone(),
             created_at: Some(link.created_at),
+            rules: (!behaviour.rules.is_empty()).then(|| to_json(&behaviour.rules)),
+            variants: (!behaviour.variants.is_empty()).then(|| to_json(&behaviour.variants)),
+            fallback_url: behaviour.fallback_url.clone(),
+            card: behaviour.card.as_ref().map(to_json),
+            ios: behaviour.ios.clone(),
+            android: behaviour.android.clone(),
         }
     }
 }
 
+/// The API's JSON form of a behaviour field.
+fn to_json(value: &impl Serialize) -> Value {
+    serde_json::to_value(value).expect("behaviour fields serialize")
+}
+
 /// One row of a transfer file.
+// Nearly every row is a link, read and handed on one at a time: boxing it
+// would add an allocation per row to spare the few domain rows some bytes.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TransferRow {
     Link(LinkRow),
@@ -116,6 +154,18 @@ struct JsonRow {
     title: Option<Option<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     created_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rules: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    variants: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fallback_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    card: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ios: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    android: Option<String>,
 }
 
 /// `None` leaves a field out of a line; `Some(None)` writes `null`.
@@ -168,6 +218,12 @@ pub fn to_json_line(row: &TransferRow) -> String {
             tags: link.tags.clone(),
             title: Some(link.title.clone()),
             created_at: link.created_at.map(format_time),
+            rules: link.rules.clone(),
+            variants: link.variants.clone(),
+            fallback_url: link.fallback_url.clone(),
+            card: link.card.clone(),
+            ios: link.ios.clone(),
+            android: link.android.clone(),
         },
     };
     serde_json::to_string(&json).expect("a row serializes")
@@ -200,6 +256,12 @@ pub fn from_json_line(text: &str) -> Result<TransferRow, String> {
         tags: json.tags,
         title: json.title.flatten(),
         created_at,
+        rules: json.rules.filter(|v| !v.is_null()),
+        variants: json.variants.filter(|v| !v.is_null()),
+        fallback_url: json.fallback_url,
+        card: json.card.filter(|v| !v.is_null()),
+        ios: json.ios,
+        android: json.android,
     }))
 }
 
@@ -260,21 +322,18 @@ fn split_tags(cell: &str) -> Vec<String> {
 }
 
 /// The cells of `row` under [`CSV_COLUMNS`], escaped.
-pub fn to_csv_record(row: &TransferRow) -> [String; 11] {
-    let cells: [String; 11] = match row {
-        TransferRow::Domain { domain, created_at } => [
-            "domain".into(),
-            domain.clone(),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-            created_at.map(format_time).unwrap_or_default(),
-        ],
+pub fn to_csv_record(row: &TransferRow) -> [String; 17] {
+    let json_text =
+        |value: &Option<Value>| value.as_ref().map(Value::to_string).unwrap_or_default();
+    let cells: [String; 17] = match row {
+        TransferRow::Domain { domain, created_at } => {
+            let mut cells: [String; 17] = Default::default();
+            cells[0] = "domain".into();
+            cells[1] = domain.clone();
+            // `created_at`
+            cells[10] = created_at.map(format_time).unwrap_or_default();
+            cells
+        }
         TransferRow::Link(link) => [
             "link".into(),
             link.domain.clone().unwrap_or_default(),
@@ -291,6 +350,12 @@ pub fn to_csv_record(row: &TransferRow) -> [String; 11] {
             link.tags.as_deref().map(join_tags).unwrap_or_default(),
             link.title.clone().unwrap_or_default(),
             link.created_at.map(format_time).unwrap_or_default(),
+            json_text(&link.rules),
+            json_text(&link.variants),
+            link.fallback_url.clone().unwrap_or_default(),
+            json_text(&link.card),
+            link.ios.clone().unwrap_or_default(),
+            link.android.clone().unwrap_or_default(),
         ],
     };
     cells.map(|cell| escape_cell(&cell).into_owned())
@@ -310,6 +375,12 @@ pub struct CsvColumns {
     tags: Option<usize>,
     title: Option<usize>,
     created_at: Option<usize>,
+    rules: Option<usize>,
+    variants: Option<usize>,
+    fallback_url: Option<usize>,
+    card: Option<usize>,
+    ios: Option<usize>,
+    android: Option<usize>,
     /// A file without a header: exactly `domain,code,url[,status]`.
     positional: bool,
 }
@@ -349,6 +420,12 @@ impl CsvColumns {
             tags: find("tags"),
             title: find("title"),
             created_at: find("created_at"),
+            rules: find("rules"),
+            variants: find("variants"),
+            fallback_url: find("fallback_url"),
+            card: find("card"),
+            ios: find("ios"),
+            android: find("android"),
             positional: false,
         })
     }
@@ -370,6 +447,14 @@ impl CsvColumns {
         };
         let cell = |index: Option<usize>| raw(index).map(str::trim).filter(|c| !c.is_empty());
         let time = |name: &str, index| cell(index).map(|at| parse_time(name, at)).transpose();
+        let json = |name: &str, index| {
+            cell(index)
+                .map(|text| {
+                    serde_json::from_str::<Value>(text)
+                        .map_err(|e| format!("{name} is not JSON: {e}"))
+                })
+                .transpose()
+        };
         let created_at = time("created_at", self.created_at)?;
         let kind = match cell(self.kind) {
             None => Kind::Link,
@@ -408,6 +493,12 @@ impl CsvColumns {
             tags: cell(self.tags).map(split_tags),
             title: raw(self.title).map(str::to_owned),
             created_at,
+            rules: json("rules", self.rules)?,
+            variants: json("variants", self.variants)?,
+            fallback_url: cell(self.fallback_url).map(str::to_owned),
+            card: json("card", self.card)?,
+            ios: cell(self.ios).map(str::to_owned),
+            android: cell(self.android).map(str::to_owned),
         }))
     }
 }
@@ -419,6 +510,8 @@ pub struct TransferReader<R: Read> {
     source: Source<R>,
 }
 
+// One per reader.
+#[allow(clippy::large_enum_variant)]
 enum Source<R: Read> {
     Csv {
         reader: Box<csv::Reader<R>>,
@@ -547,6 +640,20 @@ mod tests {
             tags: Some(vec!["a|b".into(), "back\\slash".into(), "=sum".into()]),
             title: Some(" =HYPERLINK(\"x\"), \"quoted\" ".into()),
             created_at: Some(1_700_000_000_456),
+            rules: Some(
+                serde_json::json!([{"url": "https://example.org/fr", "conditions": [
+                {"type": "language", "value": "fr"},
+                {"type": "query-param", "key": "ref", "value": "=mail, \"quoted\""}],
+                "variants": []}]),
+            ),
+            variants: Some(
+                serde_json::json!([{"url": "https://example.org/a", "weight": 50},
+                                              {"url": "https://example.org/b", "weight": 50}]),
+            ),
+            fallback_url: Some("https://example.org/gone".into()),
+            card: Some(serde_json::json!({"title": "-1", "description": null, "image": null})),
+            ios: Some("https://apps.example/app".into()),
+            android: Some("https://play.example/app".into()),
         }
     }
 
@@ -642,5 +749,116 @@ mod tests {
         );
         assert!(read[0].1.is_ok() && read[1].1.is_ok());
         assert!(read[2].1.as_ref().unwrap_err().contains("unknown field"));
+    }
+
+    #[test]
+    fn older_csv_headers_read_without_behaviour() {
+        let csv = b"kind,domain,code,url,status,state,expires_at,forward_query,tags,title,created_at\n\
+                    link,go.example,abc,https://example.com/,301,active,,true,a|b,T,2026-01-01T00:00:00Z\n";
+        let read = read_all(TransferReader::csv(&csv[..]));
+        let TransferRow::Link(link) = read[0].1.as_ref().unwrap() else {
+            panic!("a link")
+        };
+        assert_eq!(link.status, Some(301));
+        assert_eq!(
+            (
+                &link.rules,
+                &link.variants,
+                &link.card,
+                &link.fallback_url,
+                &link.ios,
+                &link.android
+            ),
+            (&None, &None, &None, &None, &None, &None)
+        );
+    }
+
+    #[test]
+    fn behaviour_cells_are_json_text_escaped_like_every_cell() {
+        let row = TransferRow::Link(LinkRow {
+            url: "https://example.org/".into(),
+            rules: Some(
+                serde_json::json!([{"url": "https://example.org/x", "conditions": [{"type": "os", "value": "ios"}]}]),
+            ),
+            fallback_url: Some("=HYPERLINK(1)".into()),
+            ios: Some("+ios".into()),
+            android: Some("@android".into()),
+            ..LinkRow::default()
+        });
+        let cells = to_csv_record(&row);
+        let at = |name: &str| CSV_COLUMNS.iter().position(|c| *c == name).unwrap();
+        for cell in &cells {
+            assert!(
+                !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                "{cell:?}"
+            );
+        }
+        assert_eq!(cells[at("fallback_url")], "'=HYPERLINK(1)");
+        assert!(
+            cells[at("rules")].starts_with("[{"),
+            "{}",
+            cells[at("rules")]
+        );
+        let mut writer = csv::Writer::from_writer(Vec::new());
+        writer.write_record(CSV_COLUMNS).unwrap();
+        writer.write_record(&cells).unwrap();
+        let mut bad = cells.clone();
+        bad[at("rules")] = "[{\"url\":".into();
+        writer.write_record(&bad).unwrap();
+        let bytes = writer.into_inner().unwrap();
+        let read = read_all(TransferReader::csv(&bytes[..]));
+        assert_eq!(read[0].1.as_ref().unwrap(), &row);
+        assert!(
+            read[1]
+                .1
+                .as_ref()
+                .unwrap_err()
+                .starts_with("rules is not JSON"),
+            "{:?}",
+            read[1].1
+        );
+    }
+
+    #[test]
+    fn a_records_behaviour_exports_in_the_apis_shape() {
+        use crate::behaviour::check;
+        let rules = check::parse_rules(&serde_json::json!([
+            {"url": "https://example.org/sale", "conditions": [
+                {"type": "schedule", "value": {"timezone": "Europe/Paris", "days": ["sat"], "from": "09:00"}},
+                {"type": "ip", "value": "203.0.113.9"},
+                {"type": "after", "value": "2026-12-24T18:00:00+01:00"}],
+             "variants": [{"url": "https://example.org/a", "weight": 10}, {"url": "https://example.org/b", "weight": 90}]}
+        ]))
+        .unwrap();
+        let card = check::parse_card(
+            &serde_json::json!({"title": "Sale", "image": "https://img.example/a.png"}),
+        )
+        .unwrap();
+        let mut record =
+            LinkRecord::new(1, "go.example", "sale", "https://example.org/", 0).unwrap();
+        record.extensions.rules = rules.clone();
+        record.extensions.card = Some(card.clone());
+        record.extensions.ios = Some("https://apps.example/".into());
+        let row = LinkRow::from_record(&record);
+        assert_eq!(row.variants, None, "no split, no value");
+        assert_eq!(
+            row.rules.as_ref().unwrap()[0]["conditions"][1],
+            serde_json::json!({"type": "ip", "value": "203.0.113.9/32"})
+        );
+        let TransferRow::Link(read) =
+            from_json_line(&to_json_line(&TransferRow::Link(row.clone()))).unwrap()
+        else {
+            panic!("a link")
+        };
+        assert_eq!(read, row);
+        assert_eq!(
+            check::parse_rules(read.rules.as_ref().unwrap()).unwrap(),
+            rules
+        );
+        assert_eq!(
+            check::parse_card(read.card.as_ref().unwrap()).unwrap(),
+            card
+        );
+        assert_eq!(read.ios.as_deref(), Some("https://apps.example/"));
     }
 }
