@@ -2,7 +2,9 @@
 //! with httparse, then `RedirectHandler::handle` it into an output `Vec`, over
 //! 1,000,000 links in random order.
 //!
-//! Run: `cargo bench -p ricochet-benches --bench redirect_path` (about 30 s).
+//! Run: `cargo bench -p ricochet-benches --bench redirect_path` (about 40 s).
+//! `handle_only/hit_5_rules` against `handle_only/hit_plain_visitors` is the
+//! cost of five rules (see `rules_against_plain`).
 //!
 //! The connection's own parser (`http::conn::parse_one`) is private, so
 //! `parse` below repeats its work on the headers that matter (Host,
@@ -18,15 +20,22 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use ricochet_benches::data::{self, CODE_LEN};
+use ricochet_benches::data::{self, CODE_LEN, SplitMix64};
+use ricochet_benches::traffic::{ACCEPT_LANGUAGES, Networks, USER_AGENTS, geo_database, pick};
 use ricochet_engine::LinkTable;
+use ricochet_engine::clicks::enrich::GeoDatabase;
 use ricochet_engine::http::{BatchClock, Clock, Handler, Method, Request, ResponseWriter};
 use ricochet_engine::redirect::{RedirectHandler, RedirectSettings};
+use ricochet_model::LinkRecord;
+use ricochet_model::behaviour::{Condition, Device, Rule, Schedule, Variant};
 
 const LINKS: usize = 1_000_000;
 /// Links of the query-forwarding case.
 const FORWARDING_LINKS: usize = 65_536;
 const MAX_HEADERS: usize = 64;
+/// Links of the rules-against-plain case, and its distinct visitors.
+const RULE_LINKS: usize = 65_536;
+const VISITORS: usize = 4_096;
 
 /// A minimal client (curl); the code is at `CODE_AT`.
 const CURL: &[u8] =
@@ -59,7 +68,12 @@ fn parse(input: &[u8]) -> Option<Request<'_>> {
     let mut host = None;
     let mut close = false;
     let mut prefetch = false;
-    let (mut user_agent, mut referer, mut accept_language): (&[u8], &[u8], &[u8]) = (b"", b"", b"");
+    let (mut user_agent, mut referer, mut accept_language, mut cookie): (
+        &[u8],
+        &[u8],
+        &[u8],
+        &[u8],
+    ) = (b"", b"", b"", b"");
     for header in parsed.headers.iter() {
         let name = header.name.as_bytes();
         if name.eq_ignore_ascii_case(b"user-agent") {
@@ -68,6 +82,8 @@ fn parse(input: &[u8]) -> Option<Request<'_>> {
             referer = header.value;
         } else if name.eq_ignore_ascii_case(b"accept-language") {
             accept_language = header.value;
+        } else if name.eq_ignore_ascii_case(b"cookie") {
+            cookie = header.value;
         } else if name.eq_ignore_ascii_case(b"host") {
             host = Some(header.value);
         } else if name.eq_ignore_ascii_case(b"connection") {
@@ -103,6 +119,7 @@ fn parse(input: &[u8]) -> Option<Request<'_>> {
         user_agent,
         referer,
         accept_language,
+        cookie,
         forwarded_for: b"",
         peer: Some(PEER),
     })
@@ -206,6 +223,7 @@ fn redirect_path(c: &mut Criterion) {
                     user_agent: b"curl/8.5.0",
                     referer: b"",
                     accept_language: b"",
+                    cookie: b"",
                     forwarded_for: b"",
                     peer: Some(PEER),
                 };
@@ -260,6 +278,7 @@ fn redirect_path(c: &mut Criterion) {
                     user_agent: b"curl/8.5.0",
                     referer: b"",
                     accept_language: b"",
+                    cookie: b"",
                     forwarded_for: b"",
                     peer: Some(PEER),
                 };
@@ -268,6 +287,7 @@ fn redirect_path(c: &mut Criterion) {
             })
         });
     }
+    rules_against_plain(&mut group, &clock, &mut out);
     group.finish();
 
     out.clear();
@@ -281,6 +301,103 @@ fn redirect_path(c: &mut Criterion) {
         out.len(),
         String::from_utf8_lossy(&out)
     );
+}
+
+/// Links with five rules (device, country, language, a weekday schedule and
+/// an A/B split of the link's own traffic) against plain links, both asked
+/// by the same realistic visitors: weighted user agents (a warm per-worker
+/// cache, as a running engine has), Accept-Language values and client
+/// addresses from a synthetic GeoIP2-City database. Most visitors match no
+/// rule, so most requests test every condition and then split.
+fn rules_against_plain(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    clock: &BatchClock,
+    out: &mut Vec<u8>,
+) {
+    let mut rng = SplitMix64::new(11);
+    let networks = Networks::generate(&mut rng);
+    let geo = Arc::new(GeoDatabase::from_bytes(geo_database(&networks, &mut rng)).expect("opens"));
+    let visitors: Vec<(&str, &str, IpAddr)> = (0..VISITORS)
+        .map(|_| {
+            (
+                pick(&mut rng, USER_AGENTS),
+                pick(&mut rng, ACCEPT_LANGUAGES),
+                networks.client(&mut rng),
+            )
+        })
+        .collect();
+    let plain = LinkTable::with_capacity(Some(data::DOMAIN), RULE_LINKS);
+    let ruled = LinkTable::with_capacity(Some(data::DOMAIN), RULE_LINKS);
+    for i in 0..RULE_LINKS as u64 {
+        let record = data::record(i);
+        plain.upsert(&record);
+        ruled.upsert(&with_five_rules(record));
+    }
+    let codes = data::shuffled_codes(RULE_LINKS, 9);
+    for (name, table) in [("hit_plain_visitors", plain), ("hit_5_rules", ruled)] {
+        let settings = RedirectSettings::new(3600).with_geo(Some(geo.clone()));
+        let mut handler = RedirectHandler::new(Arc::new(table), Arc::new(settings), None);
+        let mut next = 0usize;
+        group.bench_function(format!("handle_only/{name}"), |b| {
+            b.iter(|| {
+                let mut path = [b'/'; CODE_LEN + 1];
+                path[1..].copy_from_slice(&codes[next % RULE_LINKS]);
+                let (user_agent, accept_language, peer) = visitors[next % VISITORS];
+                next = next.wrapping_add(1);
+                let request = Request {
+                    method: Method::Get,
+                    path: &path,
+                    query: b"",
+                    host: Some(b"go.example"),
+                    prefetch: false,
+                    user_agent: user_agent.as_bytes(),
+                    referer: b"",
+                    accept_language: accept_language.as_bytes(),
+                    cookie: b"",
+                    forwarded_for: b"",
+                    peer: Some(peer),
+                };
+                out.clear();
+                handler.handle(&request, ResponseWriter::close_after(out, clock))
+            })
+        });
+    }
+}
+
+fn with_five_rules(mut record: LinkRecord) -> LinkRecord {
+    let rule = |url: &str, condition: Condition| Rule {
+        url: url.to_owned(),
+        conditions: vec![condition],
+        variants: Vec::new(),
+    };
+    record.extensions.rules = vec![
+        rule(
+            "https://example.com/mobile",
+            Condition::Device(Device::Mobile),
+        ),
+        rule("https://example.com/de", Condition::Country("DE".into())),
+        rule("https://example.com/fr", Condition::Language("fr".into())),
+        rule(
+            "https://example.com/office",
+            Condition::Schedule(Schedule {
+                timezone: "Europe/Paris".into(),
+                days: 0b001_1111,
+                from: 9 * 60,
+                to: 17 * 60,
+            }),
+        ),
+    ];
+    record.extensions.variants = vec![
+        Variant {
+            url: "https://example.com/a".into(),
+            weight: 50,
+        },
+        Variant {
+            url: "https://example.com/b".into(),
+            weight: 50,
+        },
+    ];
+    record
 }
 
 criterion_group!(benches, redirect_path);

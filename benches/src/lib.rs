@@ -11,6 +11,7 @@
 pub mod dash;
 pub mod data;
 pub mod memory;
+pub mod traffic;
 
 #[cfg(feature = "mimalloc")]
 #[global_allocator]

@@ -20,6 +20,8 @@ const MAC_CHROME: &str = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleW
 const SLACKBOT: &str = "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)";
 const TWITTERBOT: &str = "Twitterbot/1.0";
 
+type Headers<'a> = &'a [(&'a str, &'a str)];
+
 fn request(client: &mut Client, method: &str, path: &str, headers: &[(&str, &str)]) -> Response {
     let mut text = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\n");
     for (name, value) in headers {
@@ -156,7 +158,7 @@ fn rules_of_every_type_first_match_wins() {
     ];
     engine.upsert(record);
 
-    let cases: &[(&str, &[(&str, &str)], &str)] = &[
+    let cases: &[(&str, Headers, &str)] = &[
         ("/spring?ref=mail", &[], "ref-mail"),
         ("/spring?ref=web", &[("User-Agent", MAC_CHROME)], "always"),
         ("/spring?preview", &[], "preview"),

@@ -126,7 +126,8 @@ mod tests {
 
     #[test]
     fn devices_systems_and_browsers() {
-        let cases: [(&[u8], Option<Device>, Option<Os>, &str); 6] = [
+        type Case<'a> = (&'a [u8], Option<Device>, Option<Os>, &'a str);
+        let cases: [Case<'_>; 6] = [
             (IPHONE, Some(Device::Mobile), Some(Os::Ios), "safari"),
             (
                 ANDROID_CHROME,

@@ -217,13 +217,9 @@ fn parse_one<H: Handler>(
     let mut content_length: Option<usize> = None;
     let mut close = version == 0;
     let mut prefetch = false;
-    let (mut user_agent, mut referer, mut accept_language, mut forwarded_for, mut cookie): (
-        &[u8],
-        &[u8],
-        &[u8],
-        &[u8],
-        &[u8],
-    ) = (b"", b"", b"", b"", b"");
+    let empty: &[u8] = b"";
+    let (mut user_agent, mut referer, mut accept_language, mut forwarded_for, mut cookie) =
+        (empty, empty, empty, empty, empty);
     for header in parsed.headers.iter() {
         let name = header.name.as_bytes();
         if name.eq_ignore_ascii_case(b"user-agent") {
