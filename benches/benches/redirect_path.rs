@@ -122,6 +122,7 @@ fn parse(input: &[u8]) -> Option<Request<'_>> {
         cookie,
         forwarded_for: b"",
         peer: Some(PEER),
+        body: b"",
     })
 }
 
@@ -226,6 +227,7 @@ fn redirect_path(c: &mut Criterion) {
                     cookie: b"",
                     forwarded_for: b"",
                     peer: Some(PEER),
+                    body: b"",
                 };
                 out.clear();
                 handler.handle(&request, ResponseWriter::close_after(&mut out, &clock))
@@ -281,6 +283,7 @@ fn redirect_path(c: &mut Criterion) {
                     cookie: b"",
                     forwarded_for: b"",
                     peer: Some(PEER),
+                    body: b"",
                 };
                 out.clear();
                 handler.handle(&request, ResponseWriter::close_after(&mut out, &clock))
@@ -356,6 +359,7 @@ fn rules_against_plain(
                     cookie: b"",
                     forwarded_for: b"",
                     peer: Some(peer),
+                    body: b"",
                 };
                 out.clear();
                 handler.handle(&request, ResponseWriter::close_after(out, clock))

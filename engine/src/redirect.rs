@@ -5,12 +5,15 @@
 
 use std::sync::Arc;
 
-use crate::behaviour::page::{GONE_PAGE, PAGE_POLICY};
+use std::sync::LazyLock;
+
+use crate::behaviour::page::{GONE_PAGE, PAGE_POLICY, password_form};
+use crate::behaviour::password::{Refused, Verifier, form_password};
 use crate::behaviour::{Choice, Compiled, Target, Visitor};
 use crate::clicks::ClickSender;
 use crate::clicks::enrich::GeoDatabase;
 use crate::clicks::event::ClickEvent;
-use crate::http::{Handler, Method, Request, ResponseWriter};
+use crate::http::{Deferred, DeferredAnswer, Handler, Method, Request, ResponseWriter};
 use crate::table::{Answer, LinkEntry, LinkTable};
 use ricochet_model::behaviour::Chosen;
 use ricochet_model::validate::{MAX_URL_LEN, is_valid_code};
@@ -25,6 +28,8 @@ pub struct RedirectSettings {
     trust_forwarded_for: bool,
     /// The GeoIP database country and city conditions read.
     geo: Option<Arc<GeoDatabase>>,
+    /// Checks passwords of protected links off the workers.
+    verifier: Option<Arc<Verifier>>,
 }
 
 impl RedirectSettings {
@@ -34,7 +39,13 @@ impl RedirectSettings {
             permanent_cache_line: line.into_bytes().into_boxed_slice(),
             trust_forwarded_for: false,
             geo: None,
+            verifier: None,
         }
+    }
+
+    pub fn with_verifier(mut self, verifier: Option<Arc<Verifier>>) -> Self {
+        self.verifier = verifier;
+        self
     }
 
     pub fn with_geo(mut self, geo: Option<Arc<GeoDatabase>>) -> Self {
@@ -82,7 +93,7 @@ const NO_STORE: &[u8] = b"Cache-Control: no-store\r\n";
 impl Handler for RedirectHandler {
     #[inline]
     fn handle(&mut self, request: &Request<'_>, response: ResponseWriter<'_>) -> u16 {
-        if request.method == Method::Other {
+        if matches!(request.method, Method::Post | Method::Other) {
             response
                 .start(405)
                 .header(b"Allow", b"GET, HEAD")
@@ -129,6 +140,109 @@ impl Handler for RedirectHandler {
         head.finish(b"");
         status
     }
+
+    /// A password form's POST: checked on the verifier thread, answered 303
+    /// back to the link with a pass, 403 with the form again, 429 or 503.
+    fn defer(&mut self, request: &Request<'_>) -> Option<Deferred> {
+        let code = request
+            .path
+            .strip_prefix(b"/")
+            .filter(|c| is_valid_code(c))?;
+        let reader = self.table.reader();
+        let entry = reader.get(reader.domain_for_host(request.host)?, code)?;
+        if !entry.is_planned() {
+            return None;
+        }
+        let now = ricochet_model::now_millis();
+        if entry.answer(now) == Answer::Gone {
+            return None;
+        }
+        let gate = reader.plan(entry.link_id())?.password.as_ref()?;
+        let Some(password) = form_password(request.body) else {
+            return Some(ready(page_answer(400, &FORM_EMPTY, None)));
+        };
+        let Some(verifier) = &self.settings.verifier else {
+            return Some(ready(page_answer(
+                503,
+                &FORM_BUSY,
+                Some(b"Retry-After: 1\r\n"),
+            )));
+        };
+        let answer = match verifier.submit(gate, self.client(request), password) {
+            Ok(answer) => answer,
+            Err(Refused::TooMany) => {
+                return Some(ready(page_answer(
+                    429,
+                    &FORM_TOO_MANY,
+                    Some(b"Retry-After: 60\r\n"),
+                )));
+            }
+            Err(Refused::Busy) => {
+                return Some(ready(page_answer(
+                    503,
+                    &FORM_BUSY,
+                    Some(b"Retry-After: 1\r\n"),
+                )));
+            }
+        };
+        let mut location = Vec::with_capacity(request.path.len() + request.query.len() + 1);
+        location.extend_from_slice(request.path);
+        if !request.query.is_empty() {
+            location.push(b'?');
+            if !append_query(&mut location, request.query) || location.len() > MAX_URL_LEN {
+                location.truncate(request.path.len());
+            }
+        }
+        let pass = gate.pass_line(now);
+        Some(Box::pin(async move {
+            match answer.await {
+                Ok(true) => Box::new(move |response: ResponseWriter<'_>| -> u16 {
+                    let mut head = response.start(303).raw_line(NO_STORE).raw_line(&pass);
+                    let out = head.buffer();
+                    out.extend_from_slice(b"Location: ");
+                    out.extend_from_slice(&location);
+                    out.extend_from_slice(b"\r\n");
+                    head.finish(b"");
+                    303
+                }) as DeferredAnswer,
+                Ok(false) => page_answer(403, &FORM_WRONG, None),
+                Err(_) => page_answer(503, &FORM_BUSY, Some(b"Retry-After: 1\r\n")),
+            }
+        }))
+    }
+}
+
+static FORM: LazyLock<Vec<u8>> = LazyLock::new(|| password_form(None));
+static FORM_EMPTY: LazyLock<Vec<u8>> = LazyLock::new(|| password_form(Some("Enter the password.")));
+static FORM_WRONG: LazyLock<Vec<u8>> =
+    LazyLock::new(|| password_form(Some("That password is not right. Try again.")));
+static FORM_TOO_MANY: LazyLock<Vec<u8>> =
+    LazyLock::new(|| password_form(Some("Too many attempts. Wait a minute, then try again.")));
+static FORM_BUSY: LazyLock<Vec<u8>> =
+    LazyLock::new(|| password_form(Some("The server is busy. Try again in a moment.")));
+
+fn ready(answer: DeferredAnswer) -> Deferred {
+    Box::pin(std::future::ready(answer))
+}
+
+/// An HTML page answer (the password form in one of its states).
+fn page_answer(
+    status: u16,
+    page: &'static LazyLock<Vec<u8>>,
+    extra: Option<&'static [u8]>,
+) -> DeferredAnswer {
+    Box::new(move |response: ResponseWriter<'_>| -> u16 {
+        let mut head = response
+            .start(status)
+            .raw_line(NO_STORE)
+            .raw_line(PAGE_POLICY);
+        if let Some(line) = extra {
+            head = head.raw_line(line);
+        }
+        head.header(b"Content-Type", b"text/html; charset=utf-8")
+            .finish(page);
+        status
+    })
 }
 
 impl RedirectHandler {
@@ -190,6 +304,17 @@ impl RedirectHandler {
             out.extend_from_slice(b"\r\n");
             head.finish(b"");
             return 302;
+        }
+        if let Some(gate) = &plan.password
+            && !gate.admits(request.cookie, now)
+        {
+            response
+                .start(200)
+                .raw_line(NO_STORE)
+                .raw_line(PAGE_POLICY)
+                .header(b"Content-Type", b"text/html; charset=utf-8")
+                .finish(&FORM);
+            return 200;
         }
         let mut visitor = Visitor::new(
             request.user_agent,

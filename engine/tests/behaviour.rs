@@ -476,3 +476,119 @@ fn clicks_are_counted_by_destination() {
         .unwrap();
     assert!(plain_rows.is_empty(), "{plain_rows:?}");
 }
+
+fn password_hash(password: &str) -> String {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let params = argon2::Params::new(1024, 1, 1, None).unwrap();
+    let hasher = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+    let salt = SaltString::encode_b64(b"test-salt-16byte").unwrap();
+    hasher
+        .hash_password(password.as_bytes(), &salt)
+        .unwrap()
+        .to_string()
+}
+
+fn post_form(client: &mut Client, path: &str, body: &str, headers: &[(&str, &str)]) -> Response {
+    let mut text = format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        text.push_str(&format!("{name}: {value}\r\n"));
+    }
+    text.push_str("\r\n");
+    text.push_str(body);
+    client.send(text.as_bytes());
+    client.read_response(false).unwrap()
+}
+
+#[test]
+fn password_links_ask_then_let_in_with_a_pass() {
+    let engine = TestEngine::start_with(|c| c.clicks.trust_forwarded_for = true);
+    let mut record = link("localhost", "secret", "https://example.com/private");
+    record.extensions.password_hash = Some(password_hash("open sesame"));
+    engine.upsert(record);
+    engine.add("localhost", "open", "https://example.com/open");
+
+    let form = get(&engine, "/secret", &[]);
+    assert_eq!(form.status, 200);
+    assert_eq!(form.header("location"), None);
+    assert_eq!(form.header("cache-control").as_deref(), Some("no-store"));
+    let page = form.text();
+    assert!(page.contains("<form method=\"post\">") && page.contains("type=\"password\""));
+    assert!(
+        !page.contains("example.com/private"),
+        "the form does not leak the destination"
+    );
+
+    let mut client = Client::connect(engine.addr());
+    let wrong = post_form(&mut client, "/secret", "password=nope", &[]);
+    assert_eq!(wrong.status, 403);
+    assert!(wrong.text().contains("not right"));
+    assert_eq!(wrong.header("set-cookie"), None);
+    let empty = post_form(&mut client, "/secret", "other=1", &[]);
+    assert_eq!(empty.status, 400);
+
+    let right = post_form(&mut client, "/secret?ref=mail", "password=open+sesame", &[]);
+    assert_eq!(right.status, 303);
+    assert_eq!(location(&right), "/secret?ref=mail");
+    let pass = right.header("set-cookie").expect("a pass");
+    assert!(
+        pass.contains("; Path=/secret; Max-Age=3600; HttpOnly; SameSite=Lax"),
+        "{pass}"
+    );
+    let pair = pass.split(';').next().unwrap().to_owned();
+    let through = request(&mut client, "GET", "/secret", &[("Cookie", &pair)]);
+    assert_eq!(through.status, 302);
+    assert_eq!(location(&through), "https://example.com/private");
+    let tampered = pair.replace('.', ".A");
+    assert_eq!(
+        get(&engine, "/secret", &[("Cookie", &tampered)]).status,
+        200
+    );
+
+    // Answers stay in order when a check is awaited between pipelined requests.
+    let body = "password=open+sesame";
+    let pipelined = format!(
+        "GET /open HTTP/1.1\r\nHost: localhost\r\n\r\n\
+         POST /secret HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n{body}\
+         GET /open HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        body.len()
+    );
+    let mut client = Client::connect(engine.addr());
+    client.send(pipelined.as_bytes());
+    let statuses: Vec<u16> = (0..3)
+        .map(|_| client.read_response(false).unwrap().status)
+        .collect();
+    assert_eq!(statuses, [302, 303, 302]);
+
+    // POST elsewhere is not allowed.
+    let mut client = Client::connect(engine.addr());
+    let other = post_form(&mut client, "/open", "password=x", &[]);
+    assert_eq!(other.status, 405);
+}
+
+#[test]
+fn password_attempts_are_limited_per_client_and_link() {
+    let engine = TestEngine::start_with(|c| c.clicks.trust_forwarded_for = true);
+    let mut record = link("localhost", "locked", "https://example.com/");
+    record.extensions.password_hash = Some(password_hash("right"));
+    engine.upsert(record);
+    let mut client = Client::connect(engine.addr());
+    let from = [("X-Forwarded-For", "198.51.100.1")];
+    let statuses: Vec<u16> = (0..12)
+        .map(|_| post_form(&mut client, "/locked", "password=wrong", &from).status)
+        .collect();
+    assert_eq!(&statuses[..10], &[403; 10]);
+    assert_eq!(&statuses[10..], &[429, 429]);
+    let limited = post_form(&mut client, "/locked", "password=right", &from);
+    assert_eq!(limited.status, 429, "even the right password waits");
+    assert_eq!(limited.header("retry-after").as_deref(), Some("60"));
+    let other = post_form(
+        &mut client,
+        "/locked",
+        "password=right",
+        &[("X-Forwarded-For", "198.51.100.2")],
+    );
+    assert_eq!(other.status, 303, "another client is not limited");
+}

@@ -61,7 +61,7 @@ impl AdminHandler {
 
 impl Handler for AdminHandler {
     fn handle(&mut self, request: &Request<'_>, response: ResponseWriter<'_>) -> u16 {
-        if request.method == Method::Other {
+        if matches!(request.method, Method::Post | Method::Other) {
             response
                 .start(405)
                 .header(b"Allow", b"GET, HEAD")

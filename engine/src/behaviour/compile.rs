@@ -6,6 +6,7 @@
 
 use super::key::CookieKey;
 use super::page;
+use super::password::Gate;
 use super::split::Split;
 use super::visitor::Visitor;
 use ipnet::IpNet;
@@ -119,6 +120,8 @@ pub struct Compiled {
     pub fallback: Option<Target>,
     /// The card page, for crawlers.
     pub card: Option<Box<[u8]>>,
+    /// The password gate.
+    pub password: Option<Gate>,
     steps: Box<[Step]>,
     default: Choice,
     /// Languages the link's conditions name (see [`Visitor`]).
@@ -138,6 +141,7 @@ impl Compiled {
             && extensions.card.is_none()
             && extensions.ios.is_none()
             && extensions.android.is_none()
+            && extensions.password_hash.is_none()
         {
             return None;
         }
@@ -191,6 +195,8 @@ impl Compiled {
                 .card
                 .as_ref()
                 .map(|card| page::card_page(record, card, &record.url)),
+            password: (extensions.password_hash.as_deref())
+                .map(|hash| Gate::new(hash, key, record.id, &record.code)),
             steps: steps.into(),
             default,
             languages: languages.into(),

@@ -8,8 +8,8 @@
 //! without country or city conditions never reads the GeoIP database).
 //! Plain links have no plan and pay one flag test.
 //!
-//! Order of evaluation: gone → fallback or 410; crawler and a card → the
-//! card page; `ios`, `android`, the rules in order (first match wins); the
+//! Order of evaluation: gone → fallback or 410; a password without a valid
+//! pass → the form; crawler and a card → the card page; `ios`, `android`, the rules in order (first match wins); the
 //! link's own split or destination.
 //!
 //! - [`compile`]: records into plans ([`Compiled`], [`Target`], [`Choice`]).
@@ -17,12 +17,14 @@
 //! - [`agent`]: user agents into device, OS, browser and crawler, cached per worker thread.
 //! - [`split`]: A/B picks, sticky through a signed cookie.
 //! - [`key`]: the key those cookies are signed with.
-//! - [`page`]: the card page and the page of a gone link.
+//! - [`page`]: the card page, the password form and the page of a gone link.
+//! - [`password`]: password gates, their passes and the verifier thread.
 
 pub mod agent;
 pub mod compile;
 pub mod key;
 pub mod page;
+pub mod password;
 pub mod split;
 pub mod visitor;
 

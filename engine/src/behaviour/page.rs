@@ -10,7 +10,7 @@ use ricochet_model::behaviour::Card;
 /// `Content-Security-Policy` of both pages: no scripts, styles inline only,
 /// images from anywhere over http(s) (the card's image).
 pub const PAGE_POLICY: &[u8] =
-    b"Content-Security-Policy: default-src 'none'; style-src 'unsafe-inline'; img-src http: https:\r\n";
+    b"Content-Security-Policy: default-src 'none'; style-src 'unsafe-inline'; img-src http: https:; form-action 'self'\r\n";
 
 /// The page of a disabled, deleted or expired link without a fallback.
 pub const GONE_PAGE: &[u8] = b"<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
@@ -19,6 +19,32 @@ pub const GONE_PAGE: &[u8] = b"<!doctype html>\n<html lang=\"en\"><head><meta ch
 <style>body{font:16px/1.5 system-ui,sans-serif;max-width:32rem;margin:15vh auto;padding:0 1rem;color:#222}</style>\
 </head><body><h1>This link is no longer available</h1>\
 <p>It has expired or was turned off by its owner.</p></body></html>\n";
+
+/// The form a password-protected link answers with; `error` adds a line
+/// above it. Nothing in it depends on the link.
+pub fn password_form(error: Option<&str>) -> Vec<u8> {
+    let error = error.map_or(String::new(), |text| {
+        format!(
+            "<p role=\"alert\" class=\"error\">{}</p>",
+            encode_text(text)
+        )
+    });
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<meta name=\"robots\" content=\"noindex\"><title>Password required</title>\
+<style>body{{font:16px/1.5 system-ui,sans-serif;max-width:24rem;margin:15vh auto;padding:0 1rem;color:#222}}\
+label,input,button{{display:block;width:100%;box-sizing:border-box;font:inherit}}\
+input{{margin:.25rem 0 1rem;padding:.5rem;border:1px solid #555;border-radius:4px}}\
+button{{padding:.6rem;border:0;border-radius:4px;background:#1d4ed8;color:#fff;cursor:pointer}}\
+button:focus,input:focus{{outline:3px solid #f59e0b;outline-offset:2px}}.error{{color:#b91c1c}}</style>\
+</head><body><main><h1>This link is protected</h1>{error}\
+<form method=\"post\"><label for=\"password\">Password</label>\
+<input id=\"password\" name=\"password\" type=\"password\" required autofocus autocomplete=\"current-password\">\
+<button type=\"submit\">Continue</button></form></main></body></html>\n"
+    )
+    .into_bytes()
+}
 
 /// The card page of `link`, refreshing to `destination`.
 pub fn card_page(link: &LinkRecord, card: &Card, destination: &str) -> Box<[u8]> {

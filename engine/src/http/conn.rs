@@ -11,7 +11,7 @@ use tokio::time::{Instant, timeout_at};
 
 use super::clock::{BatchClock, Clock};
 use super::response::{Persistence, ResponseWriter};
-use super::{ConnectionObserver, Handler, Method, Request};
+use super::{ConnectionObserver, Deferred, Handler, Method, Request};
 
 /// Most header lines accepted in one request.
 const MAX_HEADERS: usize = 64;
@@ -79,6 +79,44 @@ pub async fn serve_connection<H: Handler, O: ConnectionObserver>(
                     status,
                     keep_alive,
                 } => {
+                    observer.response(status);
+                    consumed += length;
+                    if !keep_alive {
+                        close = true;
+                        break;
+                    }
+                }
+                Parsed::Deferred {
+                    length,
+                    keep_alive,
+                    head_only,
+                    persistence,
+                    work,
+                } => {
+                    // Answers before it go out first; it takes its place in order.
+                    if !out.is_empty() {
+                        let deadline = Instant::now() + limits.idle_timeout;
+                        match timeout_at(deadline, stream.write_all(&out)).await {
+                            Ok(Ok(())) => out.clear(),
+                            _ => return,
+                        }
+                    }
+                    let deadline = Instant::now() + limits.header_timeout;
+                    let Ok(answer) = timeout_at(deadline, work).await else {
+                        let clock = Clock::batch();
+                        ResponseWriter::new(&mut out, &clock, head_only, Persistence::Close)
+                            .text(503, "try again later\n");
+                        observer.response(503);
+                        close = true;
+                        break;
+                    };
+                    let clock = Clock::batch();
+                    let status = answer(ResponseWriter::new(
+                        &mut out,
+                        &clock,
+                        head_only,
+                        persistence,
+                    ));
                     observer.response(status);
                     consumed += length;
                     if !keep_alive {
@@ -163,6 +201,14 @@ enum Parsed {
         status: u16,
         keep_alive: bool,
     },
+    /// The handler deferred its answer: await `work`, then write it.
+    Deferred {
+        length: usize,
+        keep_alive: bool,
+        head_only: bool,
+        persistence: Persistence,
+        work: Deferred,
+    },
     Partial,
     Refused(Refusal),
 }
@@ -209,6 +255,7 @@ fn parse_one<H: Handler>(
     let method = match parsed.method.unwrap_or("") {
         "GET" => Method::Get,
         "HEAD" => Method::Head,
+        "POST" => Method::Post,
         _ => Method::Other,
     };
 
@@ -300,12 +347,24 @@ fn parse_one<H: Handler>(
         cookie,
         forwarded_for,
         peer,
+        body: &input[head_length..head_length + body],
     };
     let persistence = match (close, version) {
         (true, _) => Persistence::Close,
         (false, 0) => Persistence::KeepAliveHttp10,
         (false, _) => Persistence::KeepAlive,
     };
+    if method == Method::Post
+        && let Some(work) = handler.defer(&request)
+    {
+        return Parsed::Deferred {
+            length: head_length + body,
+            keep_alive: !close,
+            head_only: false,
+            persistence,
+            work,
+        };
+    }
     let writer = ResponseWriter::new(out, clock, method == Method::Head, persistence);
     let status = handler.handle(&request, writer);
     Parsed::Answered {

@@ -6,6 +6,9 @@ mod clock;
 mod conn;
 mod response;
 
+use std::future::Future;
+use std::pin::Pin;
+
 pub use clock::{BatchClock, Clock};
 pub use conn::{ConnectionLimits, serve_connection};
 pub use response::{ResponseWriter, status_reason};
@@ -15,6 +18,8 @@ pub use response::{ResponseWriter, status_reason};
 pub enum Method {
     Get,
     Head,
+    /// Only password forms take it; everything else answers 405.
+    Post,
     Other,
 }
 
@@ -40,12 +45,27 @@ pub struct Request<'a> {
     pub forwarded_for: &'a [u8],
     /// The client's address.
     pub peer: Option<std::net::IpAddr>,
+    /// The request body (POST forms; at most `server.max_header_bytes`).
+    pub body: &'a [u8],
 }
+
+/// An answer written once asynchronous work is done.
+pub type DeferredAnswer = Box<dyn for<'w> FnOnce(ResponseWriter<'w>) -> u16>;
+
+/// Work a request needs off the worker's thread (a password check): the
+/// connection awaits it, then writes its answer in the request's place.
+pub type Deferred = Pin<Box<dyn Future<Output = DeferredAnswer>>>;
 
 /// Answers requests on one connection. Implementations append exactly one
 /// complete response per call through the [`ResponseWriter`] and return its status.
 pub trait Handler {
     fn handle(&mut self, request: &Request<'_>, response: ResponseWriter<'_>) -> u16;
+
+    /// Asked first for POST requests: work to await before answering, or
+    /// `None` to answer through [`Handler::handle`]. GET and HEAD never come here.
+    fn defer(&mut self, _request: &Request<'_>) -> Option<Deferred> {
+        None
+    }
 }
 
 /// Counts a worker keeps about its connections and responses.

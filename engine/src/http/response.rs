@@ -9,14 +9,17 @@ pub fn status_reason(status: u16) -> &'static str {
         200 => "OK",
         301 => "Moved Permanently",
         302 => "Found",
+        303 => "See Other",
         307 => "Temporary Redirect",
         308 => "Permanent Redirect",
         400 => "Bad Request",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
         410 => "Gone",
         413 => "Content Too Large",
+        429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         503 => "Service Unavailable",
         505 => "HTTP Version Not Supported",
@@ -29,14 +32,17 @@ fn status_line(status: u16) -> &'static [u8] {
         200 => b"HTTP/1.1 200 OK\r\n",
         301 => b"HTTP/1.1 301 Moved Permanently\r\n",
         302 => b"HTTP/1.1 302 Found\r\n",
+        303 => b"HTTP/1.1 303 See Other\r\n",
         307 => b"HTTP/1.1 307 Temporary Redirect\r\n",
         308 => b"HTTP/1.1 308 Permanent Redirect\r\n",
         400 => b"HTTP/1.1 400 Bad Request\r\n",
+        403 => b"HTTP/1.1 403 Forbidden\r\n",
         404 => b"HTTP/1.1 404 Not Found\r\n",
         405 => b"HTTP/1.1 405 Method Not Allowed\r\n",
         408 => b"HTTP/1.1 408 Request Timeout\r\n",
         410 => b"HTTP/1.1 410 Gone\r\n",
         413 => b"HTTP/1.1 413 Content Too Large\r\n",
+        429 => b"HTTP/1.1 429 Too Many Requests\r\n",
         431 => b"HTTP/1.1 431 Request Header Fields Too Large\r\n",
         503 => b"HTTP/1.1 503 Service Unavailable\r\n",
         505 => b"HTTP/1.1 505 HTTP Version Not Supported\r\n",
@@ -210,6 +216,17 @@ mod tests {
         ResponseWriter::new(&mut out, &clock, true, Persistence::KeepAlive).text(200, "ok");
         let text = String::from_utf8(out).unwrap();
         assert!(text.ends_with("Content-Length: 2\r\n\r\n"), "{text}");
+    }
+
+    #[test]
+    fn every_status_sent_has_its_own_line() {
+        for status in [
+            200, 301, 302, 303, 307, 308, 400, 403, 404, 405, 408, 410, 413, 429, 431, 503, 505,
+        ] {
+            let line = String::from_utf8(status_line(status).to_vec()).unwrap();
+            assert!(line.starts_with(&format!("HTTP/1.1 {status} ")), "{line}");
+            assert!(line.ends_with(&format!("{}\r\n", status_reason(status))), "{line}");
+        }
     }
 
     #[test]

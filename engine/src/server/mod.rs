@@ -27,6 +27,7 @@ use tokio::sync::watch;
 pub use self::sync::SyncSource;
 use crate::admin::AdminHandler;
 use crate::behaviour::CookieKey;
+use crate::behaviour::password::Verifier;
 use crate::clicks::{ClickParts, ClickPipeline, ClickReader, ClickStats, open_geo, start_clicks};
 use crate::config::EngineConfig;
 use crate::http::ConnectionLimits;
@@ -179,7 +180,8 @@ impl Engine {
             settings: Arc::new(
                 RedirectSettings::new(config.redirect.permanent_max_age.as_secs())
                     .trusting_forwarded_for(config.clicks.trust_forwarded_for)
-                    .with_geo(geo),
+                    .with_geo(geo)
+                    .with_verifier(Some(Verifier::start().map_err(StartError::Thread)?)),
             ),
             limits: ConnectionLimits {
                 max_header_bytes: config.server.max_header_bytes,
