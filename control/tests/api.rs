@@ -671,7 +671,7 @@ fn openapi_document_describes_the_handlers() {
     let breakdown = &paths["/api/v1/links/{id}/analytics/breakdown"]["get"]["parameters"];
     assert_eq!(breakdown[3]["name"], "dimension");
     assert_eq!(breakdown[3]["required"], true);
-    assert_eq!(breakdown[3]["schema"]["enum"].as_array().unwrap().len(), 9);
+    assert_eq!(breakdown[3]["schema"]["enum"].as_array().unwrap().len(), 10);
 
     // Every operation documents the errors every operation can answer.
     for (path, item) in paths {
