@@ -1,5 +1,6 @@
 //! `ricochet-control import` and `export`: domains and links in and out as CSV
-//! or JSON Lines ([`ricochet_model::transfer`]), every field kept, with a
+//! or JSON Lines ([`ricochet_model::transfer`]), every field kept (rules,
+//! variants, card and the other behaviour fields included), with a
 //! progress bar. Import goes through the same validation, uniqueness checks
 //! and change log as the API; each row succeeds or fails alone and failures
 //! are reported by line. An import goes into one workspace; an export takes
@@ -13,7 +14,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use ricochet_model::transfer::{self, LinkRow, TransferReader, TransferRow};
 use ricochet_model::{LinkRecord, normalize_domain};
 
-use crate::service::{LinkError, LinkService, NewLink};
+use serde_json::Value;
+
+use crate::service::{BehaviourChanges, LinkError, LinkService, NewLink};
 
 /// File formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -193,7 +196,7 @@ impl Importer<'_> {
                         Err(error) if error.is_fault() => return Err(error),
                         Err(error) => refused.push(RowError {
                             line: *line,
-                            reason: error.to_string(),
+                            reason: reason(&error),
                         }),
                     }
                 }
@@ -205,6 +208,16 @@ impl Importer<'_> {
         self.batch = batch;
         self.batch.clear();
         Ok(())
+    }
+}
+
+/// Why a row was refused, naming the field at fault
+/// (`rules[0].conditions[1].value: …`) when the message does not.
+fn reason(error: &LinkError) -> String {
+    let message = error.to_string();
+    match error.field() {
+        Some(field) if !message.starts_with(field) => format!("{field}: {message}"),
+        _ => message,
     }
 }
 
@@ -221,6 +234,14 @@ fn create_input(row: &LinkRow) -> NewLink {
         tags: row.tags.clone().unwrap_or_default(),
         // UTM fields travel inside the destination.
         utm: Default::default(),
+        behaviour: BehaviourChanges {
+            rules: row.rules.clone(),
+            variants: row.variants.clone(),
+            fallback_url: row.fallback_url.clone().map(Value::from),
+            card: row.card.clone(),
+            ios: row.ios.clone().map(Value::from),
+            android: row.android.clone().map(Value::from),
+        },
     }
 }
 

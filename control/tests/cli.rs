@@ -148,7 +148,8 @@ fn import_reports_bad_rows_and_export_writes_every_link() {
     assert!(ok);
     assert!(
         csv.starts_with(
-            "kind,domain,code,url,status,state,expires_at,forward_query,tags,title,created_at\n"
+            "kind,domain,code,url,status,state,expires_at,forward_query,tags,title,created_at,\
+             rules,variants,fallback_url,card,ios,android\n"
         ),
         "{csv}"
     );

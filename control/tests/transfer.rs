@@ -2,7 +2,8 @@
 //! domain and every field of every link (active, disabled, deleted, expired;
 //! with and without tags, title, expiry, query forwarding; custom and
 //! internationalized domains; titles and tags a spreadsheet would run as
-//! formulas), in CSV and in JSON Lines.
+//! formulas; rules with every condition type, variants, fallback URLs, cards,
+//! ios and android), in CSV and in JSON Lines.
 
 use std::path::Path;
 use std::process::Command;
@@ -11,7 +12,8 @@ use std::sync::Arc;
 use ricochet_control::api::types::{CreateLink, PatchLink};
 use ricochet_control::service::{LinkService, LinkSettings};
 use ricochet_control::store::{ControlStore, DEFAULT_WORKSPACE};
-use ricochet_model::{LinkRecord, LinkState};
+use ricochet_model::{LinkExtensions, LinkRecord, LinkState};
+use serde_json::json;
 use time::OffsetDateTime;
 
 /// 2026-11-25T10:00:00.123Z: creation times with milliseconds.
@@ -33,6 +35,12 @@ fn link(url: &str) -> CreateLink {
         title: None,
         tags: None,
         utm: None,
+        rules: None,
+        variants: None,
+        fallback_url: None,
+        card: None,
+        ios: None,
+        android: None,
     }
 }
 
@@ -108,6 +116,49 @@ fn fill(dir: &Path) {
         tags: Some(vec![]),
         ..link("https://example.org/other")
     });
+    // Every behaviour field, every condition type, and text a spreadsheet
+    // would run as a formula inside the JSON cells.
+    let behaves = create(CreateLink {
+        code: Some("behaves".into()),
+        rules: Some(json!([
+            {"url": "https://example.org/mobile", "conditions": [
+                {"type": "device", "value": "mobile"}, {"type": "os", "value": "android"},
+                {"type": "browser", "value": "=Firefox"}, {"type": "language", "value": "pt-BR"},
+                {"type": "country", "value": "br"}, {"type": "city", "value": "São Paulo"}]},
+            {"url": "https://example.org/mail", "conditions": [
+                {"type": "query-param", "key": "ref", "value": "-mail"},
+                {"type": "query-param", "key": "empty", "value": ""},
+                {"type": "any-value-query-param", "key": "utm_source"},
+                {"type": "valueless-query-param", "key": "preview"},
+                {"type": "ip", "value": "2001:db8::/32"}],
+             "variants": [{"url": "https://example.org/mail-a", "weight": 25},
+                          {"url": "https://example.org/mail-b", "weight": 75}]},
+            {"url": "https://example.org/sale", "conditions": [
+                {"type": "after", "value": "2026-12-24T18:00:00.250+01:00"},
+                {"type": "before", "value": "2027-01-01T00:00:00Z"},
+                {"type": "schedule", "value": {"timezone": "Europe/Paris", "days": ["fri", "sat"],
+                                               "from": "22:00", "to": "06:00"}}]}
+        ])),
+        variants: Some(json!([
+            {"url": "https://example.org/a", "weight": 34},
+            {"url": "https://example.org/b", "weight": 33},
+            {"url": "https://example.org/c", "weight": 33}
+        ])),
+        fallback_url: Some(json!("https://example.org/gone")),
+        card: Some(
+            json!({"title": "=SUM(1,2)", "description": "+plus, \"quoted\"\nsecond line",
+                          "image": "https://img.example/card.png"}),
+        ),
+        ios: Some(json!("https://apps.example/app?id=1")),
+        android: Some(json!("https://play.example/store?id=1")),
+        ..link("https://example.org/behaves")
+    });
+    create(CreateLink {
+        code: Some("card-only".into()),
+        card: Some(json!({"title": "@title only"})),
+        ios: Some(json!("https://apps.example/only")),
+        ..link("https://example.org/card-only")
+    });
     let patch = PatchLink {
         state: Some(LinkState::Disabled),
         ..PatchLink::default()
@@ -119,6 +170,8 @@ fn fill(dir: &Path) {
         .delete(DEFAULT_WORKSPACE, deleted.id, T0 + 2 * HOUR)
         .unwrap();
     assert!(everything.forward_query && plain.code.len() == 7);
+    assert_eq!(behaves.extensions.rules.len(), 3);
+    assert_eq!(behaves.extensions.rules[0].conditions.len(), 6);
     store.persist().unwrap();
 }
 
@@ -135,6 +188,7 @@ type LinkFields = (
     Vec<String>,
     Option<String>,
     i64,
+    LinkExtensions,
 );
 
 fn snapshot(dir: &Path) -> Snapshot {
@@ -153,6 +207,7 @@ fn snapshot(dir: &Path) -> Snapshot {
                 link.tags,
                 link.title,
                 link.created_at,
+                link.extensions,
             ));
             true
         })
@@ -189,7 +244,18 @@ fn round_trip(format: &str) {
     let source = dir.path().join("source");
     fill(&source);
     let before = snapshot(&source);
-    assert_eq!(before.0.len(), 7);
+    assert_eq!(before.0.len(), 9);
+    let behaves = before.0.iter().find(|link| link.1 == "behaves").unwrap();
+    assert!(
+        !behaves.10.rules.is_empty()
+            && behaves.10.variants.len() == 3
+            && behaves.10.card.is_some()
+            && behaves.10.fallback_url.is_some()
+            && behaves.10.ios.is_some()
+            && behaves.10.android.is_some(),
+        "{:?}",
+        behaves.10
+    );
     assert_eq!(before.1.len(), 3);
 
     let file = dir.path().join(format!("links.{format}"));
@@ -201,6 +267,11 @@ fn round_trip(format: &str) {
             "formulas are escaped: {text}"
         );
         assert!(text.contains(",'@SUM(1+1),"), "{text}");
+        let header = text.lines().next().unwrap();
+        assert!(
+            header.ends_with(",created_at,rules,variants,fallback_url,card,ios,android"),
+            "{header}"
+        );
         for start in ["=", "+", "-", "@", "\t"] {
             assert!(
                 !text.contains(&format!(",{start}")) && !text.contains(&format!(",\"{start}")),
@@ -212,7 +283,7 @@ fn round_trip(format: &str) {
     let target = dir.path().join("target");
     let stdout = control(&target, &["import"], &file);
     assert!(
-        stdout.contains("imported 7 links and 3 domains") && stdout.contains("0 rows rejected"),
+        stdout.contains("imported 9 links and 3 domains") && stdout.contains("0 rows rejected"),
         "{stdout}"
     );
     assert_eq!(snapshot(&target), before);
@@ -221,7 +292,7 @@ fn round_trip(format: &str) {
     // taken) and registers no domain, line by line.
     let stdout = control(&target, &["import"], &file);
     assert!(
-        stdout.contains("imported 0 links and 0 domains") && stdout.contains("7 rows rejected"),
+        stdout.contains("imported 0 links and 0 domains") && stdout.contains("9 rows rejected"),
         "{stdout}"
     );
     assert!(stdout.contains("is already taken"), "{stdout}");
@@ -286,4 +357,59 @@ fn transfer_import_reads_older_formats_and_reports_bad_rows() {
     assert_eq!(seven.4, LinkState::Deleted);
     let five = links.iter().find(|l| l.1 == "five").unwrap();
     assert_eq!(five.3, 307);
+}
+
+#[test]
+fn import_validates_behaviour_as_the_api_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("behaviour.csv");
+    let rules = |condition: &str| {
+        format!(
+            "\"[{{\"\"url\"\":\"\"https://example.com/r\"\",\"\"conditions\"\":[{condition}]}}]\""
+        )
+    };
+    let os = |value: &str| format!("{{\"\"type\"\":\"\"os\"\",\"\"value\"\":\"\"{value}\"\"}}");
+    std::fs::write(
+        &csv,
+        format!(
+            "code,url,rules,variants,card,ios\n\
+             good,https://example.com/1,{},,,https://apps.example/1\n\
+             badrule,https://example.com/2,{},,,\n\
+             loop,https://example.com/3,,,,http://localhost/x\n\
+             badsplit,https://example.com/4,,\"[{{\"\"url\"\":\"\"https://example.com/a\"\",\"\"weight\"\":60}}]\",,\n\
+             notjson,https://example.com/5,,,{{title,\n",
+            rules(&os("ios")),
+            rules(&os("amiga")),
+        ),
+    )
+    .unwrap();
+    let store = dir.path().join("store");
+    let stdout = control(&store, &["import"], &csv);
+    assert!(
+        stdout.contains("imported 1 links") && stdout.contains("4 rows rejected"),
+        "{stdout}"
+    );
+    for expected in [
+        "line 3: rules[0].conditions[0].value: ",
+        "line 4: ios is on localhost",
+        "line 5: variants: ",
+        "line 6: card is not JSON",
+    ] {
+        assert!(stdout.contains(expected), "{expected}: {stdout}");
+    }
+    let store = ControlStore::open(&store).unwrap();
+    let mut links = Vec::new();
+    store
+        .for_each_link(|link: LinkRecord| {
+            links.push(link);
+            true
+        })
+        .unwrap();
+    assert_eq!(links.len(), 1);
+    assert_eq!(links[0].code, "good");
+    assert_eq!(links[0].extensions.rules[0].url, "https://example.com/r");
+    assert_eq!(
+        links[0].extensions.ios.as_deref(),
+        Some("https://apps.example/1")
+    );
 }

@@ -18,7 +18,8 @@ use crate::store::{LinkFilter, LinkSort};
 /// Longest accepted `Idempotency-Key`.
 const MAX_IDEMPOTENCY_KEY: usize = 255;
 
-/// Creates a link with a random or custom code.
+/// Creates a link with a random or custom code, and its behaviour (rules,
+/// variants, fallback URL, card, ios, android) when given.
 #[utoipa::path(
     post, path = "/api/v1/links", tag = "links",
     request_body = CreateLink,
@@ -27,7 +28,7 @@ const MAX_IDEMPOTENCY_KEY: usize = 255;
         description = "Makes a retried create (same key, same body) return the first result")),
     responses(
         (status = 201, description = "Created (or the first answer to this Idempotency-Key)", body = LinkView),
-        (status = 400, description = "Invalid body, field, reserved code or Idempotency-Key", body = ErrorBody),
+        (status = 400, description = "Invalid body, field (`field` is its full path, such as `rules[3].conditions[0].value`), a destination on a short-link domain, reserved code or Idempotency-Key", body = ErrorBody),
         (status = 409, description = "The code is taken on that domain", body = ErrorBody),
         (status = 413, description = "The body is over `server.max_body_bytes`", body = ErrorBody),
         (status = 415, description = "The body is not JSON", body = ErrorBody),
@@ -206,14 +207,16 @@ pub async fn get_link(
     Ok(HttpResponse::Ok().json(LinkView::from(&link)))
 }
 
-/// Edits a link: destination, status, state, expiry, title, tags, forward-query flag.
+/// Edits a link: destination, status, state, expiry, title, tags, forward-query
+/// flag, rules, variants, fallback URL, card, ios and android. Absent fields
+/// stay; a refused edit changes nothing.
 #[utoipa::path(
     patch, path = "/api/v1/links/{id}", tag = "links",
     params(("id" = u64, Path, description = "Link id")),
     request_body = PatchLink,
     responses(
         (status = 200, body = LinkView),
-        (status = 400, description = "Invalid body or field", body = ErrorBody),
+        (status = 400, description = "Invalid body or field (`field` is its full path, such as `rules[3].conditions[0].value`), or a destination on a short-link domain", body = ErrorBody),
         (status = 404, description = "No such link", body = ErrorBody),
         (status = 413, description = "The body is over `server.max_body_bytes`", body = ErrorBody),
         (status = 415, description = "The body is not JSON", body = ErrorBody)

@@ -19,6 +19,7 @@
 pub mod accounts;
 pub mod analytics;
 pub mod auth;
+pub mod behaviour_schema;
 pub mod domains;
 pub mod endpoint;
 pub mod error;

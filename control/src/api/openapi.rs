@@ -13,7 +13,7 @@ use utoipa::openapi::security::{
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use super::{AppState, error, types};
+use super::{AppState, behaviour_schema, error, types};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -72,6 +72,9 @@ use super::{AppState, error, types};
     components(schemas(
         types::CreateLink, types::PatchLink, types::UtmInput, types::UtmView, types::LinkView, types::LinkList, types::BulkItem,
         types::BulkResult, types::CreateDomain, types::DomainView, types::DomainList,
+        behaviour_schema::Rule, behaviour_schema::Condition, behaviour_schema::Schedule,
+        behaviour_schema::Variant, behaviour_schema::Card, behaviour_schema::RuleView,
+        behaviour_schema::ConditionView, behaviour_schema::VariantView, behaviour_schema::CardView,
         error::ErrorBody, error::ErrorDetail,
         super::analytics::Series, super::analytics::SeriesPoint, super::analytics::Breakdown,
         super::analytics::BreakdownValue, super::analytics::TopLinks, super::analytics::TopLink,

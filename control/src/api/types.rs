@@ -1,15 +1,17 @@
 //! Request and response bodies of the REST API, with their OpenAPI schemas.
 //! Request bodies refuse unknown fields; times are RFC 3339 strings.
 
+use ricochet_model::behaviour::{Card, Rule, Variant};
 use ricochet_model::{LinkRecord, LinkState};
 use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use super::error::ErrorDetail;
-use super::schema;
+use super::{behaviour_schema, schema};
 use crate::service::utm::{self, UtmChanges};
-use crate::service::{LinkChanges, NewLink};
+use crate::service::{BehaviourChanges, LinkChanges, NewLink};
 
 /// Milliseconds since the epoch → RFC 3339.
 pub fn to_datetime(millis: i64) -> OffsetDateTime {
@@ -48,6 +50,18 @@ pub struct CreateLink {
     pub tags: Option<Vec<String>>,
     /// UTM parameters merged into the destination's query.
     pub utm: Option<UtmInput>,
+    #[schema(schema_with = behaviour_schema::rules)]
+    pub rules: Option<Value>,
+    #[schema(schema_with = behaviour_schema::variants)]
+    pub variants: Option<Value>,
+    #[schema(schema_with = behaviour_schema::fallback_url)]
+    pub fallback_url: Option<Value>,
+    #[schema(schema_with = behaviour_schema::card)]
+    pub card: Option<Value>,
+    #[schema(schema_with = behaviour_schema::ios)]
+    pub ios: Option<Value>,
+    #[schema(schema_with = behaviour_schema::android)]
+    pub android: Option<Value>,
 }
 
 /// UTM parameters of a link, written into its destination's query as
@@ -132,12 +146,21 @@ impl From<CreateLink> for NewLink {
             title: input.title,
             tags: input.tags.unwrap_or_default(),
             utm: input.utm.into(),
+            behaviour: BehaviourChanges {
+                rules: input.rules,
+                variants: input.variants,
+                fallback_url: input.fallback_url,
+                card: input.card,
+                ios: input.ios,
+                android: input.android,
+            },
         }
     }
 }
 
 /// Body of `PATCH /links/{id}`: only the fields given change; `null` clears
-/// `expires_at` and `title`.
+/// `expires_at`, `title` and the behaviour fields (`rules`, `variants`,
+/// `fallback_url`, `card`, `ios`, `android`).
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchLink {
@@ -160,6 +183,24 @@ pub struct PatchLink {
     pub forward_query: Option<bool>,
     /// Applied after `url` when both are given.
     pub utm: Option<UtmInput>,
+    #[serde(default, deserialize_with = "given")]
+    #[schema(schema_with = behaviour_schema::rules)]
+    pub rules: Option<Value>,
+    #[serde(default, deserialize_with = "given")]
+    #[schema(schema_with = behaviour_schema::variants)]
+    pub variants: Option<Value>,
+    #[serde(default, deserialize_with = "given")]
+    #[schema(schema_with = behaviour_schema::fallback_url)]
+    pub fallback_url: Option<Value>,
+    #[serde(default, deserialize_with = "given")]
+    #[schema(schema_with = behaviour_schema::card)]
+    pub card: Option<Value>,
+    #[serde(default, deserialize_with = "given")]
+    #[schema(schema_with = behaviour_schema::ios)]
+    pub ios: Option<Value>,
+    #[serde(default, deserialize_with = "given")]
+    #[schema(schema_with = behaviour_schema::android)]
+    pub android: Option<Value>,
 }
 
 impl From<PatchLink> for LinkChanges {
@@ -173,8 +214,25 @@ impl From<PatchLink> for LinkChanges {
             tags: patch.tags,
             forward_query: patch.forward_query,
             utm: patch.utm.into(),
+            behaviour: BehaviourChanges {
+                rules: patch.rules,
+                variants: patch.variants,
+                fallback_url: patch.fallback_url,
+                card: patch.card,
+                ios: patch.ios,
+                android: patch.android,
+            },
         }
     }
+}
+
+/// A field that is given, `null` included (`Some(Value::Null)`); an absent
+/// one is `None` by `#[serde(default)]`.
+fn given<'de, D>(deserializer: D) -> Result<Option<Value>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    Value::deserialize(deserializer).map(Some)
 }
 
 fn optional_field<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
@@ -216,6 +274,22 @@ pub struct LinkView {
     pub tags: Vec<String>,
     /// The UTM parameters in `url`.
     pub utm: UtmView,
+    #[schema(schema_with = behaviour_schema::rules_view)]
+    pub rules: Vec<Rule>,
+    #[schema(schema_with = behaviour_schema::variants_of_link_view)]
+    pub variants: Vec<Variant>,
+    /// Where the link sends visitors once it is gone; `null` when it answers 410.
+    #[schema(schema_with = behaviour_schema::url_view)]
+    pub fallback_url: Option<String>,
+    /// What link-preview crawlers are shown; `null` when the link has no card.
+    #[schema(schema_with = behaviour_schema::card_view)]
+    pub card: Option<Card>,
+    /// Destination for iOS visitors, or `null`.
+    #[schema(schema_with = behaviour_schema::url_view)]
+    pub ios: Option<String>,
+    /// Destination for Android visitors, or `null`.
+    #[schema(schema_with = behaviour_schema::url_view)]
+    pub android: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     #[schema(schema_with = schema::date_time)]
     pub created_at: OffsetDateTime,
@@ -240,6 +314,12 @@ impl From<&LinkRecord> for LinkView {
             title: link.title.clone(),
             tags: link.tags.clone(),
             utm: UtmView::of(&link.url),
+            rules: link.extensions.rules.clone(),
+            variants: link.extensions.variants.clone(),
+            fallback_url: link.extensions.fallback_url.clone(),
+            card: link.extensions.card.clone(),
+            ios: link.extensions.ios.clone(),
+            android: link.extensions.android.clone(),
             created_at: to_datetime(link.created_at),
             updated_at: to_datetime(link.updated_at),
             version: link.version,

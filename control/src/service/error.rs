@@ -21,11 +21,12 @@ pub enum LinkError {
     CodeTaken { domain: String, code: String },
     #[error("{domain} is already registered")]
     DomainExists { domain: String },
+    /// `field` names the destination: `url`, `rules[1].variants[0].url`, `ios`, ….
     #[error(
-        "the destination is on {domain}, a short-link domain of this installation: a link \
+        "{field} is on {domain}, a short-link domain of this installation: a link \
          cannot redirect to a short link here"
     )]
-    PointsToShortDomain { domain: String },
+    PointsToShortDomain { field: String, domain: String },
     #[error("utm.{field} must be 1 to 200 characters without control characters (null removes it)")]
     InvalidUtm { field: &'static str },
     #[error("expires_at is in the past; an expired link cannot be created or given a past expiry")]
@@ -46,13 +47,13 @@ pub enum LinkError {
 
 impl LinkError {
     /// The input field at fault, when there is one.
-    pub fn field(&self) -> Option<&'static str> {
+    pub fn field(&self) -> Option<&str> {
         match self {
             Self::Invalid(error) => Some(error.field()),
             Self::UnknownDomain { .. } | Self::DomainExists { .. } => Some("domain"),
             Self::Reserved { .. } | Self::CodeTaken { .. } => Some("code"),
             Self::BadCursor => Some("cursor"),
-            Self::PointsToShortDomain { .. } => Some("url"),
+            Self::PointsToShortDomain { field, .. } => Some(field),
             Self::ExpiryInPast => Some("expires_at"),
             Self::InvalidUtm { .. } => None,
             _ => None,

@@ -4,6 +4,7 @@
 
 use ricochet_model::LinkState;
 
+use super::behaviour::BehaviourChanges;
 use super::utm::UtmChanges;
 use crate::store::{LinkFilter, LinkSort};
 
@@ -24,6 +25,9 @@ pub struct NewLink {
     pub tags: Vec<String>,
     /// UTM fields merged into the destination's query (see [`super::utm`]).
     pub utm: UtmChanges,
+    /// Rules, variants, fallback, card, ios and android, validated by the
+    /// service; absent and `null` fields are unset.
+    pub behaviour: BehaviourChanges,
 }
 
 /// Changes to a link: `None` leaves a field as it is; `Some(None)` clears an
@@ -39,6 +43,9 @@ pub struct LinkChanges {
     pub forward_query: Option<bool>,
     /// Applied after `url` (see [`super::utm`]).
     pub utm: UtmChanges,
+    /// Rules, variants, fallback, card, ios and android: absent fields stay,
+    /// `null` clears one.
+    pub behaviour: BehaviourChanges,
 }
 
 /// One page of a listing to read.

@@ -10,8 +10,11 @@
 //! their own answers.
 //!
 //! - [`input`]: what callers pass in ([`NewLink`], [`LinkChanges`], …).
+//! - [`behaviour`]: rules, variants, fallback, card, ios and android as
+//!   callers give them ([`BehaviourChanges`]).
 //! - [`error`]: why an operation was refused ([`LinkError`]).
 
+pub mod behaviour;
 pub mod error;
 pub mod input;
 pub mod utm;
@@ -19,8 +22,9 @@ pub mod utm;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use ricochet_model::{LinkKey, LinkRecord, LinkState, RedirectStatus, validate};
+use ricochet_model::{LinkExtensions, LinkKey, LinkRecord, LinkState, RedirectStatus, validate};
 
+pub use behaviour::BehaviourChanges;
 pub use error::LinkError;
 pub use input::{IdempotencyKey, LinkChanges, LinkQuery, NewLink, StoredAnswer};
 
@@ -201,7 +205,10 @@ impl LinkService {
                 link.url = validate::validate_destination(&utm::apply(&link.url, &changes.utm)?)?;
             }
             if changes.url.is_some() || !changes.utm.is_empty() {
-                self.refuse_short_domain(&link.url)?;
+                self.refuse_short_domain("url", &link.url)?;
+            }
+            if !changes.behaviour.is_empty() {
+                self.apply_behaviour(&changes.behaviour, &mut link.extensions)?;
             }
             if let Some(Some(at)) = changes.expires_at
                 && at <= now
@@ -372,7 +379,9 @@ impl LinkService {
         if !input.utm.is_empty() {
             url = validate::validate_destination(&utm::apply(&url, &input.utm)?)?;
         }
-        self.refuse_short_domain(&url)?;
+        self.refuse_short_domain("url", &url)?;
+        let mut extensions = LinkExtensions::default();
+        self.apply_behaviour(&input.behaviour, &mut extensions)?;
         let code = match &input.code {
             Some(code) => {
                 validate::validate_code(code)?;
@@ -401,19 +410,37 @@ impl LinkService {
         link.forward_query = input.forward_query;
         link.title = input.title.clone();
         link.tags = input.tags.clone();
+        link.extensions = extensions;
         link.validate()?;
         Ok(link)
     }
 
-    /// Refuses a destination on one of the installation's short-link domains
-    /// (any workspace's, or the default one): it would redirect to a short
-    /// link, possibly itself.
-    fn refuse_short_domain(&self, destination: &str) -> Result<(), LinkError> {
+    /// Validates `changes` and applies them to `extensions`, refusing any
+    /// destination they set on a short-link domain.
+    fn apply_behaviour(
+        &self,
+        changes: &BehaviourChanges,
+        extensions: &mut LinkExtensions,
+    ) -> Result<(), LinkError> {
+        changes.apply(extensions)?;
+        for (field, destination) in changes.destinations(extensions) {
+            self.refuse_short_domain(&field, destination)?;
+        }
+        Ok(())
+    }
+
+    /// Refuses a destination (at `field`) on one of the installation's
+    /// short-link domains (any workspace's, or the default one): it would
+    /// redirect to a short link, possibly itself.
+    fn refuse_short_domain(&self, field: &str, destination: &str) -> Result<(), LinkError> {
         let Some(host) = validate::destination_host(destination) else {
             return Ok(());
         };
         if host == self.settings.default_domain || self.store.has_domain(&host)? {
-            return Err(LinkError::PointsToShortDomain { domain: host });
+            return Err(LinkError::PointsToShortDomain {
+                field: field.to_owned(),
+                domain: host,
+            });
         }
         Ok(())
     }

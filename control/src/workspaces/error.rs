@@ -48,7 +48,7 @@ pub enum WorkspaceError {
 
 impl WorkspaceError {
     /// The input field at fault, when there is one.
-    pub fn field(&self) -> Option<&'static str> {
+    pub fn field(&self) -> Option<&str> {
         match self {
             Self::InvalidName(_) => Some("name"),
             Self::InvalidRole(_) => Some("role"),
