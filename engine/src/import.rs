@@ -191,6 +191,9 @@ impl Importer<'_> {
         // A missing code is refused by the validation, with its message.
         let code = row.code.as_deref().unwrap_or_default();
         let version = self.next_version;
+        let extensions = row
+            .extensions()
+            .map_err(|e| format!("{}: {e}", e.field()))?;
         let mut link = LinkRecord::new(version, domain, code, &row.url, self.now)
             .map_err(|e| e.to_string())?;
         if let Some(status) = row.status {
@@ -200,6 +203,7 @@ impl Importer<'_> {
         link.expires_at = row.expires_at;
         link.forward_query = row.forward_query.unwrap_or(false);
         link.title = row.title;
+        link.extensions = extensions;
         link.tags = row.tags.unwrap_or_default();
         link.validate().map_err(|e| e.to_string())?;
         let created_at = row.created_at;

@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use ricochet_engine::test_util::TestEngine;
+use ricochet_engine::test_util::{Client, TestEngine};
 
 fn engine_command() -> Command {
     Command::new(env!("CARGO_BIN_EXE_ricochet-engine"))
@@ -257,4 +257,53 @@ fn a_control_plane_export_imports_with_every_field() {
     );
     assert_eq!(engine.get("/off", "go.example").status, 410);
     assert_eq!(engine.get("/old", "go.example").status, 410);
+}
+
+#[test]
+fn imports_carry_rules_variants_and_app_links_and_refuse_bad_ones_by_path() {
+    let mut engine = TestEngine::start();
+    engine.stop();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("links.jsonl");
+    std::fs::write(
+        &file,
+        [
+            serde_json::json!({
+                "domain": "go.example", "code": "r", "url": "https://example.com/",
+                "ios": "https://apps.example/",
+                "rules": [{"url": "https://example.com/fr",
+                           "conditions": [{"type": "language", "value": "fr"}]}],
+                "fallback_url": "https://example.com/gone",
+            }),
+            serde_json::json!({
+                "domain": "go.example", "code": "bad", "url": "https://example.com/",
+                "rules": [{"url": "https://example.com/",
+                           "conditions": [{"type": "os", "value": "beos"}]}],
+            }),
+        ]
+        .map(|row| format!("{row}\n"))
+        .concat(),
+    )
+    .unwrap();
+    let (ok, output) = import(engine.data_dir(), &file, &[]);
+    assert!(ok, "{output}");
+    assert!(output.contains("imported 1 link"), "{output}");
+    assert!(
+        output.contains("line 2: rules[0].conditions[0].value"),
+        "{output}"
+    );
+    engine.restart();
+    let mut client = Client::connect(engine.addr());
+    client.send(b"GET /r HTTP/1.1\r\nHost: go.example\r\nAccept-Language: fr-FR\r\n\r\n");
+    let french = client.read_response(false).unwrap();
+    assert_eq!(
+        french.header("location").as_deref(),
+        Some("https://example.com/fr")
+    );
+    client.send(b"GET /r HTTP/1.1\r\nHost: go.example\r\nUser-Agent: Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1\r\n\r\n");
+    let iphone = client.read_response(false).unwrap();
+    assert_eq!(
+        iphone.header("location").as_deref(),
+        Some("https://apps.example/")
+    );
 }

@@ -25,7 +25,8 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::UnixMillis;
-use crate::link::{LinkRecord, LinkState};
+use crate::link::{LinkExtensions, LinkRecord, LinkState};
+use crate::validate::ValidationError;
 
 /// Columns of an exported CSV file, in order.
 pub const CSV_COLUMNS: [&str; 17] = [
@@ -77,6 +78,34 @@ pub struct LinkRow {
 }
 
 impl LinkRow {
+    /// The behaviour fields of the row, validated and normalized (what the
+    /// API would store for them); errors name the field path.
+    pub fn extensions(&self) -> Result<LinkExtensions, ValidationError> {
+        use crate::behaviour::check;
+        let url =
+            |value: &Option<String>, field: &str| -> Result<Option<String>, ValidationError> {
+                match value.as_deref() {
+                    None | Some("") => Ok(None),
+                    Some(text) => Ok(Some(check::parse_url(&Value::from(text), field)?)),
+                }
+            };
+        let mut extensions = LinkExtensions::default();
+        if let Some(rules) = self.rules.as_ref().filter(|v| !v.is_null()) {
+            extensions.rules = check::parse_rules(rules)?;
+        }
+        if let Some(variants) = self.variants.as_ref().filter(|v| !v.is_null()) {
+            extensions.variants =
+                check::parse_variants(variants).map_err(|e| e.under("variants"))?;
+        }
+        if let Some(card) = self.card.as_ref().filter(|v| !v.is_null()) {
+            extensions.card = Some(check::parse_card(card)?).filter(|card| !card.is_empty());
+        }
+        extensions.fallback_url = url(&self.fallback_url, "fallback_url")?;
+        extensions.ios = url(&self.ios, "ios")?;
+        extensions.android = url(&self.android, "android")?;
+        Ok(extensions)
+    }
+
     /// The row that exports `link` with every field.
     pub fn from_record(link: &LinkRecord) -> Self {
         let behaviour = &link.extensions;
