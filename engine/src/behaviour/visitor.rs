@@ -11,17 +11,46 @@
 //! names `en`, and a rule for `en` wins over it when one does, whatever
 //! their order.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::rc::Rc;
 
+use foldhash::fast::RandomState;
 use ricochet_model::UnixMillis;
 
 use super::agent::{UaClass, class_of};
 use super::compile::Check;
-use crate::clicks::enrich::GeoDatabase;
+use crate::clicks::enrich::{GeoDatabase, Subnet};
 
 /// Longest Accept-Language value parsed.
 const MAX_ACCEPT_LANGUAGE: usize = 256;
+/// Entries of each per-worker cache before it starts over.
+const CACHE: usize = 4_096;
+
+/// A place as rules read it: the uppercase country code and the city.
+type Place = (Option<[u8; 2]>, Option<Rc<str>>);
+/// An Accept-Language value parsed: lowercase tags with q above 0, best first.
+type Languages = Rc<[(Box<str>, f32)]>;
+
+thread_local! {
+    /// GeoIP answers by subnet (where the database gives the whole subnet one answer).
+    static PLACES: RefCell<HashMap<Subnet, Place, RandomState>> = RefCell::new(HashMap::default());
+    /// Accept-Language values, parsed (browsers send a handful of them).
+    static LANGUAGES: RefCell<HashMap<Box<[u8]>, Languages, RandomState>> =
+        RefCell::new(HashMap::default());
+    /// Local weekday and minute of day by (time zone, minute since the epoch).
+    static CLOCKS: RefCell<HashMap<(usize, i64), (u8, u16), RandomState>> =
+        RefCell::new(HashMap::default());
+}
+
+/// Inserts into a per-worker cache, starting it over when full.
+fn remember<K: std::hash::Hash + Eq, V>(cache: &mut HashMap<K, V, RandomState>, key: K, value: V) {
+    if cache.len() >= CACHE {
+        cache.clear();
+    }
+    cache.insert(key, value);
+}
 
 /// One request's visitor, for one link's conditions.
 pub struct Visitor<'a> {
@@ -36,7 +65,7 @@ pub struct Visitor<'a> {
     /// The best language's index among the link's, once looked for.
     language: Option<Option<u8>>,
     /// Country and city, once looked up.
-    place: Option<(Option<[u8; 2]>, Option<&'a str>)>,
+    place: Option<Place>,
 }
 
 impl<'a> Visitor<'a> {
@@ -95,6 +124,7 @@ impl<'a> Visitor<'a> {
             Check::City(name) => self
                 .place()
                 .1
+                .as_ref()
                 .is_some_and(|city| city.eq_ignore_ascii_case(name)),
             Check::Never => false,
         }
@@ -110,24 +140,33 @@ impl<'a> Visitor<'a> {
             .get_or_insert_with(|| best_language(self.accept_language, languages))
     }
 
-    fn place(&mut self) -> (Option<[u8; 2]>, Option<&'a str>) {
-        if let Some(place) = self.place {
-            return place;
-        }
-        let place = match (self.geo, self.client) {
-            (Some(geo), Some(ip)) => {
-                let (country, city) = geo.place_of(canonical(ip));
-                let country = country.and_then(|c| match c.as_bytes() {
-                    &[a, b] => Some([a.to_ascii_uppercase(), b.to_ascii_uppercase()]),
-                    _ => None,
-                });
-                (country, city)
-            }
+    fn place(&mut self) -> &Place {
+        let (geo, client) = (self.geo, self.client);
+        self.place.get_or_insert_with(|| match (geo, client) {
+            (Some(geo), Some(ip)) => place_of(geo, canonical(ip)),
             _ => (None, None),
-        };
-        self.place = Some(place);
-        place
+        })
     }
+}
+
+/// The place of `ip`, from this worker's cache when its subnet was seen.
+fn place_of(geo: &GeoDatabase, ip: IpAddr) -> Place {
+    let subnet = Subnet::of(ip);
+    if let Some(place) = PLACES.with(|cache| cache.borrow().get(&subnet).cloned()) {
+        return place;
+    }
+    let (country, city, whole_subnet) = geo.place_of(ip);
+    let place: Place = (
+        country.and_then(|c| match c.as_bytes() {
+            &[a, b] => Some([a.to_ascii_uppercase(), b.to_ascii_uppercase()]),
+            _ => None,
+        }),
+        city.map(Rc::from),
+    );
+    if whole_subnet {
+        PLACES.with(|cache| remember(&mut cache.borrow_mut(), subnet, place.clone()));
+    }
+    place
 }
 
 /// An IPv4-mapped IPv6 address as IPv4 (dual-stack listeners report them).
@@ -138,22 +177,39 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// An Accept-Language value parsed, from this worker's cache when seen.
+fn parsed_languages(header: &[u8]) -> Languages {
+    let header = &header[..header.len().min(MAX_ACCEPT_LANGUAGE)];
+    if let Some(parsed) = LANGUAGES.with(|cache| cache.borrow().get(header).cloned()) {
+        return parsed;
+    }
+    let parsed: Languages = match std::str::from_utf8(header) {
+        Ok(text) => accept_language::parse_with_quality(text)
+            .into_iter()
+            .filter(|(_, quality)| *quality > 0.0)
+            .map(|(tag, quality)| (tag.to_ascii_lowercase().into_boxed_str(), quality))
+            .collect(),
+        Err(_) => Rc::from([]),
+    };
+    LANGUAGES.with(|cache| remember(&mut cache.borrow_mut(), Box::from(header), parsed.clone()));
+    parsed
+}
+
 /// The index in `languages` (lowercase tags) of the visitor's best one.
 fn best_language(header: &[u8], languages: &[Box<str>]) -> Option<u8> {
-    let header = &header[..header.len().min(MAX_ACCEPT_LANGUAGE)];
-    let header = std::str::from_utf8(header).ok()?;
-    for (tag, quality) in accept_language::parse_with_quality(header) {
-        if quality <= 0.0 {
-            continue;
-        }
-        let tag = tag.to_ascii_lowercase();
+    if header.is_empty() {
+        return None;
+    }
+    for (tag, _) in parsed_languages(header).iter() {
+        let tag: &str = tag;
         // The most specific of the link's languages this tag falls under.
         let found = languages
             .iter()
             .enumerate()
             .filter(|(_, language)| {
-                tag == ***language
-                    || (tag.starts_with(&***language) && tag.as_bytes()[language.len()] == b'-')
+                let language: &str = language;
+                tag == language
+                    || (tag.starts_with(language) && tag.as_bytes()[language.len()] == b'-')
             })
             .max_by_key(|(_, language)| language.len());
         if let Some((index, _)) = found {
@@ -163,14 +219,29 @@ fn best_language(header: &[u8], languages: &[Box<str>]) -> Option<u8> {
     None
 }
 
+/// Local weekday (Monday = 0) and minute of day of `now` in `zone`, from
+/// this worker's cache within the same minute.
+fn local_clock(now: UnixMillis, zone: &jiff::tz::TimeZone) -> Option<(u8, u16)> {
+    let key = (std::ptr::from_ref(zone) as usize, now.div_euclid(60_000));
+    if let Some(found) = CLOCKS.with(|cache| cache.borrow().get(&key).copied()) {
+        return Some(found);
+    }
+    let local = jiff::Timestamp::from_millisecond(now)
+        .ok()?
+        .to_zoned(zone.clone());
+    let clock = (
+        local.weekday().to_monday_zero_offset() as u8,
+        local.hour() as u16 * 60 + local.minute() as u16,
+    );
+    CLOCKS.with(|cache| remember(&mut cache.borrow_mut(), key, clock));
+    Some(clock)
+}
+
 /// Whether `now` falls in the weekly window (see `behaviour::Schedule`).
 fn in_schedule(now: UnixMillis, zone: &jiff::tz::TimeZone, days: u8, from: u16, to: u16) -> bool {
-    let Ok(instant) = jiff::Timestamp::from_millisecond(now) else {
+    let Some((day, minute)) = local_clock(now, zone) else {
         return false;
     };
-    let local = instant.to_zoned(zone.clone());
-    let day = local.weekday().to_monday_zero_offset() as u8;
-    let minute = local.hour() as u16 * 60 + local.minute() as u16;
     let listed = |day: u8| days & (1 << day) != 0;
     if from < to {
         listed(day) && (from..to).contains(&minute)

@@ -113,10 +113,11 @@ impl GeoDatabase {
     }
 
     /// Country code (as stored, any case) and city of `ip`, borrowed from
-    /// the database (uncached; the request path's targeting rules use it).
-    pub fn place_of(&self, ip: IpAddr) -> (Option<&str>, Option<&str>) {
+    /// the database (uncached), and whether every address of the ip's
+    /// [`Subnet`] gets the same answer (so it may be cached by subnet).
+    pub fn place_of(&self, ip: IpAddr) -> (Option<&str>, Option<&str>, bool) {
         let answer = self.answer(ip);
-        (answer.country, answer.city)
+        (answer.country, answer.city, answer.holds_subnet)
     }
 
     pub(super) fn answer(&self, ip: IpAddr) -> Answer<'_> {
@@ -153,13 +154,13 @@ impl GeoDatabase {
 /// The unit GeoIP answers are cached by: the /24 of an IPv4 address, the /48
 /// of an IPv6 address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(super) enum Subnet {
+pub enum Subnet {
     V4(u32),
     V6(u64),
 }
 
 impl Subnet {
-    pub(super) fn of(ip: IpAddr) -> Self {
+    pub fn of(ip: IpAddr) -> Self {
         match ip {
             IpAddr::V4(v4) => Self::V4(u32::from(v4) >> (32 - SUBNET_V4_BITS)),
             IpAddr::V6(v6) => Self::V6((u128::from(v6) >> (128 - SUBNET_V6_BITS)) as u64),

@@ -29,7 +29,7 @@ use super::event::ClickEvent;
 
 pub use self::agent::{Agent, classify};
 use self::geo::Geo;
-pub use self::geo::GeoDatabase;
+pub use self::geo::{GeoDatabase, Subnet};
 use self::text::*;
 pub use self::text::{clip, referrer_host, utm_fields};
 
