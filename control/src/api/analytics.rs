@@ -294,13 +294,15 @@ pub async fn breakdown(
     let id = existing_link(&state, caller.caller.workspace_id(), &id).await?;
     let (from, to) = range(query.from, query.to)?;
     let name = query.dimension.as_str();
-    let dimension = Dimension::parse(name).filter(|d| *d != Dimension::Total).ok_or_else(|| {
-        ApiError::bad_request(
-            "invalid_dimension",
-            "dimension must be country, city, device, browser, os, referrer, utm_source, utm_medium or utm_campaign",
-        )
-        .with_field("dimension")
-    })?;
+    let dimension = Dimension::parse(name)
+        .filter(|d| *d != Dimension::Total)
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_dimension",
+                format!("dimension must be {}", breakdown_dimensions()),
+            )
+            .with_field("dimension")
+        })?;
     let reader = reader(&state)?;
     let values = blocking(move || reader.breakdown(id, from, to, dimension)).await?;
     Ok(HttpResponse::Ok().json(Breakdown {
@@ -315,6 +317,21 @@ pub async fn breakdown(
             })
             .collect(),
     }))
+}
+
+/// The dimensions a breakdown takes, for messages: `country, city, … or
+/// destination`, from [`Dimension::ALL`] so a new one is never left out.
+fn breakdown_dimensions() -> String {
+    let names: Vec<&str> = Dimension::ALL
+        .into_iter()
+        .filter(|d| *d != Dimension::Total)
+        .map(Dimension::as_str)
+        .collect();
+    match names.split_last() {
+        Some((last, [])) => (*last).to_owned(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    }
 }
 
 /// The clicked links of `workspace` in the range, most human clicks first,
@@ -408,4 +425,23 @@ pub async fn overview(
         links_with_clicks: all.len(),
         top_links: all.iter().take(10).map(top_link).collect(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_dimension_message_names_every_breakdown_dimension() {
+        let message = breakdown_dimensions();
+        for dimension in Dimension::ALL {
+            assert_eq!(
+                message.contains(dimension.as_str()),
+                dimension != Dimension::Total,
+                "{dimension:?}: {message}"
+            );
+        }
+        assert!(message.starts_with("country, city, "), "{message}");
+        assert!(message.ends_with(" or destination"), "{message}");
+    }
 }
