@@ -1,10 +1,11 @@
 //! `ricochet-control import` and `export`: domains and links in and out as CSV
 //! or JSON Lines ([`ricochet_model::transfer`]), every field kept (rules,
-//! variants, card and the other behaviour fields included), with a
-//! progress bar. Import goes through the same validation, uniqueness checks
-//! and change log as the API; each row succeeds or fails alone and failures
-//! are reported by line. An import goes into one workspace; an export takes
-//! one workspace, or the whole installation.
+//! variants, card and the other behaviour fields included; the click limit
+//! and the password's Argon2 hash, never a password), with a progress bar.
+//! Import goes through the same validation, uniqueness checks and change log
+//! as the API; each row succeeds or fails alone and failures are reported by
+//! line. An import goes into one workspace; an export takes one workspace, or
+//! the whole installation.
 
 use std::fs::File;
 use std::io::{IsTerminal, Read, Write};
@@ -16,6 +17,7 @@ use ricochet_model::{LinkRecord, normalize_domain};
 
 use serde_json::Value;
 
+use crate::service::access::PreparedAccess;
 use crate::service::{BehaviourChanges, LinkError, LinkService, NewLink};
 
 /// File formats.
@@ -180,8 +182,16 @@ impl Importer<'_> {
                 let mut refused = Vec::new();
                 for (line, row) in &batch {
                     let created = service
-                        .prepare_create(txn, workspace, &create_input(row), now)
+                        .prepare_create(
+                            txn,
+                            workspace,
+                            &create_input(row),
+                            &PreparedAccess::default(),
+                            now,
+                        )
                         .and_then(|mut link| {
+                            // The limit and hash as the engine's import takes them.
+                            row.apply_access(&mut link.extensions)?;
                             link.state = row.state.unwrap_or_default();
                             if let Some(created_at) = row.created_at {
                                 link.created_at = created_at;
@@ -221,7 +231,8 @@ fn reason(error: &LinkError) -> String {
     }
 }
 
-/// What an API create of `row` asks for; state and `created_at` are set after.
+/// What an API create of `row` asks for; state, `created_at`, the click
+/// limit and the password hash are set after.
 fn create_input(row: &LinkRow) -> NewLink {
     NewLink {
         url: row.url.clone(),
@@ -242,6 +253,8 @@ fn create_input(row: &LinkRow) -> NewLink {
             ios: row.ios.clone().map(Value::from),
             android: row.android.clone().map(Value::from),
         },
+        // A row carries a password's hash, which the API never takes.
+        access: Default::default(),
     }
 }
 

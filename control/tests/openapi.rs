@@ -323,6 +323,32 @@ fn behaviour_cases() -> Vec<(Value, Expect)> {
         (link(json!({"fallback_url": "ftp://example.com/"})), Refused),
         (link(json!({"ios": 5})), Refused),
         (link(json!({"android": "javascript:alert(1)"})), Refused),
+        // Password and click limit.
+        (link(json!({"password": "x", "max_clicks": 1})), Created),
+        (
+            link(json!({"password": clef(128), "max_clicks": 1_000_000_000_000u64})),
+            Created,
+        ),
+        (
+            link(json!({"password": "with spaces ünïcode", "max_clicks": null})),
+            Created,
+        ),
+        (link(json!({"password": null})), Created),
+        (link(json!({"password": ""})), Refused),
+        (link(json!({"password": "x".repeat(129)})), Refused),
+        (link(json!({"password": "tab\there"})), Refused),
+        (link(json!({"password": "c1\u{85}"})), Refused),
+        (link(json!({"password": 1234})), Refused),
+        (link(json!({"max_clicks": 0})), Refused),
+        (link(json!({"max_clicks": 1_000_000_000_001u64})), Refused),
+        (link(json!({"max_clicks": 2.5})), Refused),
+        (link(json!({"max_clicks": "3"})), Refused),
+        (
+            link(
+                json!({"password_hash": "$argon2id$v=19$m=8192,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo"}),
+            ),
+            Refused,
+        ),
     ]
 }
 

@@ -3,18 +3,23 @@
 //! with and without tags, title, expiry, query forwarding; custom and
 //! internationalized domains; titles and tags a spreadsheet would run as
 //! formulas; rules with every condition type, variants, fallback URLs, cards,
-//! ios and android), in CSV and in JSON Lines.
+//! ios and android; click limits and password hashes, never a password), in
+//! CSV and in JSON Lines.
 
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
 use ricochet_control::api::types::{CreateLink, PatchLink};
+use ricochet_control::service::PasswordInput;
 use ricochet_control::service::{LinkService, LinkSettings};
 use ricochet_control::store::{ControlStore, DEFAULT_WORKSPACE};
 use ricochet_model::{LinkExtensions, LinkRecord, LinkState};
 use serde_json::json;
 use time::OffsetDateTime;
+
+/// The password of the `behaves` link, which no export may hold.
+const PASSWORD: &str = "tulip-export-31";
 
 /// 2026-11-25T10:00:00.123Z: creation times with milliseconds.
 const T0: i64 = 1_795_600_800_123;
@@ -41,6 +46,8 @@ fn link(url: &str) -> CreateLink {
         card: None,
         ios: None,
         android: None,
+        password: None,
+        max_clicks: None,
     }
 }
 
@@ -151,7 +158,14 @@ fn fill(dir: &Path) {
         ),
         ios: Some(json!("https://apps.example/app?id=1")),
         android: Some(json!("https://play.example/store?id=1")),
+        password: Some(PasswordInput::new(PASSWORD)),
+        max_clicks: Some(json!(250)),
         ..link("https://example.org/behaves")
+    });
+    create(CreateLink {
+        code: Some("limited".into()),
+        max_clicks: Some(json!(1)),
+        ..link("https://example.org/limited")
     });
     create(CreateLink {
         code: Some("card-only".into()),
@@ -172,6 +186,7 @@ fn fill(dir: &Path) {
     assert!(everything.forward_query && plain.code.len() == 7);
     assert_eq!(behaves.extensions.rules.len(), 3);
     assert_eq!(behaves.extensions.rules[0].conditions.len(), 6);
+    assert!(behaves.extensions.password_hash.is_some());
     store.persist().unwrap();
 }
 
@@ -244,7 +259,7 @@ fn round_trip(format: &str) {
     let source = dir.path().join("source");
     fill(&source);
     let before = snapshot(&source);
-    assert_eq!(before.0.len(), 9);
+    assert_eq!(before.0.len(), 10);
     let behaves = before.0.iter().find(|link| link.1 == "behaves").unwrap();
     assert!(
         !behaves.10.rules.is_empty()
@@ -252,15 +267,20 @@ fn round_trip(format: &str) {
             && behaves.10.card.is_some()
             && behaves.10.fallback_url.is_some()
             && behaves.10.ios.is_some()
-            && behaves.10.android.is_some(),
+            && behaves.10.android.is_some()
+            && behaves.10.click_limit == Some(250)
+            && behaves.10.password_hash.is_some(),
         "{:?}",
         behaves.10
     );
+    let hash = behaves.10.password_hash.clone().unwrap();
     assert_eq!(before.1.len(), 3);
 
     let file = dir.path().join(format!("links.{format}"));
     control(&source, &["export", "--format", format, "--output"], &file);
     let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains(&hash), "the hash is exported: {text}");
+    assert!(!text.contains(PASSWORD), "never the password");
     if format == "csv" {
         assert!(
             text.contains(",\"'=HYPERLINK("),
@@ -269,7 +289,9 @@ fn round_trip(format: &str) {
         assert!(text.contains(",'@SUM(1+1),"), "{text}");
         let header = text.lines().next().unwrap();
         assert!(
-            header.ends_with(",created_at,rules,variants,fallback_url,card,ios,android"),
+            header.ends_with(
+                ",created_at,rules,variants,fallback_url,card,ios,android,max_clicks,password_hash"
+            ),
             "{header}"
         );
         for start in ["=", "+", "-", "@", "\t"] {
@@ -283,7 +305,7 @@ fn round_trip(format: &str) {
     let target = dir.path().join("target");
     let stdout = control(&target, &["import"], &file);
     assert!(
-        stdout.contains("imported 9 links and 3 domains") && stdout.contains("0 rows rejected"),
+        stdout.contains("imported 10 links and 3 domains") && stdout.contains("0 rows rejected"),
         "{stdout}"
     );
     assert_eq!(snapshot(&target), before);
@@ -292,7 +314,7 @@ fn round_trip(format: &str) {
     // taken) and registers no domain, line by line.
     let stdout = control(&target, &["import"], &file);
     assert!(
-        stdout.contains("imported 0 links and 0 domains") && stdout.contains("9 rows rejected"),
+        stdout.contains("imported 0 links and 0 domains") && stdout.contains("10 rows rejected"),
         "{stdout}"
     );
     assert!(stdout.contains("is already taken"), "{stdout}");
@@ -412,4 +434,83 @@ fn import_validates_behaviour_as_the_api_does() {
         links[0].extensions.ios.as_deref(),
         Some("https://apps.example/1")
     );
+}
+
+#[test]
+fn import_takes_click_limits_and_argon2_hashes_only() {
+    let hash = ricochet_control::service::access::hash_password("open sesame");
+    let dir = tempfile::tempdir().unwrap();
+    let jsonl = dir.path().join("access.jsonl");
+    let line = |code: &str, extra: &str| {
+        format!("{{\"code\":\"{code}\",\"url\":\"https://example.com/{code}\"{extra}}}\n")
+    };
+    let lines = [
+        line(
+            "locked",
+            &format!(",\"password_hash\":\"{hash}\",\"max_clicks\":3"),
+        ),
+        line("plain", ",\"password_hash\":\"open sesame\""),
+        line(
+            "bcrypt",
+            ",\"password_hash\":\"$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW\"",
+        ),
+        line("zero", ",\"max_clicks\":0"),
+        line("huge", ",\"max_clicks\":1000000000001"),
+        line("negative", ",\"max_clicks\":-4"),
+        line("password", ",\"password\":\"open sesame\""),
+    ];
+    std::fs::write(&jsonl, lines.concat()).unwrap();
+    let store = dir.path().join("store");
+    let stdout = control(&store, &["import"], &jsonl);
+    assert!(
+        stdout.contains("imported 1 links") && stdout.contains("6 rows rejected"),
+        "{stdout}"
+    );
+    for expected in [
+        "line 2: password_hash: not an Argon2 PHC string",
+        "line 3: password_hash: not an Argon2 PHC string",
+        "line 4: max_clicks must be a whole number from 1 to 1000000000000",
+        "line 5: max_clicks must be",
+        "line 6: max_clicks -4 is not a whole number",
+        "line 7: invalid JSON row: unknown field `password`",
+    ] {
+        assert!(stdout.contains(expected), "{expected}: {stdout}");
+    }
+    assert!(!stdout.contains("sesame"), "{stdout}");
+
+    let csv = dir.path().join("access.csv");
+    std::fs::write(
+        &csv,
+        format!(
+            "code,url,max_clicks,password_hash\n\
+             csvlocked,https://example.com/c,10,\"{hash}\"\n\
+             csvbad,https://example.com/d,,\"{}\"\n",
+            &hash[..hash.len() - 2]
+        ),
+    )
+    .unwrap();
+    let stdout = control(&store, &["import"], &csv);
+    assert!(
+        stdout.contains("imported 1 links")
+            && stdout.contains("line 3: password_hash: not an Argon2"),
+        "{stdout}"
+    );
+    let store = ControlStore::open(&store).unwrap();
+    let mut links = Vec::new();
+    store
+        .for_each_link(|link: LinkRecord| {
+            links.push((link.code, link.extensions));
+            true
+        })
+        .unwrap();
+    links.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(links.len(), 2);
+    for ((code, extensions), limit) in links.iter().zip([10, 3]) {
+        assert_eq!(extensions.click_limit, Some(limit), "{code}");
+        assert_eq!(
+            extensions.password_hash.as_deref(),
+            Some(hash.as_str()),
+            "{code}"
+        );
+    }
 }

@@ -16,6 +16,11 @@
 //! three URLs). Rows carry these unvalidated, like `url`; importers validate
 //! them as the API does (`behaviour::check`). Files written before these
 //! columns existed still read, with no behaviour.
+//!
+//! A link's click limit travels as `max_clicks` and its password protection
+//! as `password_hash`: the Argon2 PHC string the control plane stored, never
+//! a password, so a restored backup keeps its links protected. Importers
+//! check both with [`LinkRow::apply_access`] ([`check_password_hash`]).
 
 use std::io::{BufRead, BufReader, Read};
 
@@ -29,7 +34,7 @@ use crate::link::{LinkExtensions, LinkRecord, LinkState};
 use crate::validate::ValidationError;
 
 /// Columns of an exported CSV file, in order.
-pub const CSV_COLUMNS: [&str; 17] = [
+pub const CSV_COLUMNS: [&str; 19] = [
     "kind",
     "domain",
     "code",
@@ -47,7 +52,22 @@ pub const CSV_COLUMNS: [&str; 17] = [
     "card",
     "ios",
     "android",
+    "max_clicks",
+    "password_hash",
 ];
+
+/// Largest `max_clicks` a link may have (the API takes the same range).
+pub const MAX_CLICKS: u64 = 1_000_000_000_000;
+
+/// Heaviest Argon2 parameters an imported `password_hash` may carry: an
+/// engine checks a visitor's password on one verifier thread, and each check
+/// takes this much memory and time. RFC 9106's second recommendation
+/// (64 MiB, t = 3, p = 4) fits; its 2 GiB first one does not.
+pub const MAX_HASH_MEMORY_KIB: u32 = 65_536;
+/// See [`MAX_HASH_MEMORY_KIB`].
+pub const MAX_HASH_ITERATIONS: u32 = 10;
+/// See [`MAX_HASH_MEMORY_KIB`].
+pub const MAX_HASH_PARALLELISM: u32 = 4;
 
 /// Separator of tags in a CSV cell; a `|` or `\` inside a tag is written `\|`, `\\`.
 const TAG_SEPARATOR: char = '|';
@@ -75,6 +95,10 @@ pub struct LinkRow {
     pub card: Option<Value>,
     pub ios: Option<String>,
     pub android: Option<String>,
+    /// The click limit, checked by [`LinkRow::apply_access`].
+    pub max_clicks: Option<u64>,
+    /// An Argon2 PHC string, checked by [`LinkRow::apply_access`].
+    pub password_hash: Option<String>,
 }
 
 impl LinkRow {
@@ -103,7 +127,24 @@ impl LinkRow {
         extensions.fallback_url = url(&self.fallback_url, "fallback_url")?;
         extensions.ios = url(&self.ios, "ios")?;
         extensions.android = url(&self.android, "android")?;
+        self.apply_access(&mut extensions)?;
         Ok(extensions)
+    }
+
+    /// Sets the row's click limit and password hash on `extensions`, after
+    /// checking them: `max_clicks` with [`check_max_clicks`], `password_hash`
+    /// with [`check_password_hash`] (an empty one is none). Both importers
+    /// take these through here; the API never takes a hash.
+    pub fn apply_access(&self, extensions: &mut LinkExtensions) -> Result<(), ValidationError> {
+        extensions.click_limit = self.max_clicks.map(check_max_clicks).transpose()?;
+        extensions.password_hash = match self.password_hash.as_deref() {
+            None | Some("") => None,
+            Some(hash) => {
+                check_password_hash(hash)?;
+                Some(hash.to_owned())
+            }
+        };
+        Ok(())
     }
 
     /// The row that exports `link` with every field.
@@ -126,7 +167,130 @@ impl LinkRow {
             card: behaviour.card.as_ref().map(to_json),
             ios: behaviour.ios.clone(),
             android: behaviour.android.clone(),
+            max_clicks: behaviour.click_limit,
+            password_hash: behaviour.password_hash.clone(),
         }
+    }
+}
+
+/// `limit` when it is a click limit a link may have: 1 to [`MAX_CLICKS`].
+pub fn check_max_clicks(limit: u64) -> Result<u64, ValidationError> {
+    if (1..=MAX_CLICKS).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(max_clicks_error())
+    }
+}
+
+/// The refusal of a `max_clicks` value (field `max_clicks`).
+pub fn max_clicks_error() -> ValidationError {
+    ValidationError::Field {
+        field: "max_clicks".into(),
+        code: "invalid_max_clicks",
+        message: format!("max_clicks must be a whole number from 1 to {MAX_CLICKS}"),
+    }
+}
+
+/// Checks that `hash` is an Argon2 PHC string an engine can verify passwords
+/// against: `$argon2id$v=19$m=<KiB>,t=<passes>,p=<lanes>$<salt>$<hash>`
+/// (`argon2i` and `argon2d` too), parameters in any order within the
+/// `MAX_HASH_*` bounds, a salt of 8 to 48 bytes and a hash of 10 to 64
+/// bytes in unpadded standard Base64 (what the argon2 crate parses and
+/// verifies). The refusal (field `password_hash`) never repeats the value,
+/// in case a password was put there by mistake.
+pub fn check_password_hash(hash: &str) -> Result<(), ValidationError> {
+    argon2_phc(hash).map_err(|reason| ValidationError::Field {
+        field: "password_hash".into(),
+        code: "invalid_password_hash",
+        message: format!(
+            "not an Argon2 PHC string ($argon2id$v=19$m=…,t=…,p=…$salt$hash): \
+             {reason}"
+        ),
+    })
+}
+
+/// Why `hash` is not an Argon2 PHC string [`check_password_hash`] takes.
+fn argon2_phc(hash: &str) -> Result<(), String> {
+    let mut fields = hash.split('$');
+    if fields.next() != Some("") {
+        return Err("it must start with `$`".into());
+    }
+    if !matches!(fields.next(), Some("argon2id" | "argon2i" | "argon2d")) {
+        return Err("the algorithm must be argon2id, argon2i or argon2d".into());
+    }
+    if fields.next() != Some("v=19") {
+        return Err("the version must be `v=19`".into());
+    }
+    let (mut memory, mut iterations, mut parallelism) = (None, None, None);
+    for pair in fields.next().unwrap_or_default().split(',') {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let slot = match name {
+            "m" => &mut memory,
+            "t" => &mut iterations,
+            "p" => &mut parallelism,
+            _ => return Err("the parameters must be m, t and p".into()),
+        };
+        let value =
+            decimal(value).ok_or("parameter values must be whole numbers without leading zeros")?;
+        if slot.replace(value).is_some() {
+            return Err("a parameter is given twice".into());
+        }
+    }
+    let (Some(memory), Some(iterations), Some(parallelism)) = (memory, iterations, parallelism)
+    else {
+        return Err("m, t and p are all required".into());
+    };
+    if !(1..=MAX_HASH_PARALLELISM).contains(&parallelism) {
+        return Err(format!("p must be 1 to {MAX_HASH_PARALLELISM}"));
+    }
+    if !(1..=MAX_HASH_ITERATIONS).contains(&iterations) {
+        return Err(format!("t must be 1 to {MAX_HASH_ITERATIONS}"));
+    }
+    if !(8 * parallelism..=MAX_HASH_MEMORY_KIB).contains(&memory) {
+        return Err(format!("m must be 8 × p to {MAX_HASH_MEMORY_KIB} (KiB)"));
+    }
+    match fields.next().and_then(base64_len) {
+        Some(8..=48) => {}
+        _ => return Err("the salt must be 8 to 48 bytes in unpadded Base64".into()),
+    }
+    match fields.next().and_then(base64_len) {
+        Some(10..=64) => {}
+        _ => return Err("the hash must be 10 to 64 bytes in unpadded Base64".into()),
+    }
+    if fields.next().is_some() {
+        return Err("nothing may follow the hash".into());
+    }
+    Ok(())
+}
+
+/// A decimal `u32` as PHC writes it: digits, no leading zero.
+fn decimal(text: &str) -> Option<u32> {
+    let canonical = !text.is_empty()
+        && text.bytes().all(|b| b.is_ascii_digit())
+        && (text == "0" || !text.starts_with('0'));
+    canonical.then(|| text.parse().ok()).flatten()
+}
+
+/// The decoded length of canonical unpadded standard Base64 (`A–Z a–z 0–9 + /`,
+/// unused trailing bits zero), or `None` for anything else.
+fn base64_len(text: &str) -> Option<usize> {
+    let mut last = 0;
+    for byte in text.bytes() {
+        last = match byte {
+            b'A'..=b'Z' => byte - b'A',
+            b'a'..=b'z' => byte - b'a' + 26,
+            b'0'..=b'9' => byte - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        };
+    }
+    let whole = text.len() / 4 * 3;
+    match text.len() % 4 {
+        0 => Some(whole),
+        2 if last & 0x0f == 0 => Some(whole + 1),
+        3 if last & 0x03 == 0 => Some(whole + 2),
+        _ => None,
     }
 }
 
@@ -195,6 +359,11 @@ struct JsonRow {
     ios: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     android: Option<String>,
+    /// A value, so a bad one is refused naming the field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_clicks: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    password_hash: Option<String>,
 }
 
 /// `None` leaves a field out of a line; `Some(None)` writes `null`.
@@ -253,6 +422,8 @@ pub fn to_json_line(row: &TransferRow) -> String {
             card: link.card.clone(),
             ios: link.ios.clone(),
             android: link.android.clone(),
+            max_clicks: link.max_clicks.map(Value::from),
+            password_hash: link.password_hash.clone(),
         },
     };
     serde_json::to_string(&json).expect("a row serializes")
@@ -291,6 +462,15 @@ pub fn from_json_line(text: &str) -> Result<TransferRow, String> {
         card: json.card.filter(|v| !v.is_null()),
         ios: json.ios,
         android: json.android,
+        max_clicks: match json.max_clicks {
+            None | Some(Value::Null) => None,
+            Some(value) => Some(
+                value
+                    .as_u64()
+                    .ok_or_else(|| format!("max_clicks {value} is not a whole number"))?,
+            ),
+        },
+        password_hash: json.password_hash,
     }))
 }
 
@@ -351,12 +531,12 @@ fn split_tags(cell: &str) -> Vec<String> {
 }
 
 /// The cells of `row` under [`CSV_COLUMNS`], escaped.
-pub fn to_csv_record(row: &TransferRow) -> [String; 17] {
+pub fn to_csv_record(row: &TransferRow) -> [String; 19] {
     let json_text =
         |value: &Option<Value>| value.as_ref().map(Value::to_string).unwrap_or_default();
-    let cells: [String; 17] = match row {
+    let cells: [String; 19] = match row {
         TransferRow::Domain { domain, created_at } => {
-            let mut cells: [String; 17] = Default::default();
+            let mut cells: [String; 19] = Default::default();
             cells[0] = "domain".into();
             cells[1] = domain.clone();
             // `created_at`
@@ -385,6 +565,8 @@ pub fn to_csv_record(row: &TransferRow) -> [String; 17] {
             json_text(&link.card),
             link.ios.clone().unwrap_or_default(),
             link.android.clone().unwrap_or_default(),
+            link.max_clicks.map(|n| n.to_string()).unwrap_or_default(),
+            link.password_hash.clone().unwrap_or_default(),
         ],
     };
     cells.map(|cell| escape_cell(&cell).into_owned())
@@ -410,6 +592,8 @@ pub struct CsvColumns {
     card: Option<usize>,
     ios: Option<usize>,
     android: Option<usize>,
+    max_clicks: Option<usize>,
+    password_hash: Option<usize>,
     /// A file without a header: exactly `domain,code,url[,status]`.
     positional: bool,
 }
@@ -455,6 +639,8 @@ impl CsvColumns {
             card: find("card"),
             ios: find("ios"),
             android: find("android"),
+            max_clicks: find("max_clicks"),
+            password_hash: find("password_hash"),
             positional: false,
         })
     }
@@ -528,6 +714,13 @@ impl CsvColumns {
             card: json("card", self.card)?,
             ios: cell(self.ios).map(str::to_owned),
             android: cell(self.android).map(str::to_owned),
+            max_clicks: cell(self.max_clicks)
+                .map(|text| {
+                    text.parse::<u64>()
+                        .map_err(|_| format!("max_clicks {text:?} is not a whole number"))
+                })
+                .transpose()?,
+            password_hash: cell(self.password_hash).map(str::to_owned),
         }))
     }
 }
@@ -683,8 +876,14 @@ mod tests {
             card: Some(serde_json::json!({"title": "-1", "description": null, "image": null})),
             ios: Some("https://apps.example/app".into()),
             android: Some("https://play.example/app".into()),
+            max_clicks: Some(1_000),
+            password_hash: Some(HASH.into()),
         }
     }
+
+    /// An Argon2id PHC string: 16 bytes of salt, 32 of hash.
+    const HASH: &str = "$argon2id$v=19$m=8192,t=2,p=1$s64Wfnsa0Y1LxqJy+l/NtA\
+                        $l8viUp5BP2b2GuI+b928hm/h8U8nL1X/vNg/dXZEXV4";
 
     fn read_all(reader: TransferReader<&[u8]>) -> Vec<ReadRow> {
         reader.map(|row| row.unwrap()).collect()
@@ -800,6 +999,151 @@ mod tests {
             ),
             (&None, &None, &None, &None, &None, &None)
         );
+        assert_eq!((link.max_clicks, &link.password_hash), (None, &None));
+        assert_eq!(link.extensions().unwrap(), LinkExtensions::default());
+    }
+
+    #[test]
+    fn access_fields_travel_and_are_checked_when_applied() {
+        let mut record =
+            LinkRecord::new(1, "go.example", "locked", "https://example.org/", 0).unwrap();
+        record.extensions.click_limit = Some(3);
+        record.extensions.password_hash = Some(HASH.into());
+        let row = LinkRow::from_record(&record);
+        assert_eq!(
+            (row.max_clicks, row.password_hash.as_deref()),
+            (Some(3), Some(HASH))
+        );
+        let line = to_json_line(&TransferRow::Link(row.clone()));
+        assert!(line.contains(r#""max_clicks":3"#), "{line}");
+        assert_eq!(from_json_line(&line), Ok(TransferRow::Link(row.clone())));
+        assert_eq!(row.extensions().unwrap(), record.extensions);
+
+        // Checked when applied, naming the field.
+        for (max_clicks, password_hash, field) in [
+            (Some(0), None, "max_clicks"),
+            (Some(MAX_CLICKS + 1), None, "max_clicks"),
+            (None, Some("open sesame"), "password_hash"),
+            (
+                None,
+                Some("$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW"),
+                "password_hash",
+            ),
+        ] {
+            let row = LinkRow {
+                url: "https://example.org/".into(),
+                max_clicks,
+                password_hash: password_hash.map(str::to_owned),
+                ..LinkRow::default()
+            };
+            let error = row.extensions().unwrap_err();
+            assert_eq!(error.field(), field, "{error}");
+            assert!(!error.to_string().contains("sesame"), "{error}");
+        }
+        let limit = LinkRow {
+            url: "https://example.org/".into(),
+            max_clicks: Some(MAX_CLICKS),
+            password_hash: Some(String::new()),
+            ..LinkRow::default()
+        };
+        let extensions = limit.extensions().unwrap();
+        assert_eq!(
+            (extensions.click_limit, extensions.password_hash),
+            (Some(MAX_CLICKS), None)
+        );
+
+        // Bad cells and values are refused when read.
+        let bad = read_all(TransferReader::csv(
+            &b"url,max_clicks\nhttps://example.org/,-1\nhttps://example.org/,ten\n"[..],
+        ));
+        assert!(
+            bad.iter()
+                .all(|(_, row)| row.as_ref().unwrap_err().starts_with("max_clicks"))
+        );
+        for line in [
+            r#"{"url":"https://e.com/","max_clicks":-1}"#,
+            r#"{"url":"https://e.com/","max_clicks":"1"}"#,
+        ] {
+            assert!(
+                from_json_line(line).unwrap_err().starts_with("max_clicks"),
+                "{line}"
+            );
+        }
+        assert_eq!(
+            from_json_line(r#"{"url":"https://e.com/","max_clicks":null}"#),
+            Ok(TransferRow::Link(LinkRow {
+                url: "https://e.com/".into(),
+                ..LinkRow::default()
+            }))
+        );
+    }
+
+    #[test]
+    fn password_hashes_must_be_argon2_phc_strings_an_engine_can_check() {
+        let salt = "s64Wfnsa0Y1LxqJy+l/NtA";
+        let hash = "l8viUp5BP2b2GuI+b928hm/h8U8nL1X/vNg/dXZEXV4";
+        let phc = |algorithm: &str, params: &str, salt: &str, hash: &str| {
+            format!("${algorithm}$v=19${params}${salt}${hash}")
+        };
+        for good in [
+            HASH.to_owned(),
+            phc("argon2id", "m=19456,t=2,p=1", salt, hash),
+            phc("argon2i", "t=3,p=4,m=65536", salt, hash),
+            phc("argon2d", "m=8,t=1,p=1", "Yh1LPoeVVvk", "c9sHShCDAz34yw"),
+            phc(
+                "argon2id",
+                "m=65536,t=10,p=4",
+                "a73KsWi9tfvzOT49jW0ROA8JDcC7cvXf7Lp8G3meuocAAKbuSUgNOapZa+KVKh6H",
+                "lLHJQDhzMrkSq9c7FGesEbA5Q7AzsLO9cSl//l5e0wagPF13QddoYnfoNya5okLxJxSWDwtEaefzHpgXZ1fY2g",
+            ),
+        ] {
+            assert_eq!(check_password_hash(&good), Ok(()), "{good}");
+        }
+        for bad in [
+            String::new(),
+            "open sesame".to_owned(),
+            format!("argon2id$v=19$m=8192,t=2,p=1${salt}${hash}"),
+            phc("scrypt", "m=8192,t=2,p=1", salt, hash),
+            phc("argon2id", "m=8192,t=2,p=1", salt, hash).replace("v=19", "v=16"),
+            phc("argon2id", "m=8192,t=2,p=1", salt, hash).replace("$v=19", ""),
+            phc("argon2id", "m=8192,t=2", salt, hash),
+            phc("argon2id", "m=8192,t=2,p=1,p=1", salt, hash),
+            phc("argon2id", "m=8192,t=2,p=1,keyid=AAAA", salt, hash),
+            phc("argon2id", "m=08192,t=2,p=1", salt, hash),
+            phc("argon2id", "m=8192,t=0,p=1", salt, hash),
+            phc("argon2id", "m=8192,t=11,p=1", salt, hash),
+            phc("argon2id", "m=8192,t=2,p=0", salt, hash),
+            phc("argon2id", "m=8192,t=2,p=5", salt, hash),
+            phc("argon2id", "m=31,t=2,p=4", salt, hash),
+            phc("argon2id", "m=65537,t=2,p=1", salt, hash),
+            phc("argon2id", "m=2097152,t=1,p=4", salt, hash),
+            phc("argon2id", "m=99999999999,t=2,p=1", salt, hash),
+            phc("argon2id", "m=8192,t=2,p=1", "d81w+6MjCw", hash),
+            phc("argon2id", "m=8192,t=2,p=1", "s64Wfnsa0Y1LxqJy+l/NtB", hash),
+            phc(
+                "argon2id",
+                "m=8192,t=2,p=1",
+                "s64Wfnsa0Y1LxqJy+l/NtA==",
+                hash,
+            ),
+            phc("argon2id", "m=8192,t=2,p=1", "s64Wfnsa0Y1LxqJy-l_NtA", hash),
+            phc("argon2id", "m=8192,t=2,p=1", salt, "G9Ym5OEdJd3I"),
+            phc("argon2id", "m=8192,t=2,p=1", salt, ""),
+            format!("$argon2id$v=19$m=8192,t=2,p=1${salt}"),
+            format!("{HASH}$"),
+            format!("{HASH}$extra"),
+        ] {
+            let error = check_password_hash(&bad).unwrap_err();
+            assert_eq!(
+                (error.field(), error.code()),
+                ("password_hash", "invalid_password_hash"),
+                "{bad}"
+            );
+            assert!(
+                bad.is_empty() || !error.to_string().contains(&bad),
+                "{error}"
+            );
+        }
     }
 
     #[test]

@@ -538,8 +538,8 @@ pub fn variants() -> Schema {
 /// `fallback_url` of a create or patch.
 pub fn fallback_url() -> Schema {
     optional_request_destination(
-        "Where a gone link (expired, disabled or deleted) sends visitors instead of \
-         answering 410. `null` removes it on `PATCH`.",
+        "Where a gone link (expired, disabled, deleted, or past its `max_clicks`) \
+         sends visitors instead of answering 410. `null` removes it on `PATCH`.",
     )
 }
 

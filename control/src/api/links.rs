@@ -19,7 +19,8 @@ use crate::store::{LinkFilter, LinkSort};
 const MAX_IDEMPOTENCY_KEY: usize = 255;
 
 /// Creates a link with a random or custom code, and its behaviour (rules,
-/// variants, fallback URL, card, ios, android) when given.
+/// variants, fallback URL, card, ios, android), password and click limit
+/// when given.
 #[utoipa::path(
     post, path = "/api/v1/links", tag = "links",
     request_body = CreateLink,
@@ -28,7 +29,7 @@ const MAX_IDEMPOTENCY_KEY: usize = 255;
         description = "Makes a retried create (same key, same body) return the first result")),
     responses(
         (status = 201, description = "Created (or the first answer to this Idempotency-Key)", body = LinkView),
-        (status = 400, description = "Invalid body, field (`field` is its full path, such as `rules[3].conditions[0].value`), a destination on a short-link domain, reserved code or Idempotency-Key", body = ErrorBody),
+        (status = 400, description = "Invalid body, field (`field` is its full path, such as `rules[3].conditions[0].value`; `invalid_password`, `invalid_max_clicks`), a destination on a short-link domain, reserved code or Idempotency-Key", body = ErrorBody),
         (status = 409, description = "The code is taken on that domain", body = ErrorBody),
         (status = 413, description = "The body is over `server.max_body_bytes`", body = ErrorBody),
         (status = 415, description = "The body is not JSON", body = ErrorBody),
@@ -61,10 +62,7 @@ pub async fn create_link(
                     )
                     .with_field("Idempotency-Key")
                 })?;
-            Some(IdempotencyKey {
-                key: format!("{}:{value}", caller.caller.id()),
-                request_hash: hex::encode(Sha256::digest(&body)),
-            })
+            Some(format!("{}:{value}", caller.caller.id()))
         }
     };
     let service = state.service.clone();
@@ -75,6 +73,10 @@ pub async fn create_link(
         return Ok(HttpResponse::Created().json(LinkView::from(&link)));
     };
     let answer = blocking(move || {
+        let idempotency = IdempotencyKey {
+            request_hash: request_hash(&body, &idempotency, &input),
+            key: idempotency,
+        };
         service.create_idempotent(&workspace, &input, &idempotency, now, |link| StoredAnswer {
             status: 201,
             body: serde_json::to_string(&LinkView::from(link)).expect("serializes"),
@@ -86,6 +88,32 @@ pub async fn create_link(
     )
     .content_type("application/json")
     .body(answer.body))
+}
+
+/// The hash a retry's body must match: a SHA-256 of the body, where a
+/// password is left out of the body and stands in as its Argon2id hash
+/// salted by the idempotency key (see
+/// [`PasswordInput::keyed_fingerprint`](crate::service::PasswordInput::keyed_fingerprint)),
+/// so the stored hash gives no fast way to guess the password. Slow with a
+/// password: run off the threads serving requests.
+fn request_hash(body: &[u8], key: &str, input: &NewLink) -> String {
+    let fingerprint = input
+        .access
+        .password
+        .as_ref()
+        .and_then(|password| password.keyed_fingerprint(key));
+    let Some(fingerprint) = fingerprint else {
+        return hex::encode(Sha256::digest(body));
+    };
+    let mut without = serde_json::from_slice::<serde_json::Value>(body).unwrap_or_default();
+    if let Some(fields) = without.as_object_mut() {
+        fields.remove("password");
+    }
+    let mut hasher = Sha256::new();
+    hasher.update(without.to_string());
+    hasher.update([0]);
+    hasher.update(fingerprint);
+    hex::encode(hasher.finalize())
 }
 
 /// Query of `GET /links`.
@@ -208,15 +236,15 @@ pub async fn get_link(
 }
 
 /// Edits a link: destination, status, state, expiry, title, tags, forward-query
-/// flag, rules, variants, fallback URL, card, ios and android. Absent fields
-/// stay; a refused edit changes nothing.
+/// flag, rules, variants, fallback URL, card, ios, android, password and
+/// click limit. Absent fields stay; a refused edit changes nothing.
 #[utoipa::path(
     patch, path = "/api/v1/links/{id}", tag = "links",
     params(("id" = u64, Path, description = "Link id")),
     request_body = PatchLink,
     responses(
         (status = 200, body = LinkView),
-        (status = 400, description = "Invalid body or field (`field` is its full path, such as `rules[3].conditions[0].value`), or a destination on a short-link domain", body = ErrorBody),
+        (status = 400, description = "Invalid body or field (`field` is its full path, such as `rules[3].conditions[0].value`; `invalid_password`, `invalid_max_clicks`), or a destination on a short-link domain", body = ErrorBody),
         (status = 404, description = "No such link", body = ErrorBody),
         (status = 413, description = "The body is over `server.max_body_bytes`", body = ErrorBody),
         (status = 415, description = "The body is not JSON", body = ErrorBody)

@@ -5,11 +5,16 @@
 //! use the count that always fits and say so.
 
 use ricochet_model::clicks::Dimension;
+use ricochet_model::transfer::MAX_CLICKS;
 use ricochet_model::validate::{
     MAX_CODE_LEN, MAX_DOMAIN_LEN, MAX_TAG_LEN, MAX_TAGS, MAX_TITLE_LEN, MAX_URL_LEN,
 };
 use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, SchemaType, Type};
 use utoipa::openapi::{KnownFormat, SchemaFormat};
+
+use crate::service::access::{
+    LINK_ARGON2_ITERATIONS, LINK_ARGON2_MEMORY_KIB, LINK_ARGON2_PARALLELISM, MAX_PASSWORD_CHARS,
+};
 
 /// Series intervals `Interval::parse` takes.
 pub const INTERVALS: [&str; 7] = ["10s", "1m", "1h", "1d", "minute", "hour", "day"];
@@ -300,6 +305,64 @@ pub fn tags_view() -> Schema {
 pub fn optional_tags() -> Schema {
     tags_builder()
         .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+        .into()
+}
+
+/// A link's password in a request: write-only, never shown.
+pub fn password() -> Schema {
+    nullable(string(), Type::String)
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Password)))
+        .write_only(Some(true))
+        .min_length(Some(1))
+        .max_length(Some(MAX_PASSWORD_CHARS))
+        .pattern(Some("^[^\\x00-\\x1f\\x7f-\\x9f]+$"))
+        .description(Some(format!(
+            "Visitors must enter this password before they are redirected: 1 to \
+             {MAX_PASSWORD_CHARS} characters without control characters. Only its \
+             Argon2id hash is kept (m = {LINK_ARGON2_MEMORY_KIB} KiB, \
+             t = {LINK_ARGON2_ITERATIONS}, p = {LINK_ARGON2_PARALLELISM}, random salt) and \
+             sent to engines; the password is never shown back (see \
+             `password_protected`). `null` removes the protection on `PATCH`."
+        )))
+        .into()
+}
+
+fn max_clicks_builder() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Integer, Type::Null]))
+        .minimum(Some(1))
+        .maximum(Some(MAX_CLICKS))
+}
+
+/// A link's click limit in a request.
+pub fn max_clicks() -> Schema {
+    max_clicks_builder()
+        .description(Some(format!(
+            "After this many redirects (1 to {MAX_CLICKS}) the link answers as an \
+             expired one does: its `fallback_url`, else 410. Engines count the \
+             redirects of the link's id, across edits; a limit at or below the count \
+             already reached makes the link answer as expired at once. `null` \
+             removes the limit on `PATCH`."
+        )))
+        .into()
+}
+
+/// A link's click limit as the API shows it.
+pub fn max_clicks_view() -> Schema {
+    max_clicks_builder()
+        .description(Some("The click limit, or `null` when there is none."))
+        .into()
+}
+
+/// Whether a link asks visitors for a password.
+pub fn password_protected() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::Boolean)
+        .read_only(Some(true))
+        .description(Some(
+            "Whether visitors must enter a password (set with `password`, which is \
+             never shown).",
+        ))
         .into()
 }
 

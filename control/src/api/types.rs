@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use super::error::ErrorDetail;
 use super::{behaviour_schema, schema};
 use crate::service::utm::{self, UtmChanges};
-use crate::service::{BehaviourChanges, LinkChanges, NewLink};
+use crate::service::{AccessChanges, BehaviourChanges, LinkChanges, NewLink, PasswordInput};
 
 /// Milliseconds since the epoch → RFC 3339.
 pub fn to_datetime(millis: i64) -> OffsetDateTime {
@@ -62,6 +62,11 @@ pub struct CreateLink {
     pub ios: Option<Value>,
     #[schema(schema_with = behaviour_schema::android)]
     pub android: Option<Value>,
+    /// Never shown back, logged or exported; only its Argon2id hash is kept.
+    #[schema(schema_with = schema::password)]
+    pub password: Option<PasswordInput>,
+    #[schema(schema_with = schema::max_clicks)]
+    pub max_clicks: Option<Value>,
 }
 
 /// UTM parameters of a link, written into its destination's query as
@@ -154,13 +159,17 @@ impl From<CreateLink> for NewLink {
                 ios: input.ios,
                 android: input.android,
             },
+            access: AccessChanges {
+                password: input.password,
+                max_clicks: input.max_clicks,
+            },
         }
     }
 }
 
 /// Body of `PATCH /links/{id}`: only the fields given change; `null` clears
-/// `expires_at`, `title` and the behaviour fields (`rules`, `variants`,
-/// `fallback_url`, `card`, `ios`, `android`).
+/// `expires_at`, `title`, the behaviour fields (`rules`, `variants`,
+/// `fallback_url`, `card`, `ios`, `android`), `password` and `max_clicks`.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchLink {
@@ -201,6 +210,14 @@ pub struct PatchLink {
     #[serde(default, deserialize_with = "given")]
     #[schema(schema_with = behaviour_schema::android)]
     pub android: Option<Value>,
+    /// `null` removes the protection.
+    #[serde(default, deserialize_with = "given")]
+    #[schema(schema_with = schema::password)]
+    pub password: Option<PasswordInput>,
+    /// `null` removes the limit.
+    #[serde(default, deserialize_with = "given")]
+    #[schema(schema_with = schema::max_clicks)]
+    pub max_clicks: Option<Value>,
 }
 
 impl From<PatchLink> for LinkChanges {
@@ -222,17 +239,22 @@ impl From<PatchLink> for LinkChanges {
                 ios: patch.ios,
                 android: patch.android,
             },
+            access: AccessChanges {
+                password: patch.password,
+                max_clicks: patch.max_clicks,
+            },
         }
     }
 }
 
 /// A field that is given, `null` included (`Some(Value::Null)`); an absent
 /// one is `None` by `#[serde(default)]`.
-fn given<'de, D>(deserializer: D) -> Result<Option<Value>, D::Error>
+fn given<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
 where
     D: Deserializer<'de>,
+    T: Deserialize<'de>,
 {
-    Value::deserialize(deserializer).map(Some)
+    T::deserialize(deserializer).map(Some)
 }
 
 fn optional_field<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
@@ -290,6 +312,10 @@ pub struct LinkView {
     /// Destination for Android visitors, or `null`.
     #[schema(schema_with = behaviour_schema::url_view)]
     pub android: Option<String>,
+    #[schema(schema_with = schema::password_protected)]
+    pub password_protected: bool,
+    #[schema(schema_with = schema::max_clicks_view)]
+    pub max_clicks: Option<u64>,
     #[serde(with = "time::serde::rfc3339")]
     #[schema(schema_with = schema::date_time)]
     pub created_at: OffsetDateTime,
@@ -320,6 +346,8 @@ impl From<&LinkRecord> for LinkView {
             card: link.extensions.card.clone(),
             ios: link.extensions.ios.clone(),
             android: link.extensions.android.clone(),
+            password_protected: link.extensions.password_hash.is_some(),
+            max_clicks: link.extensions.click_limit,
             created_at: to_datetime(link.created_at),
             updated_at: to_datetime(link.updated_at),
             version: link.version,

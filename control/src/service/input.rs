@@ -4,6 +4,7 @@
 
 use ricochet_model::LinkState;
 
+use super::access::AccessChanges;
 use super::behaviour::BehaviourChanges;
 use super::utm::UtmChanges;
 use crate::store::{LinkFilter, LinkSort};
@@ -28,6 +29,8 @@ pub struct NewLink {
     /// Rules, variants, fallback, card, ios and android, validated by the
     /// service; absent and `null` fields are unset.
     pub behaviour: BehaviourChanges,
+    /// Password and click limit; absent and `null` are unset.
+    pub access: AccessChanges,
 }
 
 /// Changes to a link: `None` leaves a field as it is; `Some(None)` clears an
@@ -46,6 +49,8 @@ pub struct LinkChanges {
     /// Rules, variants, fallback, card, ios and android: absent fields stay,
     /// `null` clears one.
     pub behaviour: BehaviourChanges,
+    /// Password and click limit: absent stays, `null` removes.
+    pub access: AccessChanges,
 }
 
 /// One page of a listing to read.

@@ -12,8 +12,11 @@
 //! - [`input`]: what callers pass in ([`NewLink`], [`LinkChanges`], …).
 //! - [`behaviour`]: rules, variants, fallback, card, ios and android as
 //!   callers give them ([`BehaviourChanges`]).
+//! - [`access`]: the password (hashed before the write) and the click
+//!   limit ([`AccessChanges`]).
 //! - [`error`]: why an operation was refused ([`LinkError`]).
 
+pub mod access;
 pub mod behaviour;
 pub mod error;
 pub mod input;
@@ -24,6 +27,8 @@ use std::sync::Arc;
 
 use ricochet_model::{LinkExtensions, LinkKey, LinkRecord, LinkState, RedirectStatus, validate};
 
+use access::PreparedAccess;
+pub use access::{AccessChanges, PasswordInput};
 pub use behaviour::BehaviourChanges;
 pub use error::LinkError;
 pub use input::{IdempotencyKey, LinkChanges, LinkQuery, NewLink, StoredAnswer};
@@ -121,8 +126,9 @@ impl LinkService {
         input: &NewLink,
         now: i64,
     ) -> Result<LinkRecord, LinkError> {
+        let access = input.access.prepare()?;
         self.store
-            .write(|txn| self.stage_create(txn, workspace, input, now))
+            .write(|txn| self.stage_create(txn, workspace, input, &access, now))
     }
 
     /// Creates one link once per idempotency key: a retry with the same key
@@ -136,6 +142,7 @@ impl LinkService {
         now: i64,
         answer: impl FnOnce(&LinkRecord) -> StoredAnswer,
     ) -> Result<StoredAnswer, LinkError> {
+        let access = input.access.prepare()?;
         self.store.write(|txn| {
             if let Some(stored) = self.store.idempotent_response(&idempotency.key)? {
                 if stored.request_hash != idempotency.request_hash {
@@ -146,7 +153,7 @@ impl LinkService {
                     body: stored.body,
                 });
             }
-            let link = self.stage_create(txn, workspace, input, now)?;
+            let link = self.stage_create(txn, workspace, input, &access, now)?;
             let answer = answer(&link);
             txn.put_idempotent_response(
                 &idempotency.key,
@@ -176,10 +183,16 @@ impl LinkService {
                 got: inputs.len(),
             });
         }
+        // Passwords are hashed before the transaction, each item alone.
+        let accesses: Vec<_> = inputs.iter().map(|input| input.access.prepare()).collect();
         self.store.write(|txn| {
             let mut outcomes = Vec::with_capacity(inputs.len());
-            for input in inputs {
-                match self.stage_create(txn, workspace, input, now) {
+            for (input, access) in inputs.iter().zip(&accesses) {
+                let staged = match access {
+                    Ok(access) => self.stage_create(txn, workspace, input, access, now),
+                    Err(error) => Err(error.clone().into()),
+                };
+                match staged {
                     Err(error) if error.is_fault() => return Err(error),
                     outcome => outcomes.push(outcome),
                 }
@@ -196,6 +209,7 @@ impl LinkService {
         changes: &LinkChanges,
         now: i64,
     ) -> Result<LinkRecord, LinkError> {
+        let access = changes.access.prepare()?;
         self.store.write(|txn| {
             let mut link = existing(txn, workspace, id)?;
             if let Some(url) = &changes.url {
@@ -210,6 +224,7 @@ impl LinkService {
             if !changes.behaviour.is_empty() {
                 self.apply_behaviour(&changes.behaviour, &mut link.extensions)?;
             }
+            access.apply(&mut link.extensions);
             if let Some(Some(at)) = changes.expires_at
                 && at <= now
             {
@@ -348,24 +363,27 @@ impl LinkService {
         txn: &mut WriteTxn<'_>,
         workspace: &str,
         input: &NewLink,
+        access: &PreparedAccess,
         now: i64,
     ) -> Result<LinkRecord, LinkError> {
         // Imports keep the expiry a link had; a new link must not be born expired.
         if input.expires_at.is_some_and(|at| at <= now) {
             return Err(LinkError::ExpiryInPast);
         }
-        let link = self.prepare_create(txn, workspace, input, now)?;
+        let link = self.prepare_create(txn, workspace, input, access, now)?;
         Ok(stage_new(txn, workspace, link))
     }
 
     /// The validated record a create of `input` would store (its code free,
-    /// its domain registered, a new id), not yet staged: the importer sets
-    /// the fields an API create cannot (state, `created_at`) before staging it.
+    /// its domain registered, a new id, `access` being `input.access`
+    /// prepared), not yet staged: the importer sets the fields an API create
+    /// cannot (state, `created_at`, a password hash) before staging it.
     pub(crate) fn prepare_create(
         &self,
         txn: &mut WriteTxn<'_>,
         workspace: &str,
         input: &NewLink,
+        access: &PreparedAccess,
         now: i64,
     ) -> Result<LinkRecord, LinkError> {
         let domain = match &input.domain {
@@ -411,6 +429,7 @@ impl LinkService {
         link.title = input.title.clone();
         link.tags = input.tags.clone();
         link.extensions = extensions;
+        access.apply(&mut link.extensions);
         link.validate()?;
         Ok(link)
     }
