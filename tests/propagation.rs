@@ -297,3 +297,122 @@ fn a_deleted_workspace_answers_410_until_restored_and_its_purge_reaches_engines(
     answers(404);
     cluster.converge(Duration::from_secs(10));
 }
+
+/// One request with extra headers (and a body for POST) to an engine.
+fn ask(
+    engine: &TestEngine,
+    method: &str,
+    code: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> ricochet_engine::test_util::Response {
+    let mut request = format!("{method} /{code} HTTP/1.1\r\nHost: localhost\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if method == "POST" {
+        request.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    let mut client = ricochet_engine::test_util::Client::connect(engine.addr());
+    client.send(request.as_bytes());
+    client.read_response(method == "HEAD").unwrap()
+}
+
+#[test]
+fn rules_cards_and_passwords_set_over_the_api_are_served_by_every_engine() {
+    let cluster = Cluster::start();
+    let api = cluster.api();
+    let created = api.post(
+        "/api/v1/links",
+        &json!({
+            "url": "https://e.com/default", "code": "spring", "title": "Spring <sale>",
+            "rules": [{"url": "https://e.com/fr", "conditions": [{"type": "language", "value": "fr"}]}],
+            "ios": "https://apps.e.com/ios",
+            "card": {"description": "Everything \"half\" price"},
+            "fallback_url": "https://e.com/over",
+        }),
+    );
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let id = created.body["id"].as_u64().unwrap();
+    let iphone = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1";
+    for engine in &cluster.engines {
+        assert!(eventually(Duration::from_secs(5), || {
+            ask(
+                engine,
+                "GET",
+                "spring",
+                &[("Accept-Language", "fr-FR, en;q=0.5")],
+                "",
+            )
+            .header("location")
+            .as_deref()
+                == Some("https://e.com/fr")
+        }));
+        let ios = ask(engine, "GET", "spring", &[("User-Agent", iphone)], "");
+        assert_eq!(
+            ios.header("location").as_deref(),
+            Some("https://apps.e.com/ios")
+        );
+        let card = ask(
+            engine,
+            "GET",
+            "spring",
+            &[("User-Agent", "Twitterbot/1.0")],
+            "",
+        );
+        assert_eq!(card.status, 200);
+        let page = card.text();
+        assert!(
+            page.contains("<title>Spring &lt;sale&gt;</title>"),
+            "{page}"
+        );
+        assert!(
+            page.contains("content=\"Everything &quot;half&quot; price\""),
+            "{page}"
+        );
+        assert_eq!(
+            location(engine, "spring").1.as_deref(),
+            Some("https://e.com/default")
+        );
+    }
+
+    // A password, then a disabled link with its fallback.
+    let patched = api.patch(
+        &format!("/api/v1/links/{id}"),
+        &json!({"password": "tulips in may"}),
+    );
+    assert_eq!(patched.status, 200, "{:?}", patched.body);
+    assert_eq!(patched.body["password_protected"], true);
+    for engine in &cluster.engines {
+        assert!(eventually(Duration::from_secs(5), || location(
+            engine, "spring"
+        )
+        .0 == 200));
+        let wrong = ask(engine, "POST", "spring", &[], "password=roses");
+        assert_eq!(wrong.status, 403);
+        let right = ask(engine, "POST", "spring", &[], "password=tulips+in+may");
+        assert_eq!(right.status, 303);
+        let pass = right.header("set-cookie").unwrap();
+        let pair = pass.split(';').next().unwrap();
+        let through = ask(engine, "GET", "spring", &[("Cookie", pair)], "");
+        assert_eq!(
+            through.header("location").as_deref(),
+            Some("https://e.com/default")
+        );
+    }
+    api.patch(
+        &format!("/api/v1/links/{id}"),
+        &json!({"state": "disabled"}),
+    );
+    for engine in &cluster.engines {
+        assert!(eventually(Duration::from_secs(5), || location(
+            engine, "spring"
+        ) == (
+            302,
+            Some("https://e.com/over".into())
+        )));
+    }
+    cluster.converge(Duration::from_secs(10));
+}
