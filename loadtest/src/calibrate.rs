@@ -18,6 +18,7 @@ use crate::run::{LoadSpec, RunSpec, run};
 use crate::schedule::Mode;
 use crate::stats::Progress;
 use crate::traffic::TrafficShape;
+use crate::visitors::Visitors;
 
 /// Where `calibrate` saves its result and reports look for it.
 pub const DEFAULT_CEILING_FILE: &str = "loadtest-results/ceiling.json";
@@ -41,6 +42,13 @@ pub struct Ceiling {
     pub wrk_rate: Option<f64>,
     pub generator_cpu: Option<usize>,
     pub server_cpu: Option<usize>,
+    /// "plain" or "varied" visitors (files saved before this field: plain).
+    #[serde(default = "plain")]
+    pub visitors: String,
+}
+
+fn plain() -> String {
+    "plain".into()
 }
 
 /// How to calibrate.
@@ -53,6 +61,9 @@ pub struct CalibrateOptions {
     pub server_cpu: Option<usize>,
     /// Also run wrk (found on PATH) for comparison.
     pub wrk: bool,
+    /// Who the generator's requests come from (varied visitors make larger
+    /// requests and cost the generator a little more).
+    pub visitors: Visitors,
 }
 
 impl Default for CalibrateOptions {
@@ -64,6 +75,7 @@ impl Default for CalibrateOptions {
             generator_cpu: None,
             server_cpu: None,
             wrk: false,
+            visitors: Visitors::Plain,
         }
     }
 }
@@ -92,7 +104,10 @@ pub fn calibrate(
                 cpus: options.generator_cpu.into_iter().collect(),
                 ..LoadSpec::default()
             },
-            shape: TrafficShape::default(),
+            shape: TrafficShape {
+                visitors: options.visitors.clone(),
+                ..TrafficShape::default()
+            },
             keys: keys.clone(),
             server_pid: None,
         };
@@ -128,6 +143,7 @@ pub fn calibrate(
         wrk_rate,
         generator_cpu: options.generator_cpu,
         server_cpu: options.server_cpu,
+        visitors: options.visitors.name().into(),
     })
 }
 

@@ -14,10 +14,11 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
+use crate::check::{Verdict, judge};
 use crate::error::{Error, Result};
 use crate::keys::KeySet;
 use crate::procstat;
-use crate::response::{BodyState, Head, parse_head};
+use crate::response::{BodyState, parse_head};
 use crate::schedule::Timetable;
 use crate::stats::{ErrorKind, LiveCounters, Recorder};
 use crate::traffic::{Method, Pick, RequestMaker};
@@ -83,7 +84,7 @@ struct Conn {
     in_flight: VecDeque<InFlight>,
     reading: Reading,
     /// Verdict and status of the response whose body is being read.
-    verdict: Option<ErrorKind>,
+    verdict: Verdict,
     status: u16,
     close_after: bool,
     failures: u32,
@@ -104,7 +105,7 @@ impl Conn {
             end: 0,
             in_flight: VecDeque::with_capacity(depth),
             reading: Reading::Head,
-            verdict: None,
+            verdict: Ok(0),
             status: 0,
             close_after: false,
             failures: 0,
@@ -440,7 +441,7 @@ impl Ctx<'_> {
         conn.start = 0;
         conn.end = 0;
         conn.reading = Reading::Head;
-        conn.verdict = None;
+        conn.verdict = Ok(0);
         conn.close_after = false;
     }
 
@@ -642,8 +643,7 @@ impl Ctx<'_> {
                         self.drop_connection(conn, Abandon::First(ErrorKind::Malformed), now);
                         return false;
                     };
-                    let verdict = judge(self.keys, front.pick, &head, self.unknown_status);
-                    conn.verdict = verdict;
+                    conn.verdict = judge(self.keys, front.pick, &head, self.unknown_status);
                     conn.status = head.status;
                     conn.close_after = head.close;
                     conn.start += head.head_len;
@@ -685,35 +685,11 @@ impl Ctx<'_> {
         let latency = micros(now.saturating_duration_since(request.intended));
         self.max_latency_us = self.max_latency_us.max(latency);
         self.rec.response(conn.status, latency, second);
-        match conn.verdict.take() {
-            None => self.rec.ok += 1,
-            Some(kind) => self.rec.error(kind, 1, second),
+        match std::mem::replace(&mut conn.verdict, Ok(0)) {
+            Ok(destination) => self.rec.correct(destination),
+            Err(kind) => self.rec.error(kind, 1, second),
         }
         conn.failures = 0;
         self.make_ready(index, conn);
-    }
-}
-
-/// Whether an answer is the one expected for its key.
-fn judge(keys: &KeySet, pick: Pick, head: &Head<'_>, unknown_status: u16) -> Option<ErrorKind> {
-    let index = match pick {
-        Pick::Unknown => {
-            return (head.status != unknown_status).then_some(ErrorKind::WrongStatus);
-        }
-        Pick::Known(index) => index,
-    };
-    let redirect = matches!(head.status, 301 | 302 | 303 | 307 | 308);
-    match keys.expected_status(index) {
-        Some(expected) if expected != head.status => return Some(ErrorKind::WrongStatus),
-        None if !redirect => return Some(ErrorKind::WrongStatus),
-        _ => {}
-    }
-    if !redirect {
-        return None;
-    }
-    match head.location {
-        None => Some(ErrorKind::MissingLocation),
-        Some(location) if keys.location_matches(index, location) => None,
-        Some(_) => Some(ErrorKind::WrongTarget),
     }
 }

@@ -12,13 +12,16 @@ use serde::Serialize;
 use crate::calibrate::Ceiling;
 use crate::edits::{EditTarget, measure};
 use crate::error::{Error, Result};
+use crate::geoip;
+use crate::keys::KeySet;
+use crate::networks::ClientNetworks;
 use crate::report::Report;
 use crate::restart::restart_during_run;
 use crate::run::{RunResult, RunSpec, run};
 use crate::seed::{seed_via_api, wait_served};
 use crate::stats::Progress;
 use crate::suite::{SeedMethod, Suite};
-use crate::target::{Target, uses};
+use crate::target::{SuiteFiles, Target, links_carry_behaviour, uses};
 
 /// Medians over rounds of one target in one phase.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -52,6 +55,9 @@ pub struct Ratio {
     pub p99: f64,
     pub p999: f64,
     pub server_cpu_per_request: Option<f64>,
+    /// `target`'s server CPU per request minus `baseline`'s, µs (what a
+    /// feature one target has and the other lacks costs per request).
+    pub server_cpu_per_request_difference_us: Option<f64>,
 }
 
 /// The median of some values (the mean of the middle two for an even count).
@@ -134,6 +140,13 @@ pub fn ratios(summary: &[SummaryRow]) -> Vec<Ratio> {
                     (Some(a), Some(b)) => Some(divide(a, b)),
                     _ => None,
                 },
+                server_cpu_per_request_difference_us: match (
+                    other.server_cpu_per_request_us,
+                    base.server_cpu_per_request_us,
+                ) {
+                    (Some(a), Some(b)) => Some(a - b),
+                    _ => None,
+                },
             });
         }
     }
@@ -164,36 +177,40 @@ pub fn execute(
                 .into(),
         ));
     }
-    let keys = Arc::new(suite.keys.load()?);
+    let keys = Arc::new(suite.keys.load()?.with_behaviour(suite.behaviour.clone()));
     std::fs::create_dir_all(&options.work_dir)
         .map_err(|e| Error::io(format!("cannot create {}", options.work_dir.display()), e))?;
-    let links_csv = options.work_dir.join("links.csv");
-    if suite.targets.iter().any(|t| uses(t, "links_csv")) {
-        eprintln!("writing {} links to {}", keys.len(), links_csv.display());
-        keys.write_import_csv(&links_csv)?;
-    }
-    let suite_dir = suite
-        .path
-        .as_deref()
-        .and_then(|p| p.parent())
-        .map(|p| p.to_path_buf())
-        .unwrap_or_else(|| PathBuf::from("."));
+    let files = SuiteFiles {
+        links_csv: options.work_dir.join("links.csv"),
+        links_jsonl: options.work_dir.join("links.jsonl"),
+        geoip_db: options.work_dir.join("geoip.mmdb"),
+        suite_dir: suite
+            .path
+            .as_deref()
+            .and_then(|p| p.parent())
+            .map(|p| p.to_path_buf())
+            .unwrap_or_else(|| PathBuf::from(".")),
+    };
+    write_files(suite, &keys, &files)?;
     let mut targets = Vec::new();
+    // Each target's answers are checked against its own links: with the
+    // behaviour's destinations only where its links carry it.
+    let mut target_keys: Vec<Arc<KeySet>> = Vec::new();
     for spec in &suite.targets {
-        targets.push(Target::prepare(
-            spec,
-            &options.work_dir,
-            &links_csv,
-            &suite_dir,
-            &keys,
-        )?);
+        targets.push(Target::prepare(spec, &options.work_dir, &files, &keys)?);
+        target_keys.push(
+            match keys.behaviour().is_some() && !links_carry_behaviour(spec) {
+                true => Arc::new(keys.with_behaviour(None)),
+                false => keys.clone(),
+            },
+        );
     }
     let mut report = Report::new(
         Some(suite.name.clone()),
         options.command.clone(),
         options.ceiling.clone(),
     );
-    for target in &targets {
+    for (target, keys) in targets.iter().zip(&target_keys) {
         let host = suite.host.clone().unwrap_or_else(|| target.host.clone());
         if suite.seed.method == SeedMethod::Api {
             let Some(api) = &target.api else {
@@ -202,7 +219,7 @@ pub fn execute(
             };
             let key = target.api_key()?;
             let started = Instant::now();
-            let summary = seed_via_api(api, &key, &keys, suite.seed.batch, &mut |done, total| {
+            let summary = seed_via_api(api, &key, keys, suite.seed.batch, &mut |done, total| {
                 if done % 50_000 < suite.seed.batch as u64 || done == total {
                     eprintln!("[{}] seeded {done}/{total}", target.name);
                 }
@@ -215,7 +232,7 @@ pub fn execute(
                 summary.failed,
                 started.elapsed().as_secs_f64()
             );
-            let waited = wait_served(&target.url, &host, &keys, keys.len() - 1, suite.seed.wait)?;
+            let waited = wait_served(&target.url, &host, keys, keys.len() - 1, suite.seed.wait)?;
             eprintln!(
                 "[{}] last seeded link served after {:.0} ms",
                 target.name,
@@ -224,7 +241,7 @@ pub fn execute(
         }
         // A target that does not answer correctly is still measured (its
         // errors are counted), but the report says so up front.
-        if let Err(e) = wait_served(&target.url, &host, &keys, 0, Duration::from_secs(5)) {
+        if let Err(e) = wait_served(&target.url, &host, keys, 0, Duration::from_secs(5)) {
             let note = format!(
                 "target {}: the first key was not served correctly before the run: {e}",
                 target.name
@@ -234,7 +251,7 @@ pub fn execute(
         }
     }
     for round in 1..=suite.repeat {
-        for target in targets.iter_mut() {
+        for (target, keys) in targets.iter_mut().zip(&target_keys) {
             if options.stop.load(std::sync::atomic::Ordering::Relaxed) {
                 break;
             }
@@ -270,7 +287,7 @@ pub fn execute(
                     server_pid: target.pid(),
                 };
                 let label = format!("[{}] {} #{round}", target.name, phase.name);
-                let result = run_phase(suite, target, &spec, &keys, options.stop, &mut |p| {
+                let result = run_phase(suite, target, &spec, keys, options.stop, &mut |p| {
                     progress(&label, p)
                 })?;
                 report.runs.push(result);
@@ -280,6 +297,45 @@ pub fn execute(
     drop(targets);
     report.finish();
     Ok(report)
+}
+
+/// Writes the files the targets use: `{links_csv}`, `{links_jsonl}`, `{geoip_db}`.
+fn write_files(suite: &Suite, keys: &KeySet, files: &SuiteFiles) -> Result<()> {
+    let used = |name: &str| suite.targets.iter().any(|t| uses(t, name));
+    if used("links_csv") {
+        eprintln!(
+            "writing {} links to {}",
+            keys.len(),
+            files.links_csv.display()
+        );
+        keys.write_import_csv(&files.links_csv)?;
+    }
+    if used("links_jsonl") {
+        eprintln!(
+            "writing {} links{} to {}",
+            keys.len(),
+            if keys.behaviour().is_some() {
+                " with their behaviour"
+            } else {
+                ""
+            },
+            files.links_jsonl.display()
+        );
+        keys.write_import_jsonl(&files.links_jsonl)?;
+    }
+    if used("geoip_db") {
+        let networks = match suite.traffic.visitors.networks() {
+            Some(networks) => networks.clone(),
+            None => ClientNetworks::generated(),
+        };
+        eprintln!(
+            "writing a GeoIP database of {} client networks to {}",
+            networks.len(),
+            files.geoip_db.display()
+        );
+        geoip::write_database(&networks, &files.geoip_db)?;
+    }
+    Ok(())
 }
 
 /// One phase, with the suite's edits or restart going on beside it.

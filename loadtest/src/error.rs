@@ -1,5 +1,6 @@
-//! The library's errors: bad suite and key files (with line numbers), failed
-//! control-plane calls, targets that do not start, and I/O with its context.
+//! The library's errors: bad suite, key and behaviour files (with line numbers
+//! or field paths), failed control-plane calls, targets that do not start,
+//! and I/O with its context.
 
 /// Everything the load tester's library can fail with. Request-level failures
 /// during a run are not errors: they are counted (see `stats::ErrorKind`).
@@ -20,6 +21,9 @@ pub enum Error {
         line: usize,
         message: String,
     },
+    /// A behaviour file (rules and variants) that does not parse or validate.
+    #[error("{path}: {message}")]
+    Behaviour { path: String, message: String },
     /// Reading or writing a file, spawning a process, binding a socket.
     #[error("{context}: {source}")]
     Io {

@@ -1,10 +1,13 @@
 //! The link set a run asks for: generated (any size, nothing stored) or read
 //! from a file (engine import CSV or one code a line), with each key's
-//! expected target so every answer can be checked.
+//! expected target so every answer can be checked, and the behaviour (rules,
+//! variants) its links may carry, whose destinations are accepted too.
 
 use std::fmt::Write as _;
 use std::path::Path;
+use std::sync::Arc;
 
+use crate::behaviour::Behaviour;
 use crate::error::{Error, Result};
 
 /// Status a generated link answers with unless configured otherwise.
@@ -65,19 +68,25 @@ struct LoadedKey {
 }
 
 #[derive(Debug)]
+struct LoadedKeys {
+    domains: Vec<String>,
+    text: String,
+    keys: Vec<LoadedKey>,
+}
+
+#[derive(Debug, Clone)]
 enum Source {
     Generated(GeneratedKeys),
-    Loaded {
-        domains: Vec<String>,
-        text: String,
-        keys: Vec<LoadedKey>,
-    },
+    Loaded(Arc<LoadedKeys>),
 }
 
 /// The keys of a run, shared read-only by every generator thread.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct KeySet {
     source: Source,
+    /// Rules and variants every link carries; their destinations are
+    /// accepted besides each link's own.
+    behaviour: Option<Arc<Behaviour>>,
 }
 
 impl KeySet {
@@ -96,6 +105,7 @@ impl KeySet {
         }
         Ok(Self {
             source: Source::Generated(spec),
+            behaviour: None,
         })
     }
 
@@ -160,19 +170,34 @@ impl KeySet {
             });
         }
         Ok(Self {
-            source: Source::Loaded {
+            source: Source::Loaded(Arc::new(LoadedKeys {
                 domains,
                 text,
                 keys,
-            },
+            })),
+            behaviour: None,
         })
+    }
+
+    /// The same keys (shared, not copied) with `behaviour` on every link,
+    /// or with none.
+    pub fn with_behaviour(&self, behaviour: Option<Arc<Behaviour>>) -> Self {
+        Self {
+            source: self.source.clone(),
+            behaviour,
+        }
+    }
+
+    /// The rules and variants the links carry, if any.
+    pub fn behaviour(&self) -> Option<&Arc<Behaviour>> {
+        self.behaviour.as_ref()
     }
 
     /// Number of keys.
     pub fn len(&self) -> u64 {
         match &self.source {
             Source::Generated(g) => g.count,
-            Source::Loaded { keys, .. } => keys.len() as u64,
+            Source::Loaded(loaded) => loaded.keys.len() as u64,
         }
     }
 
@@ -185,9 +210,11 @@ impl KeySet {
     pub fn write_code(&self, index: u64, out: &mut Vec<u8>) {
         match &self.source {
             Source::Generated(g) => out.extend_from_slice(&generated_code(g.seed, index)),
-            Source::Loaded { text, keys, .. } => {
-                let (start, len) = keys[index as usize].code;
-                out.extend_from_slice(&text.as_bytes()[start as usize..(start + len) as usize]);
+            Source::Loaded(loaded) => {
+                let (start, len) = loaded.keys[index as usize].code;
+                out.extend_from_slice(
+                    &loaded.text.as_bytes()[start as usize..(start + len) as usize],
+                );
             }
         }
     }
@@ -196,7 +223,7 @@ impl KeySet {
     pub fn domain(&self, index: u64) -> &str {
         match &self.source {
             Source::Generated(g) => &g.domains[(index % g.domains.len() as u64) as usize],
-            Source::Loaded { domains, keys, .. } => &domains[keys[index as usize].domain as usize],
+            Source::Loaded(loaded) => &loaded.domains[loaded.keys[index as usize].domain as usize],
         }
     }
 
@@ -204,30 +231,44 @@ impl KeySet {
     pub fn expected_status(&self, index: u64) -> Option<u16> {
         match &self.source {
             Source::Generated(g) => Some(g.status),
-            Source::Loaded { keys, .. } => match keys[index as usize].status {
+            Source::Loaded(loaded) => match loaded.keys[index as usize].status {
                 0 => None,
                 s => Some(s),
             },
         }
     }
 
-    /// Whether `location` is key `index`'s expected target (true when the
-    /// key file gave no URL).
+    /// Whether `location` is a target key `index` may redirect to: its own
+    /// (always, when the key file gave no URL) or one of its behaviour's.
     pub fn location_matches(&self, index: u64, location: &[u8]) -> bool {
-        match &self.source {
+        self.destination_of(index, location).is_some()
+    }
+
+    /// Which of key `index`'s targets `location` is: 0 for the key's own,
+    /// i + 1 for its behaviour's destination i; `None` for none of them.
+    #[inline]
+    pub fn destination_of(&self, index: u64, location: &[u8]) -> Option<usize> {
+        let own = match &self.source {
             Source::Generated(g) => {
                 let prefix = g.url_prefix.as_bytes();
                 location.len() == prefix.len() + GENERATED_CODE_LEN
                     && location.starts_with(prefix)
                     && location[prefix.len()..] == generated_code(g.seed, index)
             }
-            Source::Loaded { text, keys, .. } => match keys[index as usize].url {
+            Source::Loaded(loaded) => match loaded.keys[index as usize].url {
                 None => true,
                 Some((start, len)) => {
-                    &text.as_bytes()[start as usize..(start + len) as usize] == location
+                    &loaded.text.as_bytes()[start as usize..(start + len) as usize] == location
                 }
             },
+        };
+        if own {
+            return Some(0);
         }
+        self.behaviour
+            .as_ref()?
+            .destination_of(location)
+            .map(|at| at + 1)
     }
 
     /// Key `index` as strings.
@@ -237,9 +278,9 @@ impl KeySet {
         let code = String::from_utf8(code).unwrap_or_default();
         let url = match &self.source {
             Source::Generated(g) => Some(format!("{}{code}", g.url_prefix)),
-            Source::Loaded { text, keys, .. } => keys[index as usize]
+            Source::Loaded(loaded) => loaded.keys[index as usize]
                 .url
-                .map(|(start, len)| text[start as usize..(start + len) as usize].to_owned()),
+                .map(|(start, len)| loaded.text[start as usize..(start + len) as usize].to_owned()),
         };
         KeyRecord {
             domain: self.domain(index).to_owned(),
@@ -275,6 +316,43 @@ impl KeySet {
                 record.domain,
                 record.code,
                 url,
+                record.status.unwrap_or(DEFAULT_STATUS)
+            );
+            out.write_all(line.as_bytes()).map_err(write_err)?;
+        }
+        out.flush().map_err(write_err)
+    }
+
+    /// Writes the set as JSON Lines the engine imports (`domain`, `code`,
+    /// `url`, `status`), each link with the key set's behaviour (`rules`,
+    /// `variants`). Keys without a URL are refused.
+    pub fn write_import_jsonl(&self, path: &Path) -> Result<()> {
+        use std::io::Write;
+        let file = std::fs::File::create(path)
+            .map_err(|e| Error::io(format!("cannot create {}", path.display()), e))?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        let write_err = |e| Error::io(format!("cannot write {}", path.display()), e);
+        let tail = self.behaviour.as_ref().map_or("", |b| b.jsonl_tail());
+        let mut line = String::new();
+        let json = |text: &str| serde_json::to_string(text).expect("a string serializes");
+        for index in 0..self.len() {
+            let record = self.record(index);
+            let Some(url) = &record.url else {
+                return Err(Error::Invalid(format!(
+                    "key {} has no URL: an import file needs domain,code,url lines",
+                    record.code
+                )));
+            };
+            line.clear();
+            line.push('{');
+            if !record.domain.is_empty() {
+                let _ = write!(line, "\"domain\":{},", json(&record.domain));
+            }
+            let _ = writeln!(
+                line,
+                "\"code\":{},\"url\":{},\"status\":{}{tail}}}",
+                json(&record.code),
+                json(url),
                 record.status.unwrap_or(DEFAULT_STATUS)
             );
             out.write_all(line.as_bytes()).map_err(write_err)?;

@@ -2,23 +2,30 @@
 //! (open and closed loop, pipelining, Zipf traffic, answers checked against
 //! their keys), suites in TOML, side-by-side comparisons, tables and plots.
 //!
-//! Modules: `keys` (link sets), `traffic` (popularity, bots, unknown codes,
-//! request bytes), `response` (reading answers), `schedule` (open/closed
-//! loop), `client` (the connection driver), `stats` (counts), `run` (one
-//! measured run), `report` (tables, JSON), `plot` (SVG), `suite` (TOML
-//! suites), `target` (servers under test), `seed`, `edits`, `restart`,
-//! `compare`, `nginx` (the comparison config), `http` (a small blocking
-//! client), `fixed_server` and `calibrate` (the generator's own ceiling),
-//! `procstat` (CPU and memory from /proc).
+//! Modules: `keys` (link sets), `behaviour` (rules and variants every link
+//! carries), `traffic` (popularity, bots, unknown codes, request bytes),
+//! `visitors` (user agents, languages, client addresses), `networks` (client
+//! networks), `geoip` (a GeoIP database for them), `response` (reading
+//! answers), `check` (judging them), `schedule` (open/closed loop), `client`
+//! (the connection driver), `stats` (counts), `run` (one measured run),
+//! `report` (tables, JSON), `plot` (SVG), `suite` (TOML suites), `target`
+//! (servers under test), `seed`, `edits`, `restart`, `compare`, `nginx` (the
+//! comparison config), `http` (a small blocking client), `fixed_server` and
+//! `calibrate` (the generator's own ceiling), `procstat` (CPU and memory
+//! from /proc).
 
+pub mod behaviour;
 pub mod calibrate;
+pub mod check;
 pub mod client;
 pub mod compare;
 pub mod edits;
 pub mod error;
 pub mod fixed_server;
+pub mod geoip;
 pub mod http;
 pub mod keys;
+pub mod networks;
 pub mod nginx;
 pub mod plot;
 pub mod procstat;
@@ -34,9 +41,11 @@ pub mod target;
 #[cfg(feature = "test-util")]
 pub mod test_util;
 pub mod traffic;
+pub mod visitors;
 
 pub use error::{Error, Result};
 pub use keys::{GeneratedKeys, KeySet};
 pub use run::{LoadSpec, RunResult, RunSpec, run};
 pub use schedule::Mode;
 pub use traffic::{Method, Popularity, TrafficShape};
+pub use visitors::Visitors;

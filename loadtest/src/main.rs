@@ -9,15 +9,17 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
+use ricochet_loadtest::behaviour::Behaviour;
 use ricochet_loadtest::calibrate::{self, CalibrateOptions, DEFAULT_CEILING_FILE};
 use ricochet_loadtest::compare::{ExecOptions, execute};
 use ricochet_loadtest::keys::{DEFAULT_STATUS, DEFAULT_URL_PREFIX, GeneratedKeys};
+use ricochet_loadtest::networks::ClientNetworks;
 use ricochet_loadtest::nginx::{NginxOptions, write_config};
 use ricochet_loadtest::report::{Report, ceiling_line, progress_line, thousands};
 use ricochet_loadtest::stats::Progress;
 use ricochet_loadtest::suite::{KeysSource, Phase, SeedMethod, SeedSpec, Suite};
 use ricochet_loadtest::target::TargetSpec;
-use ricochet_loadtest::{LoadSpec, Method, Mode, Popularity, TrafficShape};
+use ricochet_loadtest::{LoadSpec, Method, Mode, Popularity, TrafficShape, Visitors};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -30,6 +32,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per process: boxing the larger arguments would spare nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// One run against one URL.
@@ -101,6 +105,35 @@ impl KeyArgs {
 }
 
 #[derive(Debug, Args)]
+struct VisitorArgs {
+    /// plain (a few user agents) or varied (weighted user agents and
+    /// languages, client addresses in X-Forwarded-For).
+    #[arg(long, default_value = "plain")]
+    visitors: String,
+    /// A network varied visitors come from, e.g. 81.2.69.0/24 (repeatable;
+    /// default: 50,000 IPv4 /24s and 10,000 IPv6 /48s, generated).
+    #[arg(long = "client-network")]
+    client_networks: Vec<String>,
+}
+
+impl VisitorArgs {
+    fn visitors(&self) -> anyhow::Result<Visitors> {
+        match self.visitors.as_str() {
+            "plain" if self.client_networks.is_empty() => Ok(Visitors::Plain),
+            "plain" => bail!("--client-network is for --visitors varied"),
+            "varied" if self.client_networks.is_empty() => {
+                Ok(Visitors::varied(ClientNetworks::generated()))
+            }
+            "varied" => Ok(Visitors::varied(Arc::new(
+                ClientNetworks::given(&self.client_networks)
+                    .map_err(|m| anyhow::anyhow!("--client-network: {m}"))?,
+            ))),
+            other => bail!("--visitors {other:?}: expected plain or varied"),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
 struct OutputArgs {
     /// Print the report as JSON on stdout (the table goes nowhere).
     #[arg(long)]
@@ -158,6 +191,12 @@ struct RunArgs {
     /// Share of requests with a crawler's user agent.
     #[arg(long, default_value_t = 0.0)]
     bot_share: f64,
+    #[command(flatten)]
+    visitors: VisitorArgs,
+    /// JSON file of the rules and variants the links carry ({"rules": […],
+    /// "variants": […]}): their destinations are correct answers too.
+    #[arg(long)]
+    behaviour: Option<PathBuf>,
     #[arg(long)]
     head: bool,
     /// Host header for keys on the default domain (default: the URL's).
@@ -252,6 +291,8 @@ struct CalibrateArgs {
     /// Also run wrk -t1 on the same CPU against the same server.
     #[arg(long)]
     wrk: bool,
+    #[command(flatten)]
+    visitors: VisitorArgs,
     /// Where to save the result for later reports.
     #[arg(long, default_value = DEFAULT_CEILING_FILE)]
     save: PathBuf,
@@ -385,11 +426,18 @@ fn run_command(args: RunArgs, stop: &AtomicBool, command_line: &str) -> anyhow::
         repeat: 1,
         host: args.host.clone(),
         keys: args.keys.source()?,
+        behaviour: args
+            .behaviour
+            .as_deref()
+            .map(Behaviour::from_file)
+            .transpose()?
+            .map(Arc::new),
         traffic: TrafficShape {
             popularity,
             unknown_share: args.unknown_share,
             bot_share: args.bot_share,
             method: if args.head { Method::Head } else { Method::Get },
+            visitors: args.visitors.visitors()?,
             ..TrafficShape::default()
         },
         warmup: args.warmup,
@@ -561,6 +609,7 @@ fn calibrate_command(args: CalibrateArgs, stop: &AtomicBool) -> anyhow::Result<(
         generator_cpu: args.generator_cpu,
         server_cpu: args.server_cpu,
         wrk: args.wrk,
+        visitors: args.visitors.visitors()?,
     };
     let mut printer = ProgressPrinter::new(args.json);
     let ceiling = calibrate::calibrate(&options, stop, &mut |label, p| printer.show(label, p));

@@ -72,6 +72,13 @@ impl Report {
                     thousands(ceiling)
                 ));
             }
+            let by_behaviour: u64 = run.destinations.iter().skip(1).map(|d| d.answers).sum();
+            if !run.destinations.is_empty() && run.ok > 0 && by_behaviour == 0 {
+                self.notes.push(format!(
+                    "{} {} round {}: every correct answer went to the links' own URLs, none to a rule or variant: either no visitor matched, or the target serves the links without their behaviour (were they imported from {{links_jsonl}}?)",
+                    run.target, run.phase, run.round
+                ));
+            }
             if run.generator.busy > 0.9 {
                 self.notes.push(format!(
                     "{} {} round {}: the generator was {:.0}% busy: the server may be faster than measured (add --threads or pin the generator to its own core)",
@@ -176,6 +183,20 @@ impl Report {
                     errors.join(", ")
                 },
             );
+            if !run.destinations.is_empty() && run.ok > 0 {
+                let shares: Vec<String> = run
+                    .destinations
+                    .iter()
+                    .map(|d| {
+                        format!(
+                            "{} {:.1}%",
+                            d.destination,
+                            100.0 * d.answers as f64 / run.ok as f64
+                        )
+                    })
+                    .collect();
+                let _ = writeln!(out, "  destinations: {}", shares.join(", "));
+            }
             if let Some(lag) = &run.send_lag_ms
                 && lag.p99 > 1.0
             {
@@ -271,9 +292,14 @@ impl Report {
                     r.p50,
                     r.p99,
                     r.p999,
-                    r.server_cpu_per_request
-                        .map(|v| format!(", server CPU per request ×{v:.2}"))
-                        .unwrap_or_default()
+                    match (
+                        r.server_cpu_per_request,
+                        r.server_cpu_per_request_difference_us
+                    ) {
+                        (Some(ratio), Some(difference)) =>
+                            format!(", server CPU per request ×{ratio:.2} ({difference:+.2} µs)"),
+                        _ => String::new(),
+                    }
                 );
             }
         }
@@ -357,7 +383,8 @@ pub fn ceiling_line(ceiling: Option<&Ceiling>) -> String {
         None => "Generator ceiling: not calibrated on this machine (run `ricochet-loadtest calibrate`); results near the generator's limit cannot be told from the server's.".into(),
         Some(c) => {
             let mut line = format!(
-                "Generator ceiling (one thread, fixed-response server, {}): {} req/s with {} connections, {} req/s pipelined ×{}",
+                "Generator ceiling (one thread, fixed-response server, {} visitors, {}): {} req/s with {} connections, {} req/s pipelined ×{}",
+                c.visitors,
                 c.measured_at,
                 thousands(c.rate),
                 c.connections,

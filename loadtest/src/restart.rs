@@ -80,10 +80,11 @@ pub fn restart_during_run(
         }
         if result.start_to_serving_ms.is_none()
             && let Ok(response) = probe_client.request("GET", &path, &[("Host", &host)], b"")
-            && record
-                .url
-                .as_deref()
-                .is_none_or(|u| response.location.as_deref() == Some(u))
+            && (record.url.is_none()
+                || response
+                    .location
+                    .as_deref()
+                    .is_some_and(|l| keys.location_matches(probe, l.as_bytes())))
             && (300..400).contains(&response.status)
         {
             result.start_to_serving_ms = Some(spawned.elapsed().as_secs_f64() * 1000.0);

@@ -210,6 +210,18 @@ pub struct RestartResult {
     pub errors: BTreeMap<String, u64>,
 }
 
+/// Correct answers that went to one target of the links (runs on links
+/// with behaviour).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DestinationCount {
+    /// A destination of the links' rules or variants, or [`OWN_URL`].
+    pub destination: String,
+    pub answers: u64,
+}
+
+/// How [`DestinationCount`] names each link's own URL.
+pub const OWN_URL: &str = "(the link's own URL)";
+
 /// Everything measured in one run.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunResult {
@@ -222,6 +234,10 @@ pub struct RunResult {
     pub responses: u64,
     /// Responses with the expected status and target.
     pub ok: u64,
+    /// Of those, how many went to each target the links' behaviour can
+    /// choose (empty for links without behaviour).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub destinations: Vec<DestinationCount>,
     /// Responses per second.
     pub throughput: f64,
     pub latency_ms: Latency,
@@ -433,6 +449,7 @@ fn summarize(
         sent: total.sent,
         responses: total.responses,
         ok: total.ok,
+        destinations: destination_counts(&spec.keys, &total.destinations),
         throughput: total.responses as f64 / elapsed_s,
         latency_ms: Latency::from_histogram(&total.latency),
         send_lag_ms: open.then(|| Latency::from_histogram(&total.send_lag)),
@@ -452,6 +469,21 @@ fn summarize(
         propagation: None,
         restart: None,
     }
+}
+
+/// Answers by destination, when the keys carry a behaviour.
+fn destination_counts(keys: &KeySet, counts: &[u64]) -> Vec<DestinationCount> {
+    let Some(behaviour) = keys.behaviour() else {
+        return Vec::new();
+    };
+    std::iter::once(OWN_URL)
+        .chain(behaviour.destinations().iter().map(String::as_str))
+        .enumerate()
+        .map(|(index, destination)| DestinationCount {
+            destination: destination.to_owned(),
+            answers: counts.get(index).copied().unwrap_or(0),
+        })
+        .collect()
 }
 
 /// Latency at percentiles spaced evenly on a log scale of 1/(1-p).

@@ -81,6 +81,9 @@ pub struct Recorder {
     pub responses: u64,
     /// Correct answers (expected status and target).
     pub ok: u64,
+    /// Correct answers by the key's target they went to: index 0 the key's
+    /// own, i + 1 its behaviour's destination i.
+    pub destinations: Vec<u64>,
     /// Responses per second of the run.
     pub per_second: Vec<u64>,
     /// Errors per second of the run.
@@ -109,6 +112,7 @@ impl Recorder {
             sent: 0,
             responses: 0,
             ok: 0,
+            destinations: Vec::new(),
             per_second: Vec::new(),
             errors_per_second: Vec::new(),
             cpu_ns: 0,
@@ -130,6 +134,14 @@ impl Recorder {
         bump(&mut self.per_second, second, 1);
     }
 
+    /// A correct answer that went to the key's target `destination`
+    /// (see `destinations`).
+    #[inline]
+    pub fn correct(&mut self, destination: usize) {
+        self.ok += 1;
+        bump(&mut self.destinations, destination, 1);
+    }
+
     pub fn errors_of(&self, kind: ErrorKind) -> u64 {
         self.errors[kind as usize]
     }
@@ -147,6 +159,9 @@ impl Recorder {
         self.sent += other.sent;
         self.responses += other.responses;
         self.ok += other.ok;
+        for (destination, n) in other.destinations.iter().enumerate() {
+            bump(&mut self.destinations, destination, *n);
+        }
         for (second, n) in other.per_second.iter().enumerate() {
             bump(&mut self.per_second, second, *n);
         }
@@ -158,6 +173,7 @@ impl Recorder {
     }
 }
 
+#[inline]
 fn bump(series: &mut Vec<u64>, index: usize, count: u64) {
     if series.len() <= index {
         series.resize(index + 1, 0);

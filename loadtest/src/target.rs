@@ -2,7 +2,8 @@
 //! The tool can run setup commands (e.g. an engine import), start the
 //! server, wait until it is ready, measure its CPU and memory, restart it,
 //! and stop it. Commands and URLs may use `{work}`, `{port}`,
-//! `{admin_port}`, `{api_port}`, `{links_csv}`, `{nginx_conf}`, `{suite_dir}`.
+//! `{admin_port}`, `{api_port}`, `{links_csv}`, `{links_jsonl}`,
+//! `{geoip_db}`, `{nginx_conf}`, `{suite_dir}`.
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
@@ -62,6 +63,20 @@ fn default_start_timeout() -> Duration {
     Duration::from_secs(120)
 }
 
+/// Files a suite writes once for all its targets, each only when a target
+/// uses its placeholder.
+#[derive(Debug, Clone)]
+pub struct SuiteFiles {
+    /// `{links_csv}`: the links alone, as the engine's import CSV.
+    pub links_csv: PathBuf,
+    /// `{links_jsonl}`: the links with the suite's behaviour, as JSON Lines.
+    pub links_jsonl: PathBuf,
+    /// `{geoip_db}`: a GeoIP database placing the visitors' client networks.
+    pub geoip_db: PathBuf,
+    /// `{suite_dir}`: the suite file's directory.
+    pub suite_dir: PathBuf,
+}
+
 /// Values substituted into a target's strings.
 #[derive(Debug, Clone)]
 pub struct Vars {
@@ -69,20 +84,22 @@ pub struct Vars {
     pub port: u16,
     pub admin_port: u16,
     pub api_port: u16,
-    pub links_csv: PathBuf,
+    pub files: SuiteFiles,
     pub nginx_conf: PathBuf,
-    pub suite_dir: PathBuf,
 }
 
 impl Vars {
     pub fn expand(&self, text: &str) -> String {
+        let files = &self.files;
         text.replace("{work}", &self.work.display().to_string())
             .replace("{port}", &self.port.to_string())
             .replace("{admin_port}", &self.admin_port.to_string())
             .replace("{api_port}", &self.api_port.to_string())
-            .replace("{links_csv}", &self.links_csv.display().to_string())
+            .replace("{links_csv}", &files.links_csv.display().to_string())
+            .replace("{links_jsonl}", &files.links_jsonl.display().to_string())
+            .replace("{geoip_db}", &files.geoip_db.display().to_string())
             .replace("{nginx_conf}", &self.nginx_conf.display().to_string())
-            .replace("{suite_dir}", &self.suite_dir.display().to_string())
+            .replace("{suite_dir}", &files.suite_dir.display().to_string())
     }
 }
 
@@ -102,6 +119,15 @@ pub fn uses(spec: &TargetSpec, name: &str) -> bool {
     spec.command.iter().any(|a| a.contains(&needle))
         || spec.setup.iter().flatten().any(|a| a.contains(&needle))
         || spec.env.values().any(|v| v.contains(&needle))
+}
+
+/// Whether a target's links carry the suite's behaviour, so that answers
+/// from its rules and variants are correct: it imports `{links_jsonl}`, or
+/// the tool does not load its links (a server given on the command line).
+/// A target importing `{links_csv}` or serving `{nginx_conf}` has the
+/// links alone, and only each link's own URL is correct.
+pub fn links_carry_behaviour(spec: &TargetSpec) -> bool {
+    uses(spec, "links_jsonl") || !(uses(spec, "links_csv") || uses(spec, "nginx_conf"))
 }
 
 /// A prepared target.
@@ -124,8 +150,7 @@ impl Target {
     pub fn prepare(
         spec: &TargetSpec,
         work_root: &Path,
-        links_csv: &Path,
-        suite_dir: &Path,
+        files: &SuiteFiles,
         keys: &KeySet,
     ) -> Result<Self> {
         let fail = |message: String| Error::Target {
@@ -140,9 +165,8 @@ impl Target {
             port: free_port()?,
             admin_port: free_port()?,
             api_port: free_port()?,
-            links_csv: links_csv.to_path_buf(),
+            files: files.clone(),
             nginx_conf: work.join("nginx").join("nginx.conf"),
-            suite_dir: suite_dir.to_path_buf(),
         };
         let url = Url::parse(&vars.expand(&spec.url))?;
         let addr = url.resolve()?;

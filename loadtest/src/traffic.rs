@@ -1,6 +1,7 @@
 //! Traffic shapes: which key each request asks for (uniform, Zipf, hot keys,
-//! sequential), a share of unknown codes and of bot user agents, and the
-//! request bytes themselves.
+//! sequential), a share of unknown codes and of bot user agents, who asks
+//! (plain or varied visitors, `visitors.rs`), and the request bytes
+//! themselves.
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -9,8 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::keys::KeySet;
+use crate::visitors::Visitors;
 
-/// User agents of crawlers and link-preview fetchers.
+/// User agents of crawlers and link-preview fetchers (plain visitors).
 pub const BOT_AGENTS: &[&str] = &[
     "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
     "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)",
@@ -22,7 +24,7 @@ pub const BOT_AGENTS: &[&str] = &[
     "Mozilla/5.0 (compatible; YandexBot/3.0; +http://yandex.com/bots)",
 ];
 
-/// User agents of ordinary browsers.
+/// User agents of ordinary browsers (plain visitors).
 pub const BROWSER_AGENTS: &[&str] = &[
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Safari/605.1.15",
@@ -76,6 +78,9 @@ pub struct TrafficShape {
     pub unknown_status: u16,
     /// Random seed of the generator threads (thread i uses seed + i).
     pub seed: u64,
+    /// Who sends the requests: their User-Agent, Accept-Language and
+    /// X-Forwarded-For.
+    pub visitors: Visitors,
 }
 
 impl Default for TrafficShape {
@@ -87,6 +92,7 @@ impl Default for TrafficShape {
             method: Method::Get,
             unknown_status: 404,
             seed: 1,
+            visitors: Visitors::Plain,
         }
     }
 }
@@ -224,11 +230,20 @@ impl RequestMaker {
         };
         out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
         out.extend_from_slice(host);
-        out.extend_from_slice(b"\r\nUser-Agent: ");
-        let agents = if bot { BOT_AGENTS } else { BROWSER_AGENTS };
-        let agent = agents[self.rng.random_range(0..agents.len())];
-        out.extend_from_slice(agent.as_bytes());
-        out.extend_from_slice(b"\r\nAccept: */*\r\n\r\n");
+        match &self.shape.visitors {
+            Visitors::Plain => {
+                out.extend_from_slice(b"\r\nUser-Agent: ");
+                let agents = if bot { BOT_AGENTS } else { BROWSER_AGENTS };
+                let agent = agents[self.rng.random_range(0..agents.len())];
+                out.extend_from_slice(agent.as_bytes());
+                out.extend_from_slice(b"\r\nAccept: */*\r\n\r\n");
+            }
+            Visitors::Varied(mix) => {
+                out.extend_from_slice(b"\r\n");
+                mix.render(&mut self.rng, bot, out);
+                out.extend_from_slice(b"\r\n");
+            }
+        }
     }
 
     pub fn method(&self) -> Method {
@@ -261,6 +276,72 @@ mod tests {
             .filter(|_| maker.pick(1).0 == Pick::Known(0))
             .count();
         assert!(first > 1000, "{first}");
+    }
+
+    #[test]
+    fn varied_visitors_send_the_three_headers_from_their_lists() {
+        use crate::networks::ClientNetworks;
+        use crate::visitors::{BOTS, BROWSERS, LANGUAGES};
+        let keys = KeySet::generated(GeneratedKeys {
+            count: 100,
+            ..GeneratedKeys::default()
+        })
+        .unwrap();
+        let shape = TrafficShape {
+            bot_share: 0.1,
+            visitors: Visitors::varied(ClientNetworks::generated()),
+            ..TrafficShape::default()
+        };
+        let mut maker = RequestMaker::new(&shape, &keys, "localhost:8080", 0).unwrap();
+        let mut out = Vec::new();
+        for _ in 0..4000 {
+            let (pick, bot) = maker.pick(1);
+            maker.render(&keys, pick, bot, &mut out);
+        }
+        // Back to back, as a pipelined connection sends them.
+        let (mut at, mut bots, mut v6) = (0, 0, 0);
+        let mut agents = std::collections::HashSet::new();
+        let mut languages = std::collections::HashSet::new();
+        for _ in 0..4000 {
+            let mut headers = [httparse::EMPTY_HEADER; 16];
+            let mut request = httparse::Request::new(&mut headers);
+            let httparse::Status::Complete(len) = request.parse(&out[at..]).unwrap() else {
+                panic!("a partial request");
+            };
+            at += len;
+            assert_eq!(request.method, Some("GET"));
+            assert_eq!(request.path.unwrap().len(), 9);
+            let header = |name: &str| {
+                let found: Vec<&str> = request
+                    .headers
+                    .iter()
+                    .filter(|h| h.name.eq_ignore_ascii_case(name))
+                    .map(|h| std::str::from_utf8(h.value).unwrap())
+                    .collect();
+                assert!(found.len() <= 1, "{name} twice");
+                found.first().copied()
+            };
+            assert_eq!(header("Host"), Some("localhost:8080"));
+            let agent = header("User-Agent").unwrap();
+            let language = header("Accept-Language");
+            if let Some(&(_, bot)) = BOTS.iter().find(|(_, a)| *a == agent) {
+                bots += 1;
+                assert_eq!(language, None, "{bot}");
+            } else {
+                assert!(BROWSERS.iter().any(|(_, a)| *a == agent), "{agent}");
+                let language = language.unwrap();
+                assert!(LANGUAGES.iter().any(|(_, l)| *l == language), "{language}");
+                languages.insert(language);
+            }
+            agents.insert(agent);
+            let client: std::net::IpAddr = header("X-Forwarded-For").unwrap().parse().unwrap();
+            v6 += usize::from(client.is_ipv6());
+        }
+        assert_eq!(at, out.len());
+        assert!((250..550).contains(&bots), "{bots}");
+        assert!((400..1000).contains(&v6), "{v6}");
+        assert!(agents.len() > 30, "{}", agents.len());
+        assert!(languages.len() > 10, "{}", languages.len());
     }
 
     #[test]

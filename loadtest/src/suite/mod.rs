@@ -1,21 +1,29 @@
-//! Suites: TOML files (see `config/loadtest/`) naming the link set, the
-//! traffic shape, the load phases, seeding, warm-up, repeats, edits or a
-//! restart during the run, and the targets. Every mistake is reported with
-//! the file's line and column.
+//! Suites: TOML files (see `config/loadtest/`) naming the link set and the
+//! behaviour its links carry, the traffic shape and its visitors, the load
+//! phases, seeding, warm-up, repeats, edits or a restart during the run, and
+//! the targets. Every mistake is reported with the file's line and column.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::behaviour::Behaviour;
 use crate::edits::EditsSpec;
 use crate::error::{Error, Result};
 use crate::keys::{DEFAULT_STATUS, DEFAULT_URL_PREFIX, GeneratedKeys, KeySet};
+use crate::networks::ClientNetworks;
 use crate::restart::RestartSpec;
 use crate::run::LoadSpec;
 use crate::schedule::Mode;
 use crate::target::TargetSpec;
 use crate::traffic::{Method, Popularity, TrafficShape};
+use crate::visitors::Visitors;
+
+mod locator;
+
+use locator::Locator;
 
 /// Where a suite's keys come from.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,6 +77,9 @@ pub struct Suite {
     /// Host header for keys on the default domain (else the target's).
     pub host: Option<String>,
     pub keys: KeysSource,
+    /// Rules and variants every link carries (`[keys] behaviour`): in the
+    /// `{links_jsonl}` import file, and accepted as answers.
+    pub behaviour: Option<Arc<Behaviour>>,
     pub traffic: TrafficShape,
     /// Unrecorded run before each target's phases in every round.
     pub warmup: Duration,
@@ -110,6 +121,7 @@ struct RawKeys {
     url_prefix: Option<String>,
     status: Option<u16>,
     seed: Option<u64>,
+    behaviour: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -124,6 +136,8 @@ struct RawTraffic {
     method: Option<String>,
     unknown_status: Option<u16>,
     seed: Option<u64>,
+    visitors: Option<String>,
+    client_networks: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -169,116 +183,25 @@ struct RawRestart {
     timeout: Option<String>,
 }
 
-/// Finds lines in the source for validation messages.
-struct Locator<'a> {
-    path: String,
-    source: &'a str,
-}
-
-impl Locator<'_> {
-    fn error_at_offset(&self, offset: usize, message: String) -> Error {
-        let before = &self.source[..offset.min(self.source.len())];
-        let line = before.matches('\n').count() + 1;
-        let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-        Error::Suite {
-            path: self.path.clone(),
-            line,
-            column,
-            message,
-        }
-    }
-
-    /// Line of `key` in table `section` (the `index`-th `[[section]]` for
-    /// arrays of tables; "" for the top level); the section's header, or
-    /// line 1, when the key is absent.
-    fn line_of(&self, section: &str, index: usize, key: &str) -> usize {
-        let mut current = String::new();
-        let mut seen = 0usize;
-        let mut header_line = None;
-        for (number, raw) in self.source.lines().enumerate() {
-            let line = raw.trim();
-            if line.starts_with('[') {
-                let name = line
-                    .trim_matches(|c| c == '[' || c == ']')
-                    .trim()
-                    .to_owned();
-                let is_array = line.starts_with("[[");
-                if name == section {
-                    if is_array {
-                        seen += 1;
-                    }
-                    if !is_array || seen == index + 1 {
-                        header_line = Some(number + 1);
-                        current = name;
-                        continue;
-                    }
-                }
-                current = format!("#other:{name}");
-                continue;
-            }
-            let in_section = if section.is_empty() {
-                current.is_empty()
-            } else {
-                current == section && header_line.is_some()
-            };
-            if in_section
-                && let Some(rest) = line.strip_prefix(key)
-                && rest.trim_start().starts_with('=')
-            {
-                return number + 1;
-            }
-        }
-        header_line.unwrap_or(1)
-    }
-
-    fn invalid(&self, section: &str, index: usize, key: &str, message: impl Into<String>) -> Error {
-        let line = self.line_of(section, index, key);
-        let where_ = if section.is_empty() {
-            key.to_owned()
-        } else {
-            format!("[{section}] {key}")
-        };
-        Error::Suite {
-            path: self.path.clone(),
-            line,
-            column: 1,
-            message: format!("{where_}: {}", message.into()),
-        }
-    }
-
-    fn duration(
-        &self,
-        section: &str,
-        index: usize,
-        key: &str,
-        text: Option<&String>,
-    ) -> Result<Option<Duration>> {
-        text.map(|t| {
-            humantime::parse_duration(t).map_err(|e| {
-                self.invalid(
-                    section,
-                    index,
-                    key,
-                    format!("{t:?} is not a duration ({e}); write e.g. \"30s\" or \"500ms\""),
-                )
-            })
-        })
-        .transpose()
-    }
-}
-
 impl Suite {
-    /// Reads and validates a suite file.
+    /// Reads and validates a suite file (and the behaviour file it names).
     pub fn from_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::io(format!("cannot read suite {}", path.display()), e))?;
-        let mut suite = Self::parse(&text, &path.display().to_string())?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let mut suite = Self::parse_in(&text, &path.display().to_string(), dir)?;
         suite.path = Some(path.to_path_buf());
         Ok(suite)
     }
 
-    /// Parses suite text; `name` is used in messages and as the default name.
+    /// Parses suite text; `name` is used in messages and as the default
+    /// name. A behaviour file is looked for from the current directory.
     pub fn parse(source: &str, name: &str) -> Result<Self> {
+        Self::parse_in(source, name, Path::new("."))
+    }
+
+    /// Parses suite text whose relative behaviour path starts from `dir`.
+    pub fn parse_in(source: &str, name: &str, dir: &Path) -> Result<Self> {
         let at = Locator {
             path: name.to_owned(),
             source,
@@ -287,6 +210,13 @@ impl Suite {
             let offset = e.span().map_or(0, |s| s.start);
             at.error_at_offset(offset, e.message().trim().to_owned())
         })?;
+        let behaviour = match raw.keys.as_ref().and_then(|k| k.behaviour.as_ref()) {
+            None => None,
+            Some(file) => Some(Arc::new(
+                Behaviour::from_file(&dir.join(file))
+                    .map_err(|e| at.invalid("keys", 0, "behaviour", e.to_string()))?,
+            )),
+        };
         let keys = convert_keys(&at, raw.keys)?;
         let traffic = convert_traffic(&at, &raw.traffic)?;
         if raw.load.name.is_some() {
@@ -320,6 +250,14 @@ impl Suite {
             });
         }
         let seed = convert_seed(&at, &raw.seed)?;
+        if behaviour.is_some() && seed.method == SeedMethod::Api {
+            return Err(at.invalid(
+                "seed",
+                0,
+                "method",
+                "links with a behaviour reach targets through {links_jsonl} (an engine import); seeding through the API sends them without it",
+            ));
+        }
         let edits = raw
             .edits
             .as_ref()
@@ -372,6 +310,7 @@ impl Suite {
             repeat,
             host: raw.host,
             keys,
+            behaviour,
             traffic,
             warmup,
             phases,
@@ -518,6 +457,34 @@ fn convert_traffic(at: &Locator<'_>, raw: &RawTraffic) -> Result<TrafficShape> {
             ));
         }
     };
+    let visitors = match raw.visitors.as_deref().unwrap_or("plain") {
+        "plain" => {
+            if raw.client_networks.is_some() {
+                return Err(at.invalid(
+                    "traffic",
+                    0,
+                    "client_networks",
+                    "only with visitors = \"varied\"",
+                ));
+            }
+            Visitors::Plain
+        }
+        "varied" => Visitors::varied(match &raw.client_networks {
+            None => ClientNetworks::generated(),
+            Some(list) => Arc::new(
+                ClientNetworks::given(list)
+                    .map_err(|m| at.invalid("traffic", 0, "client_networks", m))?,
+            ),
+        }),
+        other => {
+            return Err(at.invalid(
+                "traffic",
+                0,
+                "visitors",
+                format!("{other:?} is not \"plain\" or \"varied\""),
+            ));
+        }
+    };
     let shape = TrafficShape {
         popularity,
         unknown_share: raw.unknown_share.unwrap_or(0.0),
@@ -525,6 +492,7 @@ fn convert_traffic(at: &Locator<'_>, raw: &RawTraffic) -> Result<TrafficShape> {
         method,
         unknown_status: raw.unknown_status.unwrap_or(defaults.unknown_status),
         seed: raw.seed.unwrap_or(defaults.seed),
+        visitors,
     };
     shape.validate().map_err(|e| {
         let key = match &e {
@@ -710,6 +678,62 @@ mod tests {
         assert_eq!(suite.name, "x");
         assert_eq!(suite.phases.len(), 1);
         assert_eq!(suite.phases[0].load, LoadSpec::default());
+    }
+
+    #[test]
+    fn behaviour_and_visitors() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = r#"{"variants": [{"url": "https://a.example/", "weight": 50}, {"url": "https://b.example/", "weight": 50}]}"#;
+        std::fs::write(dir.path().join("ab.json"), good).unwrap();
+        let bad = r#"{"rules": [{"url": "https://x.example/", "conditions": [{"type": "device", "value": "phone"}]}]}"#;
+        std::fs::write(dir.path().join("bad.json"), bad).unwrap();
+        let text = |file: &str, traffic: &str| {
+            format!("[keys]\ngenerate = 10\nbehaviour = \"{file}\"\n\n[traffic]\n{traffic}\n")
+        };
+        let suite = Suite::parse_in(
+            &text("ab.json", "visitors = \"varied\""),
+            "s.toml",
+            dir.path(),
+        )
+        .unwrap();
+        let behaviour = suite.behaviour.expect("a behaviour");
+        assert_eq!(behaviour.destinations().len(), 2);
+        assert_eq!(suite.traffic.visitors.name(), "varied");
+        let err = |file: &str, traffic: &str| {
+            Suite::parse_in(&text(file, traffic), "s.toml", dir.path())
+                .unwrap_err()
+                .to_string()
+        };
+        let message = err("bad.json", "");
+        assert!(
+            message.starts_with("s.toml:3:1: [keys] behaviour: ")
+                && message.ends_with("bad.json: rules[0].conditions[0].value: device must be one of mobile, tablet, desktop"),
+            "{message}"
+        );
+        assert!(err("none.json", "").contains("cannot read behaviour file"));
+        let message = err("ab.json", "visitors = \"many\"");
+        assert!(
+            message.starts_with("s.toml:6:1: [traffic] visitors"),
+            "{message}"
+        );
+        let message = err("ab.json", "client_networks = [\"10.0.0.0/8\"]");
+        assert!(
+            message.contains("only with visitors = \"varied\""),
+            "{message}"
+        );
+        let message = err(
+            "ab.json",
+            "visitors = \"varied\"\nclient_networks = [\"10.0.0.0/40\"]",
+        );
+        assert!(
+            message.starts_with("s.toml:7:1: [traffic] client_networks"),
+            "{message}"
+        );
+        let message = err("ab.json", "[seed]\nmethod = \"api\"");
+        assert!(
+            message.contains("[seed] method: links with a behaviour"),
+            "{message}"
+        );
     }
 
     #[test]
