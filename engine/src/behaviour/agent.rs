@@ -45,6 +45,14 @@ thread_local! {
         RefCell::new(HashMap::default());
 }
 
+/// Compiles the user-agent rules on a thread of their own, so the first
+/// request that needs them (after a start) does not wait for it.
+pub fn warm_up() {
+    let _ = std::thread::Builder::new()
+        .name("ricochet-ua-rules".into())
+        .spawn(|| classify("Mozilla/5.0"));
+}
+
 /// The class of `user_agent`, from this thread's cache when seen before.
 pub fn class_of(user_agent: &[u8]) -> Rc<UaClass> {
     let user_agent = &user_agent[..user_agent.len().min(MAX_USER_AGENT)];

@@ -32,6 +32,8 @@ const CACHE: usize = 4_096;
 type Place = (Option<[u8; 2]>, Option<Rc<str>>);
 /// An Accept-Language value parsed: lowercase tags with q above 0, best first.
 type Languages = Rc<[(Box<str>, f32)]>;
+/// Local (weekday, minute of day) by (time zone, minute since the epoch).
+type Clocks = HashMap<(usize, i64), (u8, u16), RandomState>;
 
 thread_local! {
     /// GeoIP answers by subnet (where the database gives the whole subnet one answer).
@@ -40,8 +42,7 @@ thread_local! {
     static LANGUAGES: RefCell<HashMap<Box<[u8]>, Languages, RandomState>> =
         RefCell::new(HashMap::default());
     /// Local weekday and minute of day by (time zone, minute since the epoch).
-    static CLOCKS: RefCell<HashMap<(usize, i64), (u8, u16), RandomState>> =
-        RefCell::new(HashMap::default());
+    static CLOCKS: RefCell<Clocks> = RefCell::new(HashMap::default());
 }
 
 /// Inserts into a per-worker cache, starting it over when full.
