@@ -54,6 +54,17 @@ pub struct LinksConfig {
     pub max_bulk: usize,
     /// Codes nobody may take, on top of the built-in list.
     pub reserved_codes: Vec<String>,
+    /// A link created without a card (API and bulk, not import) gets the
+    /// title, description and image its destination's page declares,
+    /// fetched once at creation (public addresses only, see `crate::fetch`).
+    pub fetch_card_metadata: bool,
+    /// Those fetches may also reach loopback, RFC 1918, carrier-grade NAT
+    /// and unique-local addresses (never link-local such as cloud metadata).
+    pub fetch_allow_private: bool,
+    /// Time limit of one such fetch, redirects and body included (a bulk
+    /// create's fetches share one).
+    #[serde(with = "humantime_serde")]
+    pub fetch_timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -160,6 +171,9 @@ impl Default for LinksConfig {
             code_length: 7,
             max_bulk: 1000,
             reserved_codes: Vec::new(),
+            fetch_card_metadata: false,
+            fetch_allow_private: false,
+            fetch_timeout: crate::fetch::policy::DEFAULT_TIMEOUT,
         }
     }
 }
@@ -221,6 +235,11 @@ impl ControlConfig {
         }
         if !(1..=100_000).contains(&self.links.max_bulk) {
             problems.push("links.max_bulk must be between 1 and 100000".to_owned());
+        }
+        if !(Duration::from_millis(10)..=crate::fetch::policy::DEFAULT_TIMEOUT)
+            .contains(&self.links.fetch_timeout)
+        {
+            problems.push("links.fetch_timeout must be from 10ms to 5s".to_owned());
         }
         match ricochet_model::normalize_domain(&self.links.default_domain) {
             Ok(normalized) if normalized == self.links.default_domain => {}
@@ -305,7 +324,9 @@ mod tests {
         config.bus.url = "http://nope".into();
         config.accounts.first_owner_email = "not an email".into();
         config.accounts.session_idle_timeout = Duration::from_secs(3600 * 24 * 90);
+        config.links.fetch_timeout = Duration::from_secs(6);
         let err = config.validate().unwrap_err();
+        assert!(err.contains("links.fetch_timeout"), "{err}");
         assert!(
             err.contains("code_length") && err.contains("bus.url"),
             "{err}"

@@ -10,12 +10,17 @@
 //! - [`accounts`]: users, passwords and sign-in sessions.
 //! - [`workspaces`]: workspaces, members and roles, invitations, soft deletion.
 //! - [`mailer`]: invitation mail over SMTP, when configured.
+//! - [`fetch`]: fetching user-given URLs safely (public addresses only,
+//!   time and size limits), for card metadata and later webhooks.
+//! - [`cards`]: a link's card read from its destination's page at creation.
 //! - [`api`]: the actix-web routes, authentication, errors, OpenAPI.
 //! - [`publisher`]: changes and heartbeats onto the bus.
 
 pub mod accounts;
 pub mod api;
+pub mod cards;
 pub mod config;
+pub mod fetch;
 pub mod keys;
 pub mod mailer;
 pub mod publisher;
@@ -119,7 +124,7 @@ impl ControlPlane {
         )?;
         let now = ricochet_model::now_millis();
         let links = &config.links;
-        let service = LinkService::new(
+        let mut service = LinkService::new(
             store.clone(),
             LinkSettings::new(
                 &links.default_domain,
@@ -128,6 +133,15 @@ impl ControlPlane {
                 &links.reserved_codes,
             ),
         );
+        if links.fetch_card_metadata {
+            service = service.with_cards(cards::CardFetcher::new(fetch::Fetcher::new(
+                fetch::FetchPolicy {
+                    allow_private: links.fetch_allow_private,
+                    timeout: links.fetch_timeout,
+                    ..fetch::FetchPolicy::default()
+                },
+            )));
+        }
         service
             .register_default_domain(now)
             .map_err(|e| StartError::Config(e.to_string()))?;

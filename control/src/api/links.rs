@@ -20,7 +20,9 @@ const MAX_IDEMPOTENCY_KEY: usize = 255;
 
 /// Creates a link with a random or custom code, and its behaviour (rules,
 /// variants, fallback URL, card, ios, android), password and click limit
-/// when given.
+/// when given. With `links.fetch_card_metadata` on, a link without a card
+/// gets the one its destination's page declares (public addresses only);
+/// a failed fetch only leaves the card unset.
 #[utoipa::path(
     post, path = "/api/v1/links", tag = "links",
     request_body = CreateLink,

@@ -14,10 +14,13 @@
 //!   callers give them ([`BehaviourChanges`]).
 //! - [`access`]: the password (hashed before the write) and the click
 //!   limit ([`AccessChanges`]).
+//! - [`card`]: a new link's card read from its destination's page, when
+//!   card fetching is on (before the write).
 //! - [`error`]: why an operation was refused ([`LinkError`]).
 
 pub mod access;
 pub mod behaviour;
+pub mod card;
 pub mod error;
 pub mod input;
 pub mod utm;
@@ -33,6 +36,7 @@ pub use behaviour::BehaviourChanges;
 pub use error::LinkError;
 pub use input::{IdempotencyKey, LinkChanges, LinkQuery, NewLink, StoredAnswer};
 
+use crate::cards::CardFetcher;
 use crate::keys::random_string;
 use crate::store::{
     ControlStore, DEFAULT_WORKSPACE, DomainRecord, IdempotentResponse, LinkPage, WriteTxn,
@@ -101,6 +105,8 @@ impl LinkSettings {
 pub struct LinkService {
     store: Arc<ControlStore>,
     settings: Arc<LinkSettings>,
+    /// Reads the card of a new link without one from its destination.
+    cards: Option<Arc<CardFetcher>>,
 }
 
 impl LinkService {
@@ -108,7 +114,15 @@ impl LinkService {
         Self {
             store,
             settings: Arc::new(settings),
+            cards: None,
         }
+    }
+
+    /// This service, giving links created without a card the one their
+    /// destination's page declares (see [`card`]).
+    pub fn with_cards(mut self, cards: CardFetcher) -> Self {
+        self.cards = Some(Arc::new(cards));
+        self
     }
 
     pub fn store(&self) -> &Arc<ControlStore> {
@@ -119,7 +133,8 @@ impl LinkService {
         &self.settings
     }
 
-    /// Creates one link in `workspace`.
+    /// Creates one link in `workspace` (without a card, with the one its
+    /// destination declares when card fetching is on; see [`card`]).
     pub fn create(
         &self,
         workspace: &str,
@@ -127,8 +142,9 @@ impl LinkService {
         now: i64,
     ) -> Result<LinkRecord, LinkError> {
         let access = input.access.prepare()?;
+        let input = self.with_fetched_card(input);
         self.store
-            .write(|txn| self.stage_create(txn, workspace, input, &access, now))
+            .write(|txn| self.stage_create(txn, workspace, &input, &access, now))
     }
 
     /// Creates one link once per idempotency key: a retry with the same key
@@ -143,6 +159,11 @@ impl LinkService {
         answer: impl FnOnce(&LinkRecord) -> StoredAnswer,
     ) -> Result<StoredAnswer, LinkError> {
         let access = input.access.prepare()?;
+        // A retry is answered from the store: no second fetch.
+        let input = match self.store.idempotent_response(&idempotency.key)? {
+            Some(_) => std::borrow::Cow::Borrowed(input),
+            None => self.with_fetched_card(input),
+        };
         self.store.write(|txn| {
             if let Some(stored) = self.store.idempotent_response(&idempotency.key)? {
                 if stored.request_hash != idempotency.request_hash {
@@ -153,7 +174,7 @@ impl LinkService {
                     body: stored.body,
                 });
             }
-            let link = self.stage_create(txn, workspace, input, &access, now)?;
+            let link = self.stage_create(txn, workspace, &input, &access, now)?;
             let answer = answer(&link);
             txn.put_idempotent_response(
                 &idempotency.key,
@@ -169,7 +190,8 @@ impl LinkService {
     }
 
     /// Creates many links in one transaction; each item succeeds or fails
-    /// alone (one outcome per input, in order). A fault (see
+    /// alone (one outcome per input, in order). Cards are fetched first, a
+    /// few at a time within one time limit (see [`card`]). A fault (see
     /// [`LinkError::is_fault`]) fails the whole call and stores nothing.
     pub fn create_bulk(
         &self,
@@ -185,6 +207,7 @@ impl LinkService {
         }
         // Passwords are hashed before the transaction, each item alone.
         let accesses: Vec<_> = inputs.iter().map(|input| input.access.prepare()).collect();
+        let inputs = self.with_fetched_cards(inputs, |index| accesses[index].is_err());
         self.store.write(|txn| {
             let mut outcomes = Vec::with_capacity(inputs.len());
             for (input, access) in inputs.iter().zip(&accesses) {

@@ -1,6 +1,9 @@
 //! Test helpers (feature `test-util`): a control plane on loopback with a
-//! temporary store, a JSON client for its API, and a real `redis-server` on a
-//! free port that tests can stop and restart.
+//! temporary store, a JSON client for its API, a real `redis-server` on a
+//! free port that tests can stop and restart, and (in [`pages`]) a small
+//! web server that destinations can point at.
+
+pub mod pages;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
