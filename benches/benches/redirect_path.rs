@@ -6,6 +6,14 @@
 //! `handle_only/hit_5_rules` against `handle_only/hit_plain_visitors` is the
 //! cost of five rules (see `rules_against_plain`).
 //!
+//! `limited/*` (about 40 s more; `-- limited/` alone) is the cost of a
+//! redirect of a link with a click limit: handle, await the counter, write.
+//! `embedded_*` counts in a fjall store in `target/` (an fsync per batch);
+//! `redis_*` in a `redis-server` it starts on a free port (skipped when none
+//! is installed). `*_one_at_a_time` is one visitor's latency; `*_64_in_flight`
+//! is the time per redirect with 64 requests waiting at once (they share
+//! batches: one fsync or one pipeline).
+//!
 //! The connection's own parser (`http::conn::parse_one`) is private, so
 //! `parse` below repeats its work on the headers that matter (Host,
 //! Connection, Content-Length, Transfer-Encoding, Sec-Purpose, and the
@@ -24,8 +32,10 @@ use ricochet_benches::data::{self, CODE_LEN, SplitMix64};
 use ricochet_benches::traffic::{ACCEPT_LANGUAGES, Networks, USER_AGENTS, geo_database, pick};
 use ricochet_engine::LinkTable;
 use ricochet_engine::clicks::enrich::GeoDatabase;
-use ricochet_engine::http::{BatchClock, Clock, Handler, Method, Request, ResponseWriter};
+use ricochet_engine::http::{BatchClock, Clock, Handled, Handler, Method, Request, ResponseWriter};
+use ricochet_engine::limits::{FjallCounter, LimitCounter, RedisCounter};
 use ricochet_engine::redirect::{RedirectHandler, RedirectSettings};
+use ricochet_engine::store::LinkStore;
 use ricochet_model::LinkRecord;
 use ricochet_model::behaviour::{Condition, Device, Rule, Schedule, Variant};
 
@@ -50,6 +60,15 @@ Sec-Fetch-Site: none\r\nSec-Fetch-Mode: navigate\r\nSec-Fetch-User: ?1\r\nSec-Fe
 Accept-Encoding: gzip, deflate, br, zstd\r\nAccept-Language: en-US,en;q=0.9\r\n\r\n";
 const CODE_AT: usize = 5;
 const PEER: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7));
+
+/// The status of an answer written at once (deferred answers are 0).
+#[inline]
+fn status(handled: Handled) -> u16 {
+    match handled {
+        Handled::Answered(status) => status,
+        Handled::Deferred(_) => 0,
+    }
+}
 
 /// Parses one request head the way the engine's connection does.
 #[inline]
@@ -230,7 +249,7 @@ fn redirect_path(c: &mut Criterion) {
                     body: b"",
                 };
                 out.clear();
-                handler.handle(&request, ResponseWriter::close_after(&mut out, &clock))
+                status(handler.handle(&request, ResponseWriter::close_after(&mut out, &clock)))
             })
         });
     }
@@ -246,7 +265,7 @@ fn redirect_path(c: &mut Criterion) {
             b.iter(|| {
                 let request = parse(requests.next()).expect("valid request");
                 out.clear();
-                handler.handle(&request, ResponseWriter::close_after(&mut out, &clock))
+                status(handler.handle(&request, ResponseWriter::close_after(&mut out, &clock)))
             })
         });
     }
@@ -286,7 +305,7 @@ fn redirect_path(c: &mut Criterion) {
                     body: b"",
                 };
                 out.clear();
-                handler.handle(&request, ResponseWriter::close_after(&mut out, &clock))
+                status(handler.handle(&request, ResponseWriter::close_after(&mut out, &clock)))
             })
         });
     }
@@ -362,7 +381,7 @@ fn rules_against_plain(
                     body: b"",
                 };
                 out.clear();
-                handler.handle(&request, ResponseWriter::close_after(out, clock))
+                status(handler.handle(&request, ResponseWriter::close_after(out, clock)))
             })
         });
     }
@@ -404,5 +423,154 @@ fn with_five_rules(mut record: LinkRecord) -> LinkRecord {
     record
 }
 
-criterion_group!(benches, redirect_path);
+/// Limited links: a click limit no request reaches.
+const LIMITED_LINKS: usize = 1_024;
+/// Requests waiting at once in the `*_64_in_flight` cases.
+const IN_FLIGHT: u64 = 64;
+
+fn limited_redirects(c: &mut Criterion) {
+    let table = LinkTable::with_capacity(Some(data::DOMAIN), LIMITED_LINKS);
+    for i in 0..LIMITED_LINKS as u64 {
+        let mut record = data::record(i);
+        record.extensions.click_limit = Some(u64::MAX);
+        table.upsert(&record);
+    }
+    let table = Arc::new(table);
+    let codes = data::shuffled_codes(LIMITED_LINKS, 13);
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("a directory on disk");
+    let embedded: Arc<dyn LimitCounter> =
+        FjallCounter::open(LinkStore::open(dir.path()).expect("store opens")).expect("counter");
+    let redis = BenchRedis::start();
+    let mut counters = vec![("embedded", embedded)];
+    match &redis {
+        Some(server) => counters.push((
+            "redis",
+            RedisCounter::start(&server.url()).expect("counter"),
+        )),
+        None => eprintln!("redis-server is not installed: skipping limited/redis_*"),
+    }
+
+    let mut group = c.benchmark_group("limited");
+    group
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(5))
+        .sample_size(20);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let clock = Clock::batch();
+    let mut out = Vec::with_capacity(4096);
+    for (name, counter) in counters {
+        let settings = RedirectSettings::new(3600).with_counter(Some(counter.clone()));
+        let mut handler = RedirectHandler::new(table.clone(), Arc::new(settings), None);
+        let mut next = 0usize;
+        group.bench_function(format!("{name}_one_at_a_time"), |b| {
+            b.iter(|| {
+                let work = limited_request(&mut handler, &codes, &mut next);
+                runtime.block_on(async {
+                    let answer = work.await;
+                    out.clear();
+                    answer(ResponseWriter::close_after(&mut out, &clock))
+                })
+            })
+        });
+        group.bench_function(format!("{name}_64_in_flight"), |b| {
+            b.iter_custom(|iters| {
+                let started = Instant::now();
+                let mut left = iters;
+                while left > 0 {
+                    let batch = left.min(IN_FLIGHT);
+                    let works: Vec<_> = (0..batch)
+                        .map(|_| limited_request(&mut handler, &codes, &mut next))
+                        .collect();
+                    runtime.block_on(async {
+                        for work in works {
+                            let answer = work.await;
+                            out.clear();
+                            assert_eq!(answer(ResponseWriter::close_after(&mut out, &clock)), 302);
+                        }
+                    });
+                    left -= batch;
+                }
+                started.elapsed()
+            })
+        });
+        counter.stop();
+    }
+    group.finish();
+}
+
+/// Asks for the next limited link; its deferred answer.
+fn limited_request(
+    handler: &mut RedirectHandler,
+    codes: &[[u8; CODE_LEN]],
+    next: &mut usize,
+) -> ricochet_engine::http::Deferred {
+    let mut path = [b'/'; CODE_LEN + 1];
+    path[1..].copy_from_slice(&codes[*next % codes.len()]);
+    *next = next.wrapping_add(1);
+    let request = Request {
+        method: Method::Get,
+        path: &path,
+        query: b"",
+        host: Some(b"go.example"),
+        prefetch: false,
+        user_agent: b"curl/8.5.0",
+        referer: b"",
+        accept_language: b"",
+        cookie: b"",
+        forwarded_for: b"",
+        peer: Some(PEER),
+        body: b"",
+    };
+    let clock = Clock::batch();
+    let mut unused = Vec::new();
+    match handler.handle(&request, ResponseWriter::close_after(&mut unused, &clock)) {
+        Handled::Deferred(work) => work,
+        Handled::Answered(status) => panic!("a limited link answered {status} at once"),
+    }
+}
+
+/// A `redis-server` on a free port for the `redis_*` cases, killed on drop.
+struct BenchRedis {
+    port: u16,
+    child: std::process::Child,
+}
+
+impl BenchRedis {
+    fn start() -> Option<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Some(Self { port, child })
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+}
+
+impl Drop for BenchRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+criterion_group!(benches, redirect_path, limited_redirects);
 criterion_main!(benches);

@@ -6,6 +6,7 @@
 //! - [`http`]: connection handling over `httparse` (keep-alive, pipelining, limits).
 //! - [`redirect`]: the redirect handler (`GET`/`HEAD /{code}`).
 //! - [`behaviour`]: rules, splits, cards and fallbacks, compiled per link.
+//! - [`limits`]: click limits (`max_clicks`), counted in fjall or Redis.
 //! - [`admin`]: `/healthz`, `/readyz`, `/metrics` on a separate port.
 //! - [`server`]: starting workers (one per core, SO_REUSEPORT) and stopping them.
 //! - [`subscriber`]: applies bus changes in order, catching up from the change log.
@@ -19,6 +20,7 @@ pub mod config;
 pub mod http;
 pub mod import;
 pub mod intake;
+pub mod limits;
 pub mod redirect;
 pub mod server;
 pub mod stats;

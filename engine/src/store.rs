@@ -1,12 +1,13 @@
 //! The engine's fjall store: every link record it serves and the version of
 //! the last change it applied, written together in one atomic batch so a crash
-//! at any point leaves a table consistent with some applied version.
+//! at any point leaves a table consistent with some applied version; and the
+//! uses taken of limited links (`limits::FjallCounter`), synced per write.
 
 use std::path::Path;
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use ricochet_model::codec::{self, CodecError};
-use ricochet_model::{Change, ChangeOp, LinkKey, LinkRecord};
+use ricochet_model::{Change, ChangeOp, LinkId, LinkKey, LinkRecord};
 use thiserror::Error;
 
 const LAST_APPLIED: &[u8] = b"last_applied_version";
@@ -29,6 +30,8 @@ pub struct LinkStore {
     db: Database,
     links: Keyspace,
     meta: Keyspace,
+    /// Uses taken of limited links: link id (u64 BE) → count (u64 BE).
+    clicks_used: Keyspace,
 }
 
 impl std::fmt::Debug for LinkStore {
@@ -52,7 +55,13 @@ impl LinkStore {
             .map_err(open_error)?;
         let links = db.keyspace("links", KeyspaceCreateOptions::default)?;
         let meta = db.keyspace("meta", KeyspaceCreateOptions::default)?;
-        Ok(Self { db, links, meta })
+        let clicks_used = db.keyspace("clicks_used", KeyspaceCreateOptions::default)?;
+        Ok(Self {
+            db,
+            links,
+            meta,
+            clicks_used,
+        })
     }
 
     /// Version of the last change applied; 0 for a new store.
@@ -109,12 +118,42 @@ impl LinkStore {
         Ok(())
     }
 
+    /// Writes the uses taken of limited links in one atomic batch and syncs
+    /// it to disk (fsync) before returning.
+    pub fn write_clicks_used(&self, counts: &[(LinkId, u64)]) -> Result<(), StoreError> {
+        let mut batch = self.db.batch().durability(Some(PersistMode::SyncData));
+        for (link, used) in counts {
+            batch.insert(&self.clicks_used, link.to_be_bytes(), used.to_be_bytes());
+        }
+        batch.commit()?;
+        Ok(())
+    }
+
+    /// Visits every link's uses taken; `None` for a count that cannot be
+    /// read (the caller decides; entries with an unreadable key are skipped).
+    pub fn for_each_clicks_used(
+        &self,
+        mut visit: impl FnMut(LinkId, Option<u64>),
+    ) -> Result<(), StoreError> {
+        for item in self.clicks_used.iter() {
+            let (key, value) = item.into_inner()?;
+            let Ok(link) = <[u8; 8]>::try_from(&*key) else {
+                tracing::warn!(key = ?&*key, "skipping a click-limit count with an unreadable key");
+                continue;
+            };
+            let used = <[u8; 8]>::try_from(&*value).ok().map(u64::from_be_bytes);
+            visit(u64::from_be_bytes(link), used);
+        }
+        Ok(())
+    }
+
     /// Writes the in-memory part of the store (memtables) to table files and
     /// syncs, so the next open does not replay the journal: after a bulk
     /// import and at shutdown, this keeps start-up time to reading tables.
     pub fn flush(&self) -> Result<(), StoreError> {
         self.links.rotate_memtable_and_wait()?;
         self.meta.rotate_memtable_and_wait()?;
+        self.clicks_used.rotate_memtable_and_wait()?;
         self.persist()
     }
 

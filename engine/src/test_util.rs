@@ -1,9 +1,11 @@
 //! Test helpers (feature `test-util`): an engine on loopback ports with a
 //! temporary store, a raw HTTP/1.1 client that never follows redirects and
-//! shows exactly what the engine sent, and `eventually` for polling.
+//! shows exactly what the engine sent, a real `redis-server` on a free port,
+//! and `eventually` for polling.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ricochet_model::{Change, ChangeOp, LinkKey, LinkRecord, now_millis};
@@ -179,6 +181,78 @@ impl Drop for TestEngine {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// A free TCP port on loopback.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind a free port")
+        .local_addr()
+        .expect("local address")
+        .port()
+}
+
+/// A real `redis-server` child process on a free port.
+#[derive(Debug)]
+pub struct RedisServer {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    /// Starts one; panics with a hint when redis-server is not installed.
+    pub fn start() -> Self {
+        let mut server = Self {
+            port: free_port(),
+            child: None,
+        };
+        server.restart();
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// Kills the server (SIGKILL): connections drop, counts are lost.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port, empty.
+    pub fn restart(&mut self) {
+        self.kill();
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (./test.sh installs it)");
+        self.child = Some(child);
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        assert!(
+            eventually(Duration::from_secs(10), || TcpStream::connect(addr).is_ok()),
+            "redis-server did not start"
+        );
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Makes `config` count click limits in the Redis at `url` (its update bus;
+/// the control plane it names is never reached, so clicks are off).
+pub fn count_in_redis(config: &mut EngineConfig, url: &str) {
+    config.sync.bus = url.to_owned();
+    config.sync.control_url = format!("http://127.0.0.1:{}", free_port());
+    config.clicks.enabled = false;
 }
 
 /// A link record for tests (status 302), with an id no other record of

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 
 use crate::clicks::ClickStats;
 use crate::clicks::FjallSink;
-use crate::http::{Handler, Method, Request, ResponseWriter};
+use crate::http::{Handled, Handler, Method, Request, ResponseWriter};
 use crate::stats::{EngineStats, WorkerStats};
 use crate::table::LinkTable;
 use ricochet_clickstore::spill::SpillStats;
@@ -60,7 +60,13 @@ impl AdminHandler {
 }
 
 impl Handler for AdminHandler {
-    fn handle(&mut self, request: &Request<'_>, response: ResponseWriter<'_>) -> u16 {
+    fn handle(&mut self, request: &Request<'_>, response: ResponseWriter<'_>) -> Handled {
+        Handled::Answered(self.answer(request, response))
+    }
+}
+
+impl AdminHandler {
+    fn answer(&self, request: &Request<'_>, response: ResponseWriter<'_>) -> u16 {
         if matches!(request.method, Method::Post | Method::Other) {
             response
                 .start(405)

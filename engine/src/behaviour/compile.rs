@@ -2,13 +2,14 @@
 //! follows: destinations ready to copy into `Location`, conditions in a
 //! form that is cheap to test (CIDR ranges parsed, time zones loaded, text
 //! lowercased, cheap checks first), splits with their cookies, the card
-//! page rendered.
+//! page rendered, the click limit with its reached flag.
 
 use super::key::CookieKey;
 use super::page;
 use super::password::Gate;
 use super::split::Split;
 use super::visitor::Visitor;
+use crate::limits::ClickLimit;
 use ipnet::IpNet;
 use ricochet_model::LinkRecord;
 use ricochet_model::behaviour::{ChosenBy, Condition, Device, Os};
@@ -118,10 +119,13 @@ struct Step {
 pub struct Compiled {
     /// Where a gone link sends visitors.
     pub fallback: Option<Target>,
-    /// The card page, for crawlers.
+    /// The card page, for crawlers (without the destination when the link
+    /// has a click limit: showing it takes no use).
     pub card: Option<Box<[u8]>>,
     /// The password gate.
     pub password: Option<Gate>,
+    /// `max_clicks`: each redirect takes a use from the engine's counter.
+    pub limit: Option<ClickLimit>,
     steps: Box<[Step]>,
     default: Choice,
     /// Languages the link's conditions name (see [`Visitor`]).
@@ -142,6 +146,7 @@ impl Compiled {
             && extensions.ios.is_none()
             && extensions.android.is_none()
             && extensions.password_hash.is_none()
+            && extensions.click_limit.is_none()
         {
             return None;
         }
@@ -191,12 +196,13 @@ impl Compiled {
         let varies = !steps.is_empty() || matches!(default, Choice::Split(_));
         Some(Self {
             fallback: extensions.fallback_url.as_deref().map(Target::new),
-            card: extensions
-                .card
-                .as_ref()
-                .map(|card| page::card_page(record, card, &record.url)),
+            card: extensions.card.as_ref().map(|card| {
+                let destination = extensions.click_limit.is_none().then_some(&*record.url);
+                page::card_page(record, card, destination)
+            }),
             password: (extensions.password_hash.as_deref())
                 .map(|hash| Gate::new(hash, key, record.id, &record.code)),
+            limit: extensions.click_limit.map(ClickLimit::new),
             steps: steps.into(),
             default,
             languages: languages.into(),

@@ -10,7 +10,9 @@
 //!
 //! Order of evaluation: gone → fallback or 410; a password without a valid
 //! pass → the form; crawler and a card → the card page; `ios`, `android`, the rules in order (first match wins); the
-//! link's own split or destination.
+//! link's own split or destination. A link with a click limit (`max_clicks`,
+//! see `crate::limits`) declines prefetches before choosing, and redirects
+//! only once its counter granted a use (else the fallback, 410 or 503).
 //!
 //! - [`compile`]: records into plans ([`Compiled`], [`Target`], [`Choice`]).
 //! - [`visitor`]: what a request tells about its visitor, read lazily, and conditions checked against it.

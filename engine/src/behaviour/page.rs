@@ -1,7 +1,8 @@
-//! The two HTML pages the engine serves: a link's card for link-preview
+//! The HTML pages the engine serves: a link's card for link-preview
 //! crawlers (Open Graph and Twitter Card tags and a refresh to the
-//! destination), rendered when the link is compiled, and the page of a
-//! link that is gone. Every value is HTML-escaped.
+//! destination), rendered when the link is compiled, the page of a link
+//! that is gone, the password form, and the page of a limited link whose
+//! counter cannot answer. Every value is HTML-escaped.
 
 use html_escape::{encode_double_quoted_attribute, encode_text};
 use ricochet_model::LinkRecord;
@@ -19,6 +20,14 @@ pub const GONE_PAGE: &[u8] = b"<!doctype html>\n<html lang=\"en\"><head><meta ch
 <style>body{font:16px/1.5 system-ui,sans-serif;max-width:32rem;margin:15vh auto;padding:0 1rem;color:#222}</style>\
 </head><body><h1>This link is no longer available</h1>\
 <p>It has expired or was turned off by its owner.</p></body></html>\n";
+
+/// The page of a link with a click limit while its counter cannot answer (503).
+pub const UNAVAILABLE_PAGE: &[u8] = b"<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<meta name=\"robots\" content=\"noindex\"><title>Link unavailable</title>\
+<style>body{font:16px/1.5 system-ui,sans-serif;max-width:32rem;margin:15vh auto;padding:0 1rem;color:#222}</style>\
+</head><body><h1>This link is unavailable right now</h1>\
+<p>Try again in a moment.</p></body></html>\n";
 
 /// The form a password-protected link answers with; `error` adds a line
 /// above it. Nothing in it depends on the link.
@@ -46,13 +55,16 @@ button:focus,input:focus{{outline:3px solid #f59e0b;outline-offset:2px}}.error{{
     .into_bytes()
 }
 
-/// The card page of `link`, refreshing to `destination`.
-pub fn card_page(link: &LinkRecord, card: &Card, destination: &str) -> Box<[u8]> {
+/// The card page of `link`, refreshing to `destination`; without one (a
+/// link with a click limit, whose destination only a counted redirect may
+/// reveal) the page names no destination and does not refresh.
+pub fn card_page(link: &LinkRecord, card: &Card, destination: Option<&str>) -> Box<[u8]> {
+    let short_link = format!("{}/{}", link.domain, link.code);
     let title = card
         .title
         .as_deref()
         .or(link.title.as_deref())
-        .unwrap_or(destination);
+        .unwrap_or(destination.unwrap_or(&short_link));
     let attr = |text: &str| encode_double_quoted_attribute(text).into_owned();
     let mut meta = String::new();
     let mut tag = |kind: &str, name: &str, value: &str| {
@@ -77,6 +89,14 @@ pub fn card_page(link: &LinkRecord, card: &Card, destination: &str) -> Box<[u8]>
         }
         None => tag("name", "twitter:card", "summary"),
     }
+    let Some(destination) = destination else {
+        let page = format!(
+            "<!doctype html>\n<html><head><meta charset=\"utf-8\">\n<title>{title}</title>\n{meta}\
+</head><body><p>{title}</p></body></html>\n",
+            title = encode_text(title),
+        );
+        return page.into_bytes().into_boxed_slice();
+    };
     tag("property", "og:url", destination);
     let page = format!(
         "<!doctype html>\n<html><head><meta charset=\"utf-8\">\n<title>{title}</title>\n{meta}\
@@ -104,7 +124,7 @@ mod tests {
             description: Some("\" onmouseover=\"alert(2)".into()),
             image: Some("https://img.example/a.png?x=\"><script>".into()),
         };
-        let page = String::from_utf8(card_page(&link, &card, &link.url).to_vec()).unwrap();
+        let page = String::from_utf8(card_page(&link, &card, Some(&link.url)).to_vec()).unwrap();
         assert!(!page.contains("<script>"), "{page}");
         assert!(!page.contains("\" onmouseover"), "{page}");
         assert!(
@@ -128,16 +148,35 @@ mod tests {
     fn the_title_falls_back_to_the_link_then_the_destination() {
         let mut link = LinkRecord::new(1, "go.example", "c", "https://example.com/", 0).unwrap();
         link.title = Some("Spring sale".into());
-        let page =
-            String::from_utf8(card_page(&link, &Card::default(), &link.url).to_vec()).unwrap();
+        let page = String::from_utf8(card_page(&link, &Card::default(), Some(&link.url)).to_vec())
+            .unwrap();
         assert!(page.contains("<title>Spring sale</title>"), "{page}");
         assert!(page.contains("content=\"summary\""), "{page}");
         link.title = None;
-        let page =
-            String::from_utf8(card_page(&link, &Card::default(), &link.url).to_vec()).unwrap();
+        let page = String::from_utf8(card_page(&link, &Card::default(), Some(&link.url)).to_vec())
+            .unwrap();
         assert!(
             page.contains("<title>https://example.com/</title>"),
             "{page}"
         );
+    }
+
+    #[test]
+    fn a_card_without_destination_names_none() {
+        let mut link =
+            LinkRecord::new(1, "go.example", "once", "https://secret.example/doc", 0).unwrap();
+        let card = Card {
+            description: Some("A one-time document".into()),
+            ..Card::default()
+        };
+        let page = String::from_utf8(card_page(&link, &card, None).to_vec()).unwrap();
+        assert!(!page.contains("secret.example"), "{page}");
+        assert!(!page.contains("refresh"), "{page}");
+        assert!(!page.contains("og:url"), "{page}");
+        assert!(page.contains("<title>go.example/once</title>"), "{page}");
+        assert!(page.contains("A one-time document"), "{page}");
+        link.title = Some("Board pack".into());
+        let page = String::from_utf8(card_page(&link, &card, None).to_vec()).unwrap();
+        assert!(page.contains("<title>Board pack</title>"), "{page}");
     }
 }

@@ -11,7 +11,7 @@ use tokio::time::{Instant, timeout_at};
 
 use super::clock::{BatchClock, Clock};
 use super::response::{Persistence, ResponseWriter};
-use super::{ConnectionObserver, Deferred, Handler, Method, Request};
+use super::{ConnectionObserver, Deferred, Handled, Handler, Method, Request};
 
 /// Most header lines accepted in one request.
 const MAX_HEADERS: usize = 64;
@@ -354,23 +354,21 @@ fn parse_one<H: Handler>(
         (false, 0) => Persistence::KeepAliveHttp10,
         (false, _) => Persistence::KeepAlive,
     };
-    if method == Method::Post
-        && let Some(work) = handler.defer(&request)
-    {
-        return Parsed::Deferred {
+    let head_only = method == Method::Head;
+    let writer = ResponseWriter::new(out, clock, head_only, persistence);
+    match handler.handle(&request, writer) {
+        Handled::Answered(status) => Parsed::Answered {
+            length: head_length + body,
+            status,
+            keep_alive: !close,
+        },
+        Handled::Deferred(work) => Parsed::Deferred {
             length: head_length + body,
             keep_alive: !close,
-            head_only: false,
+            head_only,
             persistence,
             work,
-        };
-    }
-    let writer = ResponseWriter::new(out, clock, method == Method::Head, persistence);
-    let status = handler.handle(&request, writer);
-    Parsed::Answered {
-        length: head_length + body,
-        status,
-        keep_alive: !close,
+        },
     }
 }
 

@@ -52,20 +52,24 @@ pub struct Request<'a> {
 /// An answer written once asynchronous work is done.
 pub type DeferredAnswer = Box<dyn for<'w> FnOnce(ResponseWriter<'w>) -> u16>;
 
-/// Work a request needs off the worker's thread (a password check): the
-/// connection awaits it, then writes its answer in the request's place.
+/// Work a request needs off the worker's thread (a password check, a
+/// click-limit count): the connection awaits it, then writes its answer in
+/// the request's place.
 pub type Deferred = Pin<Box<dyn Future<Output = DeferredAnswer>>>;
 
-/// Answers requests on one connection. Implementations append exactly one
-/// complete response per call through the [`ResponseWriter`] and return its status.
-pub trait Handler {
-    fn handle(&mut self, request: &Request<'_>, response: ResponseWriter<'_>) -> u16;
+/// What a handler made of one request.
+pub enum Handled {
+    /// The response is written; its status.
+    Answered(u16),
+    /// Nothing is written yet: the answer comes when the work is done.
+    Deferred(Deferred),
+}
 
-    /// Asked first for POST requests: work to await before answering, or
-    /// `None` to answer through [`Handler::handle`]. GET and HEAD never come here.
-    fn defer(&mut self, _request: &Request<'_>) -> Option<Deferred> {
-        None
-    }
+/// Answers requests on one connection. Implementations either append exactly
+/// one complete response through the [`ResponseWriter`] and return its
+/// status, or write nothing and return the work their answer waits on.
+pub trait Handler {
+    fn handle(&mut self, request: &Request<'_>, response: ResponseWriter<'_>) -> Handled;
 }
 
 /// Counts a worker keeps about its connections and responses.

@@ -32,6 +32,7 @@ use crate::clicks::{ClickParts, ClickPipeline, ClickReader, ClickStats, open_geo
 use crate::config::EngineConfig;
 use crate::http::ConnectionLimits;
 use crate::intake::ChangeIntake;
+use crate::limits::{LimitCounter, start_counter};
 use crate::redirect::RedirectSettings;
 use crate::stats::{EngineStats, WorkerStats};
 use crate::store::{LinkStore, StoreError};
@@ -82,6 +83,7 @@ pub struct Engine {
     threads: Vec<JoinHandle<()>>,
     clicks: Option<ClickPipeline>,
     click_store: Option<ClickStore>,
+    counter: Arc<dyn LimitCounter>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -124,6 +126,7 @@ impl Engine {
         let table = Arc::new(LinkTable::new(config.default_domain()).with_cookie_key(cookie_key));
         let geo = open_geo(&config)?;
         let stats = Arc::new(EngineStats::default());
+        let counter = start_counter(&config.sync, &store).map_err(StartError::Config)?;
         let intake = Arc::new(ChangeIntake::new(store, table.clone(), stats.clone())?);
 
         let workers = config.worker_count();
@@ -181,7 +184,8 @@ impl Engine {
                 RedirectSettings::new(config.redirect.permanent_max_age.as_secs())
                     .trusting_forwarded_for(config.clicks.trust_forwarded_for)
                     .with_geo(geo)
-                    .with_verifier(Some(Verifier::start().map_err(StartError::Thread)?)),
+                    .with_verifier(Some(Verifier::start().map_err(StartError::Thread)?))
+                    .with_counter(Some(counter.clone())),
             ),
             limits: ConnectionLimits {
                 max_header_bytes: config.server.max_header_bytes,
@@ -207,6 +211,7 @@ impl Engine {
             threads,
             clicks,
             click_store,
+            counter,
         })
     }
 
@@ -233,6 +238,11 @@ impl Engine {
     /// windows are shipped to the control plane).
     pub fn click_reader(&self) -> Option<Arc<dyn ClickReader>> {
         self.click_store.as_ref()?.reader().cloned()
+    }
+
+    /// The counter of links with a click limit.
+    pub fn click_limits(&self) -> &Arc<dyn LimitCounter> {
+        &self.counter
     }
 
     /// Counters of the click pipeline.
@@ -274,6 +284,8 @@ impl Engine {
         if let Some(store) = &self.click_store {
             let _ = store.persist();
         }
+        // Workers are gone: no take is waiting.
+        self.counter.stop();
         if let Err(error) = self.intake.store().flush() {
             tracing::warn!(%error, "could not flush the link store at shutdown");
         }

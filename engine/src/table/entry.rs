@@ -28,6 +28,9 @@ const FLAG_FRAGMENT: u8 = 1 << 3;
 const STATE_SHIFT: u8 = 4;
 /// The link has behaviour: its plan is in the table's plans, by link id.
 const FLAG_PLANNED: u8 = 1 << 6;
+/// The link's plan has a click limit: without its plan (a purge under way)
+/// the entry must not redirect.
+const FLAG_LIMITED: u8 = 1 << 7;
 
 /// What the engine answers for a link at a given instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +75,9 @@ impl LinkEntry {
         }
         if planned {
             flags |= FLAG_PLANNED;
+            if record.extensions.click_limit.is_some() {
+                flags |= FLAG_LIMITED;
+            }
         }
         let optional = if record.expires_at.is_some() { 8 } else { 0 }
             + if fragment.is_some() { 2 } else { 0 };
@@ -157,6 +163,12 @@ impl LinkEntry {
     #[inline]
     pub fn is_planned(&self) -> bool {
         self.flags() & FLAG_PLANNED != 0
+    }
+
+    /// Whether the link's plan has a click limit.
+    #[inline]
+    pub fn is_limited(&self) -> bool {
+        self.flags() & FLAG_LIMITED != 0
     }
 
     pub fn state(&self) -> LinkState {
@@ -323,5 +335,17 @@ mod tests {
         assert_eq!(entry.fragment_at(), entry.url().len());
         record.state = LinkState::Deleted;
         assert_eq!(LinkEntry::new(0, &record).state(), LinkState::Deleted);
+    }
+
+    #[test]
+    fn planned_links_with_a_click_limit_are_flagged() {
+        let mut record = LinkRecord::new(1, "a.example", "x", "https://example.org/", 0).unwrap();
+        assert!(!LinkEntry::with_plan(0, &record, true).is_limited());
+        record.extensions.click_limit = Some(3);
+        let entry = LinkEntry::with_plan(0, &record, true);
+        assert!(entry.is_planned() && entry.is_limited());
+        assert_eq!(entry.state(), LinkState::Active);
+        assert_eq!(entry.answer(0), Answer::Redirect);
+        assert!(!LinkEntry::new(0, &record).is_limited());
     }
 }

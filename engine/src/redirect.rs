@@ -1,7 +1,11 @@
 //! The redirect handler: `GET`/`HEAD /{code}` on the request's Host, answered
 //! from the link table with the link's status and `Location`. Everything that
 //! can be prepared when a link changes is prepared then (see `table::entry`);
-//! per request this looks up two hashes and copies a few slices.
+//! per request this looks up two hashes and copies a few slices. `POST
+//! /{code}` takes a password form; links with a click limit answer once their
+//! counter took a use (`limited`).
+
+mod limited;
 
 use std::sync::Arc;
 
@@ -13,7 +17,8 @@ use crate::behaviour::{Choice, Compiled, Target, Visitor};
 use crate::clicks::ClickSender;
 use crate::clicks::enrich::GeoDatabase;
 use crate::clicks::event::ClickEvent;
-use crate::http::{Deferred, DeferredAnswer, Handler, Method, Request, ResponseWriter};
+use crate::http::{Deferred, DeferredAnswer, Handled, Handler, Method, Request, ResponseWriter};
+use crate::limits::LimitCounter;
 use crate::table::{Answer, LinkEntry, LinkTable};
 use ricochet_model::behaviour::Chosen;
 use ricochet_model::validate::{MAX_URL_LEN, is_valid_code};
@@ -30,6 +35,8 @@ pub struct RedirectSettings {
     geo: Option<Arc<GeoDatabase>>,
     /// Checks passwords of protected links off the workers.
     verifier: Option<Arc<Verifier>>,
+    /// Counts the uses of links with a click limit; without one, they answer 503.
+    counter: Option<Arc<dyn LimitCounter>>,
 }
 
 impl RedirectSettings {
@@ -40,7 +47,13 @@ impl RedirectSettings {
             trust_forwarded_for: false,
             geo: None,
             verifier: None,
+            counter: None,
         }
+    }
+
+    pub fn with_counter(mut self, counter: Option<Arc<dyn LimitCounter>>) -> Self {
+        self.counter = counter;
+        self
     }
 
     pub fn with_verifier(mut self, verifier: Option<Arc<Verifier>>) -> Self {
@@ -92,32 +105,40 @@ const NO_STORE: &[u8] = b"Cache-Control: no-store\r\n";
 
 impl Handler for RedirectHandler {
     #[inline]
-    fn handle(&mut self, request: &Request<'_>, response: ResponseWriter<'_>) -> u16 {
+    fn handle(&mut self, request: &Request<'_>, response: ResponseWriter<'_>) -> Handled {
         if matches!(request.method, Method::Post | Method::Other) {
+            if request.method == Method::Post
+                && let Some(work) = self.check_password(request)
+            {
+                return Handled::Deferred(work);
+            }
             response
                 .start(405)
                 .header(b"Allow", b"GET, HEAD")
                 .header(b"Content-Type", b"text/plain; charset=utf-8")
                 .finish(b"method not allowed\n");
-            return 405;
+            return Handled::Answered(405);
         }
         let Some(code) = request.path.strip_prefix(b"/").filter(|c| is_valid_code(c)) else {
-            return not_found(response);
+            return Handled::Answered(not_found(response));
         };
         let reader = self.table.reader();
         let Some(domain) = reader.domain_for_host(request.host) else {
-            return not_found(response);
+            return Handled::Answered(not_found(response));
         };
         let Some(entry) = reader.get(domain, code) else {
-            return not_found(response);
+            return Handled::Answered(not_found(response));
         };
-        if entry.is_planned()
-            && let Some(plan) = reader.plan(entry.link_id())
-        {
-            return self.answer_planned(request, response, entry, plan);
+        if entry.is_planned() {
+            match reader.plan(entry.link_id()) {
+                Some(plan) => return self.answer_planned(request, response, entry, plan),
+                // Purged while this request looked: nothing counts its use.
+                None if entry.is_limited() => return Handled::Answered(gone(response)),
+                None => {}
+            }
         }
         if entry.answer(response.clock().now_ms) == Answer::Gone {
-            return gone(response);
+            return Handled::Answered(gone(response));
         }
 
         let status = entry.status();
@@ -138,12 +159,15 @@ impl Handler for RedirectHandler {
             head = head.raw_line(&self.settings.permanent_cache_line);
         }
         head.finish(b"");
-        status
+        Handled::Answered(status)
     }
+}
 
+impl RedirectHandler {
     /// A password form's POST: checked on the verifier thread, answered 303
     /// back to the link with a pass, 403 with the form again, 429 or 503.
-    fn defer(&mut self, request: &Request<'_>) -> Option<Deferred> {
+    /// `None` when the link has no password (the POST then gets 405).
+    fn check_password(&self, request: &Request<'_>) -> Option<Deferred> {
         let code = request
             .path
             .strip_prefix(b"/")
@@ -266,44 +290,53 @@ impl RedirectHandler {
         destination: u16,
     ) {
         if let Some(clicks) = &self.clicks
-            && request.method == Method::Get
-            && !request.prefetch
+            && let Some(event) = self.click_event(request, response, entry, destination)
         {
-            clicks.send(
-                ClickEvent::new(
-                    entry.link_id(),
-                    response.clock().now_ms,
-                    self.client(request),
-                    request.user_agent,
-                    request.referer,
-                    request.accept_language,
-                    request.query,
-                )
-                .with_destination(destination),
-            );
+            clicks.send(event);
         }
     }
 
-    /// A link with a plan: fallback, card, rules and splits.
+    /// The click a GET that is not a browser prefetch makes, when clicks are
+    /// captured.
+    #[inline]
+    fn click_event(
+        &self,
+        request: &Request<'_>,
+        response: &ResponseWriter<'_>,
+        entry: &LinkEntry,
+        destination: u16,
+    ) -> Option<ClickEvent> {
+        if self.clicks.is_none() || request.method != Method::Get || request.prefetch {
+            return None;
+        }
+        Some(
+            ClickEvent::new(
+                entry.link_id(),
+                response.clock().now_ms,
+                self.client(request),
+                request.user_agent,
+                request.referer,
+                request.accept_language,
+                request.query,
+            )
+            .with_destination(destination),
+        )
+    }
+
+    /// A link with a plan: fallback, password, card, click limit, rules and splits.
     fn answer_planned(
         &self,
         request: &Request<'_>,
         response: ResponseWriter<'_>,
         entry: &LinkEntry,
         plan: &Compiled,
-    ) -> u16 {
+    ) -> Handled {
         let now = response.clock().now_ms;
         if entry.answer(now) == Answer::Gone {
-            let Some(fallback) = &plan.fallback else {
-                return gone(response);
-            };
-            let mut head = response.start(302).raw_line(NO_STORE);
-            let out = head.buffer();
-            out.extend_from_slice(b"Location: ");
-            out.extend_from_slice(fallback.url());
-            out.extend_from_slice(b"\r\n");
-            head.finish(b"");
-            return 302;
+            return Handled::Answered(match &plan.fallback {
+                Some(fallback) => to_fallback(response, fallback.url()),
+                None => gone(response),
+            });
         }
         if let Some(gate) = &plan.password
             && !gate.admits(request.cookie, now)
@@ -314,7 +347,7 @@ impl RedirectHandler {
                 .raw_line(PAGE_POLICY)
                 .header(b"Content-Type", b"text/html; charset=utf-8")
                 .finish(&FORM);
-            return 200;
+            return Handled::Answered(200);
         }
         let mut visitor = Visitor::new(
             request.user_agent,
@@ -340,7 +373,10 @@ impl RedirectHandler {
                 .raw_line(PAGE_POLICY)
                 .header(b"Content-Type", b"text/html; charset=utf-8")
                 .finish(card);
-            return 200;
+            return Handled::Answered(200);
+        }
+        if plan.limit.is_some() && request.prefetch {
+            return Handled::Answered(limited::decline_prefetch(response));
         }
         let (by, choice) = plan.choose(&mut visitor);
         let (target, variant, cookie): (&Target, Option<u8>, Option<&[u8]>) = match choice {
@@ -358,6 +394,14 @@ impl RedirectHandler {
             true => Chosen { by, variant }.pack(),
             false => Chosen::NONE,
         };
+        if let Some(limit) = &plan.limit {
+            let pick = limited::Pick {
+                target,
+                cookie,
+                destination,
+            };
+            return self.answer_limited(request, response, entry, plan, limit, pick);
+        }
         self.count(request, &response, entry, destination);
         let status = entry.status();
         let mut head = response.start(status);
@@ -382,7 +426,7 @@ impl RedirectHandler {
             head = head.raw_line(&self.settings.permanent_cache_line);
         }
         head.finish(b"");
-        status
+        Handled::Answered(status)
     }
 }
 
@@ -415,7 +459,18 @@ fn write_location(
     }
 }
 
-/// 410 with a small HTML page: disabled, deleted, expired.
+/// 302 to a gone link's fallback, not cached.
+fn to_fallback(response: ResponseWriter<'_>, url: &[u8]) -> u16 {
+    let mut head = response.start(302).raw_line(NO_STORE);
+    let out = head.buffer();
+    out.extend_from_slice(b"Location: ");
+    out.extend_from_slice(url);
+    out.extend_from_slice(b"\r\n");
+    head.finish(b"");
+    302
+}
+
+/// 410 with a small HTML page: disabled, deleted, expired, limit reached.
 fn gone(response: ResponseWriter<'_>) -> u16 {
     response
         .start(410)
