@@ -225,7 +225,10 @@ mod tests {
         ] {
             let line = String::from_utf8(status_line(status).to_vec()).unwrap();
             assert!(line.starts_with(&format!("HTTP/1.1 {status} ")), "{line}");
-            assert!(line.ends_with(&format!("{}\r\n", status_reason(status))), "{line}");
+            assert!(
+                line.ends_with(&format!("{}\r\n", status_reason(status))),
+                "{line}"
+            );
         }
     }
 

@@ -125,6 +125,8 @@ impl Engine {
         })?;
         let table = Arc::new(LinkTable::new(config.default_domain()).with_cookie_key(cookie_key));
         let geo = open_geo(&config)?;
+        // Compiling the user-agent rules takes a while: done now, beside the load.
+        crate::behaviour::agent::warm_up();
         let stats = Arc::new(EngineStats::default());
         let counter = start_counter(&config.sync, &store).map_err(StartError::Config)?;
         let intake = Arc::new(ChangeIntake::new(store, table.clone(), stats.clone())?);
