@@ -56,7 +56,8 @@ impl Target {
 #[derive(Debug)]
 pub enum Choice {
     One(Target),
-    Split(Split),
+    /// Boxed: a split is several times a target's size, and most steps have none.
+    Split(Box<Split>),
 }
 
 /// A condition, ready to test.
@@ -175,7 +176,7 @@ impl Compiled {
             let choice = if rule.variants.is_empty() {
                 Choice::One(Target::new(&rule.url))
             } else {
-                Choice::Split(Split::compile(key, record, by, &rule.variants))
+                Choice::Split(Box::new(Split::compile(key, record, by, &rule.variants)))
             };
             steps.push(Step {
                 by,
@@ -186,12 +187,12 @@ impl Compiled {
         let default = if extensions.variants.is_empty() {
             Choice::One(Target::new(&record.url))
         } else {
-            Choice::Split(Split::compile(
+            Choice::Split(Box::new(Split::compile(
                 key,
                 record,
                 ChosenBy::Url,
                 &extensions.variants,
-            ))
+            )))
         };
         let varies = !steps.is_empty() || matches!(default, Choice::Split(_));
         Some(Self {
@@ -233,6 +234,21 @@ impl Compiled {
     }
 }
 
+/// The time zone named `name`, loaded once per process: every link that
+/// names it shares one copy (a loaded zone holds its whole transition table).
+fn zone(name: &str) -> Result<jiff::tz::TimeZone, jiff::Error> {
+    static ZONES: std::sync::LazyLock<
+        std::sync::Mutex<std::collections::HashMap<String, jiff::tz::TimeZone>>,
+    > = std::sync::LazyLock::new(Default::default);
+    let mut zones = ZONES.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(zone) = zones.get(name) {
+        return Ok(zone.clone());
+    }
+    let zone = jiff::tz::db().get(name)?;
+    zones.insert(name.to_owned(), zone.clone());
+    Ok(zone)
+}
+
 fn compile_condition(condition: &Condition, languages: &mut Vec<Box<str>>) -> Check {
     match condition {
         Condition::Device(device) => Check::Device(*device),
@@ -265,7 +281,7 @@ fn compile_condition(condition: &Condition, languages: &mut Vec<Box<str>>) -> Ch
         },
         Condition::After(at) => Check::After(*at),
         Condition::Before(at) => Check::Before(*at),
-        Condition::Schedule(schedule) => match jiff::tz::db().get(&schedule.timezone) {
+        Condition::Schedule(schedule) => match zone(&schedule.timezone) {
             Ok(zone) => Check::Schedule {
                 zone,
                 days: schedule.days,
