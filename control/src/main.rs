@@ -1,6 +1,7 @@
 //! `ricochet-control`: serves the control plane, manages API keys, and imports
 //! or exports links.
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -157,23 +158,29 @@ fn serve(config: ControlConfig) -> anyhow::Result<()> {
         config.bus.url.clone()
     };
     let control = ControlPlane::start(config, bus)?;
-    println!(
-        "ricochet-control: API on http://{}/api/v1, publishing on {bus_name}",
+    let mut banner = format!(
+        "ricochet-control: API on http://{}/api/v1, publishing on {bus_name}\n",
         control.addr()
     );
     if let Some(key) = control.bootstrap_key() {
-        println!(
-            "Bootstrap admin API key (shown once, keep it safe):\n  {}",
+        banner.push_str(&format!(
+            "Bootstrap admin API key (shown once, keep it safe):\n  {}\n",
             key.token
-        );
+        ));
     }
     if let Some(owner) = control.first_owner() {
-        println!(
+        banner.push_str(&format!(
             "First owner (shown once, keep it safe; change the password after signing in):\n  \
-             email {}\n  password {}",
+             email {}\n  password {}\n",
             owner.email, owner.password
-        );
+        ));
     }
+    // One write, and a reader that went away (a closed pipe) does not stop the server.
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout
+        .write_all(banner.as_bytes())
+        .and_then(|()| stdout.flush());
+    drop(stdout);
     signals.forever().next();
     eprintln!("ricochet-control: shutting down");
     control.shutdown();
