@@ -145,6 +145,31 @@ fn parse(input: &[u8]) -> Option<Request<'_>> {
     })
 }
 
+/// A GET for `path` on the default domain, as a parsed request.
+#[inline]
+fn get_request<'a>(
+    path: &'a [u8],
+    query: &'a [u8],
+    user_agent: &'a [u8],
+    accept_language: &'a [u8],
+    peer: IpAddr,
+) -> Request<'a> {
+    Request {
+        method: Method::Get,
+        path,
+        query,
+        host: Some(b"go.example"),
+        prefetch: false,
+        user_agent,
+        referer: b"",
+        accept_language,
+        cookie: b"",
+        forwarded_for: b"",
+        peer: Some(peer),
+        body: b"",
+    }
+}
+
 struct Fixture {
     handler: RedirectHandler,
     clock: BatchClock,
@@ -234,20 +259,7 @@ fn redirect_path(c: &mut Criterion) {
                 let mut path = [b'/'; CODE_LEN + 1];
                 path[1..].copy_from_slice(&hits[next]);
                 next = if next + 1 == hits.len() { 0 } else { next + 1 };
-                let request = Request {
-                    method: Method::Get,
-                    path: &path,
-                    query: b"",
-                    host: Some(b"go.example"),
-                    prefetch: false,
-                    user_agent: b"curl/8.5.0",
-                    referer: b"",
-                    accept_language: b"",
-                    cookie: b"",
-                    forwarded_for: b"",
-                    peer: Some(PEER),
-                    body: b"",
-                };
+                let request = get_request(&path, b"", b"curl/8.5.0", b"", PEER);
                 out.clear();
                 status(handler.handle(&request, ResponseWriter::close_after(&mut out, &clock)))
             })
@@ -290,20 +302,13 @@ fn redirect_path(c: &mut Criterion) {
                 let mut path = [b'/'; CODE_LEN + 1];
                 path[1..].copy_from_slice(&codes[next]);
                 next = if next + 1 == codes.len() { 0 } else { next + 1 };
-                let request = Request {
-                    method: Method::Get,
-                    path: &path,
-                    query: b"utm_source=newsletter&utm_medium=email&utm_campaign=spring",
-                    host: Some(b"go.example"),
-                    prefetch: false,
-                    user_agent: b"curl/8.5.0",
-                    referer: b"",
-                    accept_language: b"",
-                    cookie: b"",
-                    forwarded_for: b"",
-                    peer: Some(PEER),
-                    body: b"",
-                };
+                let request = get_request(
+                    &path,
+                    b"utm_source=newsletter&utm_medium=email&utm_campaign=spring",
+                    b"curl/8.5.0",
+                    b"",
+                    PEER,
+                );
                 out.clear();
                 status(handler.handle(&request, ResponseWriter::close_after(&mut out, &clock)))
             })
@@ -366,20 +371,13 @@ fn rules_against_plain(
                 path[1..].copy_from_slice(&codes[next % RULE_LINKS]);
                 let (user_agent, accept_language, peer) = visitors[next % VISITORS];
                 next = next.wrapping_add(1);
-                let request = Request {
-                    method: Method::Get,
-                    path: &path,
-                    query: b"",
-                    host: Some(b"go.example"),
-                    prefetch: false,
-                    user_agent: user_agent.as_bytes(),
-                    referer: b"",
-                    accept_language: accept_language.as_bytes(),
-                    cookie: b"",
-                    forwarded_for: b"",
-                    peer: Some(peer),
-                    body: b"",
-                };
+                let request = get_request(
+                    &path,
+                    b"",
+                    user_agent.as_bytes(),
+                    accept_language.as_bytes(),
+                    peer,
+                );
                 out.clear();
                 status(handler.handle(&request, ResponseWriter::close_after(out, clock)))
             })
@@ -510,20 +508,7 @@ fn limited_request(
     let mut path = [b'/'; CODE_LEN + 1];
     path[1..].copy_from_slice(&codes[*next % codes.len()]);
     *next = next.wrapping_add(1);
-    let request = Request {
-        method: Method::Get,
-        path: &path,
-        query: b"",
-        host: Some(b"go.example"),
-        prefetch: false,
-        user_agent: b"curl/8.5.0",
-        referer: b"",
-        accept_language: b"",
-        cookie: b"",
-        forwarded_for: b"",
-        peer: Some(PEER),
-        body: b"",
-    };
+    let request = get_request(&path, b"", b"curl/8.5.0", b"", PEER);
     let clock = Clock::batch();
     let mut unused = Vec::new();
     match handler.handle(&request, ResponseWriter::close_after(&mut unused, &clock)) {
