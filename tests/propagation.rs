@@ -416,3 +416,58 @@ fn rules_cards_and_passwords_set_over_the_api_are_served_by_every_engine() {
     }
     cluster.converge(Duration::from_secs(10));
 }
+
+#[test]
+fn domain_settings_set_over_the_api_reach_every_engine_and_a_restarted_one() {
+    let mut cluster = Cluster::start();
+    let api = cluster.api();
+    let redirect = |engine: &TestEngine, path: &str, host: &str| {
+        let answer = engine.get(path, host);
+        (answer.status, answer.header("location"))
+    };
+    let to = |url: &str| (302, Some(url.to_owned()));
+    assert_eq!(
+        api.post("/api/v1/domains", &json!({"domain": "brand.example"}))
+            .status,
+        201
+    );
+    let patched = api.patch(
+        "/api/v1/domains/brand.example",
+        &json!({"root_url": "https://www.brand.example/", "not_found_url": "https://www.brand.example/404"}),
+    );
+    assert_eq!(patched.status, 200, "{}", patched.text);
+    let patched = api.patch(
+        "/api/v1/domains/localhost",
+        &json!({"root_url": "https://www.example.com/"}),
+    );
+    assert_eq!(patched.status, 200, "{}", patched.text);
+    for engine in &cluster.engines {
+        assert!(eventually(Duration::from_secs(5), || {
+            redirect(engine, "/", "brand.example") == to("https://www.brand.example/")
+        }));
+        assert_eq!(
+            redirect(engine, "/missing", "brand.example"),
+            to("https://www.brand.example/404")
+        );
+        assert!(eventually(Duration::from_secs(5), || {
+            redirect(engine, "/", "localhost") == to("https://www.example.com/")
+        }));
+        assert_eq!(redirect(engine, "/missing", "localhost").0, 404);
+    }
+
+    // An engine that was down when the settings changed catches up.
+    cluster.engines[1].stop();
+    let cleared = api.patch(
+        "/api/v1/domains/brand.example",
+        &json!({"root_url": null, "not_found_url": "https://www.brand.example/lost"}),
+    );
+    assert_eq!(cleared.status, 200, "{}", cleared.text);
+    cluster.engines[1].restart();
+    for engine in &cluster.engines {
+        assert!(eventually(Duration::from_secs(10), || {
+            redirect(engine, "/nope", "brand.example") == to("https://www.brand.example/lost")
+        }));
+        assert_eq!(redirect(engine, "/", "brand.example").0, 404);
+    }
+    cluster.converge(Duration::from_secs(10));
+}

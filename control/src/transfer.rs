@@ -1,5 +1,6 @@
-//! `ricochet-control import` and `export`: domains and links in and out as CSV
-//! or JSON Lines ([`ricochet_model::transfer`]), every field kept (rules,
+//! `ricochet-control import` and `export`: domains (with their settings) and
+//! links in and out as CSV or JSON Lines ([`ricochet_model::transfer`]),
+//! every field kept (rules,
 //! variants, card and the other behaviour fields included; the click limit
 //! and the password's Argon2 hash, never a password), with a progress bar.
 //! Import goes through the same validation, uniqueness checks and change log
@@ -12,13 +13,13 @@ use std::io::{IsTerminal, Read, Write};
 use std::path::Path;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use ricochet_model::transfer::{self, LinkRow, TransferReader, TransferRow};
-use ricochet_model::{LinkRecord, normalize_domain};
+use ricochet_model::transfer::{self, DomainRow, LinkRow, TransferReader, TransferRow};
+use ricochet_model::{DomainSettings, LinkRecord, RedirectStatus, normalize_domain};
 
 use serde_json::Value;
 
 use crate::service::access::PreparedAccess;
-use crate::service::{BehaviourChanges, LinkError, LinkService, NewLink};
+use crate::service::{BehaviourChanges, DomainChanges, LinkError, LinkService, NewLink};
 
 /// File formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -99,9 +100,11 @@ pub fn import(
         let (line, row) = row.map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         match row {
             Ok(TransferRow::Link(link)) => importer.add_link(line, link)?,
-            Ok(TransferRow::Domain { domain, created_at }) => {
-                importer.add_domain(line, &domain, created_at)?
-            }
+            Ok(TransferRow::Domain {
+                domain,
+                created_at,
+                settings,
+            }) => importer.add_domain(line, &domain, created_at, settings)?,
             Err(reason) => importer.reject(line, reason),
         }
         if importer.batch.is_empty() {
@@ -132,11 +135,15 @@ impl Importer<'_> {
         self.report.errors.push(RowError { line, reason });
     }
 
+    /// Registers a domain row's domain in the import's workspace (kept when
+    /// it is there already) and sets the settings the row carries, checked
+    /// as the API checks them.
     fn add_domain(
         &mut self,
         line: u64,
         domain: &str,
         created_at: Option<i64>,
+        settings: DomainRow,
     ) -> Result<(), String> {
         let domain = match normalize_domain(domain) {
             Ok(domain) => domain,
@@ -151,7 +158,25 @@ impl Importer<'_> {
             .add_domain(&domain, self.workspace, created_at.unwrap_or(self.now))
             .map_err(|e| e.to_string())?;
         self.report.domains += u64::from(added);
-        Ok(())
+        if settings.is_empty() {
+            return Ok(());
+        }
+        let changes = DomainChanges {
+            root_url: settings.root_url.map(Some),
+            not_found_url: settings.not_found_url.map(Some),
+            default_status: settings.default_status,
+        };
+        match self
+            .service
+            .update_domain(self.workspace, &domain, &changes, self.now)
+        {
+            Ok(_) => Ok(()),
+            Err(error) if error.is_fault() => Err(error.to_string()),
+            Err(error) => {
+                self.reject(line, format!("domain {domain}: {error}"));
+                Ok(())
+            }
+        }
     }
 
     fn add_link(&mut self, line: u64, link: LinkRow) -> Result<(), String> {
@@ -278,19 +303,34 @@ pub fn export(
     };
     let mut counts = ExportCounts::default();
     let store = service.store();
-    let domains = match workspace {
-        Some(workspace) => service.domains(workspace).map_err(|e| e.to_string())?,
+    let domains: Vec<(String, i64, DomainSettings)> = match workspace {
+        Some(workspace) => service
+            .domains(workspace)
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|domain| (domain.name, domain.created_at, domain.settings))
+            .collect(),
         None => store
             .domains()
             .map_err(|e| e.to_string())?
             .into_iter()
-            .map(|(name, record)| (name, record.created_at))
+            .map(|(name, record)| {
+                let settings = record.settings(&name);
+                (name, record.created_at, settings)
+            })
             .collect(),
     };
-    for (domain, created_at) in domains {
+    for (domain, created_at, settings) in domains {
+        let default_status = settings.default_status;
         sink.write(&TransferRow::Domain {
             domain,
             created_at: Some(created_at),
+            settings: DomainRow {
+                root_url: settings.root_url,
+                not_found_url: settings.not_found_url,
+                default_status: (default_status != RedirectStatus::default())
+                    .then(|| default_status.code()),
+            },
         })?;
         counts.domains += 1;
     }

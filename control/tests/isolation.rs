@@ -393,6 +393,7 @@ fn a_values(a: &WorkspaceA, path: &str, param: &str) -> Vec<String> {
         }
         "id" if path.starts_with("/api/v1/workspaces/") => vec![a.id.clone()],
         "id" if path.starts_with("/api/v1/keys/") => vec![a.key_id.clone()],
+        "domain" => vec![a.domain.clone()],
         "user_id" => vec![a.member_id.clone()],
         "invitation_id" => vec![a.invitation_id.clone()],
         _ => panic!("{path}: no id of workspace A for {{{param}}}; teach a_values"),

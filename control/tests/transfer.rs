@@ -3,8 +3,8 @@
 //! with and without tags, title, expiry, query forwarding; custom and
 //! internationalized domains; titles and tags a spreadsheet would run as
 //! formulas; rules with every condition type, variants, fallback URLs, cards,
-//! ios and android; click limits and password hashes, never a password), in
-//! CSV and in JSON Lines.
+//! ios and android; click limits and password hashes, never a password;
+//! domain settings), in CSV and in JSON Lines.
 
 use std::path::Path;
 use std::process::Command;
@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use ricochet_control::api::types::{CreateLink, PatchLink};
 use ricochet_control::service::PasswordInput;
-use ricochet_control::service::{LinkService, LinkSettings};
+use ricochet_control::service::{DomainChanges, LinkService, LinkSettings};
 use ricochet_control::store::{ControlStore, DEFAULT_WORKSPACE};
 use ricochet_model::{LinkExtensions, LinkRecord, LinkState};
 use serde_json::json;
@@ -64,6 +64,29 @@ fn fill(dir: &Path) {
         .add_domain("xn--bcher-kva.example", DEFAULT_WORKSPACE, T0 - 8 * HOUR)
         .unwrap();
     let service = LinkService::new(store.clone(), LinkSettings::new("localhost", 7, 1000, &[]));
+    service
+        .update_domain(
+            DEFAULT_WORKSPACE,
+            "go.example.com",
+            &DomainChanges {
+                root_url: Some(Some("https://www.example.com/go".into())),
+                not_found_url: Some(Some("https://www.example.com/=missing".into())),
+                default_status: Some(308),
+            },
+            T0 - 9 * HOUR,
+        )
+        .unwrap();
+    service
+        .update_domain(
+            DEFAULT_WORKSPACE,
+            "localhost",
+            &DomainChanges {
+                not_found_url: Some(Some("https://www.example.com/".into())),
+                ..DomainChanges::default()
+            },
+            T0 - 9 * HOUR,
+        )
+        .unwrap();
     // A link whose expiry has passed since it was made (a new link cannot
     // be made expired).
     service
@@ -191,7 +214,9 @@ fn fill(dir: &Path) {
 }
 
 /// Every field export promises to keep, per link; and the domains.
-type Snapshot = (Vec<LinkFields>, Vec<(String, i64)>);
+type Snapshot = (Vec<LinkFields>, Vec<(String, i64, DomainFields)>);
+/// root_url, not_found_url, default_status.
+type DomainFields = (Option<String>, Option<String>, u16);
 type LinkFields = (
     String,
     String,
@@ -232,7 +257,14 @@ fn snapshot(dir: &Path) -> Snapshot {
         .domains()
         .unwrap()
         .into_iter()
-        .map(|(name, record)| (name, record.created_at))
+        .map(|(name, record)| {
+            let settings = (
+                record.root_url,
+                record.not_found_url,
+                record.default_status.code(),
+            );
+            (name, record.created_at, settings)
+        })
         .collect();
     (links, domains)
 }
@@ -290,7 +322,8 @@ fn round_trip(format: &str) {
         let header = text.lines().next().unwrap();
         assert!(
             header.ends_with(
-                ",created_at,rules,variants,fallback_url,card,ios,android,max_clicks,password_hash"
+                ",created_at,rules,variants,fallback_url,card,ios,android,max_clicks,password_hash,\
+                 root_url,not_found_url"
             ),
             "{header}"
         );
@@ -374,7 +407,7 @@ fn transfer_import_reads_older_formats_and_reports_bad_rows() {
     );
     let (links, domains) = snapshot(&store);
     assert_eq!(links.len(), 5);
-    assert!(domains.iter().any(|(name, _)| name == "go.example.com"));
+    assert!(domains.iter().any(|(name, _, _)| name == "go.example.com"));
     let seven = links.iter().find(|l| l.1 == "seven").unwrap();
     assert_eq!(seven.4, LinkState::Deleted);
     let five = links.iter().find(|l| l.1 == "five").unwrap();

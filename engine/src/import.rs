@@ -1,8 +1,9 @@
 //! Bulk import of links from CSV or JSON Lines into an engine's store, through
 //! the change intake. Rows are the shared transfer format
 //! ([`ricochet_model::transfer`]): at least `domain`, `code`, `url`, optionally
-//! `status` and every other field of a control-plane export (domain rows are
-//! skipped: an engine serves any domain). A bad row is reported with its line
+//! `status` and every other field of a control-plane export. Domain rows
+//! with settings (`root_url`, `not_found_url`, default `status`) set them;
+//! others are skipped: an engine serves any domain. A bad row is reported with its line
 //! number and reason and never stops the import; good rows are applied in
 //! atomic batches.
 
@@ -12,8 +13,11 @@ use std::io::{IsTerminal, Read};
 use std::path::Path;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use ricochet_model::transfer::{LinkRow, TransferReader, TransferRow};
-use ricochet_model::{Change, ChangeOp, LinkKey, LinkRecord, RedirectStatus};
+use ricochet_model::transfer::{DomainRow, LinkRow, TransferReader, TransferRow};
+use ricochet_model::{
+    Change, ChangeOp, DomainSettings, LinkKey, LinkRecord, RedirectStatus, normalize_domain,
+    validate_destination,
+};
 use thiserror::Error;
 
 use crate::intake::{ChangeIntake, IntakeError};
@@ -158,6 +162,13 @@ impl Importer<'_> {
             })?;
             match row {
                 Ok(TransferRow::Link(link)) => self.add(line, link)?,
+                Ok(TransferRow::Domain {
+                    domain, settings, ..
+                }) if !settings.is_empty() => match self.domain_change(&domain, settings) {
+                    Ok(change) => self.pending.push(change),
+                    Err(reason) => self.reject(line, reason),
+                },
+                // A domain row without settings: engines need no registration.
                 Ok(TransferRow::Domain { .. }) => {}
                 Err(reason) => self.reject(line, reason),
             }
@@ -180,6 +191,33 @@ impl Importer<'_> {
             Err(reason) => self.reject(line, reason),
         }
         Ok(())
+    }
+
+    /// The change setting a domain row's settings (root and unknown-code
+    /// destinations, default status), validated as the control plane does.
+    fn domain_change(&mut self, domain: &str, row: DomainRow) -> Result<Change, String> {
+        let domain = normalize_domain(domain).map_err(|e| format!("domain {domain:?}: {e}"))?;
+        let destination = |field: &str, url: Option<String>| {
+            url.map(|url| validate_destination(&url).map_err(|e| format!("{field}: {e}")))
+                .transpose()
+        };
+        let mut settings = DomainSettings {
+            root_url: destination("root_url", row.root_url)?,
+            not_found_url: destination("not_found_url", row.not_found_url)?,
+            updated_at: self.now,
+            ..DomainSettings::empty(&domain)
+        };
+        if let Some(status) = row.default_status {
+            settings.default_status =
+                RedirectStatus::try_from(status).map_err(|e| e.to_string())?;
+        }
+        settings.validate().map_err(|e| e.to_string())?;
+        let version = self.next_version;
+        self.next_version += 1;
+        Ok(Change {
+            version,
+            op: ChangeOp::Domain { settings },
+        })
     }
 
     fn build(&mut self, row: LinkRow) -> Result<Change, String> {

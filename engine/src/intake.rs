@@ -96,12 +96,15 @@ impl ChangeIntake {
                     got: change.version,
                 });
             }
-            if let ChangeOp::Upsert { link } = &change.op {
-                link.validate().map_err(|error| IntakeError::Invalid {
-                    version: change.version,
-                    error,
-                })?;
-            }
+            let valid = match &change.op {
+                ChangeOp::Upsert { link } => link.validate(),
+                ChangeOp::Domain { settings } => settings.validate(),
+                ChangeOp::Purge { .. } => Ok(()),
+            };
+            valid.map_err(|error| IntakeError::Invalid {
+                version: change.version,
+                error,
+            })?;
             expected += 1;
         }
         if fresh.is_empty() {
@@ -120,6 +123,7 @@ impl ChangeIntake {
             match &change.op {
                 ChangeOp::Upsert { link } => self.table.upsert(link),
                 ChangeOp::Purge { key } => self.table.remove(key),
+                ChangeOp::Domain { settings } => self.table.set_domain(settings),
             }
         }
         *last = new_last;
@@ -180,6 +184,19 @@ impl ChangeIntake {
                 }
             }
         })?;
+        for settings in self.store.domain_settings()? {
+            match settings.map(|s| s.validate().map(|()| s)) {
+                Ok(Ok(settings)) => self.table.set_domain(&settings),
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "skipping invalid stored domain settings");
+                    loaded.errors += 1;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "skipping unreadable stored domain settings");
+                    loaded.errors += 1;
+                }
+            }
+        }
         self.stats
             .loaded_links
             .store(loaded.links, Ordering::Relaxed);

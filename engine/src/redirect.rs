@@ -119,15 +119,17 @@ impl Handler for RedirectHandler {
                 .finish(b"method not allowed\n");
             return Handled::Answered(405);
         }
-        let Some(code) = request.path.strip_prefix(b"/").filter(|c| is_valid_code(c)) else {
-            return Handled::Answered(not_found(response));
-        };
         let reader = self.table.reader();
         let Some(domain) = reader.domain_for_host(request.host) else {
             return Handled::Answered(not_found(response));
         };
-        let Some(entry) = reader.get(domain, code) else {
-            return Handled::Answered(not_found(response));
+        let code = request.path.strip_prefix(b"/").filter(|c| is_valid_code(c));
+        let Some(entry) = code.and_then(|code| reader.get(domain, code)) else {
+            // The domain's settings say where its root and unknown codes go.
+            return Handled::Answered(match reader.miss(domain, request.path == b"/") {
+                Some(url) => to_fallback(response, url),
+                None => not_found(response),
+            });
         };
         if entry.is_planned() {
             match reader.plan(entry.link_id()) {
@@ -459,7 +461,8 @@ fn write_location(
     }
 }
 
-/// 302 to a gone link's fallback, not cached.
+/// 302 to a gone link's fallback or a domain's root or unknown-code
+/// destination, not cached.
 fn to_fallback(response: ResponseWriter<'_>, url: &[u8]) -> u16 {
     let mut head = response.start(302).raw_line(NO_STORE);
     let out = head.buffer();

@@ -1,13 +1,14 @@
 //! The engine's fjall store: every link record it serves and the version of
 //! the last change it applied, written together in one atomic batch so a crash
 //! at any point leaves a table consistent with some applied version; and the
-//! uses taken of limited links (`limits::FjallCounter`), synced per write.
+//! uses taken of limited links (`limits::FjallCounter`), synced per write;
+//! and the domains' settings, written with the changes that carry them.
 
 use std::path::Path;
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use ricochet_model::codec::{self, CodecError};
-use ricochet_model::{Change, ChangeOp, LinkId, LinkKey, LinkRecord};
+use ricochet_model::{Change, ChangeOp, DomainSettings, LinkId, LinkKey, LinkRecord};
 use thiserror::Error;
 
 const LAST_APPLIED: &[u8] = b"last_applied_version";
@@ -32,6 +33,8 @@ pub struct LinkStore {
     meta: Keyspace,
     /// Uses taken of limited links: link id (u64 BE) → count (u64 BE).
     clicks_used: Keyspace,
+    /// Domain settings: domain name → encoded settings.
+    domains: Keyspace,
 }
 
 impl std::fmt::Debug for LinkStore {
@@ -56,11 +59,13 @@ impl LinkStore {
         let links = db.keyspace("links", KeyspaceCreateOptions::default)?;
         let meta = db.keyspace("meta", KeyspaceCreateOptions::default)?;
         let clicks_used = db.keyspace("clicks_used", KeyspaceCreateOptions::default)?;
+        let domains = db.keyspace("domains", KeyspaceCreateOptions::default)?;
         Ok(Self {
             db,
             links,
             meta,
             clicks_used,
+            domains,
         })
     }
 
@@ -85,6 +90,11 @@ impl LinkStore {
                     codec::encode_record(link),
                 ),
                 ChangeOp::Purge { key } => batch.remove(&self.links, key.storage_key()),
+                ChangeOp::Domain { settings } => batch.insert(
+                    &self.domains,
+                    settings.domain.as_bytes(),
+                    codec::encode_domain(settings),
+                ),
             }
         }
         batch.insert(&self.meta, LAST_APPLIED, last_applied.to_be_bytes());
@@ -116,6 +126,16 @@ impl LinkStore {
             visit(codec::decode_record(&value).map_err(StoreError::from));
         }
         Ok(())
+    }
+
+    /// Every stored domain's settings; unreadable ones are passed as errors.
+    pub fn domain_settings(&self) -> Result<Vec<Result<DomainSettings, StoreError>>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.domains.iter() {
+            let (_, value) = item.into_inner()?;
+            out.push(codec::decode_domain(&value).map_err(StoreError::from));
+        }
+        Ok(out)
     }
 
     /// Writes the uses taken of limited links in one atomic batch and syncs
@@ -154,6 +174,7 @@ impl LinkStore {
         self.links.rotate_memtable_and_wait()?;
         self.meta.rotate_memtable_and_wait()?;
         self.clicks_used.rotate_memtable_and_wait()?;
+        self.domains.rotate_memtable_and_wait()?;
         self.persist()
     }
 

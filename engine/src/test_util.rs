@@ -147,6 +147,19 @@ impl TestEngine {
         version
     }
 
+    /// Applies a domain's settings as the next version.
+    pub fn set_domain(&self, settings: ricochet_model::DomainSettings) -> u64 {
+        let intake = self.engine().intake();
+        let version = intake.last_applied() + 1;
+        intake
+            .apply(&[Change {
+                version,
+                op: ChangeOp::Domain { settings },
+            }])
+            .expect("change applies");
+        version
+    }
+
     /// Creates an active 302 link.
     pub fn add(&self, domain: &str, code: &str, url: &str) -> LinkRecord {
         let link = link(domain, code, url);

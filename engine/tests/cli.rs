@@ -307,3 +307,41 @@ fn imports_carry_rules_variants_and_app_links_and_refuse_bad_ones_by_path() {
         Some("https://apps.example/")
     );
 }
+
+#[test]
+fn import_sets_the_settings_of_domain_rows() {
+    let mut engine = TestEngine::start();
+    engine.stop();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("links.jsonl");
+    std::fs::write(
+        &file,
+        "{\"kind\":\"domain\",\"domain\":\"Brand.Example\",\"root_url\":\"https://www.brand.example\",\"not_found_url\":\"https://www.brand.example/404\"}\n\
+         {\"kind\":\"domain\",\"domain\":\"plain.example\"}\n\
+         {\"kind\":\"domain\",\"domain\":\"bad.example\",\"root_url\":\"javascript:alert(1)\"}\n\
+         {\"domain\":\"brand.example\",\"code\":\"b1\",\"url\":\"https://example.com/1\"}\n",
+    )
+    .unwrap();
+    let (ok, output) = import(engine.data_dir(), &file, &[]);
+    assert!(ok, "{output}");
+    assert!(
+        output.contains("imported 1 links (1 new, 0 updated)"),
+        "{output}"
+    );
+    assert!(output.contains("1 rows rejected"), "{output}");
+    assert!(output.contains("line 3: root_url:"), "{output}");
+
+    engine.restart();
+    let root = engine.get("/", "brand.example");
+    assert_eq!(
+        (root.status, root.header("location").as_deref()),
+        (302, Some("https://www.brand.example/"))
+    );
+    let missing = engine.get("/nope", "brand.example");
+    assert_eq!(
+        missing.header("location").as_deref(),
+        Some("https://www.brand.example/404")
+    );
+    assert_eq!(engine.get("/b1", "brand.example").status, 302);
+    assert_eq!(engine.get("/", "bad.example").status, 404);
+}

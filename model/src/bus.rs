@@ -191,4 +191,19 @@ mod change_message_tests {
         let text = message.to_json();
         assert_eq!(BusMessage::from_json(&text).unwrap(), message, "{text}");
     }
+
+    #[test]
+    fn domain_messages_round_trip_as_json() {
+        let mut settings = crate::DomainSettings::empty("go.example.com");
+        settings.not_found_url = Some("https://www.example.com/".into());
+        let message = BusMessage::Change {
+            change: Change {
+                version: 4,
+                op: ChangeOp::Domain { settings },
+            },
+        };
+        let text = message.to_json();
+        assert!(text.contains(r#""op":"domain""#), "{text}");
+        assert_eq!(BusMessage::from_json(&text).unwrap(), message, "{text}");
+    }
 }

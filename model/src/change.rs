@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::DomainSettings;
 use crate::link::{LinkKey, LinkRecord};
 
 /// One change to the link table, with the version that orders it.
@@ -28,14 +29,17 @@ pub enum ChangeOp {
     Upsert { link: LinkRecord },
     /// Remove the record entirely; the engine then answers 404.
     Purge { key: LinkKey },
+    /// Replace a domain's settings: where its root and unknown codes go.
+    Domain { settings: DomainSettings },
 }
 
 impl Change {
-    /// The key the change touches.
-    pub fn key(&self) -> LinkKey {
+    /// The link the change touches; `None` for a domain's settings.
+    pub fn key(&self) -> Option<LinkKey> {
         match &self.op {
-            ChangeOp::Upsert { link } => link.key(),
-            ChangeOp::Purge { key } => key.clone(),
+            ChangeOp::Upsert { link } => Some(link.key()),
+            ChangeOp::Purge { key } => Some(key.clone()),
+            ChangeOp::Domain { .. } => None,
         }
     }
 }

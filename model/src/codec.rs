@@ -4,6 +4,7 @@
 use thiserror::Error;
 
 use crate::change::{Change, ChangeOp};
+use crate::domain::DomainSettings;
 use crate::link::{LinkKey, LinkRecord};
 
 /// Format byte of records written now.
@@ -96,6 +97,25 @@ mod v1 {
 
 const CHANGE_UPSERT: u8 = 0;
 const CHANGE_PURGE: u8 = 1;
+const CHANGE_DOMAIN: u8 = 2;
+/// Format byte of stored domain settings.
+const DOMAIN_FORMAT: u8 = 1;
+
+/// Encodes a domain's settings for storage.
+pub fn encode_domain(settings: &DomainSettings) -> Vec<u8> {
+    let mut out = vec![DOMAIN_FORMAT];
+    out.extend(postcard::to_stdvec(settings).expect("settings serialize"));
+    out
+}
+
+/// Decodes settings written by [`encode_domain`].
+pub fn decode_domain(bytes: &[u8]) -> Result<DomainSettings, CodecError> {
+    match bytes.split_first() {
+        None => Err(CodecError::Empty),
+        Some((&DOMAIN_FORMAT, body)) => Ok(postcard::from_bytes(body)?),
+        Some((&other, _)) => Err(CodecError::UnknownFormat(other)),
+    }
+}
 
 /// Encodes a change for a change log: version, kind, then the record or key.
 pub fn encode_change(change: &Change) -> Vec<u8> {
@@ -108,6 +128,10 @@ pub fn encode_change(change: &Change) -> Vec<u8> {
         ChangeOp::Purge { key } => {
             out.push(CHANGE_PURGE);
             out.extend(postcard::to_stdvec(key).expect("keys serialize"));
+        }
+        ChangeOp::Domain { settings } => {
+            out.push(CHANGE_DOMAIN);
+            out.extend(encode_domain(settings));
         }
     }
     out
@@ -125,6 +149,9 @@ pub fn decode_change(bytes: &[u8]) -> Result<Change, CodecError> {
         },
         CHANGE_PURGE => ChangeOp::Purge {
             key: postcard::from_bytes::<LinkKey>(&bytes[9..])?,
+        },
+        CHANGE_DOMAIN => ChangeOp::Domain {
+            settings: decode_domain(&bytes[9..])?,
         },
         other => return Err(CodecError::UnknownFormat(other)),
     };
@@ -160,6 +187,17 @@ mod tests {
             Change {
                 version: 4,
                 op: ChangeOp::Purge { key: link.key() },
+            },
+            Change {
+                version: 5,
+                op: ChangeOp::Domain {
+                    settings: DomainSettings {
+                        root_url: Some("https://www.example.org/".into()),
+                        default_status: RedirectStatus::MovedPermanently,
+                        updated_at: 9,
+                        ..DomainSettings::empty("example.com")
+                    },
+                },
             },
         ] {
             assert_eq!(decode_change(&encode_change(&change)).unwrap(), change);

@@ -3,7 +3,7 @@
 //! the validation every producer of links runs before a record exists.
 //!
 //! Modules: [`link`] (records and enums), [`behaviour`] (rules, variants,
-//! cards and their validation), [`validate`] (codes, domains,
+//! cards and their validation), [`domain`] (per-domain settings), [`validate`] (codes, domains,
 //! destinations), [`change`] (versioned change events), [`codec`] (the stored
 //! binary form with a format byte so later fields need no rewrite), [`transfer`]
 //! (the CSV and JSON Lines rows of import and export), [`startup`] (with the
@@ -14,6 +14,7 @@ pub mod bus;
 pub mod change;
 pub mod clicks;
 pub mod codec;
+pub mod domain;
 pub mod link;
 #[cfg(feature = "startup")]
 pub mod startup;
@@ -22,6 +23,7 @@ pub mod validate;
 
 pub use bus::{BusEvent, BusMessage, ChangeSource, ChangesPage, LocalBus, Subscription, UpdateBus};
 pub use change::{Change, ChangeOp};
+pub use domain::DomainSettings;
 pub use link::{LinkExtensions, LinkId, LinkKey, LinkRecord, LinkState, RedirectStatus};
 pub use validate::{ValidationError, normalize_domain, validate_code, validate_destination};
 

@@ -34,7 +34,7 @@ use crate::link::{LinkExtensions, LinkRecord, LinkState};
 use crate::validate::ValidationError;
 
 /// Columns of an exported CSV file, in order.
-pub const CSV_COLUMNS: [&str; 19] = [
+pub const CSV_COLUMNS: [&str; 21] = [
     "kind",
     "domain",
     "code",
@@ -54,6 +54,8 @@ pub const CSV_COLUMNS: [&str; 19] = [
     "android",
     "max_clicks",
     "password_hash",
+    "root_url",
+    "not_found_url",
 ];
 
 /// Largest `max_clicks` a link may have (the API takes the same range).
@@ -310,7 +312,24 @@ pub enum TransferRow {
     Domain {
         domain: String,
         created_at: Option<UnixMillis>,
+        settings: DomainRow,
     },
+}
+
+/// A domain row's settings, unvalidated (importers check them as the API
+/// does). Its default status travels in the `status` column or field.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DomainRow {
+    pub root_url: Option<String>,
+    pub not_found_url: Option<String>,
+    pub default_status: Option<u16>,
+}
+
+impl DomainRow {
+    /// Whether the row sets anything (older files' domain rows do not).
+    pub fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
 }
 
 /// What a row says it is.
@@ -364,6 +383,10 @@ struct JsonRow {
     max_clicks: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     password_hash: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    root_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    not_found_url: Option<String>,
 }
 
 /// `None` leaves a field out of a line; `Some(None)` writes `null`.
@@ -398,10 +421,17 @@ fn parse_state(text: &str) -> Result<LinkState, String> {
 /// The JSON line of `row`.
 pub fn to_json_line(row: &TransferRow) -> String {
     let json = match row {
-        TransferRow::Domain { domain, created_at } => JsonRow {
+        TransferRow::Domain {
+            domain,
+            created_at,
+            settings,
+        } => JsonRow {
             kind: Some(Kind::Domain),
             domain: Some(domain.clone()),
             created_at: created_at.map(format_time),
+            status: settings.default_status,
+            root_url: settings.root_url.clone(),
+            not_found_url: settings.not_found_url.clone(),
             ..JsonRow::default()
         },
         TransferRow::Link(link) => JsonRow {
@@ -424,6 +454,8 @@ pub fn to_json_line(row: &TransferRow) -> String {
             android: link.android.clone(),
             max_clicks: link.max_clicks.map(Value::from),
             password_hash: link.password_hash.clone(),
+            root_url: None,
+            not_found_url: None,
         },
     };
     serde_json::to_string(&json).expect("a row serializes")
@@ -439,7 +471,19 @@ pub fn from_json_line(text: &str) -> Result<TransferRow, String> {
         .transpose()?;
     if json.kind == Some(Kind::Domain) {
         let domain = json.domain.ok_or("a domain row needs `domain`")?;
-        return Ok(TransferRow::Domain { domain, created_at });
+        let settings = DomainRow {
+            root_url: json.root_url,
+            not_found_url: json.not_found_url,
+            default_status: json.status,
+        };
+        return Ok(TransferRow::Domain {
+            domain,
+            created_at,
+            settings,
+        });
+    }
+    if json.root_url.is_some() || json.not_found_url.is_some() {
+        return Err("root_url and not_found_url belong to domain rows".into());
     }
     Ok(TransferRow::Link(LinkRow {
         domain: json.domain.filter(|d| !d.is_empty()),
@@ -531,16 +575,26 @@ fn split_tags(cell: &str) -> Vec<String> {
 }
 
 /// The cells of `row` under [`CSV_COLUMNS`], escaped.
-pub fn to_csv_record(row: &TransferRow) -> [String; 19] {
+pub fn to_csv_record(row: &TransferRow) -> [String; 21] {
     let json_text =
         |value: &Option<Value>| value.as_ref().map(Value::to_string).unwrap_or_default();
-    let cells: [String; 19] = match row {
-        TransferRow::Domain { domain, created_at } => {
-            let mut cells: [String; 19] = Default::default();
+    let cells: [String; 21] = match row {
+        TransferRow::Domain {
+            domain,
+            created_at,
+            settings,
+        } => {
+            let mut cells: [String; 21] = Default::default();
             cells[0] = "domain".into();
             cells[1] = domain.clone();
+            // `status`: the default status of the domain's new links.
+            cells[4] = (settings.default_status)
+                .map(|s| s.to_string())
+                .unwrap_or_default();
             // `created_at`
             cells[10] = created_at.map(format_time).unwrap_or_default();
+            cells[19] = settings.root_url.clone().unwrap_or_default();
+            cells[20] = settings.not_found_url.clone().unwrap_or_default();
             cells
         }
         TransferRow::Link(link) => [
@@ -567,6 +621,8 @@ pub fn to_csv_record(row: &TransferRow) -> [String; 19] {
             link.android.clone().unwrap_or_default(),
             link.max_clicks.map(|n| n.to_string()).unwrap_or_default(),
             link.password_hash.clone().unwrap_or_default(),
+            String::new(),
+            String::new(),
         ],
     };
     cells.map(|cell| escape_cell(&cell).into_owned())
@@ -594,6 +650,8 @@ pub struct CsvColumns {
     android: Option<usize>,
     max_clicks: Option<usize>,
     password_hash: Option<usize>,
+    root_url: Option<usize>,
+    not_found_url: Option<usize>,
     /// A file without a header: exactly `domain,code,url[,status]`.
     positional: bool,
 }
@@ -641,6 +699,8 @@ impl CsvColumns {
             android: find("android"),
             max_clicks: find("max_clicks"),
             password_hash: find("password_hash"),
+            root_url: find("root_url"),
+            not_found_url: find("not_found_url"),
             positional: false,
         })
     }
@@ -677,13 +737,6 @@ impl CsvColumns {
             Some(kind) if kind.eq_ignore_ascii_case("domain") => Kind::Domain,
             Some(kind) => return Err(format!("kind {kind:?} is not link or domain")),
         };
-        if kind == Kind::Domain {
-            let domain = cell(self.domain).ok_or("a domain row needs `domain`")?;
-            return Ok(TransferRow::Domain {
-                domain: domain.to_owned(),
-                created_at,
-            });
-        }
         let status = match cell(self.status) {
             None => None,
             Some(text) => Some(
@@ -691,6 +744,19 @@ impl CsvColumns {
                     .map_err(|_| format!("status {text:?} is not a number"))?,
             ),
         };
+        if kind == Kind::Domain {
+            let domain = cell(self.domain).ok_or("a domain row needs `domain`")?;
+            return Ok(TransferRow::Domain {
+                domain: domain.to_owned(),
+                created_at,
+                settings: DomainRow {
+                    root_url: cell(self.root_url).map(str::to_owned),
+                    not_found_url: cell(self.not_found_url).map(str::to_owned),
+                    default_status: status,
+                },
+            });
+        }
+
         let forward_query = match cell(self.forward_query) {
             None => None,
             Some("true" | "1") => Some(true),
@@ -911,12 +977,32 @@ mod tests {
         assert_eq!(split_tags(&join_tags(&tags)), tags);
     }
 
+    fn full_domain_settings() -> DomainRow {
+        DomainRow {
+            root_url: Some("https://www.brand.example/".into()),
+            not_found_url: Some("https://www.brand.example/404".into()),
+            default_status: Some(301),
+        }
+    }
+
+    #[test]
+    fn settings_on_a_link_row_are_refused() {
+        let line = r#"{"kind":"link","url":"https://e.com/","root_url":"https://e.com/"}"#;
+        assert!(from_json_line(line).unwrap_err().contains("domain rows"));
+    }
+
     #[test]
     fn csv_rows_round_trip() {
         let rows = vec![
             TransferRow::Domain {
                 domain: "go.example.com".into(),
                 created_at: Some(1_600_000_000_000),
+                settings: DomainRow::default(),
+            },
+            TransferRow::Domain {
+                domain: "brand.example".into(),
+                created_at: Some(1_600_000_000_001),
+                settings: full_domain_settings(),
             },
             TransferRow::Link(full_link()),
             TransferRow::Link(LinkRow {
@@ -934,7 +1020,7 @@ mod tests {
         let read = read_all(TransferReader::csv(&bytes[..]));
         let mut expected = rows.clone();
         // An empty tag list is an empty cell: no tags given.
-        if let TransferRow::Link(link) = &mut expected[2] {
+        if let TransferRow::Link(link) = &mut expected[3] {
             link.tags = None;
         }
         let read: Vec<_> = read.into_iter().map(|(_, row)| row.unwrap()).collect();
@@ -947,6 +1033,12 @@ mod tests {
             TransferRow::Domain {
                 domain: "go.example.com".into(),
                 created_at: Some(1_600_000_000_000),
+                settings: DomainRow::default(),
+            },
+            TransferRow::Domain {
+                domain: "brand.example".into(),
+                created_at: None,
+                settings: full_domain_settings(),
             },
             TransferRow::Link(full_link()),
         ];

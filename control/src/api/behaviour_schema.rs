@@ -559,6 +559,23 @@ pub fn android() -> Schema {
     )
 }
 
+/// `root_url` of a domain's settings patch.
+pub fn root_url() -> Schema {
+    optional_request_destination(
+        "Where the domain's root `/` sends visitors (302, not cached); `null` brings \
+         back the engine's 404 page. May not be on a short-link domain of this installation.",
+    )
+}
+
+/// `not_found_url` of a domain's settings patch.
+pub fn not_found_url() -> Schema {
+    optional_request_destination(
+        "Where any path of the domain that is no link sends visitors (302, not cached); \
+         `null` brings back the engine's 404 page. May not be on a short-link domain of \
+         this installation.",
+    )
+}
+
 /// `card` of a create or patch.
 pub fn card() -> Schema {
     match nullable_ref("Card") {

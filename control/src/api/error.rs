@@ -120,6 +120,8 @@ impl From<LinkError> for ApiError {
             LinkError::Reserved { .. } => Self::bad_request("reserved_code", message),
             LinkError::CodeTaken { .. } => Self::new(409, "code_taken", message),
             LinkError::DomainExists { .. } => Self::new(409, "domain_exists", message),
+            LinkError::DomainNotFound { .. } => Self::new(404, "domain_not_found", message),
+            LinkError::DomainNotOwned { .. } => Self::new(403, "domain_not_owned", message),
             LinkError::NotFound { .. } => Self::not_found(message),
             LinkError::PointsToShortDomain { .. } => {
                 Self::bad_request("destination_is_short_link", message)

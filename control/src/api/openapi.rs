@@ -39,6 +39,8 @@ use super::{AppState, behaviour_schema, error, types};
         super::links::bulk_create,
         super::domains::create_domain,
         super::domains::list_domains,
+        super::domains::get_domain,
+        super::domains::patch_domain,
         super::analytics::series,
         super::analytics::breakdown,
         super::analytics::top_links,
@@ -72,6 +74,7 @@ use super::{AppState, behaviour_schema, error, types};
     components(schemas(
         types::CreateLink, types::PatchLink, types::UtmInput, types::UtmView, types::LinkView, types::LinkList, types::BulkItem,
         types::BulkResult, types::CreateDomain, types::DomainView, types::DomainList,
+        types::PatchDomain,
         behaviour_schema::Rule, behaviour_schema::Condition, behaviour_schema::Schedule,
         behaviour_schema::Variant, behaviour_schema::Card, behaviour_schema::RuleView,
         behaviour_schema::ConditionView, behaviour_schema::VariantView, behaviour_schema::CardView,

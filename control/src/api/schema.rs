@@ -184,7 +184,19 @@ pub fn optional_status() -> Schema {
                 .into_iter()
                 .chain([serde_json::Value::Null]),
         ))
-        .description(Some("301, 302 (default), 307 or 308."))
+        .description(Some(
+            "301, 302, 307 or 308; without it, the domain's `default_status` (302 unless \
+             set otherwise).",
+        ))
+        .into()
+}
+
+/// A domain's `default_status` in a settings patch.
+pub fn default_status() -> Schema {
+    status_builder()
+        .description(Some(
+            "The status of links created on the domain without one: 301, 302, 307 or 308.",
+        ))
         .into()
 }
 

@@ -11,7 +11,9 @@ use utoipa::ToSchema;
 use super::error::ErrorDetail;
 use super::{behaviour_schema, schema};
 use crate::service::utm::{self, UtmChanges};
-use crate::service::{AccessChanges, BehaviourChanges, LinkChanges, NewLink, PasswordInput};
+use crate::service::{
+    AccessChanges, BehaviourChanges, DomainChanges, DomainInfo, LinkChanges, NewLink, PasswordInput,
+};
 
 /// Milliseconds since the epoch → RFC 3339.
 pub fn to_datetime(millis: i64) -> OffsetDateTime {
@@ -390,13 +392,65 @@ pub struct CreateDomain {
     pub domain: String,
 }
 
-/// A domain links can live on.
+/// A domain links can live on, with its settings.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct DomainView {
     pub domain: String,
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
+    /// Where `/` goes; `null`: the engine's 404 page.
+    #[schema(schema_with = behaviour_schema::url_view)]
+    pub root_url: Option<String>,
+    /// Where unknown codes go; `null`: the engine's 404 page.
+    #[schema(schema_with = behaviour_schema::url_view)]
+    pub not_found_url: Option<String>,
+    /// The status of links created on the domain without one.
+    #[schema(schema_with = schema::status)]
+    pub default_status: u16,
+    /// The installation's shared default domain (every workspace may use it).
+    pub is_default: bool,
+    /// Whether this workspace may change the settings: it registered the
+    /// domain (the default domain belongs to the default workspace).
+    pub owned: bool,
+}
+
+impl From<DomainInfo> for DomainView {
+    fn from(info: DomainInfo) -> Self {
+        Self {
+            created_at: to_datetime(info.created_at),
+            root_url: info.settings.root_url,
+            not_found_url: info.settings.not_found_url,
+            default_status: info.settings.default_status.code(),
+            is_default: info.is_default,
+            owned: info.owned,
+            domain: info.name,
+        }
+    }
+}
+
+/// Body of `PATCH /domains/{domain}`: absent fields stay as they are.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchDomain {
+    #[serde(default, deserialize_with = "optional_field")]
+    #[schema(schema_with = behaviour_schema::root_url)]
+    pub root_url: Option<Option<String>>,
+    #[serde(default, deserialize_with = "optional_field")]
+    #[schema(schema_with = behaviour_schema::not_found_url)]
+    pub not_found_url: Option<Option<String>>,
+    #[schema(schema_with = schema::default_status)]
+    pub default_status: Option<u16>,
+}
+
+impl From<PatchDomain> for DomainChanges {
+    fn from(patch: PatchDomain) -> Self {
+        Self {
+            root_url: patch.root_url,
+            not_found_url: patch.not_found_url,
+            default_status: patch.default_status,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

@@ -21,10 +21,17 @@ pub enum LinkError {
     CodeTaken { domain: String, code: String },
     #[error("{domain} is already registered")]
     DomainExists { domain: String },
+    #[error("no domain {domain:?} in this workspace")]
+    DomainNotFound { domain: String },
+    #[error(
+        "{domain}'s settings belong to the workspace that registered it (the default \
+         domain's to the default workspace)"
+    )]
+    DomainNotOwned { domain: String },
     /// `field` names the destination: `url`, `rules[1].variants[0].url`, `ios`, ….
     #[error(
         "{field} is on {domain}, a short-link domain of this installation: a link \
-         cannot redirect to a short link here"
+         cannot redirect to a short link here (it could loop)"
     )]
     PointsToShortDomain { field: String, domain: String },
     #[error("utm.{field} must be 1 to 200 characters without control characters (null removes it)")]

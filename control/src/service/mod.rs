@@ -16,11 +16,14 @@
 //!   limit ([`AccessChanges`]).
 //! - [`card`]: a new link's card read from its destination's page, when
 //!   card fetching is on (before the write).
+//! - [`domains`]: registering domains and their settings (root, unknown
+//!   codes, default status), which reach engines as changes.
 //! - [`error`]: why an operation was refused ([`LinkError`]).
 
 pub mod access;
 pub mod behaviour;
 pub mod card;
+pub mod domains;
 pub mod error;
 pub mod input;
 pub mod utm;
@@ -33,14 +36,13 @@ use ricochet_model::{LinkExtensions, LinkKey, LinkRecord, LinkState, RedirectSta
 use access::PreparedAccess;
 pub use access::{AccessChanges, PasswordInput};
 pub use behaviour::BehaviourChanges;
+pub use domains::{DomainChanges, DomainInfo};
 pub use error::LinkError;
 pub use input::{IdempotencyKey, LinkChanges, LinkQuery, NewLink, StoredAnswer};
 
 use crate::cards::CardFetcher;
 use crate::keys::random_string;
-use crate::store::{
-    ControlStore, DEFAULT_WORKSPACE, DomainRecord, IdempotentResponse, LinkPage, WriteTxn,
-};
+use crate::store::{ControlStore, IdempotentResponse, LinkPage, WriteTxn};
 
 /// Codes nobody may take: paths engines or operators may need.
 pub const BUILT_IN_RESERVED: &[&str] = &[
@@ -338,49 +340,6 @@ impl LinkService {
             .map_err(|_| LinkError::BadCursor)
     }
 
-    /// Registers a domain for `workspace`; returns its normalized name. A
-    /// name registered by any workspace is taken.
-    pub fn add_domain(&self, workspace: &str, domain: &str, now: i64) -> Result<String, LinkError> {
-        let domain = validate::normalize_domain(domain)?;
-        if domain == self.settings.default_domain
-            || !self.store.add_domain(&domain, workspace, now)?
-        {
-            return Err(LinkError::DomainExists { domain });
-        }
-        Ok(domain)
-    }
-
-    /// The domains `workspace` may create links on, with their creation
-    /// times, by name: its own and the shared default domain.
-    pub fn domains(&self, workspace: &str) -> Result<Vec<(String, i64)>, LinkError> {
-        Ok(self
-            .store
-            .domains()?
-            .into_iter()
-            .filter(|(name, record)| self.usable(workspace, name, record))
-            .map(|(name, record)| (name, record.created_at))
-            .collect())
-    }
-
-    /// Registers the shared default domain (at start).
-    pub fn register_default_domain(&self, now: i64) -> Result<(), LinkError> {
-        self.store
-            .add_domain(&self.settings.default_domain, DEFAULT_WORKSPACE, now)?;
-        Ok(())
-    }
-
-    fn usable(&self, workspace: &str, name: &str, record: &DomainRecord) -> bool {
-        name == self.settings.default_domain || record.workspace_id == workspace
-    }
-
-    /// Whether `workspace` may create links on `domain` (normalized).
-    fn may_use_domain(&self, workspace: &str, domain: &str) -> Result<bool, LinkError> {
-        Ok(self
-            .store
-            .domain(domain)?
-            .is_some_and(|record| self.usable(workspace, domain, &record)))
-    }
-
     fn stage_create(
         &self,
         txn: &mut WriteTxn<'_>,
@@ -413,9 +372,9 @@ impl LinkService {
             Some(domain) => validate::normalize_domain(domain)?,
             None => self.settings.default_domain.clone(),
         };
-        if !self.may_use_domain(workspace, &domain)? {
+        let Some(domain_record) = self.usable_domain(workspace, &domain)? else {
             return Err(LinkError::UnknownDomain { domain });
-        }
+        };
         let mut url = validate::validate_destination(&input.url)?;
         if !input.utm.is_empty() {
             url = validate::validate_destination(&utm::apply(&url, &input.utm)?)?;
@@ -444,9 +403,10 @@ impl LinkService {
             None => self.random_code(txn, &domain)?,
         };
         let mut link = LinkRecord::new(txn.next_id(), &domain, &code, &url, now)?;
-        if let Some(status) = input.status {
-            link.status = RedirectStatus::try_from(status)?;
-        }
+        link.status = match input.status {
+            Some(status) => RedirectStatus::try_from(status)?,
+            None => domain_record.default_status,
+        };
         link.expires_at = input.expires_at;
         link.forward_query = input.forward_query;
         link.title = input.title.clone();

@@ -276,10 +276,7 @@ impl ControlStore {
         if self.domains.contains_key(domain)? {
             return Ok(false);
         }
-        let record = DomainRecord {
-            workspace_id: workspace_id.to_owned(),
-            created_at: now,
-        };
+        let record = DomainRecord::new(workspace_id, now);
         self.domains
             .insert(domain, workspaces::encode_domain(&record))?;
         Ok(true)

@@ -1,6 +1,7 @@
 //! Stored workspaces, memberships, invitations, and which workspace owns each
 //! link and domain. Like users and sessions they never enter the change log:
 //! engines serve links by (domain, code) and need not know who owns them.
+//! A domain's settings do: `put_domain_settings` stages them as a change.
 //!
 //! Keyspaces: `workspaces` (id → workspace), `memberships` (workspace, user →
 //! membership), `user_workspaces` (user, workspace → nothing; the reverse
@@ -11,7 +12,7 @@
 //! Two-part keys join the parts with a 0 byte (ids never contain one).
 
 use fjall::Keyspace;
-use ricochet_model::{Change, ChangeOp, LinkRecord, LinkState};
+use ricochet_model::{Change, ChangeOp, DomainSettings, LinkRecord, LinkState, RedirectStatus};
 use serde::{Deserialize, Serialize};
 
 use super::{ControlStore, StoreError, WriteTxn};
@@ -99,11 +100,49 @@ impl std::fmt::Debug for InvitationRecord {
     }
 }
 
-/// A registered domain.
+/// A registered domain and its settings (fields added later default, so
+/// records written before them read as a domain without settings).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DomainRecord {
     pub workspace_id: String,
     pub created_at: i64,
+    /// Where `/` goes; `None`: the engine's 404 page.
+    #[serde(default)]
+    pub root_url: Option<String>,
+    /// Where unknown codes go; `None`: the engine's 404 page.
+    #[serde(default)]
+    pub not_found_url: Option<String>,
+    /// Status of links created on the domain without one.
+    #[serde(default)]
+    pub default_status: RedirectStatus,
+    /// Last change of the settings; 0 when they were never set.
+    #[serde(default)]
+    pub updated_at: i64,
+}
+
+impl DomainRecord {
+    /// A domain registered by `workspace_id` at `created_at`, without settings.
+    pub fn new(workspace_id: &str, created_at: i64) -> Self {
+        Self {
+            workspace_id: workspace_id.to_owned(),
+            created_at,
+            root_url: None,
+            not_found_url: None,
+            default_status: RedirectStatus::default(),
+            updated_at: 0,
+        }
+    }
+
+    /// The settings engines get for the domain `name`.
+    pub fn settings(&self, name: &str) -> DomainSettings {
+        DomainSettings {
+            domain: name.to_owned(),
+            root_url: self.root_url.clone(),
+            not_found_url: self.not_found_url.clone(),
+            default_status: self.default_status,
+            updated_at: self.updated_at,
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -141,10 +180,10 @@ pub(super) fn prefix(a: &str) -> Vec<u8> {
 /// the 8-byte creation time of a domain of the default workspace.
 pub(super) fn decode_domain(bytes: &[u8]) -> Result<DomainRecord, StoreError> {
     match <[u8; 8]>::try_from(bytes) {
-        Ok(created) => Ok(DomainRecord {
-            workspace_id: DEFAULT_WORKSPACE.to_owned(),
-            created_at: i64::from_be_bytes(created),
-        }),
+        Ok(created) => Ok(DomainRecord::new(
+            DEFAULT_WORKSPACE,
+            i64::from_be_bytes(created),
+        )),
         Err(_) => decode(bytes, "domain"),
     }
 }
@@ -526,6 +565,25 @@ impl WriteTxn<'_> {
     pub fn put_domain(&mut self, domain: &str, record: &DomainRecord) {
         self.batch
             .insert(&self.store.domains, domain, encode_domain(record));
+    }
+
+    /// Stages a domain's record with new settings, and the change that
+    /// carries the settings to engines.
+    pub fn put_domain_settings(&mut self, domain: &str, record: &DomainRecord) {
+        self.put_domain(domain, record);
+        self.version += 1;
+        let change = Change {
+            version: self.version,
+            op: ChangeOp::Domain {
+                settings: record.settings(domain),
+            },
+        };
+        self.batch.insert(
+            &self.store.changes,
+            self.version.to_be_bytes(),
+            ricochet_model::codec::encode_change(&change),
+        );
+        self.changes.push(change);
     }
 
     /// Stages the suspension of a link by its workspace's deletion.

@@ -321,7 +321,7 @@ fn deleting_suspends_links_restoring_brings_their_states_back_and_the_sweep_purg
         .into_iter()
         .filter_map(|change| match change.op {
             ChangeOp::Purge { key } => Some(key.code),
-            ChangeOp::Upsert { .. } => None,
+            ChangeOp::Upsert { .. } | ChangeOp::Domain { .. } => None,
         })
         .collect();
     assert_eq!(purged.len(), 2, "{purged:?}");
@@ -380,7 +380,7 @@ fn links_and_domains_of_another_workspace_are_not_found() {
         .domains(&mine.id)
         .unwrap()
         .into_iter()
-        .map(|(d, _)| d)
+        .map(|d| d.name)
         .collect();
     assert_eq!(domains, vec!["localhost".to_owned()]);
     assert_eq!(

@@ -144,8 +144,15 @@ pub fn render(
         &mut out,
         "ricochet_engine_domains",
         "gauge",
-        "Domains with links.",
+        "Domains with links or settings.",
         table.domain_count() as u64,
+    );
+    metric(
+        &mut out,
+        "ricochet_engine_domains_redirecting_misses",
+        "gauge",
+        "Domains whose root or unknown codes redirect (domain settings).",
+        table.domains_with_settings() as u64,
     );
     let ready = stats.ready.load(Ordering::Acquire) as u64;
     metric(

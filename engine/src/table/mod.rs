@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use foldhash::fast::RandomState;
 use papaya::{HashMap, HashSet, LocalGuard, ResizeMode};
-use ricochet_model::{LinkId, LinkKey, LinkRecord};
+use ricochet_model::{DomainSettings, LinkId, LinkKey, LinkRecord};
 use seize::Collector;
 
 use crate::behaviour::{Compiled, CookieKey};
@@ -30,6 +30,9 @@ pub struct LinkTable {
     /// Signs A/B cookies in the plans.
     cookie_key: CookieKey,
     domains: HashMap<Box<str>, DomainId, RandomState>,
+    /// Where the root and unknown codes of domains with settings go; read
+    /// only when a request finds no link.
+    misses: HashMap<DomainId, DomainMisses, RandomState>,
     /// Serializes domain interning; never taken on the request path.
     next_domain: Mutex<DomainId>,
     default_domain: Option<Box<str>>,
@@ -68,6 +71,10 @@ impl LinkTable {
                 .build(),
             cookie_key: CookieKey::random(),
             domains: HashMap::builder()
+                .hasher(RandomState::default())
+                .shared_collector(collector.clone())
+                .build(),
+            misses: HashMap::builder()
                 .hasher(RandomState::default())
                 .shared_collector(collector.clone())
                 .build(),
@@ -142,6 +149,25 @@ impl LinkTable {
         if let Some(link) = planned {
             self.plans.remove(&link, &guard);
         }
+    }
+
+    /// Replaces a domain's settings. A host whose domain has settings is
+    /// served as that domain (its misses answered by its settings) even
+    /// while it has no links.
+    pub fn set_domain(&self, settings: &DomainSettings) {
+        let domain = self.intern(&settings.domain);
+        let guard = self.collector.enter();
+        if settings.redirects_misses() {
+            self.misses
+                .insert(domain, DomainMisses::new(settings), &guard);
+        } else {
+            self.misses.remove(&domain, &guard);
+        }
+    }
+
+    /// Number of domains whose misses redirect.
+    pub fn domains_with_settings(&self) -> usize {
+        self.misses.len()
     }
 
     /// Pre-sizes the table for `additional` more links.
@@ -240,12 +266,41 @@ impl<'t> TableReader<'t> {
         self.table.plans.get(&link, &self.guard)
     }
 
+    /// Where a request that found no link goes: its domain's root URL for
+    /// `/`, else its unknown-code URL; `None`: the 404 page.
+    #[inline]
+    pub fn miss(&self, domain: DomainId, root: bool) -> Option<&[u8]> {
+        let misses = self.table.misses.get(&domain, &self.guard)?;
+        if root {
+            misses.root.as_deref()
+        } else {
+            misses.not_found.as_deref()
+        }
+    }
+
     /// The entry at (domain, code).
     #[inline]
     pub fn get(&self, domain: DomainId, code: &[u8]) -> Option<&LinkEntry> {
         self.table
             .links
             .get(&EntryKey { domain, code }, &self.guard)
+    }
+}
+
+/// A domain's miss destinations, as the bytes of a `Location`.
+#[derive(Debug)]
+struct DomainMisses {
+    root: Option<Box<[u8]>>,
+    not_found: Option<Box<[u8]>>,
+}
+
+impl DomainMisses {
+    fn new(settings: &DomainSettings) -> Self {
+        let bytes = |url: &Option<String>| url.as_deref().map(|u| Box::from(u.as_bytes()));
+        Self {
+            root: bytes(&settings.root_url),
+            not_found: bytes(&settings.not_found_url),
+        }
     }
 }
 
@@ -341,6 +396,32 @@ mod tests {
         table.remove(&link.key());
         assert_eq!(table.len(), 0);
         table.remove(&LinkKey::new("nowhere.example", "a").unwrap());
+    }
+
+    #[test]
+    fn domain_settings_answer_misses_on_their_own_host() {
+        let table = LinkTable::new(Some("go.example"));
+        table.upsert(&record("go.example", "a", "https://one.example/"));
+        let mut brand = DomainSettings::empty("brand.example");
+        brand.root_url = Some("https://www.brand.example/".into());
+        table.set_domain(&brand);
+        {
+            let reader = table.reader();
+            let id = reader.domain_for_host(Some(b"brand.example")).unwrap();
+            assert_ne!(Some(id), reader.domain_id(b"go.example"));
+            assert_eq!(
+                reader.miss(id, true),
+                Some(&b"https://www.brand.example/"[..])
+            );
+            assert_eq!(reader.miss(id, false), None);
+            let default = reader.domain_for_host(Some(b"other.example")).unwrap();
+            assert_eq!(reader.miss(default, true), None);
+        }
+        table.set_domain(&DomainSettings::empty("brand.example"));
+        let reader = table.reader();
+        let id = reader.domain_id(b"brand.example").unwrap();
+        assert_eq!(reader.miss(id, true), None);
+        assert_eq!(table.domains_with_settings(), 0);
     }
 
     #[test]
