@@ -12,7 +12,9 @@ use serde::Serialize;
 use crate::calibrate::Ceiling;
 use crate::edits::{EditTarget, measure};
 use crate::error::{Error, Result};
+use crate::flood::{self, VERIFIER_THREAD, run_flood};
 use crate::geoip;
+use crate::http::HttpClient;
 use crate::keys::KeySet;
 use crate::networks::ClientNetworks;
 use crate::report::Report;
@@ -249,6 +251,9 @@ pub fn execute(
             eprintln!("warning: {note}");
             report.notes.push(note);
         }
+        if let Some(flood) = &suite.flood {
+            check_flood_link(target, &host, &flood.code)?;
+        }
     }
     for round in 1..=suite.repeat {
         for (target, keys) in targets.iter_mut().zip(&target_keys) {
@@ -322,6 +327,13 @@ fn write_files(suite: &Suite, keys: &KeySet, files: &SuiteFiles) -> Result<()> {
             files.links_jsonl.display()
         );
         keys.write_import_jsonl(&files.links_jsonl)?;
+        if let Some(flood) = &suite.flood {
+            eprintln!(
+                "adding the password-protected link {} (Argon2id) for [flood]",
+                flood.code
+            );
+            flood::append_link(&files.links_jsonl, &flood.code)?;
+        }
     }
     if used("geoip_db") {
         let networks = match suite.traffic.visitors.networks() {
@@ -338,7 +350,30 @@ fn write_files(suite: &Suite, keys: &KeySet, files: &SuiteFiles) -> Result<()> {
     Ok(())
 }
 
-/// One phase, with the suite's edits or restart going on beside it.
+/// Refuses to flood a target that does not serve `code` as a protected link
+/// (the password form, 200).
+fn check_flood_link(target: &Target, host: &str, code: &str) -> Result<()> {
+    let mut client = HttpClient::new(&target.url, Duration::from_secs(5))?;
+    let path = format!("/{code}");
+    let status = client
+        .request("GET", &path, &[("Host", host)], b"")
+        .map(|r| r.status);
+    match status {
+        Ok(200) => Ok(()),
+        other => Err(Error::Target {
+            name: target.name.clone(),
+            message: format!(
+                "[flood] needs {path} to be a password-protected link, but GET {path} answered {}: import {{links_jsonl}} in the target's setup (the tool adds the link there), or create it on the target",
+                match other {
+                    Ok(status) => format!("{status}"),
+                    Err(e) => e.to_string(),
+                }
+            ),
+        }),
+    }
+}
+
+/// One phase, with the suite's edits, flood or restart going on beside it.
 fn run_phase(
     suite: &Suite,
     target: &mut Target,
@@ -362,6 +397,14 @@ fn run_phase(
             })
         }
     };
+    let flood = suite.flood.as_ref().filter(|f| f.applies_to(&spec.phase));
+    let verifier_cpu = || {
+        flood
+            .and(spec.server_pid)
+            .and_then(|pid| flood::named_threads_cpu_ns(pid, VERIFIER_THREAD))
+    };
+    let verifier_before = verifier_cpu();
+    let flood_addr = target.addr;
     let start = Instant::now();
     let deadline = start + spec.load.duration;
     std::thread::scope(|scope| -> Result<RunResult> {
@@ -371,6 +414,10 @@ fn run_phase(
             }
             _ => None,
         };
+        let flooding = flood.map(|flood| {
+            let host = spec.host.as_str();
+            scope.spawn(move || run_flood(flood_addr, host, flood, deadline, stop))
+        });
         let restart = match &suite.restart {
             Some(restart) => {
                 let target = &mut *target;
@@ -382,6 +429,13 @@ fn run_phase(
             None => None,
         };
         let result = run(spec, stop, progress);
+        let verifier_after = verifier_cpu();
+        let flooded = flooding
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(Error::Invalid("the flood thread panicked".into())))
+            })
+            .transpose();
         let propagation = edits
             .map(|h| {
                 h.join()
@@ -396,6 +450,16 @@ fn run_phase(
             .transpose();
         let mut result = result?;
         result.propagation = propagation?;
+        if let Some(mut flooded) = flooded? {
+            if let (Some(before), Some(after)) = (verifier_before, verifier_after) {
+                let verifier_s = after.saturating_sub(before) as f64 / 1e9;
+                flooded.verifier_cpu_s = Some(verifier_s);
+                flooded.server_cpu_per_request_without_verifier_us = result.server.map(|s| {
+                    (s.cpu_s - verifier_s).max(0.0) * 1e6 / result.responses.max(1) as f64
+                });
+            }
+            result.flood = Some(flooded);
+        }
         if let Some(mut restart) = restarted? {
             restart.errors = result.errors.clone();
             result.restart = Some(restart);

@@ -9,7 +9,8 @@
 //! answers), `check` (judging them), `schedule` (open/closed loop), `client`
 //! (the connection driver), `stats` (counts), `run` (one measured run),
 //! `report` (tables, JSON), `plot` (SVG), `suite` (TOML suites), `target`
-//! (servers under test), `seed`, `edits`, `restart`, `compare`, `nginx` (the
+//! (servers under test), `seed`, `edits`, `flood` (wrong passwords for a
+//! protected link beside the load), `restart`, `compare`, `nginx` (the
 //! comparison config), `http` (a small blocking client), `fixed_server` and
 //! `calibrate` (the generator's own ceiling), `procstat` (CPU and memory
 //! from /proc).
@@ -22,6 +23,7 @@ pub mod compare;
 pub mod edits;
 pub mod error;
 pub mod fixed_server;
+pub mod flood;
 pub mod geoip;
 pub mod http;
 pub mod keys;

@@ -451,6 +451,7 @@ fn run_command(args: RunArgs, stop: &AtomicBool, command_line: &str) -> anyhow::
             wait: Duration::from_secs(60),
         },
         edits: None,
+        flood: None,
         restart: None,
         targets: vec![TargetSpec {
             name: "target".into(),

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::calibrate::Ceiling;
-use crate::compare::{Ratio, SummaryRow, ratios, summarize};
+use crate::compare::{Ratio, SummaryRow, median, ratios, summarize};
 use crate::error::{Error, Result};
 use crate::plot::{self, Series};
 use crate::run::RunResult;
@@ -29,7 +29,108 @@ pub struct Report {
     pub summary: Vec<SummaryRow>,
     /// Each target against the first, per phase (medians).
     pub ratios: Vec<Ratio>,
+    /// Each phase with a `[flood]` against the phase of the same load
+    /// without it, per target (medians).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub flood_ratios: Vec<FloodRatio>,
     pub notes: Vec<String>,
+}
+
+/// A target's figures in a phase with the flood over those in a phase of
+/// the same load without it, from medians over rounds.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FloodRatio {
+    pub target: String,
+    /// The phase with the flood.
+    pub phase: String,
+    /// The phase without it.
+    pub baseline: String,
+    pub throughput: f64,
+    pub p50: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub server_cpu_per_request: Option<f64>,
+    pub server_cpu_per_request_difference_us: Option<f64>,
+    /// The same, leaving out the engine's verifier thread in the flooded
+    /// phase: what the flood cost the threads serving redirects.
+    pub server_cpu_per_request_without_verifier: Option<f64>,
+    pub server_cpu_per_request_without_verifier_difference_us: Option<f64>,
+}
+
+/// Pairs each flooded (target, phase) with the first phase of the same
+/// target and the same load that had no flood.
+fn flood_ratios(runs: &[RunResult]) -> Vec<FloodRatio> {
+    let mut pairs: Vec<(&str, &str, &str)> = Vec::new();
+    for run in runs.iter().filter(|r| r.flood.is_some()) {
+        let Some(quiet) = runs.iter().find(|q| {
+            q.flood.is_none()
+                && q.target == run.target
+                && q.phase != run.phase
+                && q.load == run.load
+                && !runs
+                    .iter()
+                    .any(|o| o.phase == q.phase && o.target == q.target && o.flood.is_some())
+        }) else {
+            continue;
+        };
+        let pair = (
+            run.target.as_str(),
+            run.phase.as_str(),
+            quiet.phase.as_str(),
+        );
+        if !pairs.contains(&pair) {
+            pairs.push(pair);
+        }
+    }
+    let divide = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
+    pairs
+        .into_iter()
+        .map(|(target, phase, baseline)| {
+            let of = |name: &str, f: &dyn Fn(&RunResult) -> Option<f64>| -> Option<f64> {
+                let mut values: Vec<f64> = runs
+                    .iter()
+                    .filter(|r| r.target == target && r.phase == name)
+                    .filter_map(f)
+                    .collect();
+                median(&mut values)
+            };
+            let both = |f: &dyn Fn(&RunResult) -> Option<f64>| (of(phase, f), of(baseline, f));
+            let ratio = |f: &dyn Fn(&RunResult) -> Option<f64>| match both(f) {
+                (Some(a), Some(b)) => divide(a, b),
+                _ => f64::NAN,
+            };
+            let cpu = |r: &RunResult| r.server.map(|s| s.cpu_per_request_us);
+            let quiet_cpu = of(baseline, &cpu);
+            let flooded_cpu = of(phase, &cpu);
+            let without = of(phase, &|r: &RunResult| {
+                r.flood
+                    .as_ref()
+                    .and_then(|f| f.server_cpu_per_request_without_verifier_us)
+            });
+            let pair = |a: Option<f64>| match (a, quiet_cpu) {
+                (Some(a), Some(b)) => (Some(divide(a, b)), Some(a - b)),
+                _ => (None, None),
+            };
+            let (server_cpu_per_request, server_cpu_per_request_difference_us) = pair(flooded_cpu);
+            let (
+                server_cpu_per_request_without_verifier,
+                server_cpu_per_request_without_verifier_difference_us,
+            ) = pair(without);
+            FloodRatio {
+                target: target.to_owned(),
+                phase: phase.to_owned(),
+                baseline: baseline.to_owned(),
+                throughput: ratio(&|r| Some(r.throughput)),
+                p50: ratio(&|r| Some(r.latency_ms.p50)),
+                p99: ratio(&|r| Some(r.latency_ms.p99)),
+                p999: ratio(&|r| Some(r.latency_ms.p999)),
+                server_cpu_per_request,
+                server_cpu_per_request_difference_us,
+                server_cpu_per_request_without_verifier,
+                server_cpu_per_request_without_verifier_difference_us,
+            }
+        })
+        .collect()
 }
 
 impl Report {
@@ -43,6 +144,7 @@ impl Report {
             runs: Vec::new(),
             summary: Vec::new(),
             ratios: Vec::new(),
+            flood_ratios: Vec::new(),
             notes: Vec::new(),
         }
     }
@@ -51,6 +153,7 @@ impl Report {
     pub fn finish(&mut self) {
         self.summary = summarize(&self.runs);
         self.ratios = ratios(&self.summary);
+        self.flood_ratios = flood_ratios(&self.runs);
         for run in &self.runs {
             let ceiling = self.ceiling.as_ref().map(|c| {
                 let per_thread = if run.load.depth > 1 {
@@ -78,6 +181,20 @@ impl Report {
                     "{} {} round {}: every correct answer went to the links' own URLs, none to a rule or variant: either no visitor matched, or the target serves the links without their behaviour (were they imported from {{links_jsonl}}?)",
                     run.target, run.phase, run.round
                 ));
+            }
+            if let Some(f) = &run.flood {
+                if f.answers_other > 0 {
+                    self.notes.push(format!(
+                        "{} {} round {}: {} wrong passwords were answered with neither 403, 429 nor 503 ({:?}): a 2xx or 3xx means one got through",
+                        run.target, run.phase, run.round, f.answers_other, f.other_statuses
+                    ));
+                }
+                if f.rate < 0.9 * f.target_rate {
+                    self.notes.push(format!(
+                        "{} {} round {}: the flood sent {:.0} wrong passwords/s, not the {:.0}/s asked for ({} not sent: every connection had an attempt out; raise [flood] connections)",
+                        run.target, run.phase, run.round, f.rate, f.target_rate, f.not_sent
+                    ));
+                }
             }
             if run.generator.busy > 0.9 {
                 self.notes.push(format!(
@@ -219,6 +336,52 @@ impl Report {
                     p.api_errors
                 );
             }
+            if let Some(f) = &run.flood {
+                let mut answers = format!(
+                    "403 {}, 429 {}, 503 {}",
+                    thousands(f.answers_403 as f64),
+                    thousands(f.answers_429 as f64),
+                    thousands(f.answers_503 as f64)
+                );
+                if f.answers_other > 0 {
+                    let _ = write!(
+                        answers,
+                        ", OTHER {} {:?}",
+                        thousands(f.answers_other as f64),
+                        f.other_statuses
+                    );
+                }
+                let _ = writeln!(
+                    out,
+                    "  flood on /{}: sent {} ({:.0}/s of {:.0}/s) from {} addresses over {} connections; answered {}: {answers}; errors {}{}, not sent {}; answer p50 {} ms, p99 {} ms, max {} ms",
+                    f.code,
+                    thousands(f.sent as f64),
+                    f.rate,
+                    f.target_rate,
+                    thousands(f64::from(f.addresses)),
+                    f.connections_opened,
+                    thousands(f.answered as f64),
+                    f.errors,
+                    if f.error_kinds.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" {:?}", f.error_kinds)
+                    },
+                    f.not_sent,
+                    ms(f.latency_ms.p50),
+                    ms(f.latency_ms.p99),
+                    ms(f.latency_ms.max),
+                );
+                if let (Some(verifier), Some(without)) = (
+                    f.verifier_cpu_s,
+                    f.server_cpu_per_request_without_verifier_us,
+                ) {
+                    let _ = writeln!(
+                        out,
+                        "  flood: the verifier thread used {verifier:.2} s of CPU; the server's CPU per request without it {without:.2} µs"
+                    );
+                }
+            }
             if let Some(r) = &run.restart {
                 let opt = |v: Option<f64>| v.map_or("never".into(), |v| format!("{v:.0} ms"));
                 let _ = writeln!(
@@ -300,6 +463,37 @@ impl Report {
                             format!(", server CPU per request ×{ratio:.2} ({difference:+.2} µs)"),
                         _ => String::new(),
                     }
+                );
+            }
+        }
+        if !self.flood_ratios.is_empty() {
+            let _ = writeln!(
+                out,
+                "\nFlood against the same load without it (medians; X vs Y: X's figure divided by Y's):"
+            );
+            for r in &self.flood_ratios {
+                let cpu = |ratio: Option<f64>, difference: Option<f64>| match (ratio, difference) {
+                    (Some(ratio), Some(difference)) => format!("×{ratio:.2} ({difference:+.2} µs)"),
+                    _ => "-".to_owned(),
+                };
+                let _ = writeln!(
+                    out,
+                    "{} {} vs {}: req/s ×{:.2}, p50 ×{:.2}, p99 ×{:.2}, p99.9 ×{:.2}, server CPU per request {}, without the verifier thread {}",
+                    r.target,
+                    r.phase,
+                    r.baseline,
+                    r.throughput,
+                    r.p50,
+                    r.p99,
+                    r.p999,
+                    cpu(
+                        r.server_cpu_per_request,
+                        r.server_cpu_per_request_difference_us
+                    ),
+                    cpu(
+                        r.server_cpu_per_request_without_verifier,
+                        r.server_cpu_per_request_without_verifier_difference_us
+                    ),
                 );
             }
         }

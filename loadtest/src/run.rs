@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use crate::client::{ThreadPlan, drive};
 use crate::error::{Error, Result};
+use crate::flood::FloodResult;
 use crate::keys::KeySet;
 use crate::procstat;
 use crate::schedule::{Mode, Timetable};
@@ -141,7 +142,7 @@ pub struct Latency {
 }
 
 impl Latency {
-    fn from_histogram(h: &Histogram<u64>) -> Self {
+    pub(crate) fn from_histogram(h: &Histogram<u64>) -> Self {
         if h.is_empty() {
             return Self::default();
         }
@@ -257,6 +258,9 @@ pub struct RunResult {
     pub propagation: Option<PropagationResult>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub restart: Option<RestartResult>,
+    /// Wrong passwords sent beside the load (`[flood]`) and their answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flood: Option<FloodResult>,
 }
 
 /// Connections of thread `index` when `total` are spread over `threads`.
@@ -468,6 +472,7 @@ fn summarize(
         server,
         propagation: None,
         restart: None,
+        flood: None,
     }
 }
 

@@ -1,7 +1,7 @@
 //! Suites: TOML files (see `config/loadtest/`) naming the link set and the
 //! behaviour its links carry, the traffic shape and its visitors, the load
-//! phases, seeding, warm-up, repeats, edits or a restart during the run, and
-//! the targets. Every mistake is reported with the file's line and column.
+//! phases, seeding, warm-up, repeats, edits, a flood of wrong passwords or a
+//! restart during the run, and the targets. Every mistake is reported with the file's line and column.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,7 +12,8 @@ use serde::Deserialize;
 use crate::behaviour::Behaviour;
 use crate::edits::EditsSpec;
 use crate::error::{Error, Result};
-use crate::keys::{DEFAULT_STATUS, DEFAULT_URL_PREFIX, GeneratedKeys, KeySet};
+use crate::flood::{FloodSpec, MAX_ADDRESSES, MAX_CONNECTIONS};
+use crate::keys::{DEFAULT_STATUS, DEFAULT_URL_PREFIX, GeneratedKeys, KeySet, valid_code};
 use crate::networks::ClientNetworks;
 use crate::restart::RestartSpec;
 use crate::run::LoadSpec;
@@ -86,6 +87,8 @@ pub struct Suite {
     pub phases: Vec<Phase>,
     pub seed: SeedSpec,
     pub edits: Option<EditsSpec>,
+    /// Wrong passwords for a protected link beside the load (`[flood]`).
+    pub flood: Option<FloodSpec>,
     pub restart: Option<RestartSpec>,
     pub targets: Vec<TargetSpec>,
 }
@@ -107,6 +110,7 @@ struct RawSuite {
     #[serde(default)]
     seed: RawSeed,
     edits: Option<RawEdits>,
+    flood: Option<RawFlood>,
     restart: Option<RawRestart>,
     #[serde(default, rename = "target")]
     targets: Vec<TargetSpec>,
@@ -173,6 +177,17 @@ struct RawEdits {
     interval: Option<String>,
     timeout: Option<String>,
     domain: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFlood {
+    rate: Option<f64>,
+    connections: Option<usize>,
+    addresses: Option<u32>,
+    code: Option<String>,
+    timeout: Option<String>,
+    phases: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -263,6 +278,19 @@ impl Suite {
             .as_ref()
             .map(|e| convert_edits(&at, e))
             .transpose()?;
+        let flood = raw
+            .flood
+            .as_ref()
+            .map(|f| convert_flood(&at, f, &phases))
+            .transpose()?;
+        if flood.is_some() && seed.method == SeedMethod::Api {
+            return Err(at.invalid(
+                "seed",
+                0,
+                "method",
+                "[flood] needs its password-protected link, which the tool adds to {links_jsonl} (an engine import); seeding through the API cannot create it: use method = \"none\" and import {links_jsonl} in the target's setup",
+            ));
+        }
         let restart = raw
             .restart
             .as_ref()
@@ -316,6 +344,7 @@ impl Suite {
             phases,
             seed,
             edits,
+            flood,
             restart,
             targets: raw.targets,
         })
@@ -635,6 +664,87 @@ fn convert_edits(at: &Locator<'_>, raw: &RawEdits) -> Result<EditsSpec> {
             .duration("edits", 0, "timeout", raw.timeout.as_ref())?
             .unwrap_or(Duration::from_secs(5)),
         domain: raw.domain.clone().unwrap_or_default(),
+    })
+}
+
+fn convert_flood(at: &Locator<'_>, raw: &RawFlood, phases: &[Phase]) -> Result<FloodSpec> {
+    let defaults = FloodSpec::default();
+    let rate = raw.rate.unwrap_or(defaults.rate);
+    if !(rate > 0.0 && rate.is_finite() && rate <= 1_000_000.0) {
+        return Err(at.invalid(
+            "flood",
+            0,
+            "rate",
+            format!(
+                "must be a number of attempts per second above 0 and at most 1000000, not {rate}"
+            ),
+        ));
+    }
+    let connections = raw.connections.unwrap_or(defaults.connections);
+    if !(1..=MAX_CONNECTIONS).contains(&connections) {
+        return Err(at.invalid(
+            "flood",
+            0,
+            "connections",
+            format!("must be between 1 and {MAX_CONNECTIONS}, not {connections}"),
+        ));
+    }
+    let addresses = raw.addresses.unwrap_or(defaults.addresses);
+    if !(1..=MAX_ADDRESSES).contains(&addresses) {
+        return Err(at.invalid(
+            "flood",
+            0,
+            "addresses",
+            format!(
+                "must be between 1 and {MAX_ADDRESSES} (client addresses come from 198.18.0.0/15), not {addresses}"
+            ),
+        ));
+    }
+    let code = raw.code.clone().unwrap_or(defaults.code);
+    if !valid_code(&code) {
+        return Err(at.invalid(
+            "flood",
+            0,
+            "code",
+            format!("{code:?} is not a valid code ([A-Za-z0-9_-], 1-64 characters)"),
+        ));
+    }
+    let timeout = at
+        .duration("flood", 0, "timeout", raw.timeout.as_ref())?
+        .unwrap_or(defaults.timeout);
+    if timeout.is_zero() {
+        return Err(at.invalid("flood", 0, "timeout", "must be positive"));
+    }
+    let flooded = raw.phases.clone().unwrap_or_default();
+    if raw.phases.is_some() && flooded.is_empty() {
+        return Err(at.invalid(
+            "flood",
+            0,
+            "phases",
+            "name at least one phase (leave `phases` out to flood every phase)",
+        ));
+    }
+    for name in &flooded {
+        if !phases.iter().any(|p| &p.name == name) {
+            let known: Vec<&str> = phases.iter().map(|p| p.name.as_str()).collect();
+            return Err(at.invalid(
+                "flood",
+                0,
+                "phases",
+                format!(
+                    "no phase is named {name:?} (the phases: {})",
+                    known.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(FloodSpec {
+        rate,
+        connections,
+        addresses,
+        code,
+        timeout,
+        phases: flooded,
     })
 }
 
