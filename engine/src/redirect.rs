@@ -13,7 +13,7 @@ use std::sync::LazyLock;
 
 use crate::behaviour::page::{GONE_PAGE, PAGE_POLICY, password_form};
 use crate::behaviour::password::{Refused, Verifier, form_password};
-use crate::behaviour::{Choice, Compiled, Target, Visitor};
+use crate::behaviour::{Choice, Compiled, SplitRef, Target, Visitor};
 use crate::clicks::ClickSender;
 use crate::clicks::enrich::GeoDatabase;
 use crate::clicks::event::ClickEvent;
@@ -335,7 +335,7 @@ impl RedirectHandler {
     ) -> Handled {
         let now = response.clock().now_ms;
         if entry.answer(now) == Answer::Gone {
-            return Handled::Answered(match &plan.fallback {
+            return Handled::Answered(match plan.fallback() {
                 Some(fallback) => to_fallback(response, fallback.url()),
                 None => gone(response),
             });
@@ -381,17 +381,21 @@ impl RedirectHandler {
             return Handled::Answered(limited::decline_prefetch(response));
         }
         let (by, choice) = plan.choose(&mut visitor);
-        let (target, variant, cookie): (&Target, Option<u8>, Option<&[u8]>) = match choice {
-            Choice::One(target) => (target, None, None),
-            Choice::Split(split) => {
-                let (index, set) = split.pick(visitor.cookie, visitor.client, visitor.user_agent);
-                (
-                    split.target(index),
-                    Some(index as u8),
-                    set.then(|| split.set_cookie_line(index)),
-                )
-            }
-        };
+        // A split names the variant, and the cookie to set when the visitor
+        // has no valid one.
+        let (target, variant, cookie): (Target<'_>, Option<u8>, Option<(SplitRef<'_>, usize)>) =
+            match choice {
+                Choice::One(target) => (target, None, None),
+                Choice::Split(split) => {
+                    let (index, set) =
+                        split.pick(visitor.cookie, visitor.client, visitor.user_agent);
+                    (
+                        split.target(index),
+                        Some(index as u8),
+                        set.then_some((split, index)),
+                    )
+                }
+            };
         let destination = match plan.varies {
             true => Chosen { by, variant }.pack(),
             false => Chosen::NONE,
@@ -418,8 +422,8 @@ impl RedirectHandler {
             request.query,
         );
         out.extend_from_slice(b"\r\n");
-        if let Some(line) = cookie {
-            head = head.raw_line(line);
+        if let Some((split, index)) = cookie {
+            split.write_set_cookie(out, index, entry.code());
         }
         // An answer that depends on the visitor must not be cached for others.
         if plan.varies {

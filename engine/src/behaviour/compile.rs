@@ -7,36 +7,97 @@
 use super::key::CookieKey;
 use super::page;
 use super::password::Gate;
-use super::split::Split;
+use super::split::{Split, SplitRef};
 use super::visitor::Visitor;
 use crate::limits::ClickLimit;
 use ipnet::IpNet;
 use ricochet_model::LinkRecord;
 use ricochet_model::behaviour::{ChosenBy, Condition, Device, Os};
 
-/// A destination ready for a `Location` header.
-#[derive(Debug)]
-pub struct Target {
-    url: Box<[u8]>,
+/// Where some bytes of a plan's text are.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Span {
+    at: u32,
+    len: u32,
+}
+
+impl Span {
+    #[inline]
+    pub(super) fn of<'t>(&self, text: &'t [u8]) -> &'t [u8] {
+        &text[self.at as usize..(self.at + self.len) as usize]
+    }
+
+    /// The span as text; spans are only ever made of `str`s.
+    #[inline]
+    pub(super) fn str_of<'t>(&self, text: &'t [u8]) -> &'t str {
+        std::str::from_utf8(self.of(text)).unwrap_or_default()
+    }
+}
+
+/// A plan's text under construction: every string the plan needs, in one
+/// allocation, so a request touches a line or two instead of one
+/// allocation per destination, token and key.
+#[derive(Debug, Default)]
+pub(super) struct TextBuilder(Vec<u8>);
+
+impl TextBuilder {
+    pub(super) fn push(&mut self, bytes: &[u8]) -> Span {
+        let at = self.0.len() as u32;
+        self.0.extend_from_slice(bytes);
+        Span {
+            at,
+            len: bytes.len() as u32,
+        }
+    }
+
+    #[cfg(test)]
+    pub(super) fn into_bytes(self) -> Vec<u8> {
+        self.0
+    }
+
+    pub(super) fn target(&mut self, url: &str) -> TargetSpan {
+        let bytes = url.as_bytes();
+        let fragment_at = bytes.iter().position(|&b| b == b'#').unwrap_or(bytes.len());
+        TargetSpan {
+            url: self.push(bytes),
+            fragment_at: fragment_at as u32,
+            has_query: bytes[..fragment_at].contains(&b'?'),
+        }
+    }
+}
+
+/// A destination in a plan's text.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct TargetSpan {
+    url: Span,
+    fragment_at: u32,
+    has_query: bool,
+}
+
+impl TargetSpan {
+    #[inline]
+    pub(super) fn resolve<'t>(&self, text: &'t [u8]) -> Target<'t> {
+        Target {
+            url: self.url.of(text),
+            fragment_at: self.fragment_at as usize,
+            has_query: self.has_query,
+        }
+    }
+}
+
+/// A destination ready for a `Location` header (validated when the link was
+/// written).
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'p> {
+    url: &'p [u8],
     fragment_at: usize,
     has_query: bool,
 }
 
-impl Target {
-    /// `url` must be a validated destination.
-    pub fn new(url: &str) -> Self {
-        let bytes = url.as_bytes();
-        let fragment_at = bytes.iter().position(|&b| b == b'#').unwrap_or(bytes.len());
-        Self {
-            url: bytes.into(),
-            fragment_at,
-            has_query: bytes[..fragment_at].contains(&b'?'),
-        }
-    }
-
+impl<'p> Target<'p> {
     #[inline]
-    pub fn url(&self) -> &[u8] {
-        &self.url
+    pub fn url(&self) -> &'p [u8] {
+        self.url
     }
 
     /// Offset of `#`, or the URL's length.
@@ -52,28 +113,35 @@ impl Target {
     }
 }
 
-/// Where a matching step (or the link itself) sends a visitor.
-#[derive(Debug)]
-pub enum Choice {
-    One(Target),
-    /// Boxed: a split is several times a target's size, and most steps have none.
-    Split(Box<Split>),
+/// Where a matching step (or the link itself) sends a visitor, as stored.
+#[derive(Debug, Clone, Copy)]
+enum StoredChoice {
+    One(TargetSpan),
+    /// Index into [`Compiled::splits`].
+    Split(u8),
 }
 
-/// A condition, ready to test.
+/// Where a matching step (or the link itself) sends a visitor.
+#[derive(Debug, Clone, Copy)]
+pub enum Choice<'p> {
+    One(Target<'p>),
+    Split(SplitRef<'p>),
+}
+
+/// A condition, ready to test. Strings are spans of the plan's text.
 #[derive(Debug)]
 pub(super) enum Check {
     After(i64),
     Before(i64),
     Ip(IpNet),
     QueryParam {
-        key: Box<str>,
-        value: Box<str>,
+        key: Span,
+        value: Span,
     },
-    AnyValueQueryParam(Box<str>),
-    ValuelessQueryParam(Box<str>),
+    AnyValueQueryParam(Span),
+    ValuelessQueryParam(Span),
     Schedule {
-        zone: jiff::tz::TimeZone,
+        zone: Zone,
         days: u8,
         from: u16,
         to: u16,
@@ -81,11 +149,15 @@ pub(super) enum Check {
     Device(Device),
     Os(Os),
     /// Lowercase family.
-    Browser(Box<str>),
-    /// Index into [`Compiled::languages`].
-    Language(u8),
+    Browser(Span),
+    /// A language the visitor's best one must be: `index` numbers the
+    /// link's distinct (lowercase) language tags.
+    Language {
+        index: u8,
+        tag: Span,
+    },
     Country([u8; 2]),
-    City(Box<str>),
+    City(Span),
     /// A stored condition this engine cannot evaluate (an unknown time zone).
     Never,
 }
@@ -101,25 +173,30 @@ impl Check {
             | Self::ValuelessQueryParam(_) => 1,
             Self::Schedule { .. } => 2,
             Self::Device(_) | Self::Os(_) | Self::Browser(_) => 3,
-            Self::Language(_) => 4,
+            Self::Language { .. } => 4,
             Self::Country(_) | Self::City(_) => 5,
         }
     }
 }
 
-/// One step of the plan: `ios`, `android` or a rule.
+/// One step of the plan: `ios`, `android` or a rule; its checks are
+/// `Compiled::checks[start..end]`.
 #[derive(Debug)]
 struct Step {
     by: ChosenBy,
-    checks: Box<[Check]>,
-    choice: Choice,
+    start: u16,
+    end: u16,
+    choice: StoredChoice,
 }
 
-/// The answer plan of a link with behaviour.
+/// The answer plan of a link with behaviour. What a request reads is in
+/// four allocations: the plan, its steps, its checks (all steps' in one
+/// slice) and its text (destinations, cookie names and tokens, keys);
+/// splits, when the link has any, are a fifth.
 #[derive(Debug)]
 pub struct Compiled {
     /// Where a gone link sends visitors.
-    pub fallback: Option<Target>,
+    fallback: Option<TargetSpan>,
     /// The card page, for crawlers (without the destination when the link
     /// has a click limit: showing it takes no use).
     pub card: Option<Box<[u8]>>,
@@ -128,9 +205,10 @@ pub struct Compiled {
     /// `max_clicks`: each redirect takes a use from the engine's counter.
     pub limit: Option<ClickLimit>,
     steps: Box<[Step]>,
-    default: Choice,
-    /// Languages the link's conditions name (see [`Visitor`]).
-    languages: Box<[Box<str>]>,
+    checks: Box<[Check]>,
+    splits: Box<[Split]>,
+    default: StoredChoice,
+    text: Box<[u8]>,
     /// Whether the answer depends on the visitor (steps or a split): such
     /// answers are not cacheable and are counted by destination.
     pub varies: bool,
@@ -151,52 +229,65 @@ impl Compiled {
         {
             return None;
         }
-        let mut languages: Vec<Box<str>> = Vec::new();
+        let mut text = TextBuilder::default();
+        let mut languages: Vec<String> = Vec::new();
         let mut steps = Vec::new();
+        let mut checks: Vec<Check> = Vec::new();
+        let mut splits: Vec<Split> = Vec::new();
+        let mut step = |by, mut conditions: Vec<Check>, choice, checks: &mut Vec<Check>| {
+            conditions.sort_by_key(Check::cost);
+            let start = checks.len() as u16;
+            checks.extend(conditions);
+            steps.push(Step {
+                by,
+                start,
+                end: checks.len() as u16,
+                choice,
+            });
+        };
         for (by, url, os) in [
             (ChosenBy::Ios, &extensions.ios, Os::Ios),
             (ChosenBy::Android, &extensions.android, Os::Android),
         ] {
             if let Some(url) = url {
-                steps.push(Step {
-                    by,
-                    checks: Box::new([Check::Os(os)]),
-                    choice: Choice::One(Target::new(url)),
-                });
+                let choice = StoredChoice::One(text.target(url));
+                step(by, vec![Check::Os(os)], choice, &mut checks);
             }
         }
         for (index, rule) in extensions.rules.iter().enumerate() {
             let by = ChosenBy::Rule(index as u8);
-            let mut checks: Vec<Check> = rule
+            let conditions = rule
                 .conditions
                 .iter()
-                .map(|condition| compile_condition(condition, &mut languages))
+                .map(|condition| compile_condition(condition, &mut languages, &mut text))
                 .collect();
-            checks.sort_by_key(Check::cost);
             let choice = if rule.variants.is_empty() {
-                Choice::One(Target::new(&rule.url))
+                StoredChoice::One(text.target(&rule.url))
             } else {
-                Choice::Split(Box::new(Split::compile(key, record, by, &rule.variants)))
+                splits.push(Split::compile(key, record, by, &rule.variants, &mut text));
+                StoredChoice::Split((splits.len() - 1) as u8)
             };
-            steps.push(Step {
-                by,
-                checks: checks.into(),
-                choice,
-            });
+            step(by, conditions, choice, &mut checks);
         }
         let default = if extensions.variants.is_empty() {
-            Choice::One(Target::new(&record.url))
+            StoredChoice::One(text.target(&record.url))
         } else {
-            Choice::Split(Box::new(Split::compile(
+            splits.push(Split::compile(
                 key,
                 record,
                 ChosenBy::Url,
                 &extensions.variants,
-            )))
+                &mut text,
+            ));
+            StoredChoice::Split((splits.len() - 1) as u8)
         };
-        let varies = !steps.is_empty() || matches!(default, Choice::Split(_));
+        let varies = !steps.is_empty() || matches!(default, StoredChoice::Split(_));
+        let fallback = extensions
+            .fallback_url
+            .as_deref()
+            .map(|url| text.target(url));
         Some(Self {
-            fallback: extensions.fallback_url.as_deref().map(Target::new),
+            fallback,
             card: extensions.card.as_ref().map(|card| {
                 let destination = extensions.click_limit.is_none().then_some(&*record.url);
                 page::card_page(record, card, destination)
@@ -205,76 +296,120 @@ impl Compiled {
                 .map(|hash| Gate::new(hash, key, record.id, &record.code)),
             limit: extensions.click_limit.map(ClickLimit::new),
             steps: steps.into(),
+            checks: checks.into(),
+            splits: splits.into(),
             default,
-            languages: languages.into(),
+            text: text.0.into(),
             varies,
         })
     }
 
+    /// Where a gone link sends visitors.
+    #[inline]
+    pub fn fallback(&self) -> Option<Target<'_>> {
+        self.fallback.map(|target| target.resolve(&self.text))
+    }
+
+    #[inline]
+    fn choice(&self, stored: StoredChoice) -> Choice<'_> {
+        match stored {
+            StoredChoice::One(target) => Choice::One(target.resolve(&self.text)),
+            StoredChoice::Split(index) => Choice::Split(SplitRef {
+                split: &self.splits[index as usize],
+                text: &self.text,
+            }),
+        }
+    }
+
     /// The first step whose conditions all match, else the link's own choice.
     #[inline]
-    pub fn choose(&self, visitor: &mut Visitor<'_>) -> (ChosenBy, &Choice) {
+    pub fn choose(&self, visitor: &mut Visitor<'_>) -> (ChosenBy, Choice<'_>) {
         for step in &*self.steps {
-            if step
-                .checks
+            let checks = &self.checks[step.start as usize..step.end as usize];
+            if checks
                 .iter()
-                .all(|check| visitor.matches(check, &self.languages))
+                .all(|check| visitor.matches(check, &self.checks, &self.text))
             {
-                return (step.by, &step.choice);
+                return (step.by, self.choice(step.choice));
             }
         }
-        (ChosenBy::Url, &self.default)
+        (ChosenBy::Url, self.choice(self.default))
     }
 
     /// Heap bytes, roughly (for the table's memory figure).
     pub fn heap_size(&self) -> usize {
         std::mem::size_of::<Self>()
             + self.card.as_ref().map_or(0, |c| c.len())
-            + self.steps.len() * (std::mem::size_of::<Step>() + 64)
+            + self.steps.len() * std::mem::size_of::<Step>()
+            + self.checks.len() * std::mem::size_of::<Check>()
+            + self.splits.len() * std::mem::size_of::<Split>()
+            + self.text.len()
     }
 }
 
-/// The time zone named `name`, loaded once per process: every link that
-/// names it shares one copy (a loaded zone holds its whole transition table).
-fn zone(name: &str) -> Result<jiff::tz::TimeZone, jiff::Error> {
-    static ZONES: std::sync::LazyLock<
-        std::sync::Mutex<std::collections::HashMap<String, jiff::tz::TimeZone>>,
-    > = std::sync::LazyLock::new(Default::default);
+/// A time zone as schedules use it: loaded once per process (every link that
+/// names it shares one copy; a loaded zone holds its whole transition
+/// table), with a process-wide id that keys the workers' local-clock caches.
+#[derive(Debug, Clone)]
+pub(super) struct Zone {
+    pub id: usize,
+    pub tz: jiff::tz::TimeZone,
+}
+
+/// The zone named `name`.
+fn zone(name: &str) -> Result<Zone, jiff::Error> {
+    static ZONES: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<String, Zone>>> =
+        std::sync::LazyLock::new(Default::default);
     let mut zones = ZONES.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(zone) = zones.get(name) {
         return Ok(zone.clone());
     }
-    let zone = jiff::tz::db().get(name)?;
+    let zone = Zone {
+        id: zones.len(),
+        tz: jiff::tz::db().get(name)?,
+    };
     zones.insert(name.to_owned(), zone.clone());
     Ok(zone)
 }
 
-fn compile_condition(condition: &Condition, languages: &mut Vec<Box<str>>) -> Check {
+fn compile_condition(
+    condition: &Condition,
+    languages: &mut Vec<String>,
+    text: &mut TextBuilder,
+) -> Check {
     match condition {
         Condition::Device(device) => Check::Device(*device),
         Condition::Os(os) => Check::Os(*os),
-        Condition::Browser(family) => Check::Browser(family.to_lowercase().into()),
+        Condition::Browser(family) => Check::Browser(text.push(family.to_lowercase().as_bytes())),
         Condition::Language(tag) => {
-            let index = match languages.iter().position(|l| **l == **tag) {
+            let tag = tag.to_ascii_lowercase();
+            let index = match languages.iter().position(|l| *l == tag) {
                 Some(index) => index,
                 None => {
-                    languages.push(tag.as_str().into());
+                    languages.push(tag.clone());
                     languages.len() - 1
                 }
             };
-            Check::Language(index as u8)
+            Check::Language {
+                index: index as u8,
+                tag: text.push(tag.as_bytes()),
+            }
         }
         Condition::Country(code) => match code.as_bytes() {
             &[a, b] => Check::Country([a.to_ascii_uppercase(), b.to_ascii_uppercase()]),
             _ => Check::Never,
         },
-        Condition::City(name) => Check::City(name.as_str().into()),
+        Condition::City(name) => Check::City(text.push(name.as_bytes())),
         Condition::QueryParam { key, value } => Check::QueryParam {
-            key: key.as_str().into(),
-            value: value.as_str().into(),
+            key: text.push(key.as_bytes()),
+            value: text.push(value.as_bytes()),
         },
-        Condition::AnyValueQueryParam { key } => Check::AnyValueQueryParam(key.as_str().into()),
-        Condition::ValuelessQueryParam { key } => Check::ValuelessQueryParam(key.as_str().into()),
+        Condition::AnyValueQueryParam { key } => {
+            Check::AnyValueQueryParam(text.push(key.as_bytes()))
+        }
+        Condition::ValuelessQueryParam { key } => {
+            Check::ValuelessQueryParam(text.push(key.as_bytes()))
+        }
         Condition::Ip(range) => match range.parse() {
             Ok(net) => Check::Ip(net),
             Err(_) => Check::Never,

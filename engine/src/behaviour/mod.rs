@@ -32,4 +32,5 @@ pub mod visitor;
 
 pub use compile::{Choice, Compiled, Target};
 pub use key::CookieKey;
+pub use split::SplitRef;
 pub use visitor::Visitor;

@@ -20,7 +20,7 @@ use foldhash::fast::RandomState;
 use ricochet_model::UnixMillis;
 
 use super::agent::{UaClass, class_of};
-use super::compile::Check;
+use super::compile::{Check, Zone};
 use crate::clicks::enrich::{GeoDatabase, Subnet};
 
 /// Longest Accept-Language value parsed.
@@ -107,17 +107,24 @@ impl<'a> Visitor<'a> {
         self.agent.get_or_insert_with(|| class_of(self.user_agent))
     }
 
-    pub(super) fn matches(&mut self, check: &Check, languages: &[Box<str>]) -> bool {
+    /// Whether `check` (one of the plan's `checks`, whose strings are in
+    /// `text`) holds for this visitor.
+    pub(super) fn matches(&mut self, check: &Check, checks: &[Check], text: &[u8]) -> bool {
         match check {
             Check::After(at) => self.now >= *at,
             Check::Before(at) => self.now < *at,
             Check::Ip(net) => self.client.is_some_and(|ip| net.contains(&canonical(ip))),
             Check::QueryParam { key, value } => {
-                self.params().any(|(k, v)| *k == **key && *v == **value)
+                let (key, value) = (key.str_of(text), value.str_of(text));
+                self.params().any(|(k, v)| *k == *key && *v == *value)
             }
-            Check::AnyValueQueryParam(key) => self.params().any(|(k, _)| *k == **key),
+            Check::AnyValueQueryParam(key) => {
+                let key = key.str_of(text);
+                self.params().any(|(k, _)| *k == *key)
+            }
             Check::ValuelessQueryParam(key) => {
-                self.params().any(|(k, v)| *k == **key && v.is_empty())
+                let key = key.str_of(text);
+                self.params().any(|(k, v)| *k == *key && v.is_empty())
             }
             Check::Schedule {
                 zone,
@@ -127,14 +134,19 @@ impl<'a> Visitor<'a> {
             } => in_schedule(self.now, zone, *days, *from, *to),
             Check::Device(device) => self.agent().device == Some(*device),
             Check::Os(os) => self.agent().os == Some(*os),
-            Check::Browser(family) => self.agent().browser_is(family),
-            Check::Language(index) => self.best_language(languages) == Some(*index),
+            Check::Browser(family) => {
+                let family = family.str_of(text);
+                self.agent().browser_is(family)
+            }
+            Check::Language { index, .. } => self.best_language(checks, text) == Some(*index),
             Check::Country(code) => self.place().0 == Some(*code),
-            Check::City(name) => self
-                .place()
-                .1
-                .as_ref()
-                .is_some_and(|city| city.eq_ignore_ascii_case(name)),
+            Check::City(name) => {
+                let name = name.str_of(text);
+                self.place()
+                    .1
+                    .as_ref()
+                    .is_some_and(|city| city.eq_ignore_ascii_case(name))
+            }
             Check::Never => false,
         }
     }
@@ -143,10 +155,17 @@ impl<'a> Visitor<'a> {
         form_urlencoded::parse(self.query)
     }
 
-    fn best_language(&mut self, languages: &[Box<str>]) -> Option<u8> {
-        *self
-            .language
-            .get_or_insert_with(|| best_language(self.accept_language, languages))
+    /// The index of the visitor's best language among those the plan's
+    /// language checks name.
+    fn best_language(&mut self, checks: &[Check], text: &[u8]) -> Option<u8> {
+        let header = self.accept_language;
+        *self.language.get_or_insert_with(|| {
+            let languages = checks.iter().filter_map(|check| match check {
+                Check::Language { index, tag } => Some((*index, tag.str_of(text))),
+                _ => None,
+            });
+            best_language(header, languages)
+        })
     }
 
     fn place(&mut self) -> &Place {
@@ -211,8 +230,12 @@ fn parsed_languages(header: &[u8]) -> Languages {
     parsed
 }
 
-/// The index in `languages` (lowercase tags) of the visitor's best one.
-fn best_language(header: &[u8], languages: &[Box<str>]) -> Option<u8> {
+/// The index of the visitor's best one among `languages` (index and
+/// lowercase tag; an index may come more than once).
+fn best_language<'t>(
+    header: &[u8],
+    languages: impl Iterator<Item = (u8, &'t str)> + Clone,
+) -> Option<u8> {
     if header.is_empty() {
         return None;
     }
@@ -220,31 +243,30 @@ fn best_language(header: &[u8], languages: &[Box<str>]) -> Option<u8> {
         let tag: &str = tag;
         // The most specific of the link's languages this tag falls under.
         let found = languages
-            .iter()
-            .enumerate()
+            .clone()
             .filter(|(_, language)| {
-                let language: &str = language;
-                tag == language
+                tag == *language
                     || (tag.starts_with(language) && tag.as_bytes()[language.len()] == b'-')
             })
             .max_by_key(|(_, language)| language.len());
         if let Some((index, _)) = found {
-            return Some(index as u8);
+            return Some(index);
         }
     }
     None
 }
 
 /// Local weekday (Monday = 0) and minute of day of `now` in `zone`, from
-/// this worker's cache within the same minute.
-fn local_clock(now: UnixMillis, zone: &jiff::tz::TimeZone) -> Option<(u8, u16)> {
-    let key = (std::ptr::from_ref(zone) as usize, now.div_euclid(60_000));
+/// this worker's cache within the same minute (keyed by the zone's id, so
+/// every link naming the zone shares the entry).
+fn local_clock(now: UnixMillis, zone: &Zone) -> Option<(u8, u16)> {
+    let key = (zone.id, now.div_euclid(60_000));
     if let Some(found) = CLOCKS.with(|cache| cache.borrow().get(&key).copied()) {
         return Some(found);
     }
     let local = jiff::Timestamp::from_millisecond(now)
         .ok()?
-        .to_zoned(zone.clone());
+        .to_zoned(zone.tz.clone());
     let clock = (
         local.weekday().to_monday_zero_offset() as u8,
         local.hour() as u16 * 60 + local.minute() as u16,
@@ -254,7 +276,7 @@ fn local_clock(now: UnixMillis, zone: &jiff::tz::TimeZone) -> Option<(u8, u16)> 
 }
 
 /// Whether `now` falls in the weekly window (see `behaviour::Schedule`).
-fn in_schedule(now: UnixMillis, zone: &jiff::tz::TimeZone, days: u8, from: u16, to: u16) -> bool {
+fn in_schedule(now: UnixMillis, zone: &Zone, days: u8, from: u16, to: u16) -> bool {
     let Some((day, minute)) = local_clock(now, zone) else {
         return false;
     };
@@ -270,34 +292,43 @@ fn in_schedule(now: UnixMillis, zone: &jiff::tz::TimeZone, days: u8, from: u16, 
 mod tests {
     use super::*;
 
-    fn languages(tags: &[&str]) -> Vec<Box<str>> {
-        tags.iter().map(|t| Box::from(*t)).collect()
+    fn languages<'t>(tags: &'t [&'t str]) -> impl Iterator<Item = (u8, &'t str)> + Clone {
+        tags.iter().enumerate().map(|(i, t)| (i as u8, *t))
     }
 
     #[test]
     fn the_best_language_honours_q_values() {
         let fr_en = languages(&["fr", "en"]);
-        assert_eq!(best_language(b"fr-CA;q=0.8", &fr_en), Some(0));
-        assert_eq!(best_language(b"en;q=0.9, fr-CA;q=0.8", &fr_en), Some(1));
-        assert_eq!(best_language(b"de, fr-CA;q=0.8", &fr_en), Some(0));
-        assert_eq!(best_language(b"fr;q=0.5, en-GB;q=0.7", &fr_en), Some(1));
-        assert_eq!(best_language(b"de", &fr_en), None);
-        assert_eq!(best_language(b"", &fr_en), None);
-        assert_eq!(best_language(b"fr;q=0", &fr_en), None);
+        assert_eq!(best_language(b"fr-CA;q=0.8", fr_en.clone()), Some(0));
         assert_eq!(
-            best_language(b"fra", &fr_en),
+            best_language(b"en;q=0.9, fr-CA;q=0.8", fr_en.clone()),
+            Some(1)
+        );
+        assert_eq!(best_language(b"de, fr-CA;q=0.8", fr_en.clone()), Some(0));
+        assert_eq!(
+            best_language(b"fr;q=0.5, en-GB;q=0.7", fr_en.clone()),
+            Some(1)
+        );
+        assert_eq!(best_language(b"de", fr_en.clone()), None);
+        assert_eq!(best_language(b"", fr_en.clone()), None);
+        assert_eq!(best_language(b"fr;q=0", fr_en.clone()), None);
+        assert_eq!(
+            best_language(b"fra", fr_en.clone()),
             None,
             "a prefix is not a subtag"
         );
         let specific = languages(&["pt", "pt-br"]);
-        assert_eq!(best_language(b"pt-BR", &specific), Some(1));
-        assert_eq!(best_language(b"pt-PT", &specific), Some(0));
-        assert_eq!(best_language(&[0xff, 0xfe], &specific), None);
+        assert_eq!(best_language(b"pt-BR", specific.clone()), Some(1));
+        assert_eq!(best_language(b"pt-PT", specific.clone()), Some(0));
+        assert_eq!(best_language(&[0xff, 0xfe], specific.clone()), None);
     }
 
     #[test]
     fn schedules_follow_the_local_clock() {
-        let paris = jiff::tz::db().get("Europe/Paris").unwrap();
+        let paris = Zone {
+            id: usize::MAX,
+            tz: jiff::tz::db().get("Europe/Paris").unwrap(),
+        };
         // 2026-12-07 is a Monday; 08:30 UTC is 09:30 in Paris (UTC+1).
         let monday_0830_utc = 1_796_632_200_000;
         let weekdays = 0b001_1111;

@@ -6,7 +6,7 @@
 //! 410; a counter that cannot answer in time, 503: a limit is a promise.
 
 use crate::behaviour::page::{PAGE_POLICY, UNAVAILABLE_PAGE};
-use crate::behaviour::{Compiled, Target};
+use crate::behaviour::{Compiled, SplitRef, Target};
 use crate::clicks::ClickSender;
 use crate::clicks::event::ClickEvent;
 use crate::http::{DeferredAnswer, Handled, Request, ResponseWriter};
@@ -17,9 +17,9 @@ use super::{NO_STORE, RedirectHandler, gone, to_fallback, write_location};
 
 /// What the plan chose for this visitor.
 pub(super) struct Pick<'p> {
-    pub target: &'p Target,
-    /// A split's `Set-Cookie` line.
-    pub cookie: Option<&'p [u8]>,
+    pub target: Target<'p>,
+    /// A split and the variant whose cookie to set.
+    pub cookie: Option<(SplitRef<'p>, usize)>,
     /// The packed destination clicks record.
     pub destination: u16,
 }
@@ -36,7 +36,7 @@ impl RedirectHandler {
         limit: &ClickLimit,
         pick: Pick<'_>,
     ) -> Handled {
-        let fallback = plan.fallback.as_ref().map(Target::url);
+        let fallback = plan.fallback().map(|target| target.url());
         if limit.is_reached() {
             return Handled::Answered(limit_reached(response, fallback));
         }
@@ -64,7 +64,7 @@ impl RedirectHandler {
         let answer = LimitedAnswer {
             status: entry.status(),
             location,
-            cookie: pick.cookie.map(Box::from),
+            cookie: (pick.cookie).map(|(split, index)| split.set_cookie_line(index, entry.code())),
             fallback: fallback.map(Box::from),
             reached: limit.marker(),
             click: self.clicks.clone().zip(self.click_event(
