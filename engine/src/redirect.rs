@@ -131,13 +131,8 @@ impl Handler for RedirectHandler {
                 None => not_found(response),
             });
         };
-        if entry.is_planned() {
-            match reader.plan(entry.link_id()) {
-                Some(plan) => return self.answer_planned(request, response, entry, plan),
-                // Purged while this request looked: nothing counts its use.
-                None if entry.is_limited() => return Handled::Answered(gone(response)),
-                None => {}
-            }
+        if let Some(plan) = entry.plan() {
+            return self.answer_planned(request, response, entry, plan);
         }
         if entry.answer(response.clock().now_ms) == Answer::Gone {
             return Handled::Answered(gone(response));
@@ -176,14 +171,12 @@ impl RedirectHandler {
             .filter(|c| is_valid_code(c))?;
         let reader = self.table.reader();
         let entry = reader.get(reader.domain_for_host(request.host)?, code)?;
-        if !entry.is_planned() {
-            return None;
-        }
+        let plan = entry.plan()?;
         let now = ricochet_model::now_millis();
         if entry.answer(now) == Answer::Gone {
             return None;
         }
-        let gate = reader.plan(entry.link_id())?.password.as_ref()?;
+        let gate = plan.password.as_ref()?;
         let Some(password) = form_password(request.body) else {
             return Some(ready(page_answer(400, &FORM_EMPTY, None)));
         };

@@ -1,10 +1,14 @@
 //! One link as the request path sees it: a single heap allocation holding the
 //! key, the answer's fields and the already-validated `Location` bytes, so a
-//! lookup costs one pointer chase and a redirect copies one slice.
+//! lookup costs one pointer chase and a redirect copies one slice. A link
+//! with behaviour also owns its compiled plan: the plan lives exactly as
+//! long as the entry, and reaching it costs no second lookup.
 
 use std::hash::{Hash, Hasher};
 
 use papaya::Equivalent;
+
+use crate::behaviour::Compiled;
 use ricochet_model::{LinkRecord, LinkState, UnixMillis};
 
 /// Interned id of a domain (see [`super::Domains`]).
@@ -26,10 +30,9 @@ const FLAG_URL_HAS_QUERY: u8 = 1 << 1;
 const FLAG_EXPIRES: u8 = 1 << 2;
 const FLAG_FRAGMENT: u8 = 1 << 3;
 const STATE_SHIFT: u8 = 4;
-/// The link has behaviour: its plan is in the table's plans, by link id.
+/// The link has behaviour: the entry owns its plan.
 const FLAG_PLANNED: u8 = 1 << 6;
-/// The link's plan has a click limit: without its plan (a purge under way)
-/// the entry must not redirect.
+/// The link's plan has a click limit.
 const FLAG_LIMITED: u8 = 1 << 7;
 
 /// What the engine answers for a link at a given instant.
@@ -40,17 +43,21 @@ pub enum Answer {
     Gone,
 }
 
-/// A compact, immutable link entry. Edits replace the whole entry.
-pub struct LinkEntry(Box<[u8]>);
+/// A compact, immutable link entry: its bytes, and the plan of a link with
+/// behaviour. Edits replace the whole entry.
+pub struct LinkEntry(Box<[u8]>, Option<Box<Compiled>>);
 
 impl LinkEntry {
     /// Builds the entry for `record` in `domain`. The record must be
-    /// validated. `planned` marks a link with a compiled plan.
+    /// validated.
     pub fn new(domain: DomainId, record: &LinkRecord) -> Self {
-        Self::with_plan(domain, record, false)
+        Self::with_plan(domain, record, None)
     }
 
-    pub fn with_plan(domain: DomainId, record: &LinkRecord, planned: bool) -> Self {
+    /// Builds the entry for `record`, owning `plan` (the record's compiled
+    /// behaviour) when there is one.
+    pub fn with_plan(domain: DomainId, record: &LinkRecord, plan: Option<Box<Compiled>>) -> Self {
+        let planned = plan.is_some();
         let code = record.code.as_bytes();
         let url = record.url.as_bytes();
         debug_assert!(code.len() <= u8::MAX as usize && url.len() <= u16::MAX as usize);
@@ -96,7 +103,13 @@ impl LinkEntry {
             bytes.extend_from_slice(&(fragment as u16).to_le_bytes());
         }
         bytes.extend_from_slice(url);
-        Self(bytes.into_boxed_slice())
+        Self(bytes.into_boxed_slice(), plan)
+    }
+
+    /// The plan of a link with behaviour.
+    #[inline]
+    pub fn plan(&self) -> Option<&Compiled> {
+        self.1.as_deref()
     }
 
     #[inline]
@@ -212,7 +225,7 @@ impl LinkEntry {
 
     /// Heap bytes this entry holds.
     pub fn heap_size(&self) -> usize {
-        self.0.len()
+        self.0.len() + self.plan().map_or(0, Compiled::heap_size)
     }
 }
 
@@ -337,15 +350,33 @@ mod tests {
         assert_eq!(LinkEntry::new(0, &record).state(), LinkState::Deleted);
     }
 
+    fn plan(record: &LinkRecord) -> Option<Box<Compiled>> {
+        let key = crate::behaviour::CookieKey::from_secret("test");
+        Compiled::compile(record, &key).map(Box::new)
+    }
+
     #[test]
-    fn planned_links_with_a_click_limit_are_flagged() {
-        let mut record = LinkRecord::new(1, "a.example", "x", "https://example.org/", 0).unwrap();
-        assert!(!LinkEntry::with_plan(0, &record, true).is_limited());
+    fn planned_links_own_their_plan_and_keep_their_fields() {
+        let mut record =
+            LinkRecord::new(1, "a.example", "x", "https://example.org/#top", 0).unwrap();
+        record.expires_at = Some(5);
+        record.extensions.fallback_url = Some("https://example.org/gone".into());
+        let entry = LinkEntry::with_plan(0, &record, plan(&record));
+        assert!(entry.is_planned() && !entry.is_limited());
+        assert_eq!(entry.url(), b"https://example.org/#top");
+        assert_eq!(&entry.url()[entry.fragment_at()..], b"#top");
+        assert_eq!(entry.expires_at(), 5);
+        let fallback = entry.plan().unwrap().fallback().unwrap();
+        assert_eq!(fallback.url(), b"https://example.org/gone");
+        assert!(entry.heap_size() > LinkEntry::new(0, &record).heap_size());
+        assert!(LinkEntry::new(0, &record).plan().is_none());
+
         record.extensions.click_limit = Some(3);
-        let entry = LinkEntry::with_plan(0, &record, true);
+        let entry = LinkEntry::with_plan(0, &record, plan(&record));
         assert!(entry.is_planned() && entry.is_limited());
         assert_eq!(entry.state(), LinkState::Active);
         assert_eq!(entry.answer(0), Answer::Redirect);
+        assert!(entry.plan().unwrap().limit.is_some());
         assert!(!LinkEntry::new(0, &record).is_limited());
     }
 }

@@ -6,12 +6,12 @@ mod entry;
 
 pub use entry::{Answer, DomainId, EntryKey, LinkEntry};
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use foldhash::fast::RandomState;
 use papaya::{HashMap, HashSet, LocalGuard, ResizeMode};
-use ricochet_model::{DomainSettings, LinkId, LinkKey, LinkRecord};
+use ricochet_model::{DomainSettings, LinkKey, LinkRecord};
 use seize::Collector;
 
 use crate::behaviour::{Compiled, CookieKey};
@@ -24,9 +24,8 @@ const MAX_HOST_LEN: usize = 260;
 pub struct LinkTable {
     collector: Arc<Collector>,
     links: HashSet<LinkEntry, RandomState>,
-    /// Plans of links with behaviour (rules, splits, cards, fallbacks), by
-    /// link id; their entries carry a flag, so plain links never look here.
-    plans: HashMap<LinkId, Compiled, RandomState>,
+    /// Links whose entry owns a plan (rules, splits, cards, fallbacks, …).
+    planned: AtomicUsize,
     /// Signs A/B cookies in the plans.
     cookie_key: CookieKey,
     domains: HashMap<Box<str>, DomainId, RandomState>,
@@ -65,10 +64,7 @@ impl LinkTable {
                 .resize_mode(ResizeMode::Blocking)
                 .capacity(capacity)
                 .build(),
-            plans: HashMap::builder()
-                .hasher(RandomState::default())
-                .shared_collector(collector.clone())
-                .build(),
+            planned: AtomicUsize::new(0),
             cookie_key: CookieKey::random(),
             domains: HashMap::builder()
                 .hasher(RandomState::default())
@@ -94,7 +90,7 @@ impl LinkTable {
 
     /// Number of links with a compiled plan.
     pub fn planned(&self) -> usize {
-        self.plans.len()
+        self.planned.load(Ordering::Relaxed)
     }
 
     /// Number of links (in any state).
@@ -112,24 +108,25 @@ impl LinkTable {
     }
 
     /// Inserts or replaces the entry for a validated record, compiling its
-    /// plan when it has behaviour. A plan is in place before the entry that
-    /// points at it, and goes after the entry that no longer does.
+    /// plan when it has behaviour (the entry owns it). Called by one writer
+    /// at a time (the change intake).
     pub fn upsert(&self, record: &LinkRecord) {
         let domain = self.intern(&record.domain);
         let guard = self.collector.enter();
-        match Compiled::compile(record, &self.cookie_key) {
-            Some(plan) => {
-                self.plans.insert(record.id, plan, &guard);
-                self.links
-                    .insert(LinkEntry::with_plan(domain, record, true), &guard);
-            }
-            None => {
-                self.links.insert(LinkEntry::new(domain, record), &guard);
-                if !self.plans.is_empty() {
-                    self.plans.remove(&record.id, &guard);
-                }
-            }
-        }
+        let plan = Compiled::compile(record, &self.cookie_key).map(Box::new);
+        let planned = plan.is_some();
+        let key = EntryKey {
+            domain,
+            code: record.code.as_bytes(),
+        };
+        let was_planned = (self.links.get(&key, &guard)).is_some_and(LinkEntry::is_planned);
+        self.links
+            .insert(LinkEntry::with_plan(domain, record, plan), &guard);
+        match (was_planned, planned) {
+            (false, true) => self.planned.fetch_add(1, Ordering::Relaxed),
+            (true, false) => self.planned.fetch_sub(1, Ordering::Relaxed),
+            _ => 0,
+        };
     }
 
     /// Removes the entry at `key`, if any.
@@ -142,12 +139,9 @@ impl LinkTable {
             domain,
             code: key.code.as_bytes(),
         };
-        let planned = (self.links.get(&key, &guard))
-            .filter(|entry| entry.is_planned())
-            .map(LinkEntry::link_id);
-        self.links.remove(&key, &guard);
-        if let Some(link) = planned {
-            self.plans.remove(&link, &guard);
+        let was_planned = (self.links.get(&key, &guard)).is_some_and(LinkEntry::is_planned);
+        if self.links.remove(&key, &guard) && was_planned {
+            self.planned.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
@@ -257,13 +251,6 @@ impl<'t> TableReader<'t> {
         }
         let name = std::str::from_utf8(lower).ok()?;
         self.table.domains.get(name, &self.guard).copied()
-    }
-
-    /// The plan of a link whose entry [`LinkEntry::is_planned`]. `None`
-    /// only while an edit that removes it is under way.
-    #[inline]
-    pub fn plan(&self, link: LinkId) -> Option<&Compiled> {
-        self.table.plans.get(&link, &self.guard)
     }
 
     /// Where a request that found no link goes: its domain's root URL for
