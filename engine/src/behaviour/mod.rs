@@ -1,7 +1,7 @@
 //! Link behaviour on the engine: targeting rules, A/B splits, `ios` and
 //! `android` destinations, cards for link-preview crawlers and fallbacks for
 //! gone links. A link with any of these is compiled once, when its change
-//! arrives, into a [`Compiled`] answer plan kept beside its table entry; the
+//! arrives, into a [`Compiled`] answer plan owned by its table entry; the
 //! request path then only evaluates what the plan needs (a link without
 //! language conditions never parses Accept-Language, one without device,
 //! OS, browser conditions or a card never looks at the User-Agent, one
