@@ -12,7 +12,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use common::{NEVER, load};
-use ricochet_engine::import::{ImportOptions, import_file};
 use ricochet_engine::test_util::{TestEngine, exchange};
 use ricochet_loadtest::behaviour::Behaviour;
 use ricochet_loadtest::compare::{ExecOptions, execute};
@@ -65,18 +64,7 @@ fn engine_with_rules(dir: &Path) -> TestEngine {
     });
     let jsonl = dir.join("links.jsonl");
     keys().write_import_jsonl(&jsonl).unwrap();
-    let summary = import_file(
-        engine.engine().intake(),
-        &jsonl,
-        &ImportOptions {
-            format: None,
-            default_domain: Some("localhost".into()),
-            progress: false,
-        },
-    )
-    .expect("the import runs");
-    assert!(summary.rejections.is_empty(), "{:?}", summary.rejections);
-    assert_eq!(summary.created, LINKS);
+    assert_eq!(common::import_jsonl(&engine, &jsonl), LINKS);
     // The first user agent an engine classifies compiles the classifier
     // (seconds in a debug build): once, before anything is measured, as a
     // suite's warm-up does.

@@ -8,11 +8,12 @@
 //! client address runs into the limiter (429); a target without the link
 //! is refused before anything runs.
 
+mod common;
+
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use ricochet_engine::import::{ImportOptions, import_file};
 use ricochet_engine::test_util::{TestEngine, exchange};
 use ricochet_loadtest::compare::{ExecOptions, execute};
 use ricochet_loadtest::flood::{self, FloodSpec, RIGHT_PASSWORD, run_flood};
@@ -145,18 +146,7 @@ fn engine_with_protected_link(dir: &Path) -> TestEngine {
     let jsonl = dir.join("links.jsonl");
     keys().write_import_jsonl(&jsonl).unwrap();
     flood::append_link(&jsonl, flood::DEFAULT_CODE).unwrap();
-    let summary = import_file(
-        engine.engine().intake(),
-        &jsonl,
-        &ImportOptions {
-            format: None,
-            default_domain: Some("localhost".into()),
-            progress: false,
-        },
-    )
-    .expect("the import runs");
-    assert!(summary.rejections.is_empty(), "{:?}", summary.rejections);
-    assert_eq!(summary.created, LINKS + 1);
+    assert_eq!(common::import_jsonl(&engine, &jsonl), LINKS + 1);
     engine
 }
 

@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
+use ricochet_engine::import::{ImportOptions, import_file};
+use ricochet_engine::test_util::TestEngine;
 use ricochet_loadtest::{KeySet, LoadSpec, RunResult, RunSpec, TrafficShape, run};
 
 pub static NEVER: AtomicBool = AtomicBool::new(false);
@@ -35,4 +37,22 @@ pub fn run_once(addr: SocketAddr, keys: &str, load: LoadSpec, shape: TrafficShap
         server_pid: None,
     };
     run(&spec, &NEVER, &mut |_| {}).expect("run completes")
+}
+
+/// Imports a JSON Lines file into `engine` as a suite's setup does (rows
+/// without a domain on `localhost`); every row must be accepted. Returns
+/// the links created.
+pub fn import_jsonl(engine: &TestEngine, jsonl: &std::path::Path) -> u64 {
+    let summary = import_file(
+        engine.engine().intake(),
+        jsonl,
+        &ImportOptions {
+            format: None,
+            default_domain: Some("localhost".into()),
+            progress: false,
+        },
+    )
+    .expect("the import runs");
+    assert!(summary.rejections.is_empty(), "{:?}", summary.rejections);
+    summary.created
 }
