@@ -14,7 +14,6 @@ use std::sync::Arc;
 use common::{NEVER, load};
 use ricochet_engine::test_util::{TestEngine, exchange};
 use ricochet_loadtest::behaviour::Behaviour;
-use ricochet_loadtest::compare::{ExecOptions, execute};
 use ricochet_loadtest::keys::generated_code;
 use ricochet_loadtest::networks::ClientNetworks;
 use ricochet_loadtest::run::OWN_URL;
@@ -260,13 +259,7 @@ setup = [["test", "-s", "{{links_jsonl}}"], ["test", "-s", "{{geoip_db}}"]]
     );
     let suite = Suite::parse(&text, "rules.toml").expect("suite parses");
     let work = tempfile::tempdir().unwrap();
-    let options = ExecOptions {
-        work_dir: work.path().to_path_buf(),
-        ceiling: None,
-        command: "test".into(),
-        stop: &NEVER,
-    };
-    let report = execute(&suite, &options, &mut |_, _| {}).expect("suite runs");
+    let report = common::execute_in(work.path(), &suite).expect("suite runs");
     let [plain, rules] = &report.runs[..] else {
         panic!("{} runs", report.runs.len());
     };

@@ -15,7 +15,6 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use ricochet_engine::test_util::{TestEngine, exchange};
-use ricochet_loadtest::compare::{ExecOptions, execute};
 use ricochet_loadtest::flood::{self, FloodSpec, RIGHT_PASSWORD, run_flood};
 use ricochet_loadtest::suite::Suite;
 use ricochet_loadtest::{GeneratedKeys, KeySet};
@@ -207,13 +206,7 @@ fn a_flood_beside_the_load_is_answered_403_429_or_503_and_redirects_stay_correct
     );
     let suite = Suite::parse(&text, "flood.toml").expect("suite parses");
     let work = tempfile::tempdir().unwrap();
-    let options = ExecOptions {
-        work_dir: work.path().to_path_buf(),
-        ceiling: None,
-        command: "test".into(),
-        stop: &NEVER,
-    };
-    let report = execute(&suite, &options, &mut |_, _| {}).expect("suite runs");
+    let report = common::execute_in(work.path(), &suite).expect("suite runs");
     let [quiet, flooded] = &report.runs[..] else {
         panic!("{} runs", report.runs.len());
     };
@@ -301,13 +294,7 @@ fn a_target_without_the_protected_link_is_refused() {
     let text = suite_text(&engine, "[flood]\ncode = \"not-there\"\n");
     let suite = Suite::parse(&text, "flood.toml").expect("suite parses");
     let work = tempfile::tempdir().unwrap();
-    let options = ExecOptions {
-        work_dir: work.path().to_path_buf(),
-        ceiling: None,
-        command: "test".into(),
-        stop: &NEVER,
-    };
-    let message = execute(&suite, &options, &mut |_, _| {})
+    let message = common::execute_in(work.path(), &suite)
         .expect_err("no run without the link")
         .to_string();
     assert!(

@@ -56,3 +56,18 @@ pub fn import_jsonl(engine: &TestEngine, jsonl: &std::path::Path) -> u64 {
     assert!(summary.rejections.is_empty(), "{:?}", summary.rejections);
     summary.created
 }
+
+/// Runs `suite` as the `suite` command does, with `work` as its work
+/// directory, no ceiling and no progress output.
+pub fn execute_in(
+    work: &std::path::Path,
+    suite: &ricochet_loadtest::suite::Suite,
+) -> ricochet_loadtest::Result<ricochet_loadtest::report::Report> {
+    let options = ricochet_loadtest::compare::ExecOptions {
+        work_dir: work.to_path_buf(),
+        ceiling: None,
+        command: "test".into(),
+        stop: &NEVER,
+    };
+    ricochet_loadtest::compare::execute(suite, &options, &mut |_, _| {})
+}
