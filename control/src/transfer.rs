@@ -95,17 +95,26 @@ pub fn import(
         batch: Vec::with_capacity(service.settings().max_bulk),
         report: ImportReport::default(),
         now: ricochet_model::now_millis(),
+        bulk: Bulk::NotTried,
     };
     for row in rows {
-        let (line, row) = row.map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        match row {
-            Ok(TransferRow::Link(link)) => importer.add_link(line, link)?,
-            Ok(TransferRow::Domain {
-                domain,
-                created_at,
-                settings,
-            }) => importer.add_domain(line, &domain, created_at, settings)?,
-            Err(reason) => importer.reject(line, reason),
+        let step = row
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))
+            .and_then(|(line, row)| match row {
+                Ok(TransferRow::Link(link)) => importer.add_link(line, link),
+                Ok(TransferRow::Domain {
+                    domain,
+                    created_at,
+                    settings,
+                }) => importer.add_domain(line, &domain, created_at, settings),
+                Err(reason) => {
+                    importer.reject(line, reason);
+                    Ok(())
+                }
+            });
+        if let Err(error) = step {
+            importer.abandon_bulk();
+            return Err(error);
         }
         if importer.batch.is_empty() {
             bar.set_message(format!(
@@ -115,7 +124,11 @@ pub fn import(
             ));
         }
     }
-    importer.flush()?;
+    let finished = importer.flush().and_then(|()| importer.finish_bulk());
+    if let Err(error) = finished {
+        importer.abandon_bulk();
+        return Err(error);
+    }
     bar.finish_and_clear();
     let mut report = importer.report;
     report.errors.sort_by_key(|e| e.line);
@@ -128,6 +141,18 @@ struct Importer<'a> {
     batch: Vec<(u64, LinkRow)>,
     report: ImportReport,
     now: i64,
+    bulk: Bulk,
+}
+
+/// Whether the import writes its links as one bulk load (into a store
+/// without links; see `store::bulk`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Bulk {
+    /// No link row yet.
+    NotTried,
+    Open,
+    /// Links go through ordinary transactions.
+    Off,
 }
 
 impl Importer<'_> {
@@ -145,6 +170,12 @@ impl Importer<'_> {
         created_at: Option<i64>,
         settings: DomainRow,
     ) -> Result<(), String> {
+        // Domain changes are not part of a bulk load: one after link rows
+        // ends it (exports write domains first).
+        if self.bulk == Bulk::Open {
+            self.flush()?;
+            self.finish_bulk()?;
+        }
         let domain = match normalize_domain(domain) {
             Ok(domain) => domain,
             Err(error) => {
@@ -180,11 +211,43 @@ impl Importer<'_> {
     }
 
     fn add_link(&mut self, line: u64, link: LinkRow) -> Result<(), String> {
+        if self.bulk == Bulk::NotTried {
+            let opened = self
+                .service
+                .store()
+                .begin_bulk_load()
+                .map_err(|e| e.to_string())?;
+            self.bulk = if opened { Bulk::Open } else { Bulk::Off };
+        }
         self.batch.push((line, link));
         if self.batch.len() >= self.service.settings().max_bulk {
             self.flush()?;
         }
         Ok(())
+    }
+
+    /// Writes an open bulk load's staged links; later links go through
+    /// ordinary transactions.
+    fn finish_bulk(&mut self) -> Result<(), String> {
+        if self.bulk == Bulk::Open {
+            self.bulk = Bulk::Off;
+            self.service
+                .store()
+                .finish_bulk_load()
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// After a failure: undoes an open bulk load's links, so a failed import
+    /// into a store without links leaves none.
+    fn abandon_bulk(&mut self) {
+        if self.bulk == Bulk::Open {
+            self.bulk = Bulk::Off;
+            if let Err(error) = self.service.store().abandon_bulk_load() {
+                tracing::error!(%error, "cannot undo the failed import's links; the next start of the control plane will");
+            }
+        }
     }
 
     /// Creates the batch's links in one transaction, as the API's bulk create does.

@@ -10,7 +10,7 @@ use ricochet_model::{Change, ChangeOp, ValidationError};
 use thiserror::Error;
 
 use crate::stats::EngineStats;
-use crate::store::{LinkStore, StoreError};
+use crate::store::{LinkStore, LinkWriter, StoreError};
 use crate::table::LinkTable;
 
 #[derive(Debug, Error)]
@@ -24,6 +24,10 @@ pub enum IntakeError {
         version: u64,
         error: ValidationError,
     },
+    #[error("a bulk load needs a store without links")]
+    NotEmpty,
+    #[error("cannot use the import's temporary files: {0}")]
+    Spill(#[from] std::io::Error),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -140,6 +144,151 @@ impl ChangeIntake {
             applied: fresh.len(),
             skipped,
             last_applied: new_last,
+        })
+    }
+}
+
+/// A link's storage key followed by its encoded record, in one allocation.
+#[derive(Debug)]
+pub struct KeyedRecord {
+    bytes: Box<[u8]>,
+    key_len: u32,
+}
+
+impl KeyedRecord {
+    pub fn new(key: &[u8], record: &[u8]) -> Self {
+        let mut bytes = Vec::with_capacity(key.len() + record.len());
+        bytes.extend_from_slice(key);
+        bytes.extend_from_slice(record);
+        Self {
+            bytes: bytes.into_boxed_slice(),
+            key_len: key.len() as u32,
+        }
+    }
+
+    /// `bytes` holding the key's `key_len` bytes then the record.
+    pub fn from_bytes(bytes: Box<[u8]>, key_len: usize) -> Self {
+        Self {
+            bytes,
+            key_len: key_len as u32,
+        }
+    }
+
+    pub fn key(&self) -> &[u8] {
+        &self.bytes[..self.key_len as usize]
+    }
+
+    pub fn record(&self) -> &[u8] {
+        &self.bytes[self.key_len as usize..]
+    }
+}
+
+/// A bulk load for [`ChangeIntake::ingest`]: domain settings and the
+/// versions the load's changes were given (its links come from a feed).
+#[derive(Debug, Default)]
+pub struct BulkLoad {
+    /// Domain-settings changes, ascending versions.
+    pub domains: Vec<Change>,
+    /// The first and last versions the load's changes were given; every
+    /// version between belongs to the load (a link written more than once
+    /// keeps only its last version).
+    pub first_version: u64,
+    pub last_version: u64,
+    /// Whether to put the links in the table too (false when the table
+    /// serves nothing, as in the import command).
+    pub fill_table: bool,
+}
+
+/// Where a bulk load's feed writes its links, in ascending key order.
+pub struct LinkFeed<'a, 'w> {
+    write: &'a mut LinkWriter<'w>,
+    /// Kept for the table when the load fills it.
+    kept: Option<Vec<KeyedRecord>>,
+    written: usize,
+}
+
+impl LinkFeed<'_, '_> {
+    pub fn push(&mut self, link: KeyedRecord) -> Result<(), IntakeError> {
+        (self.write)(link.key(), link.record())?;
+        self.written += 1;
+        if let Some(kept) = &mut self.kept {
+            kept.push(link);
+        }
+        Ok(())
+    }
+}
+
+impl ChangeIntake {
+    /// Writes a bulk load into a store that holds no link: the links `feed`
+    /// pushes as sorted tables through the store's ingestion (no journal,
+    /// memtable or compaction work a link), then domain settings and the new
+    /// last applied version in one batch, then the table (links only when
+    /// the load asks). Nothing is written if `feed` fails. Records must have
+    /// been validated by the caller; the first version must follow the last
+    /// applied one.
+    pub fn ingest(
+        &self,
+        load: BulkLoad,
+        feed: impl FnOnce(&mut LinkFeed<'_, '_>) -> Result<(), IntakeError>,
+    ) -> Result<Applied, IntakeError> {
+        let mut last = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        if load.first_version != *last + 1 || load.last_version < *last {
+            return Err(IntakeError::Gap {
+                last_applied: *last,
+                got: load.first_version,
+            });
+        }
+        if !self.store.has_no_links()? {
+            return Err(IntakeError::NotEmpty);
+        }
+        for change in &load.domains {
+            if let ChangeOp::Domain { settings } = &change.op {
+                settings.validate().map_err(|error| IntakeError::Invalid {
+                    version: change.version,
+                    error,
+                })?;
+            }
+        }
+        let mut kept = load.fill_table.then(Vec::new);
+        let mut written = 0;
+        self.store.ingest_links(|write| {
+            let mut sink = LinkFeed {
+                write,
+                kept: kept.take(),
+                written: 0,
+            };
+            let fed = feed(&mut sink);
+            kept = sink.kept;
+            written = sink.written;
+            fed
+        })?;
+        self.store.write_changes(&load.domains, load.last_version)?;
+        let applied = written + load.domains.len();
+        let links = kept.unwrap_or_default();
+        self.table.reserve(links.len());
+        for link in links {
+            match ricochet_model::codec::decode_record(link.record()) {
+                Ok(record) => self.table.upsert(&record),
+                // Encoded by the caller a moment ago: cannot happen.
+                Err(error) => tracing::error!(%error, "skipping an undecodable ingested link"),
+            }
+        }
+        for change in &load.domains {
+            if let ChangeOp::Domain { settings } = &change.op {
+                self.table.set_domain(settings);
+            }
+        }
+        *last = load.last_version;
+        self.stats
+            .last_applied_version
+            .store(load.last_version, Ordering::Release);
+        self.stats
+            .changes_applied
+            .fetch_add(applied as u64, Ordering::Relaxed);
+        Ok(Applied {
+            applied,
+            skipped: 0,
+            last_applied: load.last_version,
         })
     }
 }

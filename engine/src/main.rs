@@ -173,6 +173,7 @@ fn import(
         format,
         default_domain: config.default_domain().map(str::to_owned),
         progress: !quiet,
+        serving: false,
     };
     let summary = import_file(&intake, file, &options)?;
     let elapsed = started.elapsed();

@@ -28,6 +28,7 @@ pub enum StoreError {
 /// Links and intake state on disk.
 #[derive(Clone)]
 pub struct LinkStore {
+    dir: std::path::PathBuf,
     db: Database,
     links: Keyspace,
     meta: Keyspace,
@@ -61,12 +62,18 @@ impl LinkStore {
         let clicks_used = db.keyspace("clicks_used", KeyspaceCreateOptions::default)?;
         let domains = db.keyspace("domains", KeyspaceCreateOptions::default)?;
         Ok(Self {
+            dir: dir.to_path_buf(),
             db,
             links,
             meta,
             clicks_used,
             domains,
         })
+    }
+
+    /// The directory the store is in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// Version of the last change applied; 0 for a new store.
@@ -99,6 +106,31 @@ impl LinkStore {
         }
         batch.insert(&self.meta, LAST_APPLIED, last_applied.to_be_bytes());
         batch.commit()?;
+        Ok(())
+    }
+
+    /// Whether the store holds no link record.
+    pub fn has_no_links(&self) -> Result<bool, StoreError> {
+        Ok(self.links.is_empty()?)
+    }
+
+    /// Writes the links `feed` passes to its writer, which must come in
+    /// ascending key order without repeats, as new tables of the links
+    /// keyspace, bypassing the journal, memtables and compaction of ordinary
+    /// writes: the bulk load of an import into a store without links. The
+    /// tables become visible together when `feed` has returned `Ok`; if it
+    /// fails, they never do.
+    pub fn ingest_links<E: From<StoreError>>(
+        &self,
+        feed: impl FnOnce(&mut LinkWriter<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut ingestion = self.links.start_ingestion().map_err(StoreError::from)?;
+        {
+            let mut write =
+                |key: &[u8], record: &[u8]| ingestion.write(key, record).map_err(StoreError::from);
+            feed(&mut write)?;
+        }
+        ingestion.finish().map_err(StoreError::from)?;
         Ok(())
     }
 
@@ -184,3 +216,6 @@ impl LinkStore {
         Ok(())
     }
 }
+
+/// Writes one link of an ingestion ([`LinkStore::ingest_links`]).
+pub type LinkWriter<'a> = dyn FnMut(&[u8], &[u8]) -> Result<(), StoreError> + 'a;

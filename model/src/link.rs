@@ -109,6 +109,57 @@ impl LinkKey {
     }
 }
 
+/// Orders `items` by their storage keys (`domain`, 0, `code`: byte order),
+/// items with equal keys in their original order. For bulk loads of
+/// millions of links: comparisons use the domain's rank and the code's first
+/// eight bytes, held next to each other, and read the keys themselves only
+/// on a tie, so the sort does not wait on a cache miss per comparison.
+pub fn sort_by_storage_key<T>(items: &mut Vec<T>, key: impl Fn(&T) -> &[u8]) {
+    let split = |bytes: &[u8]| -> (usize, u64) {
+        let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+        let code = bytes.get(end + 1..).unwrap_or_default();
+        let mut prefix = [0u8; 8];
+        let n = code.len().min(8);
+        prefix[..n].copy_from_slice(&code[..n]);
+        (end, u64::from_be_bytes(prefix))
+    };
+    let mut domains: Vec<&[u8]> = Vec::new();
+    let mut seen = std::collections::HashMap::new();
+    let mut order: Vec<(u32, u64, u32)> = Vec::with_capacity(items.len());
+    for (index, item) in items.iter().enumerate() {
+        let bytes = key(item);
+        let (end, prefix) = split(bytes);
+        let domain = &bytes[..end];
+        let slot = *seen.entry(domain).or_insert_with(|| {
+            domains.push(domain);
+            domains.len() as u32 - 1
+        });
+        order.push((slot, prefix, index as u32));
+    }
+    // Domain slots in first-seen order → ranks in byte order.
+    let mut by_name: Vec<u32> = (0..domains.len() as u32).collect();
+    by_name.sort_unstable_by_key(|&slot| domains[slot as usize]);
+    let mut rank = vec![0u32; domains.len()];
+    for (position, &slot) in by_name.iter().enumerate() {
+        rank[slot as usize] = position as u32;
+    }
+    for entry in &mut order {
+        entry.0 = rank[entry.0 as usize];
+    }
+    order.sort_unstable_by(|a, b| {
+        (a.0, a.1)
+            .cmp(&(b.0, b.1))
+            .then_with(|| key(&items[a.2 as usize]).cmp(key(&items[b.2 as usize])))
+            .then(a.2.cmp(&b.2))
+    });
+    let mut slots: Vec<Option<T>> = items.drain(..).map(Some).collect();
+    items.extend(
+        order
+            .iter()
+            .map(|&(_, _, index)| slots[index as usize].take().expect("each index once")),
+    );
+}
+
 /// What a link does besides redirecting everyone to `url` (see
 /// [`crate::behaviour`]). A new field here bumps [`crate::codec::FORMAT`];
 /// older stored records decode with the new fields empty. Every field is
@@ -229,5 +280,39 @@ impl LinkRecord {
     /// Whether the link answers a redirect at `now` (active and not expired).
     pub fn is_live(&self, now: UnixMillis) -> bool {
         self.state == LinkState::Active && self.expires_at.is_none_or(|at| now < at)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sort_by_storage_key;
+
+    #[test]
+    fn sorting_by_storage_key_matches_byte_order_and_keeps_ties_in_order() {
+        let keys: Vec<&[u8]> = vec![
+            b"go.example\0zz",
+            b"a\0b",
+            b"go.example\0abcdefgh2",
+            b"ab\0a",
+            b"go.example\0abcdefgh1",
+            b"go.example\0abc",
+            b"a\0b",
+            b"go.example\0abcdefgh",
+            b"go.example\0ABC",
+            b"a\0",
+            b"go.example\0abcdefgh1",
+        ];
+        let mut items: Vec<(Vec<u8>, usize)> = keys
+            .iter()
+            .enumerate()
+            .map(|(index, key)| (key.to_vec(), index))
+            .collect();
+        let mut expected = items.clone();
+        expected.sort_by(|a, b| a.0.cmp(&b.0));
+        sort_by_storage_key(&mut items, |item| &item.0);
+        assert_eq!(items, expected);
+        // Equal keys keep their order: indexes 1 before 6, 4 before 10.
+        let order: Vec<usize> = items.iter().map(|item| item.1).collect();
+        assert_eq!(order, [9, 1, 6, 3, 8, 5, 7, 4, 10, 2, 0]);
     }
 }

@@ -13,11 +13,13 @@
 //! when it is opened.
 
 mod accounts;
+mod bulk;
 mod keys;
 mod links;
 mod workspaces;
 
 pub use accounts::{SessionRecord, UserRecord};
+pub use bulk::DEFAULT_BULK_CHUNK;
 pub use keys::ApiKeyRecord;
 pub use links::{LinkFilter, LinkPage, LinkSort};
 pub use workspaces::{
@@ -90,6 +92,9 @@ pub struct ControlStore {
     latest: AtomicU64,
     /// Committed changes go here in version order, for the publisher.
     published: Mutex<Option<Sender<Change>>>,
+    /// The open bulk load, if any ([`bulk`]).
+    bulk: Mutex<Option<bulk::BulkStage>>,
+    bulk_chunk: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for ControlStore {
@@ -161,7 +166,10 @@ impl ControlStore {
             }),
             latest: AtomicU64::new(0),
             published: Mutex::new(None),
+            bulk: Mutex::new(None),
+            bulk_chunk: bulk::DEFAULT_BULK_CHUNK.into(),
         };
+        store.recover_bulk_load()?;
         let version = read_u64(&store.meta, META_VERSION)?;
         let next_id = read_u64(&store.meta, META_NEXT_ID)?.max(1);
         *store.writer.lock().unwrap() = Writer { version, next_id };
@@ -212,6 +220,7 @@ impl ControlStore {
             changes: Vec::new(),
             staged_codes: std::collections::HashMap::new(),
             staged_owners: std::collections::HashMap::new(),
+            bulk: self.bulk_load_open().then(bulk::BulkStage::default),
         };
         let value = build(&mut txn)?;
         let WriteTxn {
@@ -219,11 +228,15 @@ impl ControlStore {
             version,
             next_id,
             changes,
+            bulk: staged,
             ..
         } = txn;
         batch.insert(&self.meta, META_VERSION, version.to_be_bytes());
         batch.insert(&self.meta, META_NEXT_ID, next_id.to_be_bytes());
         batch.commit().map_err(StoreError::from)?;
+        if let Some(staged) = staged {
+            self.add_to_bulk_load(staged)?;
+        }
         writer.version = version;
         writer.next_id = next_id;
         self.latest.store(version, Ordering::Release);
@@ -338,6 +351,9 @@ pub struct WriteTxn<'s> {
     staged_codes: std::collections::HashMap<LinkKey, u64>,
     /// Links given an owner in this transaction, id → workspace.
     staged_owners: std::collections::HashMap<u64, String>,
+    /// During a bulk load: this transaction's link entries, added to the
+    /// load when it commits.
+    bulk: Option<bulk::BulkStage>,
 }
 
 impl WriteTxn<'_> {
@@ -351,6 +367,11 @@ impl WriteTxn<'_> {
     /// The id holding (domain, code), counting what this transaction staged.
     pub fn code_owner(&self, key: &LinkKey) -> Result<Option<u64>, StoreError> {
         if let Some(&id) = self.staged_codes.get(key) {
+            return Ok(Some(id));
+        }
+        if self.bulk.is_some()
+            && let Some(id) = self.store.bulk_code_owner(key)
+        {
             return Ok(Some(id));
         }
         self.store.id_for_key(key)
@@ -373,6 +394,16 @@ impl WriteTxn<'_> {
         self.version += 1;
         link.version = self.version;
         let key = link.key();
+        if let Some(bulk) = &mut self.bulk {
+            let change = Change {
+                version: self.version,
+                op: ChangeOp::Upsert { link: link.clone() },
+            };
+            bulk.put_link(&link, &change);
+            self.staged_codes.insert(key, link.id);
+            self.changes.push(change);
+            return link;
+        }
         self.batch.insert(
             &self.store.links,
             link.id.to_be_bytes(),

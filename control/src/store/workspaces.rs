@@ -532,6 +532,11 @@ impl ControlStore {
 impl WriteTxn<'_> {
     /// Stages the ownership of a new link.
     pub fn claim_link(&mut self, workspace_id: &str, id: u64) {
+        self.staged_owners.insert(id, workspace_id.to_owned());
+        if let Some(bulk) = &mut self.bulk {
+            bulk.claim_link(workspace_id, id);
+            return;
+        }
         let spaces = &self.store.spaces;
         self.batch
             .insert(&spaces.link_owners, id.to_be_bytes(), workspace_id);
@@ -540,7 +545,6 @@ impl WriteTxn<'_> {
             pair(workspace_id, &id.to_be_bytes()),
             b"",
         );
-        self.staged_owners.insert(id, workspace_id.to_owned());
     }
 
     /// The workspace owning link `id`, counting what this transaction staged.

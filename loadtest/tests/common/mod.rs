@@ -50,6 +50,7 @@ pub fn import_jsonl(engine: &TestEngine, jsonl: &std::path::Path) -> u64 {
             format: None,
             default_domain: Some("localhost".into()),
             progress: false,
+            serving: true,
         },
     )
     .expect("the import runs");

@@ -4,8 +4,11 @@
 //! `status` and every other field of a control-plane export. Domain rows
 //! with settings (`root_url`, `not_found_url`, default `status`) set them;
 //! others are skipped: an engine serves any domain. A bad row is reported with its line
-//! number and reason and never stops the import; good rows are applied in
-//! atomic batches.
+//! number and reason and never stops the import. Into a store that holds
+//! links, good rows are applied in atomic batches through the intake; into
+//! one without links (a new engine), rows are gathered in memory, sorted by
+//! key and written as sorted tables in one bulk load, which keeps the time
+//! per row flat as imports grow (docs/PERFORMANCE.md, "Imports").
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -13,6 +16,7 @@ use std::io::{IsTerminal, Read};
 use std::path::Path;
 
 use indicatif::{ProgressBar, ProgressStyle};
+use ricochet_model::codec;
 use ricochet_model::transfer::{DomainRow, LinkRow, TransferReader, TransferRow};
 use ricochet_model::{
     Change, ChangeOp, DomainSettings, LinkKey, LinkRecord, RedirectStatus, normalize_domain,
@@ -20,7 +24,11 @@ use ricochet_model::{
 };
 use thiserror::Error;
 
-use crate::intake::{ChangeIntake, IntakeError};
+use crate::intake::{BulkLoad, ChangeIntake, IntakeError, KeyedRecord};
+
+mod runs;
+
+use runs::{BulkRow, Runs};
 
 /// Rows applied per atomic batch.
 const BATCH_ROWS: usize = 10_000;
@@ -80,6 +88,10 @@ pub struct ImportOptions {
     /// Domain for rows whose domain is empty.
     pub default_domain: Option<String>,
     pub progress: bool,
+    /// Whether the intake's table serves requests (a running engine). The
+    /// import command's table is discarded when it ends, so a bulk load
+    /// leaves it empty (saving the memory and time of filling it).
+    pub serving: bool,
 }
 
 /// Imports `path` through `intake`.
@@ -118,6 +130,14 @@ pub fn import_file(
     if intake.table().is_empty() {
         intake.load_table().map_err(IntakeError::from)?;
     }
+    let bulk = intake
+        .store()
+        .has_no_links()
+        .map_err(IntakeError::from)?
+        .then(|| Bulk {
+            links: Runs::new(intake.store().dir().to_path_buf()),
+            domains: Vec::new(),
+        });
     let reader = progress.wrap_read(file);
     let mut importer = Importer {
         intake,
@@ -129,12 +149,15 @@ pub fn import_file(
         now: ricochet_model::now_millis(),
         progress: &progress,
         plain_progress,
+        serving: options.serving,
+        bulk,
     };
     match format {
         ImportFormat::Csv => importer.read(TransferReader::csv(reader))?,
         ImportFormat::Jsonl => importer.read(TransferReader::jsonl(reader))?,
     }
     importer.flush()?;
+    importer.finish_bulk()?;
     intake.store().flush().map_err(IntakeError::from)?;
     progress.finish_and_clear();
     Ok(importer.summary)
@@ -151,7 +174,20 @@ struct Importer<'a> {
     now: i64,
     progress: &'a ProgressBar,
     plain_progress: bool,
+    serving: bool,
+    /// Rows gathered for a bulk load (a store without links), or `None`
+    /// (rows applied in batches).
+    bulk: Option<Bulk>,
 }
+
+/// Rows and domain changes of a bulk load.
+struct Bulk {
+    links: Runs,
+    domains: Vec<Change>,
+}
+
+/// Rows read between progress lines of a bulk load.
+const BULK_PROGRESS_ROWS: u64 = 500_000;
 
 impl Importer<'_> {
     fn read(&mut self, rows: TransferReader<impl Read>) -> Result<(), ImportError> {
@@ -165,7 +201,10 @@ impl Importer<'_> {
                 Ok(TransferRow::Domain {
                     domain, settings, ..
                 }) if !settings.is_empty() => match self.domain_change(&domain, settings) {
-                    Ok(change) => self.pending.push(change),
+                    Ok(change) => match &mut self.bulk {
+                        Some(bulk) => bulk.domains.push(change),
+                        None => self.pending.push(change),
+                    },
                     Err(reason) => self.reject(line, reason),
                 },
                 // A domain row without settings: engines need no registration.
@@ -181,6 +220,13 @@ impl Importer<'_> {
     }
 
     fn add(&mut self, line: u64, row: LinkRow) -> Result<(), ImportError> {
+        if self.bulk.is_some() {
+            match self.validated(row) {
+                Ok((link, created_at_given)) => self.gather(link, created_at_given)?,
+                Err(reason) => self.reject(line, reason),
+            }
+            return Ok(());
+        }
         match self.build(row) {
             Ok(change) => {
                 self.pending.push(change);
@@ -220,7 +266,9 @@ impl Importer<'_> {
         })
     }
 
-    fn build(&mut self, row: LinkRow) -> Result<Change, String> {
+    /// The row's link, validated, with the next version as its id and
+    /// version, and whether the row gave its `created_at`.
+    fn validated(&mut self, row: LinkRow) -> Result<(LinkRecord, bool), String> {
         let domain = match (row.domain.as_deref(), self.default_domain) {
             (Some(domain), _) => domain,
             (None, Some(default)) => default,
@@ -244,7 +292,48 @@ impl Importer<'_> {
         link.extensions = extensions;
         link.tags = row.tags.unwrap_or_default();
         link.validate().map_err(|e| e.to_string())?;
-        let created_at = row.created_at;
+        let created_at_given = match row.created_at {
+            Some(created_at) => {
+                link.created_at = created_at;
+                true
+            }
+            None => false,
+        };
+        link.version = version;
+        self.next_version += 1;
+        Ok((link, created_at_given))
+    }
+
+    /// Adds a validated link to the bulk load.
+    fn gather(&mut self, link: LinkRecord, created_at_given: bool) -> Result<(), ImportError> {
+        let Some(bulk) = &mut self.bulk else {
+            return Ok(());
+        };
+        bulk.links
+            .push(BulkRow {
+                entry: KeyedRecord::new(&link.key().storage_key(), &codec::encode_record(&link)),
+                created_at_given,
+            })
+            .map_err(IntakeError::from)?;
+        if bulk.links.len().is_multiple_of(BULK_PROGRESS_ROWS) {
+            let message = format!(
+                "{} links read, {} rejected",
+                bulk.links.len(),
+                self.summary.rejections.len()
+            );
+            if self.plain_progress {
+                eprintln!("import progress: {message}");
+            }
+            self.progress.set_message(message);
+        }
+        Ok(())
+    }
+
+    /// The change for a row applied in batches: an existing key keeps its
+    /// id and `created_at` (unless the row gives one).
+    fn build(&mut self, row: LinkRow) -> Result<Change, String> {
+        let (mut link, created_at_given) = self.validated(row)?;
+        let version = link.version;
         let key = LinkKey {
             domain: link.domain.clone(),
             code: link.code.clone(),
@@ -263,21 +352,66 @@ impl Importer<'_> {
         match existing {
             Some((id, first_created_at)) => {
                 link.id = id;
-                link.created_at = first_created_at;
+                if !created_at_given {
+                    link.created_at = first_created_at;
+                }
                 self.summary.updated += 1;
             }
             None => self.summary.created += 1,
         }
-        if let Some(created_at) = created_at {
-            link.created_at = created_at;
-        }
         self.pending_keys.insert(key, (link.id, link.created_at));
-        link.version = version;
-        self.next_version += 1;
         Ok(Change {
             version,
             op: ChangeOp::Upsert { link },
         })
+    }
+
+    /// Sorts the gathered rows by key, merges rows of one key (the last
+    /// row's fields, the first row's id, the last given `created_at` or the
+    /// first row's), and writes the result as one bulk load.
+    fn finish_bulk(&mut self) -> Result<(), ImportError> {
+        let Some(Bulk { links, domains }) = self.bulk.take() else {
+            return Ok(());
+        };
+        if links.len() == 0 && domains.is_empty() {
+            return Ok(());
+        }
+        let message = format!("sorting and writing {} links", links.len());
+        if self.plain_progress {
+            eprintln!("import progress: {message}");
+        }
+        self.progress.set_message(message);
+        let mut rows = links.into_sorted().map_err(IntakeError::from)?.peekable();
+        let load = BulkLoad {
+            domains,
+            first_version: self.intake.last_applied() + 1,
+            last_version: self.next_version - 1,
+            fill_table: self.serving,
+        };
+        let summary = &mut self.summary;
+        let applied = self.intake.ingest(load, |feed| {
+            while let Some(first) = rows.next() {
+                let first = first?;
+                let mut last = None;
+                let mut created_at = None;
+                while matches!(rows.peek(), Some(Ok(next)) if next.key() == first.key()) {
+                    let next = rows.next().expect("peeked")?;
+                    if next.created_at_given {
+                        created_at = Some(decode(&next)?.created_at);
+                    }
+                    last = Some(next);
+                    summary.updated += 1;
+                }
+                summary.created += 1;
+                feed.push(match last {
+                    None => first.entry,
+                    Some(last) => merge_rows(&first, &last, created_at)?,
+                })?;
+            }
+            Ok(())
+        })?;
+        self.summary.last_applied = applied.last_applied;
+        Ok(())
     }
 
     fn flush(&mut self) -> Result<(), ImportError> {
@@ -302,4 +436,22 @@ impl Importer<'_> {
         self.progress.set_message(message);
         Ok(())
     }
+}
+
+/// The record of a key given by several rows: `last`'s fields with `first`'s
+/// id, and `created_at` (the last one a row gave) or else `first`'s.
+fn merge_rows(
+    first: &BulkRow,
+    last: &BulkRow,
+    created_at: Option<i64>,
+) -> Result<KeyedRecord, IntakeError> {
+    let first_record = decode(first)?;
+    let mut record = decode(last)?;
+    record.id = first_record.id;
+    record.created_at = created_at.unwrap_or(first_record.created_at);
+    Ok(KeyedRecord::new(last.key(), &codec::encode_record(&record)))
+}
+
+fn decode(row: &BulkRow) -> Result<LinkRecord, IntakeError> {
+    codec::decode_record(row.entry.record()).map_err(|e| IntakeError::Store(e.into()))
 }
