@@ -251,18 +251,18 @@ impl ChangeIntake {
         }
         let mut kept = load.fill_table.then(Vec::new);
         let mut written = 0;
-        self.store.ingest_links(|write| {
-            let mut sink = LinkFeed {
-                write,
-                kept: kept.take(),
-                written: 0,
-            };
-            let fed = feed(&mut sink);
-            kept = sink.kept;
-            written = sink.written;
-            fed
-        })?;
-        self.store.write_changes(&load.domains, load.last_version)?;
+        self.store
+            .ingest_links(&load.domains, load.last_version, |write| {
+                let mut sink = LinkFeed {
+                    write,
+                    kept: kept.take(),
+                    written: 0,
+                };
+                let fed = feed(&mut sink);
+                kept = sink.kept;
+                written = sink.written;
+                fed
+            })?;
         let applied = written + load.domains.len();
         let links = kept.unwrap_or_default();
         self.table.reserve(links.len());

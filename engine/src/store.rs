@@ -2,7 +2,9 @@
 //! the last change it applied, written together in one atomic batch so a crash
 //! at any point leaves a table consistent with some applied version; and the
 //! uses taken of limited links (`limits::FjallCounter`), synced per write;
-//! and the domains' settings, written with the changes that carry them.
+//! and the domains' settings, written with the changes that carry them. A
+//! bulk load (an import into a store without links) writes its links as
+//! tables beside that batch, behind a marker that the next open resolves.
 
 use std::path::Path;
 
@@ -12,6 +14,9 @@ use ricochet_model::{Change, ChangeOp, DomainSettings, LinkId, LinkKey, LinkReco
 use thiserror::Error;
 
 const LAST_APPLIED: &[u8] = b"last_applied_version";
+/// Present while a bulk load is being written: its last version and domain
+/// changes (see [`LinkStore::ingest_links`]).
+const BULK_LOAD: &[u8] = b"bulk_load";
 /// Block cache of the store.
 const BLOCK_CACHE_BYTES: u64 = 4 * 1024 * 1024;
 
@@ -61,14 +66,16 @@ impl LinkStore {
         let meta = db.keyspace("meta", KeyspaceCreateOptions::default)?;
         let clicks_used = db.keyspace("clicks_used", KeyspaceCreateOptions::default)?;
         let domains = db.keyspace("domains", KeyspaceCreateOptions::default)?;
-        Ok(Self {
+        let store = Self {
             dir: dir.to_path_buf(),
             db,
             links,
             meta,
             clicks_used,
             domains,
-        })
+        };
+        store.recover_bulk_load()?;
+        Ok(store)
     }
 
     /// The directory the store is in.
@@ -114,13 +121,45 @@ impl LinkStore {
         Ok(self.links.is_empty()?)
     }
 
-    /// Writes the links `feed` passes to its writer, which must come in
-    /// ascending key order without repeats, as new tables of the links
-    /// keyspace, bypassing the journal, memtables and compaction of ordinary
-    /// writes: the bulk load of an import into a store without links. The
-    /// tables become visible together when `feed` has returned `Ok`; if it
-    /// fails, they never do.
+    /// Writes a bulk load into a store without links: the links `feed`
+    /// passes to its writer, which must come in ascending key order without
+    /// repeats, as new tables of the links keyspace (bypassing the journal,
+    /// memtables and compaction of ordinary writes), then `domains` and the
+    /// new last-applied version. The tables become visible together when
+    /// `feed` has returned `Ok`; if it fails, nothing is written.
+    ///
+    /// A crash cannot leave links without their version: a marker holding
+    /// the version and the domain changes is synced before the tables are
+    /// written and removed with the batch that follows them, and
+    /// [`LinkStore::open`] finishes a load whose tables were registered
+    /// (or forgets one whose tables were not).
     pub fn ingest_links<E: From<StoreError>>(
+        &self,
+        domains: &[Change],
+        last_applied: u64,
+        feed: impl FnOnce(&mut LinkWriter<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        self.write_bulk_marker(domains, last_applied)?;
+        if let Err(error) = self.ingest_tables(feed) {
+            self.meta.remove(BULK_LOAD).map_err(StoreError::from)?;
+            return Err(error);
+        }
+        self.finish_bulk_load(domains, last_applied)?;
+        Ok(())
+    }
+
+    fn write_bulk_marker(&self, domains: &[Change], last_applied: u64) -> Result<(), StoreError> {
+        let mut marker = last_applied.to_be_bytes().to_vec();
+        for change in domains {
+            let encoded = codec::encode_change(change);
+            marker.extend((encoded.len() as u32).to_be_bytes());
+            marker.extend(encoded);
+        }
+        self.meta.insert(BULK_LOAD, marker)?;
+        self.persist()
+    }
+
+    fn ingest_tables<E: From<StoreError>>(
         &self,
         feed: impl FnOnce(&mut LinkWriter<'_>) -> Result<(), E>,
     ) -> Result<(), E> {
@@ -132,6 +171,54 @@ impl LinkStore {
         }
         ingestion.finish().map_err(StoreError::from)?;
         Ok(())
+    }
+
+    /// Writes a bulk load's domains and version and removes its marker, in
+    /// one batch.
+    fn finish_bulk_load(&self, domains: &[Change], last_applied: u64) -> Result<(), StoreError> {
+        let mut batch = self.db.batch();
+        for change in domains {
+            if let ChangeOp::Domain { settings } = &change.op {
+                batch.insert(
+                    &self.domains,
+                    settings.domain.as_bytes(),
+                    codec::encode_domain(settings),
+                );
+            }
+        }
+        batch.insert(&self.meta, LAST_APPLIED, last_applied.to_be_bytes());
+        batch.remove(&self.meta, BULK_LOAD);
+        batch.commit()?;
+        self.persist()
+    }
+
+    /// Finishes or forgets a bulk load a crash interrupted (see
+    /// [`LinkStore::ingest_links`]): links in the store mean its tables were
+    /// registered, so its domains and version are written; none mean they
+    /// were not, and the store is as it was before the load.
+    fn recover_bulk_load(&self) -> Result<(), StoreError> {
+        let Some(marker) = self.meta.get(BULK_LOAD)? else {
+            return Ok(());
+        };
+        if self.links.is_empty()? {
+            tracing::warn!("an interrupted bulk import wrote no links; the store is as before it");
+            self.meta.remove(BULK_LOAD)?;
+            return self.persist();
+        }
+        let (version, mut rest) = marker.split_first_chunk::<8>().ok_or(CodecError::Empty)?;
+        let last_applied = u64::from_be_bytes(*version);
+        let mut domains = Vec::new();
+        while let Some((len, tail)) = rest.split_first_chunk::<4>() {
+            let len = u32::from_be_bytes(*len) as usize;
+            let change = tail.get(..len).ok_or(CodecError::Empty)?;
+            domains.push(codec::decode_change(change)?);
+            rest = &tail[len..];
+        }
+        tracing::warn!(
+            last_applied,
+            "finishing a bulk import interrupted after its links were written"
+        );
+        self.finish_bulk_load(&domains, last_applied)
     }
 
     /// One stored record.
@@ -219,3 +306,84 @@ impl LinkStore {
 
 /// Writes one link of an ingestion ([`LinkStore::ingest_links`]).
 pub type LinkWriter<'a> = dyn FnMut(&[u8], &[u8]) -> Result<(), StoreError> + 'a;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ricochet_model::RedirectStatus;
+
+    fn domain_change(version: u64) -> Change {
+        Change {
+            version,
+            op: ChangeOp::Domain {
+                settings: DomainSettings {
+                    domain: "bulk.example".into(),
+                    root_url: Some("https://example.com/home".into()),
+                    not_found_url: None,
+                    default_status: RedirectStatus::Found,
+                    updated_at: 1,
+                },
+            },
+        }
+    }
+
+    /// Writes the marker and the tables of a two-link load with a domain
+    /// change (versions 1-3), then stops as a crash before the final batch.
+    fn interrupted_load(dir: &Path, write_links: bool) {
+        let store = LinkStore::open(dir).unwrap();
+        store.write_bulk_marker(&[domain_change(3)], 3).unwrap();
+        if write_links {
+            let mut links: Vec<_> = (1..=2)
+                .map(|v| {
+                    let link = LinkRecord::new(
+                        v,
+                        "bulk.example",
+                        &format!("c{v}"),
+                        "https://example.com/x",
+                        v as i64,
+                    )
+                    .unwrap();
+                    (link.key().storage_key(), codec::encode_record(&link))
+                })
+                .collect();
+            links.sort();
+            store
+                .ingest_tables(|write| {
+                    for (key, record) in &links {
+                        write(key, record)?;
+                    }
+                    Ok::<_, StoreError>(())
+                })
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn a_load_whose_tables_were_registered_is_finished_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        interrupted_load(dir.path(), true);
+        let store = LinkStore::open(dir.path()).unwrap();
+        assert_eq!(store.last_applied().unwrap(), 3);
+        let domains = store.domain_settings().unwrap();
+        assert_eq!(domains.len(), 1);
+        assert_eq!(
+            domains[0].as_ref().unwrap().root_url.as_deref(),
+            Some("https://example.com/home")
+        );
+        let mut count = 0;
+        store.for_each_record(|_| count += 1).unwrap();
+        assert_eq!(count, 2);
+        assert!(store.meta.get(BULK_LOAD).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_load_without_registered_tables_is_forgotten_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        interrupted_load(dir.path(), false);
+        let store = LinkStore::open(dir.path()).unwrap();
+        assert_eq!(store.last_applied().unwrap(), 0);
+        assert!(store.domain_settings().unwrap().is_empty());
+        assert!(store.has_no_links().unwrap());
+        assert!(store.meta.get(BULK_LOAD).unwrap().is_none());
+    }
+}

@@ -3,6 +3,7 @@
 //! opens at some applied version.
 
 use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
@@ -189,20 +190,21 @@ fn the_intake_skips_duplicates_and_refuses_gaps_and_invalid_links_whole() {
     assert_eq!((loaded.links, loaded.errors), (3, 0));
 }
 
-/// Kills an import with SIGKILL while it writes, then checks the store opens
-/// and holds exactly the links of the versions it says it applied.
-#[test]
-fn a_crash_mid_import_leaves_a_consistent_store() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("links.csv");
-    let rows = 300_000;
+/// Writes a CSV of `rows` links on crash.example.
+fn crash_csv(dir: &Path, name: &str, rows: usize) -> PathBuf {
+    let file = dir.join(name);
     let mut csv = String::from("domain,code,url\n");
     for i in 0..rows {
         csv.push_str(&format!("crash.example,k{i},https://example.com/{i}\n"));
     }
     std::fs::write(&file, csv).unwrap();
-    let data = dir.path().join("engine");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ricochet-engine"))
+    file
+}
+
+/// `ricochet-engine import` of `file` into `data`, with its progress lines
+/// on a pipe.
+fn spawn_import(data: &Path, file: &Path) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_ricochet-engine"))
         .args([
             "--data-dir",
             data.to_str().unwrap(),
@@ -212,24 +214,29 @@ fn a_crash_mid_import_leaves_a_consistent_store() {
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .unwrap();
-    // Wait until it reports a few applied batches, then kill it mid-flight.
+        .unwrap()
+}
+
+/// Reads the child's progress until `stop` accepts a line, then kills it
+/// with SIGKILL. Returns the lines read.
+fn kill_when(mut child: std::process::Child, stop: impl Fn(&str) -> bool) -> Vec<String> {
     let progress = BufReader::new(child.stderr.take().unwrap());
-    let mut batches = 0;
+    let mut seen = Vec::new();
     for line in progress.lines() {
-        if line.unwrap().starts_with("import progress:") {
-            batches += 1;
-            if batches == 3 {
-                break;
-            }
+        let line = line.unwrap();
+        let done = stop(&line);
+        seen.push(line);
+        if done {
+            break;
         }
     }
-    assert_eq!(batches, 3, "the import reported progress");
     child.kill().unwrap();
     child.wait().unwrap();
+    seen
+}
 
-    let intake = open_intake(&data);
-    let version = intake.last_applied();
+/// Links in the store and the highest version among them.
+fn stored_links(intake: &ChangeIntake) -> (u64, u64) {
     let mut count = 0u64;
     let mut newest = 0u64;
     intake
@@ -240,19 +247,88 @@ fn a_crash_mid_import_leaves_a_consistent_store() {
             count += 1;
         })
         .unwrap();
+    (count, newest)
+}
+
+/// Kills an import into a store that holds links (applied in batches of
+/// 10,000) with SIGKILL while it writes, then checks the store opens and
+/// holds exactly the links of the versions it says it applied.
+#[test]
+fn a_crash_mid_batched_import_leaves_a_consistent_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("engine");
+    // One link first, so the big import is not a bulk load.
+    let seed = crash_csv(dir.path(), "seed.csv", 1);
+    let status = spawn_import(&data, &seed).wait().unwrap();
+    assert!(status.success());
+    let rows = 300_000;
+    let file = crash_csv(dir.path(), "links.csv", rows);
+    let seen = kill_when(spawn_import(&data, &file), |line| {
+        line.starts_with("import progress:") && line.contains(", version ")
+    });
+    let batches = seen
+        .iter()
+        .filter(|line| line.starts_with("import progress:"))
+        .count();
+    assert!(batches >= 1, "the import reported progress: {seen:?}");
+
+    let intake = open_intake(&data);
+    let version = intake.last_applied();
+    let (count, newest) = stored_links(&intake);
+    // The seed's k0 is rewritten by the import: versions outnumber links by one
+    // once a batch has been applied.
     assert_eq!(
-        count, version,
+        count + 1,
+        version,
         "one link per applied version, none half-written"
     );
     assert!(newest <= version);
-    assert_eq!(version % 10_000, 0, "whole batches only: {version}");
+    assert_eq!((version - 1) % 10_000, 0, "whole batches only: {version}");
     assert!(
-        (30_000..rows).contains(&version),
-        "interrupted after 3 batches: {version}"
+        (10_001..rows as u64).contains(&version),
+        "interrupted after a batch: {version}"
     );
     // An engine starts on it and serves what was applied.
     let table = intake.table().clone();
     let loaded = intake.load_table().unwrap();
-    assert_eq!(loaded.links, version);
+    assert_eq!(loaded.links, count);
     assert!(table.get_record_parts("crash.example", "k0").is_some());
+}
+
+/// Kills a bulk import (into an empty store) with SIGKILL once it writes,
+/// then checks the store holds all of it or none of it, and that the
+/// import, run again, completes.
+#[test]
+fn a_crash_mid_bulk_import_leaves_all_or_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("engine");
+    let rows = 300_000u64;
+    let file = crash_csv(dir.path(), "links.csv", rows as usize);
+    let seen = kill_when(spawn_import(&data, &file), |line| {
+        line.starts_with("import progress: sorting and writing")
+    });
+    assert!(
+        seen.iter()
+            .any(|line| line.starts_with("import progress: sorting and writing")),
+        "the import reached its writing: {seen:?}"
+    );
+
+    let intake = open_intake(&data);
+    let version = intake.last_applied();
+    let (count, newest) = stored_links(&intake);
+    assert!(
+        (version, count) == (0, 0) || (version, count, newest) == (rows, rows, rows),
+        "all or nothing: version {version}, {count} links, newest {newest}"
+    );
+    drop(intake);
+
+    let again = spawn_import(&data, &file).wait_with_output().unwrap();
+    assert!(again.status.success(), "{again:?}");
+    let intake = open_intake(&data);
+    let (count, _) = stored_links(&intake);
+    assert_eq!(count, rows);
+    assert!(intake.last_applied() >= rows);
+    let table = intake.table().clone();
+    assert_eq!(intake.load_table().unwrap().links, rows);
+    assert!(table.get_record_parts("crash.example", "k299999").is_some());
 }
