@@ -8,8 +8,9 @@
 //! link-keyed entries its transactions stage (record, change-log entry,
 //! ownership entries) go to a [`BulkStage`]: records, changes and owners are
 //! appended in ascending id and version order and are ingested in chunks;
-//! the code index, in random order, stays in memory (it also answers whether
-//! a code is taken) and is ingested, sorted, when the load finishes.
+//! the code index, in random order, stays in memory ([`CodeIndex`], which
+//! also answers whether a code is taken) and is ingested, sorted, when the
+//! load finishes.
 //!
 //! Ingested tables are not covered by one atomic batch, so a load first
 //! records where it started (`meta.bulk_load`: version and next id). A store
@@ -18,15 +19,11 @@
 //! removes the change-log entries above the recorded version and resets the
 //! version and next id: the store is as it was before the import.
 
-use std::collections::HashMap;
-
-use foldhash::fast::RandomState;
-
 use fjall::{Keyspace, PersistMode};
 use ricochet_model::codec;
-use ricochet_model::link::sort_by_storage_key;
 use ricochet_model::{Change, LinkKey, LinkRecord};
 
+use super::code_index::CodeIndex;
 use super::{ControlStore, META_NEXT_ID, META_VERSION, StoreError, read_u64};
 
 const META_BULK_LOAD: &[u8] = b"bulk_load";
@@ -38,7 +35,7 @@ pub const DEFAULT_BULK_CHUNK: usize = 250_000;
 #[derive(Default)]
 pub(crate) struct BulkStage {
     /// Storage key (domain, 0, code) → id, of every link of the load.
-    codes: HashMap<Box<[u8]>, u64, RandomState>,
+    codes: CodeIndex,
     links: Vec<(u64, Box<[u8]>)>,
     changes: Vec<(u64, Box<[u8]>)>,
     /// (id, workspace) of new links.
@@ -47,12 +44,11 @@ pub(crate) struct BulkStage {
 
 impl BulkStage {
     fn code_owner(&self, key: &LinkKey) -> Option<u64> {
-        self.codes.get(key.storage_key().as_slice()).copied()
+        self.codes.get(&key.storage_key())
     }
 
     pub(crate) fn put_link(&mut self, link: &LinkRecord, change: &Change) {
-        self.codes
-            .insert(link.key().storage_key().into_boxed_slice(), link.id);
+        self.codes.insert(&link.key().storage_key(), link.id);
         self.links
             .push((link.id, codec::encode_record(link).into_boxed_slice()));
         self.changes.push((
@@ -72,19 +68,20 @@ fn ingest<K: AsRef<[u8]> + Ord, V: AsRef<[u8]>>(
     entries: &mut Vec<(K, V)>,
 ) -> Result<(), StoreError> {
     entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    ingest_sorted(keyspace, entries)
+    ingest_sorted(keyspace, entries.drain(..))
 }
 
 /// Writes `entries`, in ascending key order, into `keyspace` as one ingestion.
 fn ingest_sorted<K: AsRef<[u8]>, V: AsRef<[u8]>>(
     keyspace: &Keyspace,
-    entries: &mut Vec<(K, V)>,
+    entries: impl Iterator<Item = (K, V)>,
 ) -> Result<(), StoreError> {
-    if entries.is_empty() {
+    let mut entries = entries.peekable();
+    if entries.peek().is_none() {
         return Ok(());
     }
     let mut ingestion = keyspace.start_ingestion()?;
-    for (key, value) in entries.drain(..) {
+    for (key, value) in entries {
         ingestion.write(key.as_ref(), value.as_ref())?;
     }
     ingestion.finish()?;
@@ -155,13 +152,11 @@ impl ControlStore {
             return Ok(());
         };
         self.ingest_chunk(&mut stage)?;
-        let mut codes: Vec<(Box<[u8]>, [u8; 8])> = stage
+        let codes = stage
             .codes
-            .drain()
-            .map(|(key, id)| (key, id.to_be_bytes()))
-            .collect();
-        sort_by_storage_key(&mut codes, |(key, _)| key);
-        ingest_sorted(&self.codes, &mut codes)?;
+            .sorted()
+            .map(|(key, id)| (key, id.to_be_bytes()));
+        ingest_sorted(&self.codes, codes)?;
         self.meta.remove(META_BULK_LOAD)?;
         self.db.persist(PersistMode::SyncAll)?;
         Ok(())
@@ -185,7 +180,9 @@ impl ControlStore {
                 "a transaction staged links for a bulk load that is closed".into(),
             ));
         };
-        stage.codes.extend(staged.codes);
+        for (key, id) in staged.codes.iter() {
+            stage.codes.insert(key, id);
+        }
         stage.links.extend(staged.links);
         stage.changes.extend(staged.changes);
         stage.owners.extend(staged.owners);

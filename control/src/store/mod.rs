@@ -14,6 +14,7 @@
 
 mod accounts;
 mod bulk;
+mod code_index;
 mod keys;
 mod links;
 mod workspaces;
