@@ -4,7 +4,10 @@
 //!
 //! Run: `cargo bench -p ricochet-benches --bench redirect_path` (about 40 s).
 //! `handle_only/hit_5_rules` against `handle_only/hit_plain_visitors` is the
-//! cost of five rules (see `rules_against_plain`).
+//! cost of five rules (see `rules_against_plain`); `*_60k_networks` are the
+//! same with visitors from all 60,000 client networks, as the load tester's
+//! suite sends them, so the per-worker GeoIP cache is read from memory
+//! rather than the CPU's caches.
 //!
 //! `limited/*` (about 40 s more; `-- limited/` alone) is the cost of a
 //! redirect of a link with a click limit: handle, await the counter, write.
@@ -46,6 +49,8 @@ const MAX_HEADERS: usize = 64;
 /// Links of the rules-against-plain case, and its distinct visitors.
 const RULE_LINKS: usize = 65_536;
 const VISITORS: usize = 4_096;
+/// Distinct visitors of the `*_60k_networks` cases (a power of two).
+const MANY_VISITORS: usize = 262_144;
 
 /// A minimal client (curl); the code is at `CODE_AT`.
 const CURL: &[u8] =
@@ -344,7 +349,7 @@ fn rules_against_plain(
     let mut rng = SplitMix64::new(11);
     let networks = Networks::generate(&mut rng);
     let geo = Arc::new(GeoDatabase::from_bytes(geo_database(&networks, &mut rng)).expect("opens"));
-    let visitors: Vec<(&str, &str, IpAddr)> = (0..VISITORS)
+    let visitors: Vec<(&str, &str, IpAddr)> = (0..MANY_VISITORS)
         .map(|_| {
             (
                 pick(&mut rng, USER_AGENTS),
@@ -353,23 +358,29 @@ fn rules_against_plain(
             )
         })
         .collect();
-    let plain = LinkTable::with_capacity(Some(data::DOMAIN), RULE_LINKS);
-    let ruled = LinkTable::with_capacity(Some(data::DOMAIN), RULE_LINKS);
+    let plain = Arc::new(LinkTable::with_capacity(Some(data::DOMAIN), RULE_LINKS));
+    let ruled = Arc::new(LinkTable::with_capacity(Some(data::DOMAIN), RULE_LINKS));
     for i in 0..RULE_LINKS as u64 {
         let record = data::record(i);
         plain.upsert(&record);
         ruled.upsert(&with_five_rules(record));
     }
     let codes = data::shuffled_codes(RULE_LINKS, 9);
-    for (name, table) in [("hit_plain_visitors", plain), ("hit_5_rules", ruled)] {
+    let cases = [
+        ("hit_plain_visitors", &plain, VISITORS),
+        ("hit_5_rules", &ruled, VISITORS),
+        ("hit_plain_visitors_60k_networks", &plain, MANY_VISITORS),
+        ("hit_5_rules_60k_networks", &ruled, MANY_VISITORS),
+    ];
+    for (name, table, visitor_count) in cases {
         let settings = RedirectSettings::new(3600).with_geo(Some(geo.clone()));
-        let mut handler = RedirectHandler::new(Arc::new(table), Arc::new(settings), None);
+        let mut handler = RedirectHandler::new(table.clone(), Arc::new(settings), None);
         let mut next = 0usize;
         group.bench_function(format!("handle_only/{name}"), |b| {
             b.iter(|| {
                 let mut path = [b'/'; CODE_LEN + 1];
                 path[1..].copy_from_slice(&codes[next % RULE_LINKS]);
-                let (user_agent, accept_language, peer) = visitors[next % VISITORS];
+                let (user_agent, accept_language, peer) = visitors[next % visitor_count];
                 next = next.wrapping_add(1);
                 let request = get_request(
                     &path,
