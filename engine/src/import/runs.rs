@@ -1,6 +1,7 @@
 //! The rows of a bulk load in key order, in bounded memory: rows are
 //! gathered in chunks; a full chunk is sorted and written to a temporary file
-//! (a run); at the end the runs are merged. Each chunk stays small enough to
+//! (a run) on a thread of its own while the next chunk fills; at the end the
+//! runs are merged. Each chunk stays small enough to
 //! sort in the CPU caches and the process's memory does not grow with the
 //! file, so the time per row is the same for 1M rows as for 10M. A load
 //! that fits in one chunk is sorted in memory and never touches a file.
@@ -9,7 +10,8 @@ use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
 
 use ricochet_model::link::sort_by_storage_key;
 
@@ -42,6 +44,10 @@ pub(super) struct Runs {
     chunk: Vec<BulkRow>,
     chunk_rows: usize,
     files: Vec<File>,
+    /// The last full chunk, being sorted and written on a thread of its own
+    /// while the next one fills; it gives back its file and its emptied
+    /// buffer.
+    writing: Option<JoinHandle<io::Result<WrittenRun>>>,
     rows: u64,
 }
 
@@ -56,6 +62,7 @@ impl Runs {
             chunk: Vec::new(),
             chunk_rows,
             files: Vec::new(),
+            writing: None,
             rows: 0,
         }
     }
@@ -76,33 +83,43 @@ impl Runs {
         Ok(())
     }
 
+    /// Hands the chunk to a thread that sorts it and writes it as a run,
+    /// once the previous one is written: at most two chunks in memory.
     fn spill(&mut self) -> io::Result<()> {
-        sort_by_storage_key(&mut self.chunk, BulkRow::key);
-        let mut out = BufWriter::with_capacity(RUN_BUFFER, tempfile::tempfile_in(&self.dir)?);
-        for row in self.chunk.drain(..) {
-            let (key, record) = (row.entry.key(), row.entry.record());
-            out.write_all(&(key.len() as u32).to_le_bytes())?;
-            out.write_all(&(record.len() as u32).to_le_bytes())?;
-            out.write_all(&[u8::from(row.created_at_given)])?;
-            out.write_all(key)?;
-            out.write_all(record)?;
-        }
-        let mut file = out.into_inner().map_err(io::IntoInnerError::into_error)?;
-        file.rewind()?;
-        self.files.push(file);
+        let spare = self.finish_writing()?;
+        let chunk = std::mem::replace(&mut self.chunk, spare);
+        let dir = self.dir.clone();
+        let writer = std::thread::Builder::new()
+            .name("import-run".into())
+            .spawn(move || write_run(&dir, chunk))?;
+        self.writing = Some(writer);
         Ok(())
+    }
+
+    /// Waits for the run being written and keeps its file; returns the
+    /// buffer to fill next.
+    fn finish_writing(&mut self) -> io::Result<Vec<BulkRow>> {
+        let Some(writer) = self.writing.take() else {
+            return Ok(Vec::new());
+        };
+        let (file, spare) = writer
+            .join()
+            .map_err(|_| io::Error::other("the thread writing an import run panicked"))??;
+        self.files.push(file);
+        Ok(spare)
     }
 
     /// Every row in storage-key order; rows of one key in the order they
     /// were pushed.
     pub fn into_sorted(mut self) -> io::Result<Sorted> {
-        if self.files.is_empty() {
+        if self.files.is_empty() && self.writing.is_none() {
             sort_by_storage_key(&mut self.chunk, BulkRow::key);
             return Ok(Sorted::Memory(self.chunk.into_iter()));
         }
         if !self.chunk.is_empty() {
             self.spill()?;
         }
+        self.finish_writing()?;
         let mut readers: Vec<_> = self
             .files
             .into_iter()
@@ -116,6 +133,26 @@ impl Runs {
         }
         Ok(Sorted::Merge { readers, heads })
     }
+}
+
+/// A run's file, rewound, and the emptied buffer its chunk was in.
+type WrittenRun = (File, Vec<BulkRow>);
+
+/// Sorts `chunk` and writes it to a temporary file in `dir`.
+fn write_run(dir: &Path, mut chunk: Vec<BulkRow>) -> io::Result<WrittenRun> {
+    sort_by_storage_key(&mut chunk, BulkRow::key);
+    let mut out = BufWriter::with_capacity(RUN_BUFFER, tempfile::tempfile_in(dir)?);
+    for row in chunk.drain(..) {
+        let (key, record) = (row.entry.key(), row.entry.record());
+        out.write_all(&(key.len() as u32).to_le_bytes())?;
+        out.write_all(&(record.len() as u32).to_le_bytes())?;
+        out.write_all(&[u8::from(row.created_at_given)])?;
+        out.write_all(key)?;
+        out.write_all(record)?;
+    }
+    let mut file = out.into_inner().map_err(io::IntoInnerError::into_error)?;
+    file.rewind()?;
+    Ok((file, chunk))
 }
 
 pub(super) enum Sorted {
