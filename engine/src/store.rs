@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, OwnedWriteBatch, PersistMode};
 use ricochet_model::codec::{self, CodecError};
 use ricochet_model::{Change, ChangeOp, DomainSettings, LinkId, LinkKey, LinkRecord};
 use thiserror::Error;
@@ -95,6 +95,12 @@ impl LinkStore {
 
     /// Writes `changes` and the new last-applied version in one atomic batch.
     pub fn write_changes(&self, changes: &[Change], last_applied: u64) -> Result<(), StoreError> {
+        self.changes_batch(changes, last_applied).commit()?;
+        Ok(())
+    }
+
+    /// A batch writing `changes` and the new last-applied version.
+    fn changes_batch(&self, changes: &[Change], last_applied: u64) -> OwnedWriteBatch {
         let mut batch = self.db.batch();
         for change in changes {
             match &change.op {
@@ -112,8 +118,7 @@ impl LinkStore {
             }
         }
         batch.insert(&self.meta, LAST_APPLIED, last_applied.to_be_bytes());
-        batch.commit()?;
-        Ok(())
+        batch
     }
 
     /// Whether the store holds no link record.
@@ -176,17 +181,7 @@ impl LinkStore {
     /// Writes a bulk load's domains and version and removes its marker, in
     /// one batch.
     fn finish_bulk_load(&self, domains: &[Change], last_applied: u64) -> Result<(), StoreError> {
-        let mut batch = self.db.batch();
-        for change in domains {
-            if let ChangeOp::Domain { settings } = &change.op {
-                batch.insert(
-                    &self.domains,
-                    settings.domain.as_bytes(),
-                    codec::encode_domain(settings),
-                );
-            }
-        }
-        batch.insert(&self.meta, LAST_APPLIED, last_applied.to_be_bytes());
+        let mut batch = self.changes_batch(domains, last_applied);
         batch.remove(&self.meta, BULK_LOAD);
         batch.commit()?;
         self.persist()
