@@ -111,10 +111,24 @@ impl LinkKey {
 
 /// Orders `items` by their storage keys (`domain`, 0, `code`: byte order),
 /// items with equal keys in their original order. For bulk loads of
-/// millions of links: comparisons use the domain's rank and the code's first
-/// eight bytes, held next to each other, and read the keys themselves only
-/// on a tie, so the sort does not wait on a cache miss per comparison.
+/// millions of links: see [`storage_key_order`].
 pub fn sort_by_storage_key<T>(items: &mut Vec<T>, key: impl Fn(&T) -> &[u8]) {
+    let order = storage_key_order(items.len(), |index| key(&items[index]));
+    let mut slots: Vec<Option<T>> = items.drain(..).map(Some).collect();
+    items.extend(
+        order
+            .iter()
+            .map(|&index| slots[index as usize].take().expect("each index once")),
+    );
+}
+
+/// The indexes `0..len` ordered by the storage keys `key` gives them (byte
+/// order), equal keys in index order. Comparisons use the domain's rank and
+/// the code's first eight bytes, held next to each other, and read the keys
+/// themselves only on a tie, so sorting millions of keys does not wait on a
+/// cache miss per comparison; the only memory it takes is 16 bytes a key.
+pub fn storage_key_order<'k>(len: usize, key: impl Fn(usize) -> &'k [u8]) -> Vec<u32> {
+    assert!(u32::try_from(len).is_ok(), "fewer than 2^32 keys");
     let split = |bytes: &[u8]| -> (usize, u64) {
         let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
         let code = bytes.get(end + 1..).unwrap_or_default();
@@ -125,9 +139,9 @@ pub fn sort_by_storage_key<T>(items: &mut Vec<T>, key: impl Fn(&T) -> &[u8]) {
     };
     let mut domains: Vec<&[u8]> = Vec::new();
     let mut seen = std::collections::HashMap::new();
-    let mut order: Vec<(u32, u64, u32)> = Vec::with_capacity(items.len());
-    for (index, item) in items.iter().enumerate() {
-        let bytes = key(item);
+    let mut order: Vec<(u32, u64, u32)> = Vec::with_capacity(len);
+    for index in 0..len {
+        let bytes = key(index);
         let (end, prefix) = split(bytes);
         let domain = &bytes[..end];
         let slot = *seen.entry(domain).or_insert_with(|| {
@@ -149,15 +163,11 @@ pub fn sort_by_storage_key<T>(items: &mut Vec<T>, key: impl Fn(&T) -> &[u8]) {
     order.sort_unstable_by(|a, b| {
         (a.0, a.1)
             .cmp(&(b.0, b.1))
-            .then_with(|| key(&items[a.2 as usize]).cmp(key(&items[b.2 as usize])))
+            .then_with(|| key(a.2 as usize).cmp(key(b.2 as usize)))
             .then(a.2.cmp(&b.2))
     });
-    let mut slots: Vec<Option<T>> = items.drain(..).map(Some).collect();
-    items.extend(
-        order
-            .iter()
-            .map(|&(_, _, index)| slots[index as usize].take().expect("each index once")),
-    );
+    // Reuse the allocation: each (rank, prefix, index) becomes its index.
+    order.into_iter().map(|(_, _, index)| index).collect()
 }
 
 /// What a link does besides redirecting everyone to `url` (see

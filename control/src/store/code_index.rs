@@ -11,7 +11,7 @@ use std::hash::BuildHasher;
 use foldhash::fast::RandomState;
 use hashbrown::HashTable;
 use hashbrown::hash_table::Entry;
-use ricochet_model::link::sort_by_storage_key;
+use ricochet_model::link::storage_key_order;
 
 #[derive(Default)]
 pub(crate) struct CodeIndex {
@@ -85,11 +85,18 @@ impl CodeIndex {
         })
     }
 
-    /// Every (key, id) in ascending key order, for ingestion.
+    /// Every (key, id) in ascending key order, for ingestion. Sorting takes
+    /// 16 bytes a key and reads keys from the index in place.
     pub(crate) fn sorted(&self) -> impl Iterator<Item = (&[u8], u64)> {
-        let mut order: Vec<(&[u8], u64)> = self.iter().collect();
-        sort_by_storage_key(&mut order, |(key, _)| key);
-        order.into_iter()
+        let order = storage_key_order(self.entries.len(), |entry| {
+            key_at(&self.keys, &self.entries, entry as u32)
+        });
+        order.into_iter().map(|entry| {
+            (
+                key_at(&self.keys, &self.entries, entry),
+                self.entries[entry as usize].1,
+            )
+        })
     }
 }
 
