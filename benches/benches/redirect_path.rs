@@ -146,6 +146,7 @@ fn parse(input: &[u8]) -> Option<Request<'_>> {
         cookie,
         forwarded_for: b"",
         peer: Some(PEER),
+        secure: false,
         body: b"",
     })
 }
@@ -171,6 +172,7 @@ fn get_request<'a>(
         cookie: b"",
         forwarded_for: b"",
         peer: Some(peer),
+        secure: false,
         body: b"",
     }
 }

@@ -196,6 +196,8 @@ impl Importer<'_> {
             root_url: settings.root_url.map(Some),
             not_found_url: settings.not_found_url.map(Some),
             default_status: settings.default_status,
+            https_redirect: settings.https_redirect,
+            hsts: settings.hsts.map(Some),
         };
         match self
             .service
@@ -393,6 +395,8 @@ pub fn export(
                 not_found_url: settings.not_found_url,
                 default_status: (default_status != RedirectStatus::default())
                     .then(|| default_status.code()),
+                https_redirect: settings.https_redirect.then_some(true),
+                hsts: settings.hsts,
             },
         })?;
         counts.domains += 1;

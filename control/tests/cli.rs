@@ -149,7 +149,8 @@ fn import_reports_bad_rows_and_export_writes_every_link() {
     assert!(
         csv.starts_with(
             "kind,domain,code,url,status,state,expires_at,forward_query,tags,title,created_at,\
-             rules,variants,fallback_url,card,ios,android,max_clicks,password_hash,root_url,not_found_url\n"
+             rules,variants,fallback_url,card,ios,android,max_clicks,password_hash,root_url,not_found_url,\
+             https_redirect,hsts\n"
         ),
         "{csv}"
     );

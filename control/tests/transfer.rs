@@ -72,6 +72,12 @@ fn fill(dir: &Path) {
                 root_url: Some(Some("https://www.example.com/go".into())),
                 not_found_url: Some(Some("https://www.example.com/=missing".into())),
                 default_status: Some(308),
+                https_redirect: Some(true),
+                hsts: Some(Some(ricochet_model::domain::Hsts {
+                    max_age: 600,
+                    include_subdomains: true,
+                    preload: false,
+                })),
             },
             T0 - 9 * HOUR,
         )
@@ -323,7 +329,7 @@ fn round_trip(format: &str) {
         assert!(
             header.ends_with(
                 ",created_at,rules,variants,fallback_url,card,ios,android,max_clicks,password_hash,\
-                 root_url,not_found_url"
+                 root_url,not_found_url,https_redirect,hsts"
             ),
             "{header}"
         );

@@ -128,6 +128,19 @@ pub struct ServerConfig {
     pub idle_timeout: Duration,
     /// Listen backlog of each worker's socket.
     pub backlog: u32,
+    /// Address of the HTTPS listener (every worker binds it with
+    /// SO_REUSEPORT); unset: no HTTPS. Certificates arrive through the
+    /// change log.
+    pub tls_listen: Option<SocketAddr>,
+    /// Time a client has to finish a TLS handshake.
+    #[serde(with = "humantime_serde")]
+    pub handshake_timeout: Duration,
+    /// What a handshake naming no domain with a certificate gets:
+    /// `default` (the default certificate, when one is set) or `refuse`.
+    pub unknown_sni: crate::tls::UnknownSni,
+    /// The port redirects from HTTP to HTTPS name (domains with
+    /// `https_redirect`): where clients reach the HTTPS listener.
+    pub https_port: u16,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -168,6 +181,10 @@ impl Default for ServerConfig {
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             backlog: 4096,
+            tls_listen: None,
+            handshake_timeout: Duration::from_secs(10),
+            unknown_sni: crate::tls::UnknownSni::Default,
+            https_port: 443,
         }
     }
 }
@@ -213,9 +230,21 @@ impl EngineConfig {
         if !(512..=1024 * 1024).contains(&self.server.max_header_bytes) {
             problems.push("server.max_header_bytes must be between 512 and 1048576".to_owned());
         }
-        if self.server.header_timeout.is_zero() || self.server.idle_timeout.is_zero() {
-            problems
-                .push("server.header_timeout and server.idle_timeout must be above 0".to_owned());
+        if self.server.header_timeout.is_zero()
+            || self.server.idle_timeout.is_zero()
+            || self.server.handshake_timeout.is_zero()
+        {
+            problems.push(
+                "server.header_timeout, server.idle_timeout and server.handshake_timeout must be above 0"
+                    .to_owned(),
+            );
+        }
+        if self
+            .server
+            .tls_listen
+            .is_some_and(|tls| tls == self.server.listen && tls.port() != 0)
+        {
+            problems.push("server.tls_listen must differ from server.listen".to_owned());
         }
         if self.server.workers > 1024 {
             problems.push("server.workers must be at most 1024".to_owned());

@@ -103,6 +103,7 @@ impl ChangeIntake {
             let valid = match &change.op {
                 ChangeOp::Upsert { link } => link.validate(),
                 ChangeOp::Domain { settings } => settings.validate(),
+                ChangeOp::Tls { change } => change.validate(),
                 ChangeOp::Purge { .. } => Ok(()),
             };
             valid.map_err(|error| IntakeError::Invalid {
@@ -128,8 +129,16 @@ impl ChangeIntake {
                 ChangeOp::Upsert { link } => self.table.upsert(link),
                 ChangeOp::Purge { key } => self.table.remove(key),
                 ChangeOp::Domain { settings } => self.table.set_domain(settings),
+                // Applied together below: one swap for the batch.
+                ChangeOp::Tls { .. } => {}
             }
         }
+        self.table
+            .tls()
+            .apply(fresh.iter().filter_map(|change| match &change.op {
+                ChangeOp::Tls { change } => Some(change),
+                _ => None,
+            }));
         *last = new_last;
         self.stats
             .last_applied_version
@@ -242,12 +251,15 @@ impl ChangeIntake {
             return Err(IntakeError::NotEmpty);
         }
         for change in &load.domains {
-            if let ChangeOp::Domain { settings } = &change.op {
-                settings.validate().map_err(|error| IntakeError::Invalid {
-                    version: change.version,
-                    error,
-                })?;
-            }
+            let valid = match &change.op {
+                ChangeOp::Domain { settings } => settings.validate(),
+                ChangeOp::Tls { change } => change.validate(),
+                _ => Ok(()),
+            };
+            valid.map_err(|error| IntakeError::Invalid {
+                version: change.version,
+                error,
+            })?;
         }
         let mut kept = load.fill_table.then(Vec::new);
         let mut written = 0;
@@ -278,6 +290,12 @@ impl ChangeIntake {
                 self.table.set_domain(settings);
             }
         }
+        self.table
+            .tls()
+            .apply(load.domains.iter().filter_map(|change| match &change.op {
+                ChangeOp::Tls { change } => Some(change),
+                _ => None,
+            }));
         *last = load.last_version;
         self.stats
             .last_applied_version
@@ -333,6 +351,21 @@ impl ChangeIntake {
                 }
             }
         })?;
+        let mut tls = Vec::new();
+        for change in self.store.tls_changes()? {
+            match change.map(|c| c.validate().map(|()| c)) {
+                Ok(Ok(change)) => tls.push(change),
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "skipping an invalid stored certificate or challenge");
+                    loaded.errors += 1;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "skipping an unreadable stored certificate or challenge");
+                    loaded.errors += 1;
+                }
+            }
+        }
+        self.table.tls().apply(&tls);
         for settings in self.store.domain_settings()? {
             match settings.map(|s| s.validate().map(|()| s)) {
                 Ok(Ok(settings)) => self.table.set_domain(&settings),

@@ -29,6 +29,7 @@ pub mod subscriber;
 pub mod table;
 #[cfg(feature = "test-util")]
 pub mod test_util;
+pub mod tls;
 
 pub use config::EngineConfig;
 pub use intake::{Applied, ChangeIntake, IntakeError};

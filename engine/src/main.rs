@@ -34,6 +34,9 @@ struct Cli {
     /// Admin listener address (admin.listen).
     #[arg(long, global = true)]
     admin_listen: Option<SocketAddr>,
+    /// HTTPS listener address (server.tls_listen).
+    #[arg(long, global = true)]
+    tls_listen: Option<SocketAddr>,
     /// Store directory (storage.data_dir).
     #[arg(long, global = true)]
     data_dir: Option<PathBuf>,
@@ -113,6 +116,9 @@ fn load_config(cli: &Cli) -> anyhow::Result<EngineConfig> {
     if let Some(listen) = cli.admin_listen {
         config.admin.listen = listen;
     }
+    if let Some(listen) = cli.tls_listen {
+        config.server.tls_listen = Some(listen);
+    }
     if let Some(dir) = &cli.data_dir {
         config.storage.data_dir = dir.clone();
     }
@@ -145,8 +151,12 @@ fn run(config: EngineConfig) -> anyhow::Result<()> {
         signal_hook::consts::SIGTERM,
     ])?;
     let engine = Engine::start(config)?;
+    let https = engine
+        .tls_addr()
+        .map(|addr| format!(", HTTPS on https://{addr}"))
+        .unwrap_or_default();
     eprintln!(
-        "ricochet-engine: redirects on http://{} ({workers} workers), admin on http://{}",
+        "ricochet-engine: redirects on http://{} ({workers} workers){https}, admin on http://{}",
         engine.redirect_addr(),
         engine.admin_addr()
     );

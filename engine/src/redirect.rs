@@ -19,7 +19,7 @@ use crate::clicks::enrich::GeoDatabase;
 use crate::clicks::event::ClickEvent;
 use crate::http::{Deferred, DeferredAnswer, Handled, Handler, Method, Request, ResponseWriter};
 use crate::limits::LimitCounter;
-use crate::table::{Answer, LinkEntry, LinkTable};
+use crate::table::{Answer, LinkEntry, LinkTable, strip_port};
 use ricochet_model::behaviour::Chosen;
 use ricochet_model::validate::{MAX_URL_LEN, is_valid_code};
 
@@ -37,6 +37,8 @@ pub struct RedirectSettings {
     verifier: Option<Arc<Verifier>>,
     /// Counts the uses of links with a click limit; without one, they answer 503.
     counter: Option<Arc<dyn LimitCounter>>,
+    /// The port redirects to HTTPS name (none when 443).
+    https_port: u16,
 }
 
 impl RedirectSettings {
@@ -48,7 +50,15 @@ impl RedirectSettings {
             geo: None,
             verifier: None,
             counter: None,
+            https_port: 443,
         }
+    }
+
+    /// The port plain-HTTP requests are sent to on domains with
+    /// `https_redirect` (what clients reach the HTTPS listener on).
+    pub fn with_https_port(mut self, port: u16) -> Self {
+        self.https_port = port;
+        self
     }
 
     pub fn with_counter(mut self, counter: Option<Arc<dyn LimitCounter>>) -> Self {
@@ -121,10 +131,35 @@ impl Handler for RedirectHandler {
         }
         let reader = self.table.reader();
         let Some(domain) = reader.domain_for_host(request.host) else {
+            if let Some(token) = acme_token(request.path)
+                && let Some(answer) = self.table.tls().current().http01(token)
+            {
+                return Handled::Answered(acme_answer(response, answer));
+            }
             return Handled::Answered(not_found(response));
+        };
+        let transport = reader.transport(domain);
+        let response = match transport {
+            None => response.with_line(b""),
+            Some(transport) if !request.secure => {
+                if transport.https_redirect && !request.path.starts_with(ACME_CHALLENGE_PATH) {
+                    return Handled::Answered(to_https(
+                        response,
+                        request,
+                        self.settings.https_port,
+                    ));
+                }
+                response.with_line(b"")
+            }
+            Some(transport) => response.with_line(transport.hsts.as_deref().unwrap_or_default()),
         };
         let code = request.path.strip_prefix(b"/").filter(|c| is_valid_code(c));
         let Some(entry) = code.and_then(|code| reader.get(domain, code)) else {
+            if let Some(token) = acme_token(request.path)
+                && let Some(answer) = self.table.tls().current().http01(token)
+            {
+                return Handled::Answered(acme_answer(response, answer));
+            }
             // The domain's settings say where its root and unknown codes go.
             return Handled::Answered(match reader.miss(domain, request.path == b"/") {
                 Some(url) => to_fallback(response, url),
@@ -468,6 +503,45 @@ fn to_fallback(response: ResponseWriter<'_>, url: &[u8]) -> u16 {
     out.extend_from_slice(b"\r\n");
     head.finish(b"");
     302
+}
+
+/// Where ACME HTTP-01 challenges are asked (RFC 8555 section 8.3).
+const ACME_CHALLENGE_PATH: &[u8] = b"/.well-known/acme-challenge/";
+
+/// The token of an HTTP-01 challenge path.
+#[inline]
+fn acme_token(path: &[u8]) -> Option<&[u8]> {
+    path.strip_prefix(ACME_CHALLENGE_PATH)
+}
+
+/// 200 with a challenge's key authorization.
+fn acme_answer(response: ResponseWriter<'_>, key_authorization: &[u8]) -> u16 {
+    response
+        .start(200)
+        .raw_line(NO_STORE)
+        .header(b"Content-Type", b"application/octet-stream")
+        .finish(key_authorization);
+    200
+}
+
+/// 308 to the same host, path and query over HTTPS.
+fn to_https(response: ResponseWriter<'_>, request: &Request<'_>, port: u16) -> u16 {
+    let host = request.host.map(strip_port).unwrap_or_default();
+    let mut head = response.start(308).raw_line(NO_STORE);
+    let out = head.buffer();
+    out.extend_from_slice(b"Location: https://");
+    out.extend_from_slice(host);
+    if port != 443 {
+        out.extend_from_slice(format!(":{port}").as_bytes());
+    }
+    out.extend_from_slice(request.path);
+    if !request.query.is_empty() {
+        out.push(b'?');
+        out.extend_from_slice(request.query);
+    }
+    out.extend_from_slice(b"\r\n");
+    head.finish(b"");
+    308
 }
 
 /// 410 with a small HTML page: disabled, deleted, expired, limit reached.

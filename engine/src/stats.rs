@@ -22,6 +22,9 @@ pub struct WorkerStats {
     pub connections_rejected: AtomicU64,
     pub header_timeouts: AtomicU64,
     pub idle_timeouts: AtomicU64,
+    pub tls_handshakes: AtomicU64,
+    pub tls_handshake_failures: AtomicU64,
+    pub tls_handshake_timeouts: AtomicU64,
 }
 
 #[inline]

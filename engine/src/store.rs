@@ -10,6 +10,7 @@ use std::path::Path;
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, OwnedWriteBatch, PersistMode};
 use ricochet_model::codec::{self, CodecError};
+use ricochet_model::tls::TlsChange;
 use ricochet_model::{Change, ChangeOp, DomainSettings, LinkId, LinkKey, LinkRecord};
 use thiserror::Error;
 
@@ -41,6 +42,9 @@ pub struct LinkStore {
     clicks_used: Keyspace,
     /// Domain settings: domain name → encoded settings.
     domains: Keyspace,
+    /// The current TLS state by slot ([`TlsChange::slot`]): certificates and
+    /// challenge answers, as the changes that set them.
+    tls: Keyspace,
 }
 
 impl std::fmt::Debug for LinkStore {
@@ -66,6 +70,7 @@ impl LinkStore {
         let meta = db.keyspace("meta", KeyspaceCreateOptions::default)?;
         let clicks_used = db.keyspace("clicks_used", KeyspaceCreateOptions::default)?;
         let domains = db.keyspace("domains", KeyspaceCreateOptions::default)?;
+        let tls = db.keyspace("tls", KeyspaceCreateOptions::default)?;
         let store = Self {
             dir: dir.to_path_buf(),
             db,
@@ -73,6 +78,7 @@ impl LinkStore {
             meta,
             clicks_used,
             domains,
+            tls,
         };
         store.recover_bulk_load()?;
         Ok(store)
@@ -115,6 +121,12 @@ impl LinkStore {
                     settings.domain.as_bytes(),
                     codec::encode_domain(settings),
                 ),
+                ChangeOp::Tls { change } if change.is_removal() => {
+                    batch.remove(&self.tls, change.slot())
+                }
+                ChangeOp::Tls { change } => {
+                    batch.insert(&self.tls, change.slot(), codec::encode_tls(change))
+                }
             }
         }
         batch.insert(&self.meta, LAST_APPLIED, last_applied.to_be_bytes());
@@ -252,6 +264,17 @@ impl LinkStore {
         Ok(out)
     }
 
+    /// Every stored TLS change (certificates and challenge answers in
+    /// force); unreadable ones are passed as errors.
+    pub fn tls_changes(&self) -> Result<Vec<Result<TlsChange, StoreError>>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.tls.iter() {
+            let (_, value) = item.into_inner()?;
+            out.push(codec::decode_tls(&value).map_err(StoreError::from));
+        }
+        Ok(out)
+    }
+
     /// Writes the uses taken of limited links in one atomic batch and syncs
     /// it to disk (fsync) before returning.
     pub fn write_clicks_used(&self, counts: &[(LinkId, u64)]) -> Result<(), StoreError> {
@@ -289,6 +312,7 @@ impl LinkStore {
         self.meta.rotate_memtable_and_wait()?;
         self.clicks_used.rotate_memtable_and_wait()?;
         self.domains.rotate_memtable_and_wait()?;
+        self.tls.rotate_memtable_and_wait()?;
         self.persist()
     }
 
@@ -317,6 +341,7 @@ mod tests {
                     not_found_url: None,
                     default_status: RedirectStatus::Found,
                     updated_at: 1,
+                    ..DomainSettings::empty("bulk.example")
                 },
             },
         }

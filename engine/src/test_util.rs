@@ -306,33 +306,170 @@ impl Response {
     }
 }
 
-/// A raw HTTP/1.1 client on one connection.
+/// A raw HTTP/1.1 client on one connection, plain or TLS.
 #[derive(Debug)]
 pub struct Client {
-    stream: TcpStream,
+    stream: Stream,
     buf: Vec<u8>,
+}
+
+/// A client connection's transport.
+#[derive(Debug)]
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Stream {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Self::Plain(tcp) => tcp,
+            Self::Tls(tls) => &tls.sock,
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Self::Plain(tcp) => tcp.read(buf),
+            Self::Tls(tls) => tls.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Self::Plain(tcp) => tcp.write(buf),
+            Self::Tls(tls) => tls.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Self::Plain(tcp) => tcp.flush(),
+            Self::Tls(tls) => tls.flush(),
+        }
+    }
+}
+
+/// What a TLS test client trusts and offers.
+#[derive(Debug, Clone)]
+pub struct TlsClientSetup {
+    /// Certificates (DER) trusted as roots.
+    pub roots: Vec<rustls::pki_types::CertificateDer<'static>>,
+    /// `None`: TLS 1.2 and 1.3.
+    pub version: Option<&'static rustls::SupportedProtocolVersion>,
+    pub alpn: Vec<Vec<u8>>,
+}
+
+impl TlsClientSetup {
+    /// Trusts the first certificate of `pem` (a self-signed one).
+    pub fn trusting(pem: &ricochet_model::tls::CertificatePem) -> Self {
+        use rustls::pki_types::pem::PemObject;
+        let roots = rustls::pki_types::CertificateDer::pem_slice_iter(pem.chain.as_bytes())
+            .take(1)
+            .collect::<Result<Vec<_>, _>>()
+            .expect("PEM certificates");
+        Self {
+            roots,
+            version: None,
+            alpn: vec![b"http/1.1".to_vec()],
+        }
+    }
+
+    fn config(&self) -> std::sync::Arc<rustls::ClientConfig> {
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let versions: Vec<&'static rustls::SupportedProtocolVersion> = match self.version {
+            Some(version) => vec![version],
+            None => vec![&rustls::version::TLS13, &rustls::version::TLS12],
+        };
+        let mut roots = rustls::RootCertStore::empty();
+        for root in &self.roots {
+            roots.add(root.clone()).expect("a usable root");
+        }
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&versions)
+            .expect("protocol versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = self.alpn.clone();
+        std::sync::Arc::new(config)
+    }
+}
+
+/// A self-signed certificate and key for `names`.
+pub fn self_signed(names: &[&str]) -> ricochet_model::tls::CertificatePem {
+    let names: Vec<String> = names.iter().map(|name| name.to_string()).collect();
+    let generated = rcgen::generate_simple_self_signed(names).expect("a certificate");
+    ricochet_model::tls::CertificatePem {
+        chain: generated.cert.pem(),
+        key: generated.signing_key.serialize_pem(),
+    }
 }
 
 impl Client {
     pub fn connect(addr: SocketAddr) -> Self {
-        let stream = TcpStream::connect(addr).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        stream.set_nodelay(true).unwrap();
         Self {
-            stream,
+            stream: Stream::Plain(connect_tcp(addr)),
             buf: Vec::new(),
         }
     }
 
-    pub fn stream(&mut self) -> &mut TcpStream {
-        &mut self.stream
+    /// Connects over TLS naming `server_name` (SNI) and completes the
+    /// handshake; the error when it fails.
+    pub fn connect_tls(
+        addr: SocketAddr,
+        server_name: &str,
+        setup: &TlsClientSetup,
+    ) -> Result<Self, rustls::Error> {
+        let name =
+            rustls::pki_types::ServerName::try_from(server_name.to_owned()).expect("a server name");
+        let connection = rustls::ClientConnection::new(setup.config(), name)?;
+        let mut tls = rustls::StreamOwned::new(connection, connect_tcp(addr));
+        while tls.conn.is_handshaking() {
+            if let Err(error) = tls.conn.complete_io(&mut tls.sock) {
+                return Err(match error.into_inner() {
+                    Some(inner) => match inner.downcast::<rustls::Error>() {
+                        Ok(tls_error) => *tls_error,
+                        Err(other) => rustls::Error::General(other.to_string()),
+                    },
+                    None => rustls::Error::General("connection closed".into()),
+                });
+            }
+        }
+        Ok(Self {
+            stream: Stream::Tls(Box::new(tls)),
+            buf: Vec::new(),
+        })
     }
 
-    /// Sends raw bytes.
+    /// The TLS session, on a TLS connection.
+    pub fn tls(&self) -> Option<&rustls::ClientConnection> {
+        match &self.stream {
+            Stream::Tls(tls) => Some(&tls.conn),
+            Stream::Plain(_) => None,
+        }
+    }
+
+    /// The certificate the server presented (DER of the leaf).
+    pub fn peer_certificate(&self) -> Option<Vec<u8>> {
+        Some(self.tls()?.peer_certificates()?.first()?.to_vec())
+    }
+
+    /// The TCP stream under the connection (raw writes bypass TLS).
+    pub fn stream(&mut self) -> &mut TcpStream {
+        match &mut self.stream {
+            Stream::Plain(tcp) => tcp,
+            Stream::Tls(tls) => &mut tls.sock,
+        }
+    }
+
+    /// Sends raw bytes (through TLS on a TLS connection).
     pub fn send(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).expect("send");
+        self.stream.flush().expect("send");
     }
 
     /// `GET path` with `Host: host`, and reads the response.
@@ -404,7 +541,7 @@ impl Client {
     /// Whether the server closed the connection (EOF with nothing more to
     /// read) within `timeout`.
     pub fn closed_within(&mut self, timeout: Duration) -> bool {
-        self.stream.set_read_timeout(Some(timeout)).unwrap();
+        self.stream.tcp().set_read_timeout(Some(timeout)).unwrap();
         let mut chunk = [0u8; 1024];
         let closed = loop {
             match self.stream.read(&mut chunk) {
@@ -413,7 +550,9 @@ impl Client {
                 Err(error)
                     if matches!(
                         error.kind(),
-                        std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+                        std::io::ErrorKind::ConnectionReset
+                            | std::io::ErrorKind::BrokenPipe
+                            | std::io::ErrorKind::UnexpectedEof
                     ) =>
                 {
                     break true;
@@ -422,6 +561,7 @@ impl Client {
             }
         };
         self.stream
+            .tcp()
             .set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
         closed
@@ -431,6 +571,15 @@ impl Client {
     pub fn leftover(&self) -> &[u8] {
         &self.buf
     }
+}
+
+fn connect_tcp(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.set_nodelay(true).unwrap();
+    stream
 }
 
 /// Sends `raw` on a fresh connection and reads one response.

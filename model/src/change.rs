@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::DomainSettings;
 use crate::link::{LinkKey, LinkRecord};
+use crate::tls::TlsChange;
 
 /// One change to the link table, with the version that orders it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,15 +32,17 @@ pub enum ChangeOp {
     Purge { key: LinkKey },
     /// Replace a domain's settings: where its root and unknown codes go.
     Domain { settings: DomainSettings },
+    /// A certificate or an ACME challenge answer for the TLS listeners.
+    Tls { change: TlsChange },
 }
 
 impl Change {
-    /// The link the change touches; `None` for a domain's settings.
+    /// The link the change touches; `None` for a domain's settings and TLS.
     pub fn key(&self) -> Option<LinkKey> {
         match &self.op {
             ChangeOp::Upsert { link } => Some(link.key()),
             ChangeOp::Purge { key } => Some(key.clone()),
-            ChangeOp::Domain { .. } => None,
+            ChangeOp::Domain { .. } | ChangeOp::Tls { .. } => None,
         }
     }
 }

@@ -6,6 +6,7 @@ use thiserror::Error;
 use crate::change::{Change, ChangeOp};
 use crate::domain::DomainSettings;
 use crate::link::{LinkKey, LinkRecord};
+use crate::tls::TlsChange;
 
 /// Format byte of records written now.
 pub const FORMAT: u8 = 2;
@@ -70,6 +71,29 @@ mod v1 {
         click_limit: Option<u64>,
     }
 
+    #[derive(Deserialize)]
+    pub struct DomainSettings {
+        domain: String,
+        root_url: Option<String>,
+        not_found_url: Option<String>,
+        default_status: RedirectStatus,
+        updated_at: UnixMillis,
+    }
+
+    impl From<DomainSettings> for crate::domain::DomainSettings {
+        fn from(old: DomainSettings) -> Self {
+            Self {
+                domain: old.domain,
+                root_url: old.root_url,
+                not_found_url: old.not_found_url,
+                default_status: old.default_status,
+                updated_at: old.updated_at,
+                https_redirect: false,
+                hsts: None,
+            }
+        }
+    }
+
     impl From<LinkRecord> for crate::link::LinkRecord {
         fn from(old: LinkRecord) -> Self {
             Self {
@@ -98,8 +122,13 @@ mod v1 {
 const CHANGE_UPSERT: u8 = 0;
 const CHANGE_PURGE: u8 = 1;
 const CHANGE_DOMAIN: u8 = 2;
+const CHANGE_TLS: u8 = 3;
+/// Format byte of stored TLS changes.
+const TLS_FORMAT: u8 = 1;
 /// Format byte of stored domain settings.
-const DOMAIN_FORMAT: u8 = 1;
+const DOMAIN_FORMAT: u8 = 2;
+/// Format 1: domain settings before `https_redirect` and `hsts`.
+const DOMAIN_FORMAT_1: u8 = 1;
 
 /// Encodes a domain's settings for storage.
 pub fn encode_domain(settings: &DomainSettings) -> Vec<u8> {
@@ -113,6 +142,10 @@ pub fn decode_domain(bytes: &[u8]) -> Result<DomainSettings, CodecError> {
     match bytes.split_first() {
         None => Err(CodecError::Empty),
         Some((&DOMAIN_FORMAT, body)) => Ok(postcard::from_bytes(body)?),
+        Some((&DOMAIN_FORMAT_1, body)) => {
+            let old: v1::DomainSettings = postcard::from_bytes(body)?;
+            Ok(old.into())
+        }
         Some((&other, _)) => Err(CodecError::UnknownFormat(other)),
     }
 }
@@ -133,8 +166,28 @@ pub fn encode_change(change: &Change) -> Vec<u8> {
             out.push(CHANGE_DOMAIN);
             out.extend(encode_domain(settings));
         }
+        ChangeOp::Tls { change } => {
+            out.push(CHANGE_TLS);
+            out.extend(encode_tls(change));
+        }
     }
     out
+}
+
+/// Encodes a TLS change for storage.
+pub fn encode_tls(change: &TlsChange) -> Vec<u8> {
+    let mut out = vec![TLS_FORMAT];
+    out.extend(postcard::to_stdvec(change).expect("TLS changes serialize"));
+    out
+}
+
+/// Decodes a change written by [`encode_tls`].
+pub fn decode_tls(bytes: &[u8]) -> Result<TlsChange, CodecError> {
+    match bytes.split_first() {
+        None => Err(CodecError::Empty),
+        Some((&TLS_FORMAT, body)) => Ok(postcard::from_bytes(body)?),
+        Some((&other, _)) => Err(CodecError::UnknownFormat(other)),
+    }
 }
 
 /// Decodes a change written by [`encode_change`].
@@ -152,6 +205,9 @@ pub fn decode_change(bytes: &[u8]) -> Result<Change, CodecError> {
         },
         CHANGE_DOMAIN => ChangeOp::Domain {
             settings: decode_domain(&bytes[9..])?,
+        },
+        CHANGE_TLS => ChangeOp::Tls {
+            change: decode_tls(&bytes[9..])?,
         },
         other => return Err(CodecError::UnknownFormat(other)),
     };
@@ -196,6 +252,15 @@ mod tests {
                         default_status: RedirectStatus::MovedPermanently,
                         updated_at: 9,
                         ..DomainSettings::empty("example.com")
+                    },
+                },
+            },
+            Change {
+                version: 6,
+                op: ChangeOp::Tls {
+                    change: crate::tls::TlsChange::Http01 {
+                        token: "abc".into(),
+                        key_authorization: Some("abc.def".into()),
                     },
                 },
             },
@@ -304,5 +369,40 @@ mod tests {
             decode_record(&[FORMAT, 0xff]),
             Err(CodecError::Corrupt(_))
         ));
+    }
+
+    #[test]
+    fn format_1_domain_settings_still_decode() {
+        // Written by the release before HTTPS settings.
+        #[derive(serde::Serialize)]
+        struct Old<'a> {
+            domain: &'a str,
+            root_url: Option<&'a str>,
+            not_found_url: Option<&'a str>,
+            default_status: RedirectStatus,
+            updated_at: i64,
+        }
+        let mut bytes = vec![DOMAIN_FORMAT_1];
+        bytes.extend(
+            postcard::to_stdvec(&Old {
+                domain: "go.example.com",
+                root_url: Some("https://www.example.com/"),
+                not_found_url: None,
+                default_status: RedirectStatus::MovedPermanently,
+                updated_at: 5,
+            })
+            .unwrap(),
+        );
+        let settings = decode_domain(&bytes).unwrap();
+        assert_eq!(
+            settings,
+            DomainSettings {
+                root_url: Some("https://www.example.com/".into()),
+                default_status: RedirectStatus::MovedPermanently,
+                updated_at: 5,
+                ..DomainSettings::empty("go.example.com")
+            }
+        );
+        assert_eq!(decode_domain(&encode_domain(&settings)).unwrap(), settings);
     }
 }

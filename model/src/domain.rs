@@ -24,6 +24,70 @@ pub struct DomainSettings {
     /// use it: it is settled when a link is created.
     pub default_status: RedirectStatus,
     pub updated_at: UnixMillis,
+    /// Whether plain HTTP requests for the domain are sent to HTTPS (308),
+    /// except ACME HTTP-01 challenges.
+    #[serde(default)]
+    pub https_redirect: bool,
+    /// The `Strict-Transport-Security` policy HTTPS answers carry.
+    #[serde(default)]
+    pub hsts: Option<Hsts>,
+}
+
+/// An HSTS policy (RFC 6797).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hsts {
+    /// How long browsers remember to use HTTPS only, in seconds.
+    pub max_age: u32,
+    pub include_subdomains: bool,
+    /// Asks browsers' preload lists to include the domain; needs
+    /// `include_subdomains` and a max age of at least a year.
+    pub preload: bool,
+}
+
+/// The longest HSTS max age accepted: two years, what preload lists ask for.
+pub const MAX_HSTS_MAX_AGE: u32 = 2 * 365 * 24 * 3600;
+/// The shortest max age preload lists accept: one year.
+pub const PRELOAD_MIN_MAX_AGE: u32 = 365 * 24 * 3600;
+
+impl Hsts {
+    /// The header line, CRLF included.
+    pub fn header_line(&self) -> String {
+        let mut line = format!("Strict-Transport-Security: max-age={}", self.max_age);
+        if self.include_subdomains {
+            line.push_str("; includeSubDomains");
+        }
+        if self.preload {
+            line.push_str("; preload");
+        }
+        line.push_str("\r\n");
+        line
+    }
+
+    /// Checks the policy; errors name `hsts.<field>`.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        let error = |field: &str, code: &'static str, message: String| ValidationError::Field {
+            field: format!("hsts.{field}"),
+            code,
+            message,
+        };
+        if self.max_age > MAX_HSTS_MAX_AGE {
+            return Err(error(
+                "max_age",
+                "invalid_hsts",
+                format!("hsts.max_age: at most {MAX_HSTS_MAX_AGE} seconds (two years)"),
+            ));
+        }
+        if self.preload && (!self.include_subdomains || self.max_age < PRELOAD_MIN_MAX_AGE) {
+            return Err(error(
+                "preload",
+                "invalid_hsts",
+                format!(
+                    "hsts.preload: needs include_subdomains and a max_age of at least {PRELOAD_MIN_MAX_AGE} seconds"
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl DomainSettings {
@@ -36,6 +100,8 @@ impl DomainSettings {
             not_found_url: None,
             default_status: RedirectStatus::default(),
             updated_at: 0,
+            https_redirect: false,
+            hsts: None,
         }
     }
 
@@ -66,6 +132,9 @@ impl DomainSettings {
                     Err(error) => return Err(field_error(field, error)),
                 }
             }
+        }
+        if let Some(hsts) = &self.hsts {
+            hsts.validate()?;
         }
         Ok(())
     }
@@ -115,5 +184,35 @@ mod tests {
         let mut domain = settings();
         domain.domain = "Go.Example.com".into();
         assert_eq!(domain.validate().unwrap_err().field(), "domain");
+    }
+
+    #[test]
+    fn hsts_policies_are_checked_and_rendered() {
+        let policy = Hsts {
+            max_age: PRELOAD_MIN_MAX_AGE,
+            include_subdomains: true,
+            preload: true,
+        };
+        policy.validate().unwrap();
+        assert_eq!(
+            policy.header_line(),
+            "Strict-Transport-Security: max-age=31536000; includeSubDomains; preload\r\n"
+        );
+        let short_preload = Hsts {
+            max_age: 3600,
+            ..policy
+        };
+        assert_eq!(
+            short_preload.validate().unwrap_err().field(),
+            "hsts.preload"
+        );
+        let too_long = Hsts {
+            max_age: MAX_HSTS_MAX_AGE + 1,
+            ..policy
+        };
+        assert_eq!(too_long.validate().unwrap_err().field(), "hsts.max_age");
+        let mut settings = settings();
+        settings.hsts = Some(too_long);
+        assert!(settings.validate().is_err());
     }
 }

@@ -3,7 +3,8 @@
 //! the validation every producer of links runs before a record exists.
 //!
 //! Modules: [`link`] (records and enums), [`behaviour`] (rules, variants,
-//! cards and their validation), [`domain`] (per-domain settings), [`validate`] (codes, domains,
+//! cards and their validation), [`domain`] (per-domain settings), [`tls`]
+//! (certificates and ACME challenge answers for engines), [`validate`] (codes, domains,
 //! destinations), [`change`] (versioned change events), [`codec`] (the stored
 //! binary form with a format byte so later fields need no rewrite), [`transfer`]
 //! (the CSV and JSON Lines rows of import and export), [`startup`] (with the
@@ -18,6 +19,7 @@ pub mod domain;
 pub mod link;
 #[cfg(feature = "startup")]
 pub mod startup;
+pub mod tls;
 pub mod transfer;
 pub mod validate;
 

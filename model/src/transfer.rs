@@ -30,11 +30,12 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::UnixMillis;
+use crate::domain::Hsts;
 use crate::link::{LinkExtensions, LinkRecord, LinkState};
 use crate::validate::ValidationError;
 
 /// Columns of an exported CSV file, in order.
-pub const CSV_COLUMNS: [&str; 21] = [
+pub const CSV_COLUMNS: [&str; 23] = [
     "kind",
     "domain",
     "code",
@@ -56,6 +57,8 @@ pub const CSV_COLUMNS: [&str; 21] = [
     "password_hash",
     "root_url",
     "not_found_url",
+    "https_redirect",
+    "hsts",
 ];
 
 /// Largest `max_clicks` a link may have (the API takes the same range).
@@ -323,6 +326,8 @@ pub struct DomainRow {
     pub root_url: Option<String>,
     pub not_found_url: Option<String>,
     pub default_status: Option<u16>,
+    pub https_redirect: Option<bool>,
+    pub hsts: Option<Hsts>,
 }
 
 impl DomainRow {
@@ -387,6 +392,11 @@ struct JsonRow {
     root_url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     not_found_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    https_redirect: Option<bool>,
+    /// A value, so a bad one is refused naming the field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    hsts: Option<Value>,
 }
 
 /// `None` leaves a field out of a line; `Some(None)` writes `null`.
@@ -407,6 +417,34 @@ pub fn parse_time(field: &str, text: &str) -> Result<UnixMillis, String> {
     OffsetDateTime::parse(text, &Rfc3339)
         .map(|at| (at.unix_timestamp_nanos() / 1_000_000) as i64)
         .map_err(|_| format!("{field} {text:?} is not an RFC 3339 time"))
+}
+
+fn parse_bool(field: &str, text: &str) -> Result<bool, String> {
+    match text {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err(format!("{field} {text:?} is not true or false")),
+    }
+}
+
+/// A domain row's HSTS policy: `{"max_age": …, "include_subdomains": …,
+/// "preload": …}` (importers check the values as the API does).
+fn parse_hsts(value: Value) -> Result<Hsts, String> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Row {
+        max_age: u32,
+        #[serde(default)]
+        include_subdomains: bool,
+        #[serde(default)]
+        preload: bool,
+    }
+    let row: Row = serde_json::from_value(value).map_err(|e| format!("hsts: {e}"))?;
+    Ok(Hsts {
+        max_age: row.max_age,
+        include_subdomains: row.include_subdomains,
+        preload: row.preload,
+    })
 }
 
 fn parse_state(text: &str) -> Result<LinkState, String> {
@@ -432,6 +470,8 @@ pub fn to_json_line(row: &TransferRow) -> String {
             status: settings.default_status,
             root_url: settings.root_url.clone(),
             not_found_url: settings.not_found_url.clone(),
+            https_redirect: settings.https_redirect,
+            hsts: settings.hsts.as_ref().map(to_json),
             ..JsonRow::default()
         },
         TransferRow::Link(link) => JsonRow {
@@ -456,6 +496,8 @@ pub fn to_json_line(row: &TransferRow) -> String {
             password_hash: link.password_hash.clone(),
             root_url: None,
             not_found_url: None,
+            https_redirect: None,
+            hsts: None,
         },
     };
     serde_json::to_string(&json).expect("a row serializes")
@@ -475,6 +517,8 @@ pub fn from_json_line(text: &str) -> Result<TransferRow, String> {
             root_url: json.root_url,
             not_found_url: json.not_found_url,
             default_status: json.status,
+            https_redirect: json.https_redirect,
+            hsts: json.hsts.map(parse_hsts).transpose()?,
         };
         return Ok(TransferRow::Domain {
             domain,
@@ -482,8 +526,14 @@ pub fn from_json_line(text: &str) -> Result<TransferRow, String> {
             settings,
         });
     }
-    if json.root_url.is_some() || json.not_found_url.is_some() {
-        return Err("root_url and not_found_url belong to domain rows".into());
+    if json.root_url.is_some()
+        || json.not_found_url.is_some()
+        || json.https_redirect.is_some()
+        || json.hsts.is_some()
+    {
+        return Err(
+            "root_url, not_found_url, https_redirect and hsts belong to domain rows".into(),
+        );
     }
     Ok(TransferRow::Link(LinkRow {
         domain: json.domain.filter(|d| !d.is_empty()),
@@ -575,16 +625,16 @@ fn split_tags(cell: &str) -> Vec<String> {
 }
 
 /// The cells of `row` under [`CSV_COLUMNS`], escaped.
-pub fn to_csv_record(row: &TransferRow) -> [String; 21] {
+pub fn to_csv_record(row: &TransferRow) -> [String; 23] {
     let json_text =
         |value: &Option<Value>| value.as_ref().map(Value::to_string).unwrap_or_default();
-    let cells: [String; 21] = match row {
+    let cells: [String; 23] = match row {
         TransferRow::Domain {
             domain,
             created_at,
             settings,
         } => {
-            let mut cells: [String; 21] = Default::default();
+            let mut cells: [String; 23] = Default::default();
             cells[0] = "domain".into();
             cells[1] = domain.clone();
             // `status`: the default status of the domain's new links.
@@ -595,6 +645,14 @@ pub fn to_csv_record(row: &TransferRow) -> [String; 21] {
             cells[10] = created_at.map(format_time).unwrap_or_default();
             cells[19] = settings.root_url.clone().unwrap_or_default();
             cells[20] = settings.not_found_url.clone().unwrap_or_default();
+            cells[21] = (settings.https_redirect)
+                .map(|on| on.to_string())
+                .unwrap_or_default();
+            cells[22] = settings
+                .hsts
+                .as_ref()
+                .map(|hsts| to_json(hsts).to_string())
+                .unwrap_or_default();
             cells
         }
         TransferRow::Link(link) => [
@@ -621,6 +679,8 @@ pub fn to_csv_record(row: &TransferRow) -> [String; 21] {
             link.android.clone().unwrap_or_default(),
             link.max_clicks.map(|n| n.to_string()).unwrap_or_default(),
             link.password_hash.clone().unwrap_or_default(),
+            String::new(),
+            String::new(),
             String::new(),
             String::new(),
         ],
@@ -652,6 +712,8 @@ pub struct CsvColumns {
     password_hash: Option<usize>,
     root_url: Option<usize>,
     not_found_url: Option<usize>,
+    https_redirect: Option<usize>,
+    hsts: Option<usize>,
     /// A file without a header: exactly `domain,code,url[,status]`.
     positional: bool,
 }
@@ -701,6 +763,8 @@ impl CsvColumns {
             password_hash: find("password_hash"),
             root_url: find("root_url"),
             not_found_url: find("not_found_url"),
+            https_redirect: find("https_redirect"),
+            hsts: find("hsts"),
             positional: false,
         })
     }
@@ -753,16 +817,30 @@ impl CsvColumns {
                     root_url: cell(self.root_url).map(str::to_owned),
                     not_found_url: cell(self.not_found_url).map(str::to_owned),
                     default_status: status,
+                    https_redirect: cell(self.https_redirect)
+                        .map(|text| parse_bool("https_redirect", text))
+                        .transpose()?,
+                    hsts: json("hsts", self.hsts)?.map(parse_hsts).transpose()?,
                 },
             });
         }
 
-        let forward_query = match cell(self.forward_query) {
-            None => None,
-            Some("true" | "1") => Some(true),
-            Some("false" | "0") => Some(false),
-            Some(text) => return Err(format!("forward_query {text:?} is not true or false")),
-        };
+        if [
+            self.root_url,
+            self.not_found_url,
+            self.https_redirect,
+            self.hsts,
+        ]
+        .into_iter()
+        .any(|column| cell(column).is_some())
+        {
+            return Err(
+                "root_url, not_found_url, https_redirect and hsts belong to domain rows".into(),
+            );
+        }
+        let forward_query = cell(self.forward_query)
+            .map(|text| parse_bool("forward_query", text))
+            .transpose()?;
         Ok(TransferRow::Link(LinkRow {
             domain: cell(self.domain).map(str::to_owned),
             code: cell(self.code).map(str::to_owned),
@@ -982,13 +1060,39 @@ mod tests {
             root_url: Some("https://www.brand.example/".into()),
             not_found_url: Some("https://www.brand.example/404".into()),
             default_status: Some(301),
+            https_redirect: Some(true),
+            hsts: Some(Hsts {
+                max_age: 31_536_000,
+                include_subdomains: true,
+                preload: true,
+            }),
         }
     }
 
     #[test]
     fn settings_on_a_link_row_are_refused() {
-        let line = r#"{"kind":"link","url":"https://e.com/","root_url":"https://e.com/"}"#;
-        assert!(from_json_line(line).unwrap_err().contains("domain rows"));
+        for line in [
+            r#"{"kind":"link","url":"https://e.com/","root_url":"https://e.com/"}"#,
+            r#"{"kind":"link","url":"https://e.com/","https_redirect":true}"#,
+            r#"{"kind":"link","url":"https://e.com/","hsts":{"max_age":1}}"#,
+        ] {
+            assert!(
+                from_json_line(line).unwrap_err().contains("domain rows"),
+                "{line}"
+            );
+        }
+        let csv = "kind,url,https_redirect\nlink,https://e.com/,true\n";
+        let read = read_all(TransferReader::csv(csv.as_bytes()));
+        assert!(read[0].1.as_ref().unwrap_err().contains("domain rows"));
+    }
+
+    #[test]
+    fn bad_hsts_and_https_redirect_cells_are_refused_naming_them() {
+        let line = r#"{"kind":"domain","domain":"a.example","hsts":{"max_age":"x"}}"#;
+        assert!(from_json_line(line).unwrap_err().starts_with("hsts"));
+        let csv = "kind,domain,url,https_redirect\ndomain,a.example,,maybe\n";
+        let read = read_all(TransferReader::csv(csv.as_bytes()));
+        assert!(read[0].1.as_ref().unwrap_err().contains("https_redirect"));
     }
 
     #[test]

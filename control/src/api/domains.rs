@@ -1,13 +1,19 @@
 //! Domain routes: `POST /domains` (scope `domains:write`), `GET /domains`,
 //! `GET /domains/{domain}`, `PATCH /domains/{domain}` (its settings; scope
-//! `domains:write`, in the workspace that registered it).
+//! `domains:write`, in the workspace that registered it),
+//! `PUT|DELETE /domains/{domain}/certificate` (an uploaded certificate, same
+//! scope and workspace) and `GET|PUT|DELETE /certificates/default` (the
+//! certificate for names without one; the default workspace's).
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use ricochet_model::now_millis;
+use ricochet_model::tls::CertificatePem;
 
 use super::auth::{Authorized, scope};
 use super::error::{ApiError, ErrorBody};
-use super::types::{CreateDomain, DomainList, DomainView, PatchDomain};
+use super::types::{
+    CreateDomain, DefaultCertificate, DomainList, DomainView, PatchDomain, UploadCertificate,
+};
 use super::{AppState, blocking};
 
 /// Registers a domain for the caller's workspace: its members can then
@@ -117,4 +123,138 @@ pub async fn patch_domain(
     let workspace = caller.caller.workspace_id().to_owned();
     let info = blocking(move || service.update_domain(&workspace, &domain, &changes, now)).await?;
     Ok(HttpResponse::Ok().json(DomainView::from(info)))
+}
+
+/// Serves an uploaded certificate for the domain on every engine's HTTPS
+/// listener (it replaces any earlier one, uploaded or issued). The chain
+/// (leaf first) must parse, the key must belong to the leaf, the leaf must
+/// name the domain (exactly or by a wildcard) and must not have expired.
+/// The key is never shown again.
+#[utoipa::path(
+    put, path = "/api/v1/domains/{domain}/certificate", tag = "domains",
+    params(("domain" = String, Path, description = "Domain name")),
+    request_body = UploadCertificate,
+    responses(
+        (status = 200, body = DomainView),
+        (status = 400, description = "Invalid body, or a certificate or key that cannot be served (`field` is `certificate` or `private_key`; codes `invalid_certificate`, `invalid_key`, `key_mismatch`, `certificate_name_mismatch`, `certificate_expired`)", body = ErrorBody),
+        (status = 403, description = "The domain is usable here but registered by another workspace (`domain_not_owned`)", body = ErrorBody),
+        (status = 404, description = "No such domain in this workspace (`domain_not_found`)", body = ErrorBody),
+        (status = 413, description = "The body is over `server.max_body_bytes`", body = ErrorBody),
+        (status = 415, description = "The body is not JSON", body = ErrorBody)
+    ),
+    security(("api_key" = []))
+)]
+pub async fn put_certificate(
+    caller: Authorized<scope::DomainsWrite>,
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    domain: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let input: UploadCertificate =
+        super::read_json(&request, payload, state.max_body_bytes).await?;
+    let service = state.service.clone();
+    let now = now_millis();
+    let workspace = caller.caller.workspace_id().to_owned();
+    let pem = CertificatePem {
+        chain: input.certificate,
+        key: input.private_key,
+    };
+    let info = blocking(move || service.set_certificate(&workspace, &domain, pem, now)).await?;
+    Ok(HttpResponse::Ok().json(DomainView::from(info)))
+}
+
+/// Stops serving the domain's certificate; HTTPS handshakes naming it get
+/// the default certificate or an alert, as engines are set.
+#[utoipa::path(
+    delete, path = "/api/v1/domains/{domain}/certificate", tag = "domains",
+    params(("domain" = String, Path, description = "Domain name")),
+    responses(
+        (status = 200, body = DomainView),
+        (status = 403, description = "The domain is usable here but registered by another workspace (`domain_not_owned`)", body = ErrorBody),
+        (status = 404, description = "No such domain in this workspace (`domain_not_found`)", body = ErrorBody)
+    ),
+    security(("api_key" = []))
+)]
+pub async fn delete_certificate(
+    caller: Authorized<scope::DomainsWrite>,
+    state: web::Data<AppState>,
+    domain: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let service = state.service.clone();
+    let workspace = caller.caller.workspace_id().to_owned();
+    let info = blocking(move || service.remove_certificate(&workspace, &domain)).await?;
+    Ok(HttpResponse::Ok().json(DomainView::from(info)))
+}
+
+/// The default certificate, served to HTTPS handshakes that name no domain
+/// with a certificate of its own (unless engines refuse them); `null` when
+/// none is set.
+#[utoipa::path(
+    get, path = "/api/v1/certificates/default", tag = "domains",
+    responses((status = 200, body = DefaultCertificate)),
+    security(("api_key" = []))
+)]
+pub async fn get_default_certificate(
+    _caller: Authorized<scope::LinksRead>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let service = state.service.clone();
+    let certificate = blocking(move || service.default_certificate()).await?;
+    Ok(HttpResponse::Ok().json(DefaultCertificate::from(certificate)))
+}
+
+/// Sets the default certificate (the default workspace's, as the default
+/// domain is). The chain must parse, the key must belong to the leaf and
+/// the leaf must not have expired.
+#[utoipa::path(
+    put, path = "/api/v1/certificates/default", tag = "domains",
+    request_body = UploadCertificate,
+    responses(
+        (status = 200, body = DefaultCertificate),
+        (status = 400, description = "Invalid body, or a certificate or key that cannot be served (`field` is `certificate` or `private_key`)", body = ErrorBody),
+        (status = 403, description = "Only the default workspace sets it (`domain_not_owned`)", body = ErrorBody),
+        (status = 413, description = "The body is over `server.max_body_bytes`", body = ErrorBody),
+        (status = 415, description = "The body is not JSON", body = ErrorBody)
+    ),
+    security(("api_key" = []))
+)]
+pub async fn put_default_certificate(
+    caller: Authorized<scope::DomainsWrite>,
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let input: UploadCertificate =
+        super::read_json(&request, payload, state.max_body_bytes).await?;
+    let service = state.service.clone();
+    let now = now_millis();
+    let workspace = caller.caller.workspace_id().to_owned();
+    let pem = CertificatePem {
+        chain: input.certificate,
+        key: input.private_key,
+    };
+    let info =
+        blocking(move || service.set_default_certificate(&workspace, Some(pem), now)).await?;
+    Ok(HttpResponse::Ok().json(DefaultCertificate::from(info)))
+}
+
+/// Removes the default certificate.
+#[utoipa::path(
+    delete, path = "/api/v1/certificates/default", tag = "domains",
+    responses(
+        (status = 204, description = "Removed (or there was none)"),
+        (status = 403, description = "Only the default workspace sets it (`domain_not_owned`)", body = ErrorBody)
+    ),
+    security(("api_key" = []))
+)]
+pub async fn delete_default_certificate(
+    caller: Authorized<scope::DomainsWrite>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let service = state.service.clone();
+    let now = now_millis();
+    let workspace = caller.caller.workspace_id().to_owned();
+    blocking(move || service.set_default_certificate(&workspace, None, now)).await?;
+    Ok(HttpResponse::NoContent().finish())
 }

@@ -41,6 +41,15 @@ impl Endpoint {
         self.on(Method::POST, handler)
     }
 
+    pub fn put<F, Args>(self, handler: F) -> Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.on(Method::PUT, handler)
+    }
+
     pub fn patch<F, Args>(self, handler: F) -> Self
     where
         F: Handler<Args>,

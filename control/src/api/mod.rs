@@ -1,7 +1,8 @@
 //! The control plane's HTTP API (actix-web). Routes:
 //! - `POST /api/v1/links`, `GET /api/v1/links`, `POST /api/v1/links/bulk`
 //! - `GET|PATCH|DELETE /api/v1/links/{id}`, `POST /api/v1/links/{id}/restore`
-//! - `POST|GET /api/v1/domains`, `GET|PATCH /api/v1/domains/{domain}`
+//! - `POST|GET /api/v1/domains`, `GET|PATCH /api/v1/domains/{domain}`,
+//!   `PUT|DELETE /api/v1/domains/{domain}/certificate`, `GET|PUT|DELETE /api/v1/certificates/default`
 //! - `POST /api/v1/auth/{sign-in,sign-out,password}`, `GET /api/v1/auth/{session,sessions}`,
 //!   `DELETE /api/v1/auth/sessions/{id}`, `PATCH /api/v1/auth/user` (signing in, see [`accounts`])
 //! - workspaces, members and invitations (see [`workspaces`])
@@ -97,6 +98,13 @@ pub fn configure(config: &mut web::ServiceConfig) {
         Endpoint::new("/api/v1/domains/{domain}")
             .get(domains::get_domain)
             .patch(domains::patch_domain),
+        Endpoint::new("/api/v1/domains/{domain}/certificate")
+            .put(domains::put_certificate)
+            .delete(domains::delete_certificate),
+        Endpoint::new("/api/v1/certificates/default")
+            .get(domains::get_default_certificate)
+            .put(domains::put_default_certificate)
+            .delete(domains::delete_default_certificate),
         Endpoint::new("/api/v1/auth/sign-in").post(accounts::sign_in),
         Endpoint::new("/api/v1/auth/sign-out").post(accounts::sign_out),
         Endpoint::new("/api/v1/auth/session").get(accounts::current_session),

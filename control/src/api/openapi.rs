@@ -41,6 +41,11 @@ use super::{AppState, behaviour_schema, error, types};
         super::domains::list_domains,
         super::domains::get_domain,
         super::domains::patch_domain,
+        super::domains::put_certificate,
+        super::domains::delete_certificate,
+        super::domains::get_default_certificate,
+        super::domains::put_default_certificate,
+        super::domains::delete_default_certificate,
         super::analytics::series,
         super::analytics::breakdown,
         super::analytics::top_links,
@@ -121,6 +126,7 @@ impl Modify for ApiKeyAuth {
             let operations = [
                 &mut item.get,
                 &mut item.post,
+                &mut item.put,
                 &mut item.patch,
                 &mut item.delete,
             ];
@@ -197,6 +203,7 @@ impl Modify for CommonErrors {
             let operations = [
                 &mut item.get,
                 &mut item.post,
+                &mut item.put,
                 &mut item.patch,
                 &mut item.delete,
             ];

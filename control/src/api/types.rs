@@ -12,8 +12,11 @@ use super::error::ErrorDetail;
 use super::{behaviour_schema, schema};
 use crate::service::utm::{self, UtmChanges};
 use crate::service::{
-    AccessChanges, BehaviourChanges, DomainChanges, DomainInfo, LinkChanges, NewLink, PasswordInput,
+    AccessChanges, BehaviourChanges, CertificateInfo, DomainChanges, DomainInfo, LinkChanges,
+    NewLink, PasswordInput,
 };
+use crate::store::CertificateSource;
+use ricochet_model::domain::Hsts;
 
 /// Milliseconds since the epoch → RFC 3339.
 pub fn to_datetime(millis: i64) -> OffsetDateTime {
@@ -413,6 +416,12 @@ pub struct DomainView {
     /// Whether this workspace may change the settings: it registered the
     /// domain (the default domain belongs to the default workspace).
     pub owned: bool,
+    /// Plain HTTP requests are sent to HTTPS (308).
+    pub https_redirect: bool,
+    /// The HSTS policy of HTTPS answers; `null`: none.
+    pub hsts: Option<HstsView>,
+    /// The certificate engines serve for the domain; `null`: none.
+    pub certificate: Option<CertificateView>,
 }
 
 impl From<DomainInfo> for DomainView {
@@ -424,6 +433,9 @@ impl From<DomainInfo> for DomainView {
             default_status: info.settings.default_status.code(),
             is_default: info.is_default,
             owned: info.owned,
+            https_redirect: info.settings.https_redirect,
+            hsts: info.settings.hsts.map(HstsView::from),
+            certificate: info.certificate.map(CertificateView::from),
             domain: info.name,
         }
     }
@@ -441,6 +453,13 @@ pub struct PatchDomain {
     pub not_found_url: Option<Option<String>>,
     #[schema(schema_with = schema::default_status)]
     pub default_status: Option<u16>,
+    /// Send plain HTTP requests for the domain to HTTPS (308), except ACME
+    /// HTTP-01 challenges.
+    pub https_redirect: Option<bool>,
+    /// The `Strict-Transport-Security` policy of HTTPS answers; `null`
+    /// switches it off.
+    #[serde(default, deserialize_with = "optional_field")]
+    pub hsts: Option<Option<HstsView>>,
 }
 
 impl From<PatchDomain> for DomainChanges {
@@ -449,8 +468,106 @@ impl From<PatchDomain> for DomainChanges {
             root_url: patch.root_url,
             not_found_url: patch.not_found_url,
             default_status: patch.default_status,
+            https_redirect: patch.https_redirect,
+            hsts: patch.hsts.map(|hsts| hsts.map(Hsts::from)),
         }
     }
+}
+
+/// An HSTS policy (RFC 6797).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HstsView {
+    /// Seconds browsers keep to HTTPS only: 0 to 63,072,000 (two years).
+    #[schema(minimum = 0, maximum = 63_072_000)]
+    pub max_age: u32,
+    #[serde(default)]
+    pub include_subdomains: bool,
+    /// Needs `include_subdomains` and a `max_age` of at least 31,536,000.
+    #[serde(default)]
+    pub preload: bool,
+}
+
+impl From<HstsView> for Hsts {
+    fn from(view: HstsView) -> Self {
+        Self {
+            max_age: view.max_age,
+            include_subdomains: view.include_subdomains,
+            preload: view.preload,
+        }
+    }
+}
+
+impl From<Hsts> for HstsView {
+    fn from(hsts: Hsts) -> Self {
+        Self {
+            max_age: hsts.max_age,
+            include_subdomains: hsts.include_subdomains,
+            preload: hsts.preload,
+        }
+    }
+}
+
+/// The certificate engines serve for a domain (its key is never shown).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CertificateView {
+    /// `uploaded` or `acme`.
+    #[schema(value_type = String, pattern = "^(uploaded|acme)$")]
+    pub source: CertificateSource,
+    /// The DNS names the certificate is valid for.
+    pub names: Vec<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub not_before: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub not_after: OffsetDateTime,
+    /// The issuer's distinguished name.
+    pub issuer: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: OffsetDateTime,
+}
+
+impl From<CertificateInfo> for CertificateView {
+    fn from(info: CertificateInfo) -> Self {
+        Self {
+            source: info.source,
+            names: info.names,
+            not_before: to_datetime(info.not_before),
+            not_after: to_datetime(info.not_after),
+            issuer: info.issuer,
+            updated_at: to_datetime(info.updated_at),
+        }
+    }
+}
+
+/// The default certificate (`GET|PUT /certificates/default`).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DefaultCertificate {
+    /// `null` when none is set.
+    pub certificate: Option<CertificateView>,
+}
+
+impl From<Option<CertificateInfo>> for DefaultCertificate {
+    fn from(info: Option<CertificateInfo>) -> Self {
+        Self {
+            certificate: info.map(CertificateView::from),
+        }
+    }
+}
+
+/// Body of `PUT /domains/{domain}/certificate` and
+/// `PUT /certificates/default`: PEM text.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UploadCertificate {
+    /// The chain, leaf first, as PEM `CERTIFICATE` blocks (at most 64 KiB).
+    #[schema(max_length = 65536)]
+    pub certificate: String,
+    /// The leaf's private key as PEM (PKCS#8, SEC1 or PKCS#1; at most 64 KiB).
+    #[schema(max_length = 65536)]
+    pub private_key: String,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

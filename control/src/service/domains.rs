@@ -8,10 +8,16 @@
 //! owner's), though every workspace may create links on it. A settings
 //! write is one transaction: the record and the change engines apply.
 
+use ricochet_model::domain::Hsts;
+use ricochet_model::tls::{
+    CertificateError, CertificatePem, DEFAULT_CERTIFICATE, ParsedCertificate, parse_certificate,
+};
 use ricochet_model::{DomainSettings, RedirectStatus, validate};
 
 use super::{LinkError, LinkService};
-use crate::store::{DEFAULT_WORKSPACE, DomainRecord};
+use crate::store::{
+    CertificateRecord, CertificateSource, DEFAULT_WORKSPACE, DomainRecord, StoreError,
+};
 
 /// A domain as a workspace sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +29,32 @@ pub struct DomainInfo {
     pub owned: bool,
     /// Whether this is the installation's shared default domain.
     pub is_default: bool,
+    /// The certificate engines serve for the domain, if any.
+    pub certificate: Option<CertificateInfo>,
+}
+
+/// What is shown of a served certificate (never its key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateInfo {
+    pub source: CertificateSource,
+    pub names: Vec<String>,
+    pub not_before: i64,
+    pub not_after: i64,
+    pub issuer: String,
+    pub updated_at: i64,
+}
+
+impl From<&CertificateRecord> for CertificateInfo {
+    fn from(record: &CertificateRecord) -> Self {
+        Self {
+            source: record.source,
+            names: record.names.clone(),
+            not_before: record.not_before,
+            not_after: record.not_after,
+            issuer: record.issuer.clone(),
+            updated_at: record.updated_at,
+        }
+    }
 }
 
 /// An edit of a domain's settings: `None` leaves a field alone; for the
@@ -32,6 +64,9 @@ pub struct DomainChanges {
     pub root_url: Option<Option<String>>,
     pub not_found_url: Option<Option<String>>,
     pub default_status: Option<u16>,
+    pub https_redirect: Option<bool>,
+    /// `Some(None)` switches HSTS off.
+    pub hsts: Option<Option<Hsts>>,
 }
 
 impl DomainChanges {
@@ -56,20 +91,19 @@ impl LinkService {
     /// The domains `workspace` may create links on, by name: its own and the
     /// shared default domain.
     pub fn domains(&self, workspace: &str) -> Result<Vec<DomainInfo>, LinkError> {
-        Ok(self
-            .store
+        self.store
             .domains()?
             .into_iter()
             .filter(|(name, record)| self.usable(workspace, name, record))
             .map(|(name, record)| self.info(workspace, name, &record))
-            .collect())
+            .collect()
     }
 
     /// One domain `workspace` may use; another workspace's domain is
     /// answered as one that does not exist.
     pub fn domain(&self, workspace: &str, name: &str) -> Result<DomainInfo, LinkError> {
         let (name, record) = self.visible_domain(workspace, name)?;
-        Ok(self.info(workspace, name, &record))
+        self.info(workspace, name, &record)
     }
 
     /// Changes a domain's settings. Destinations are validated as link
@@ -102,6 +136,9 @@ impl LinkService {
                 RedirectStatus::try_from(code).map_err(|e| field_error("default_status", e))
             })
             .transpose()?;
+        if let Some(Some(hsts)) = &changes.hsts {
+            hsts.validate()?;
+        }
         let [root_url, not_found_url] = checked;
         let record = self.store.write(|txn| {
             // Read inside the transaction: concurrent edits of other fields
@@ -129,11 +166,113 @@ impl LinkService {
             if let Some(status) = status {
                 record.default_status = status;
             }
+            if let Some(https_redirect) = changes.https_redirect {
+                record.https_redirect = https_redirect;
+            }
+            if let Some(hsts) = changes.hsts {
+                record.hsts = hsts;
+            }
             record.updated_at = now;
             txn.put_domain_settings(&name, &record);
             Ok(record)
         })?;
-        Ok(self.info(workspace, name, &record))
+        self.info(workspace, name, &record)
+    }
+
+    /// Serves an uploaded certificate (PEM chain, leaf first, and private
+    /// key) for a domain the workspace owns. The chain must parse, the key
+    /// must sign for the leaf, the leaf must name the domain and must not
+    /// have expired; a refused upload changes nothing.
+    pub fn set_certificate(
+        &self,
+        workspace: &str,
+        name: &str,
+        pem: CertificatePem,
+        now: i64,
+    ) -> Result<DomainInfo, LinkError> {
+        let (name, _) = self.visible_domain(workspace, name)?;
+        self.owned_domain(&name, workspace)?;
+        let parsed = checked_certificate(&pem, Some(&name), now)?;
+        let record = CertificateRecord::new(CertificateSource::Uploaded, pem, &parsed, now);
+        let domain = self.store.write(|txn| {
+            let domain = self.owned_domain(&name, workspace)?;
+            txn.put_certificate(&name, Some(&record));
+            Ok::<_, LinkError>(domain)
+        })?;
+        self.info(workspace, name, &domain)
+    }
+
+    /// Stops serving a certificate for a domain the workspace owns.
+    pub fn remove_certificate(&self, workspace: &str, name: &str) -> Result<DomainInfo, LinkError> {
+        let (name, _) = self.visible_domain(workspace, name)?;
+        let domain = self.store.write(|txn| {
+            let domain = self.owned_domain(&name, workspace)?;
+            if self.store.certificate(&name)?.is_some() {
+                txn.put_certificate(&name, None);
+            }
+            Ok::<_, LinkError>(domain)
+        })?;
+        self.info(workspace, name, &domain)
+    }
+
+    /// The default certificate: served to handshakes naming no domain with
+    /// a certificate (when engines are set to).
+    pub fn default_certificate(&self) -> Result<Option<CertificateInfo>, LinkError> {
+        Ok(self
+            .store
+            .certificate(DEFAULT_CERTIFICATE)?
+            .as_ref()
+            .map(CertificateInfo::from))
+    }
+
+    /// Sets (or with `None` removes) the default certificate; the default
+    /// workspace's, as the default domain is.
+    pub fn set_default_certificate(
+        &self,
+        workspace: &str,
+        pem: Option<CertificatePem>,
+        now: i64,
+    ) -> Result<Option<CertificateInfo>, LinkError> {
+        if workspace != DEFAULT_WORKSPACE {
+            return Err(LinkError::DomainNotOwned {
+                domain: DEFAULT_CERTIFICATE.to_owned(),
+            });
+        }
+        let record = match pem {
+            None => None,
+            Some(pem) => {
+                let parsed = checked_certificate(&pem, None, now)?;
+                Some(CertificateRecord::new(
+                    CertificateSource::Uploaded,
+                    pem,
+                    &parsed,
+                    now,
+                ))
+            }
+        };
+        self.store.write(|txn| {
+            if record.is_some() || self.store.certificate(DEFAULT_CERTIFICATE)?.is_some() {
+                txn.put_certificate(DEFAULT_CERTIFICATE, record.as_ref());
+            }
+            Ok::<_, StoreError>(())
+        })?;
+        Ok(record.as_ref().map(CertificateInfo::from))
+    }
+
+    /// The record of `name` when `workspace` registered it.
+    fn owned_domain(&self, name: &str, workspace: &str) -> Result<DomainRecord, LinkError> {
+        let record = self
+            .store
+            .domain(name)?
+            .ok_or_else(|| LinkError::DomainNotFound {
+                domain: name.to_owned(),
+            })?;
+        if record.workspace_id != workspace {
+            return Err(LinkError::DomainNotOwned {
+                domain: name.to_owned(),
+            });
+        }
+        Ok(record)
     }
 
     /// Registers the shared default domain (at start).
@@ -175,15 +314,68 @@ impl LinkService {
         name == self.settings.default_domain || record.workspace_id == workspace
     }
 
-    fn info(&self, workspace: &str, name: String, record: &DomainRecord) -> DomainInfo {
-        DomainInfo {
+    fn info(
+        &self,
+        workspace: &str,
+        name: String,
+        record: &DomainRecord,
+    ) -> Result<DomainInfo, LinkError> {
+        Ok(DomainInfo {
             settings: record.settings(&name),
             created_at: record.created_at,
             owned: record.workspace_id == workspace,
             is_default: name == self.settings.default_domain,
+            certificate: self
+                .store
+                .certificate(&name)?
+                .as_ref()
+                .map(CertificateInfo::from),
             name,
-        }
+        })
     }
+}
+
+/// Parses an uploaded certificate and checks it can be served for `domain`
+/// (any name, for the default certificate) at `now`.
+fn checked_certificate(
+    pem: &CertificatePem,
+    domain: Option<&str>,
+    now: i64,
+) -> Result<ParsedCertificate, LinkError> {
+    let parsed = parse_certificate(pem).map_err(|error| {
+        let field = match error {
+            CertificateError::NoKey
+            | CertificateError::UnsupportedKey
+            | CertificateError::KeyMismatch => "private_key",
+            _ => "certificate",
+        };
+        LinkError::Invalid(error.into_validation(field))
+    })?;
+    let refuse = |code: &'static str, message: String| {
+        LinkError::Invalid(validate::ValidationError::Field {
+            field: "certificate".to_owned(),
+            code,
+            message,
+        })
+    };
+    if let Some(domain) = domain
+        && !parsed.covers(domain)
+    {
+        return Err(refuse(
+            "certificate_name_mismatch",
+            format!(
+                "certificate: the certificate names {} and not {domain}",
+                parsed.names.join(", ")
+            ),
+        ));
+    }
+    if parsed.not_after <= now {
+        return Err(refuse(
+            "certificate_expired",
+            "certificate: the certificate has expired".to_owned(),
+        ));
+    }
+    Ok(parsed)
 }
 
 /// `error` about a destination or status, named as `field`.

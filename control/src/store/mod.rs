@@ -4,7 +4,7 @@
 //! so the log and the records never disagree.
 //!
 //! Keyspaces: `links` (id → record), `codes` (domain, code → id), `changes`
-//! (version → change), `domains`, `api_keys`, `idempotency`, `meta`, the
+//! (version → change), `domains`, `certificates`, `api_keys`, `idempotency`, `meta`, the
 //! accounts' `users`, `user_emails`, `sessions`, and the workspaces' keyspaces
 //! ([`workspaces`]); none of the last two groups enters the change log.
 //!
@@ -14,6 +14,7 @@
 
 mod accounts;
 mod bulk;
+mod certificates;
 mod code_index;
 mod keys;
 mod links;
@@ -21,6 +22,7 @@ mod workspaces;
 
 pub use accounts::{SessionRecord, UserRecord};
 pub use bulk::DEFAULT_BULK_CHUNK;
+pub use certificates::{CertificateRecord, CertificateSource};
 pub use keys::ApiKeyRecord;
 pub use links::{LinkFilter, LinkPage, LinkSort};
 pub use workspaces::{
@@ -84,6 +86,8 @@ pub struct ControlStore {
     codes: Keyspace,
     changes: Keyspace,
     domains: Keyspace,
+    /// Served certificates by domain (and `*`): [`certificates`].
+    certificates: Keyspace,
     api_keys: Keyspace,
     idempotency: Keyspace,
     meta: Keyspace,
@@ -142,6 +146,7 @@ impl ControlStore {
             codes,
             changes: keyspace("changes")?,
             domains: keyspace("domains")?,
+            certificates: keyspace("certificates")?,
             api_keys: keyspace("api_keys")?,
             idempotency: keyspace("idempotency")?,
             meta: keyspace("meta")?,
@@ -376,6 +381,21 @@ impl WriteTxn<'_> {
             return Ok(Some(id));
         }
         self.store.id_for_key(key)
+    }
+
+    /// Stages `op` as the next version of the change log.
+    pub(crate) fn stage_change(&mut self, op: ChangeOp) {
+        self.version += 1;
+        let change = Change {
+            version: self.version,
+            op,
+        };
+        self.batch.insert(
+            &self.store.changes,
+            self.version.to_be_bytes(),
+            codec::encode_change(&change),
+        );
+        self.changes.push(change);
     }
 
     /// The record with `id`, counting what this transaction staged.

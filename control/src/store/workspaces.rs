@@ -12,6 +12,7 @@
 //! Two-part keys join the parts with a 0 byte (ids never contain one).
 
 use fjall::Keyspace;
+use ricochet_model::domain::Hsts;
 use ricochet_model::{Change, ChangeOp, DomainSettings, LinkRecord, LinkState, RedirectStatus};
 use serde::{Deserialize, Serialize};
 
@@ -118,6 +119,12 @@ pub struct DomainRecord {
     /// Last change of the settings; 0 when they were never set.
     #[serde(default)]
     pub updated_at: i64,
+    /// Plain HTTP requests are sent to HTTPS (308).
+    #[serde(default)]
+    pub https_redirect: bool,
+    /// The HSTS policy of HTTPS answers.
+    #[serde(default)]
+    pub hsts: Option<Hsts>,
 }
 
 impl DomainRecord {
@@ -130,6 +137,8 @@ impl DomainRecord {
             not_found_url: None,
             default_status: RedirectStatus::default(),
             updated_at: 0,
+            https_redirect: false,
+            hsts: None,
         }
     }
 
@@ -141,6 +150,8 @@ impl DomainRecord {
             not_found_url: self.not_found_url.clone(),
             default_status: self.default_status,
             updated_at: self.updated_at,
+            https_redirect: self.https_redirect,
+            hsts: self.hsts,
         }
     }
 }
@@ -575,19 +586,9 @@ impl WriteTxn<'_> {
     /// carries the settings to engines.
     pub fn put_domain_settings(&mut self, domain: &str, record: &DomainRecord) {
         self.put_domain(domain, record);
-        self.version += 1;
-        let change = Change {
-            version: self.version,
-            op: ChangeOp::Domain {
-                settings: record.settings(domain),
-            },
-        };
-        self.batch.insert(
-            &self.store.changes,
-            self.version.to_be_bytes(),
-            ricochet_model::codec::encode_change(&change),
-        );
-        self.changes.push(change);
+        self.stage_change(ChangeOp::Domain {
+            settings: record.settings(domain),
+        });
     }
 
     /// Stages the suspension of a link by its workspace's deletion.

@@ -244,6 +244,11 @@ impl ApiClient {
         let bytes = serde_json::to_vec(body).unwrap();
         self.send("PATCH", path, Some(("application/json", &bytes)), &[])
     }
+
+    pub fn put(&self, path: &str, body: &Value) -> ApiResponse {
+        let bytes = serde_json::to_vec(body).unwrap();
+        self.send("PUT", path, Some(("application/json", &bytes)), &[])
+    }
 }
 
 /// A free TCP port on loopback.

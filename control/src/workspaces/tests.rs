@@ -321,7 +321,7 @@ fn deleting_suspends_links_restoring_brings_their_states_back_and_the_sweep_purg
         .into_iter()
         .filter_map(|change| match change.op {
             ChangeOp::Purge { key } => Some(key.code),
-            ChangeOp::Upsert { .. } | ChangeOp::Domain { .. } => None,
+            ChangeOp::Upsert { .. } | ChangeOp::Domain { .. } | ChangeOp::Tls { .. } => None,
         })
         .collect();
     assert_eq!(purged.len(), 2, "{purged:?}");

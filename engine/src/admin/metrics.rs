@@ -59,7 +59,7 @@ pub fn render(
             "ricochet_engine_worker_requests_total{{worker=\"{index}\"}} {value}"
         );
     }
-    let counters: [WorkerCounter; 9] = [
+    let counters: [WorkerCounter; 12] = [
         (
             "ricochet_engine_redirects_total",
             "Redirects answered (301, 302, 307, 308).",
@@ -104,6 +104,21 @@ pub fn render(
             "ricochet_engine_idle_timeouts_total",
             "Idle keep-alive connections closed.",
             |w| &w.idle_timeouts,
+        ),
+        (
+            "ricochet_engine_tls_handshakes_total",
+            "TLS handshakes completed on the HTTPS listener.",
+            |w| &w.tls_handshakes,
+        ),
+        (
+            "ricochet_engine_tls_handshake_failures_total",
+            "TLS handshakes that failed (no certificate for the name, protocol errors).",
+            |w| &w.tls_handshake_failures,
+        ),
+        (
+            "ricochet_engine_tls_handshake_timeouts_total",
+            "TLS handshakes not finished within server.handshake_timeout.",
+            |w| &w.tls_handshake_timeouts,
         ),
     ];
     for (name, help, field) in counters {

@@ -5,8 +5,7 @@
 
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{Instant, timeout_at};
 
 use super::clock::{BatchClock, Clock};
@@ -45,14 +44,20 @@ enum Refusal {
 }
 
 /// Serves one connection until the client closes it, a limit closes it, or an
-/// I/O error ends it.
-pub async fn serve_connection<H: Handler, O: ConnectionObserver>(
-    mut stream: TcpStream,
+/// I/O error ends it. `stream` is a TCP stream, or a TLS stream over one
+/// (`secure`), whose handshake is done.
+pub async fn serve_connection<S, H, O>(
+    mut stream: S,
     peer: Option<std::net::IpAddr>,
+    secure: bool,
     handler: &mut H,
     observer: &O,
     limits: &ConnectionLimits,
-) {
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+    H: Handler,
+    O: ConnectionObserver,
+{
     // The buffer holds at most one oversized head plus what arrived after it.
     let capacity = (limits.max_header_bytes + 1).max(4096) * 2;
     let mut buf = vec![0u8; capacity];
@@ -69,6 +74,7 @@ pub async fn serve_connection<H: Handler, O: ConnectionObserver>(
             match parse_one(
                 &buf[consumed..filled],
                 peer,
+                secure,
                 limits,
                 &clock,
                 &mut out,
@@ -235,6 +241,7 @@ fn refuse<O: ConnectionObserver>(
 fn parse_one<H: Handler>(
     input: &[u8],
     peer: Option<std::net::IpAddr>,
+    secure: bool,
     limits: &ConnectionLimits,
     clock: &BatchClock,
     out: &mut Vec<u8>,
@@ -347,6 +354,7 @@ fn parse_one<H: Handler>(
         cookie,
         forwarded_for,
         peer,
+        secure,
         body: &input[head_length..head_length + body],
     };
     let persistence = match (close, version) {

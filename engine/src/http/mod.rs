@@ -45,6 +45,8 @@ pub struct Request<'a> {
     pub forwarded_for: &'a [u8],
     /// The client's address.
     pub peer: Option<std::net::IpAddr>,
+    /// Whether the request came over TLS.
+    pub secure: bool,
     /// The request body (POST forms; at most `server.max_header_bytes`).
     pub body: &'a [u8],
 }

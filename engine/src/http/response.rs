@@ -66,6 +66,8 @@ pub struct ResponseWriter<'a> {
     clock: &'a BatchClock,
     head_only: bool,
     persistence: Persistence,
+    /// A header line (CRLF included) every response carries, e.g. HSTS.
+    line: &'a [u8],
 }
 
 impl<'a> ResponseWriter<'a> {
@@ -80,6 +82,23 @@ impl<'a> ResponseWriter<'a> {
             clock,
             head_only,
             persistence,
+            line: b"",
+        }
+    }
+
+    /// The writer with a header line (CRLF included) the response will
+    /// carry after `Date`.
+    #[inline]
+    pub fn with_line<'b>(self, line: &'b [u8]) -> ResponseWriter<'b>
+    where
+        'a: 'b,
+    {
+        ResponseWriter {
+            out: self.out,
+            clock: self.clock,
+            head_only: self.head_only,
+            persistence: self.persistence,
+            line,
         }
     }
 
@@ -101,6 +120,9 @@ impl<'a> ResponseWriter<'a> {
         self.out.extend_from_slice(b"Date: ");
         self.out.extend_from_slice(&self.clock.date);
         self.out.extend_from_slice(b"\r\n");
+        if !self.line.is_empty() {
+            self.out.extend_from_slice(self.line);
+        }
         HeadWriter {
             out: self.out,
             head_only: self.head_only,

@@ -240,7 +240,8 @@ impl Importer<'_> {
     }
 
     /// The change setting a domain row's settings (root and unknown-code
-    /// destinations, default status), validated as the control plane does.
+    /// destinations, default status, HTTPS redirect and HSTS), validated as
+    /// the control plane does.
     fn domain_change(&mut self, domain: &str, row: DomainRow) -> Result<Change, String> {
         let domain = normalize_domain(domain).map_err(|e| format!("domain {domain:?}: {e}"))?;
         let destination = |field: &str, url: Option<String>| {
@@ -251,6 +252,8 @@ impl Importer<'_> {
             root_url: destination("root_url", row.root_url)?,
             not_found_url: destination("not_found_url", row.not_found_url)?,
             updated_at: self.now,
+            https_redirect: row.https_redirect.unwrap_or(false),
+            hsts: row.hsts,
             ..DomainSettings::empty(&domain)
         };
         if let Some(status) = row.default_status {

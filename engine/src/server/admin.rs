@@ -41,7 +41,7 @@ pub(super) fn run_admin(
             let stats = stats.clone();
             let limits = limits.clone();
             tokio::task::spawn_local(async move {
-                serve_connection(stream, None, &mut handler, &*stats, &limits).await;
+                serve_connection(stream, None, false, &mut handler, &*stats, &limits).await;
             });
         }
     });

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use super::worker::Worker;
+use super::worker::{TlsListener, Worker};
 use super::{SyncSource, spawn_thread};
 use crate::clicks::ClickSender;
 use crate::http::ConnectionLimits;
@@ -27,6 +27,8 @@ pub(super) struct Loader {
     pub stats: Arc<EngineStats>,
     pub worker_stats: Arc<[Arc<WorkerStats>]>,
     pub listeners: Vec<StdListener>,
+    /// Each worker's HTTPS listener, when one is configured.
+    pub tls_listeners: Vec<TlsListener>,
     pub click_senders: Option<Vec<ClickSender>>,
     pub settings: Arc<RedirectSettings>,
     pub limits: ConnectionLimits,
@@ -81,7 +83,9 @@ impl Loader {
 
     fn start_workers(&mut self) -> Vec<JoinHandle<()>> {
         let mut workers = Vec::new();
+        let mut tls_listeners = std::mem::take(&mut self.tls_listeners).into_iter();
         for (index, listener) in std::mem::take(&mut self.listeners).into_iter().enumerate() {
+            let tls = tls_listeners.next();
             let clicks = self
                 .click_senders
                 .as_ref()
@@ -94,7 +98,7 @@ impl Loader {
                 shutdown: self.shutdown.clone(),
             };
             match spawn_thread(&format!("ricochet-worker-{index}"), move || {
-                worker.run(listener)
+                worker.run(listener, tls)
             }) {
                 Ok(handle) => workers.push(handle),
                 Err(error) => tracing::error!(%error, "cannot start a worker"),

@@ -5,7 +5,7 @@
 //!
 //! - [`Engine`] (this file): start and stop.
 //! - `loader`: loads the table, then starts workers and the subscriber.
-//! - `worker`: a shard's listener and accept loop.
+//! - `worker`: a shard's listeners (HTTP, HTTPS) and accept loop.
 //! - `admin`: the admin port's accept loop.
 //! - `sync`: the bus and change source to follow.
 
@@ -75,6 +75,7 @@ impl std::fmt::Debug for StartOptions {
 /// A running engine.
 pub struct Engine {
     redirect_addr: SocketAddr,
+    tls_addr: Option<SocketAddr>,
     admin_addr: SocketAddr,
     intake: Arc<ChangeIntake>,
     stats: Arc<EngineStats>,
@@ -140,6 +141,26 @@ impl Engine {
         let listeners =
             worker::bind_reuseport(config.server.listen, workers, config.server.backlog)?;
         let redirect_addr = local_addr(&listeners[0], config.server.listen)?;
+        let (tls_listeners, tls_addr) = match config.server.tls_listen {
+            None => (Vec::new(), None),
+            Some(addr) => {
+                let bound = worker::bind_reuseport(addr, workers, config.server.backlog)?;
+                let tls_addr = local_addr(&bound[0], addr)?;
+                let server_config =
+                    crate::tls::server_config(table.tls().clone(), config.server.unknown_sni)
+                        .map_err(|e| StartError::Config(format!("cannot set up TLS: {e}")))?;
+                let acceptor = crate::tls::TlsAcceptor::from(server_config);
+                let listeners = bound
+                    .into_iter()
+                    .map(|listener| worker::TlsListener {
+                        listener,
+                        acceptor: acceptor.clone(),
+                        handshake_timeout: config.server.handshake_timeout,
+                    })
+                    .collect();
+                (listeners, Some(tls_addr))
+            }
+        };
         let admin_listener =
             StdListener::bind(config.admin.listen).map_err(|source| StartError::Bind {
                 addr: config.admin.listen,
@@ -179,12 +200,14 @@ impl Engine {
             stats: stats.clone(),
             worker_stats,
             listeners,
+            tls_listeners,
             click_senders: clicks
                 .as_ref()
                 .map(|pipeline| (0..workers).map(|shard| pipeline.sender(shard)).collect()),
             settings: Arc::new(
                 RedirectSettings::new(config.redirect.permanent_max_age.as_secs())
                     .trusting_forwarded_for(config.clicks.trust_forwarded_for)
+                    .with_https_port(config.server.https_port)
                     .with_geo(geo)
                     .with_verifier(Some(Verifier::start().map_err(StartError::Thread)?))
                     .with_counter(Some(counter.clone())),
@@ -205,6 +228,7 @@ impl Engine {
 
         Ok(Self {
             redirect_addr,
+            tls_addr,
             admin_addr,
             intake,
             stats,
@@ -220,6 +244,11 @@ impl Engine {
     /// Address of the redirect listener.
     pub fn redirect_addr(&self) -> SocketAddr {
         self.redirect_addr
+    }
+
+    /// Address of the HTTPS listener, when one is configured.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_addr
     }
 
     /// Address of the admin listener.

@@ -1,5 +1,6 @@
-//! One shard: its SO_REUSEPORT listener and the accept loop on a
-//! current-thread event loop, with the per-worker connection cap.
+//! One shard: its SO_REUSEPORT listeners (plain HTTP, and HTTPS when
+//! configured) and the accept loop on a current-thread event loop, with the
+//! per-worker connection cap shared by both.
 
 use std::cell::Cell;
 use std::net::{SocketAddr, TcpListener as StdListener};
@@ -15,6 +16,7 @@ use super::{StartError, current_thread_runtime};
 use crate::http::{ConnectionLimits, serve_connection};
 use crate::redirect::RedirectHandler;
 use crate::stats::WorkerStats;
+use crate::tls::{ACME_TLS_ALPN, TlsAcceptor};
 
 /// Binds `count` listeners on one address with SO_REUSEPORT. When the port is
 /// 0, the first bind picks it and the others join it.
@@ -56,27 +58,44 @@ pub(super) struct Worker {
     pub(super) shutdown: watch::Receiver<bool>,
 }
 
+/// A shard's HTTPS listener and what its handshakes need.
+pub(super) struct TlsListener {
+    pub(super) listener: StdListener,
+    pub(super) acceptor: TlsAcceptor,
+    pub(super) handshake_timeout: Duration,
+}
+
 impl Worker {
-    pub(super) fn run(self, listener: StdListener) {
+    pub(super) fn run(self, listener: StdListener, tls: Option<TlsListener>) {
         let runtime = current_thread_runtime();
         let local = tokio::task::LocalSet::new();
-        local.block_on(&runtime, self.accept_loop(listener));
+        local.block_on(&runtime, self.accept_loop(listener, tls));
     }
 
-    async fn accept_loop(mut self, listener: StdListener) {
-        let listener = match TcpListener::from_std(listener) {
-            Ok(listener) => listener,
+    async fn accept_loop(mut self, listener: StdListener, tls: Option<TlsListener>) {
+        let registered = TcpListener::from_std(listener).and_then(|plain| {
+            let tls = tls
+                .map(|tls| {
+                    let listener = TcpListener::from_std(tls.listener)?;
+                    Ok::<_, std::io::Error>((listener, tls.acceptor, tls.handshake_timeout))
+                })
+                .transpose()?;
+            Ok((plain, tls))
+        });
+        let (listener, tls) = match registered {
+            Ok(listeners) => listeners,
             Err(error) => {
-                tracing::error!(%error, "worker cannot register its listener");
+                tracing::error!(%error, "worker cannot register its listeners");
                 return;
             }
         };
         let limits = Rc::new(self.limits.clone());
         let open = Rc::new(Cell::new(0usize));
         loop {
-            let accepted = tokio::select! {
+            let (accepted, secure) = tokio::select! {
                 _ = self.shutdown.changed() => return,
-                accepted = listener.accept() => accepted,
+                accepted = listener.accept() => (accepted, false),
+                accepted = accept_tls(tls.as_ref().map(|(l, _, _)| l)) => (accepted, true),
             };
             let (stream, peer) = match accepted {
                 Ok(accepted) => accepted,
@@ -99,13 +118,75 @@ impl Worker {
             let stats = self.stats.clone();
             let limits = limits.clone();
             let open = open.clone();
+            let handshake = match (&tls, secure) {
+                (Some((_, acceptor, timeout)), true) => Some((acceptor.clone(), *timeout)),
+                _ => None,
+            };
             tokio::task::spawn_local(async move {
-                serve_connection(stream, Some(peer.ip()), &mut handler, &*stats, &limits).await;
+                let peer = Some(peer.ip());
+                match handshake {
+                    None => {
+                        serve_connection(stream, peer, false, &mut handler, &*stats, &limits).await
+                    }
+                    Some((acceptor, timeout)) => {
+                        serve_tls(
+                            stream,
+                            peer,
+                            acceptor,
+                            timeout,
+                            &mut handler,
+                            &stats,
+                            &limits,
+                        )
+                        .await
+                    }
+                }
                 open.set(open.get() - 1);
                 WorkerStats::bump(&stats.connections_closed);
             });
         }
     }
+}
+
+/// The next connection on the HTTPS listener; never, without one.
+async fn accept_tls(
+    listener: Option<&TcpListener>,
+) -> std::io::Result<(TcpStream, std::net::SocketAddr)> {
+    match listener {
+        Some(listener) => listener.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Completes the handshake within `timeout`, then serves the connection as
+/// a plain one is served. A TLS-ALPN-01 validation ends with its handshake.
+async fn serve_tls(
+    stream: TcpStream,
+    peer: Option<std::net::IpAddr>,
+    acceptor: TlsAcceptor,
+    timeout: Duration,
+    handler: &mut RedirectHandler,
+    stats: &WorkerStats,
+    limits: &ConnectionLimits,
+) {
+    use tokio::io::AsyncWriteExt;
+    let mut tls = match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(_)) => {
+            WorkerStats::bump(&stats.tls_handshake_failures);
+            return;
+        }
+        Err(_elapsed) => {
+            WorkerStats::bump(&stats.tls_handshake_timeouts);
+            return;
+        }
+    };
+    WorkerStats::bump(&stats.tls_handshakes);
+    if tls.get_ref().1.alpn_protocol() == Some(ACME_TLS_ALPN) {
+        let _ = tokio::time::timeout(Duration::from_secs(1), tls.shutdown()).await;
+        return;
+    }
+    serve_connection(tls, peer, true, handler, stats, limits).await;
 }
 
 async fn reject_overload(mut stream: TcpStream) {

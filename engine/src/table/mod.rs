@@ -15,6 +15,7 @@ use ricochet_model::{DomainSettings, LinkKey, LinkRecord};
 use seize::Collector;
 
 use crate::behaviour::{Compiled, CookieKey};
+use crate::tls::TlsCertificates;
 
 const NO_DOMAIN: DomainId = DomainId::MAX;
 /// Longest Host header value considered for a lookup (a domain and a port).
@@ -32,10 +33,17 @@ pub struct LinkTable {
     /// Where the root and unknown codes of domains with settings go; read
     /// only when a request finds no link.
     misses: HashMap<DomainId, DomainMisses, RandomState>,
+    /// HTTPS settings of domains that have them; read on every request only
+    /// while `transports` is above 0.
+    transport: HashMap<DomainId, Transport, RandomState>,
+    transports: AtomicUsize,
     /// Serializes domain interning; never taken on the request path.
     next_domain: Mutex<DomainId>,
     default_domain: Option<Box<str>>,
     default_id: AtomicU32,
+    /// Certificates and ACME challenge answers, for the TLS listeners and
+    /// the HTTP-01 path.
+    tls: Arc<TlsCertificates>,
 }
 
 impl std::fmt::Debug for LinkTable {
@@ -74,10 +82,16 @@ impl LinkTable {
                 .hasher(RandomState::default())
                 .shared_collector(collector.clone())
                 .build(),
+            transport: HashMap::builder()
+                .hasher(RandomState::default())
+                .shared_collector(collector.clone())
+                .build(),
+            transports: AtomicUsize::new(0),
             collector,
             next_domain: Mutex::new(0),
             default_domain: default_domain.map(Box::from),
             default_id: AtomicU32::new(NO_DOMAIN),
+            tls: Arc::default(),
         }
     }
 
@@ -157,6 +171,29 @@ impl LinkTable {
         } else {
             self.misses.remove(&domain, &guard);
         }
+        let had = if settings.https_redirect || settings.hsts.is_some() {
+            let transport = Transport {
+                https_redirect: settings.https_redirect,
+                hsts: settings
+                    .hsts
+                    .map(|hsts| hsts.header_line().into_bytes().into_boxed_slice()),
+            };
+            let had = self.transport.insert(domain, transport, &guard).is_some();
+            if !had {
+                self.transports.fetch_add(1, Ordering::Release);
+            }
+            had
+        } else {
+            self.transport.remove(&domain, &guard).is_some()
+        };
+        if had && !(settings.https_redirect || settings.hsts.is_some()) {
+            self.transports.fetch_sub(1, Ordering::Release);
+        }
+    }
+
+    /// What the TLS listeners serve.
+    pub fn tls(&self) -> &Arc<TlsCertificates> {
+        &self.tls
     }
 
     /// Number of domains whose misses redirect.
@@ -265,6 +302,16 @@ impl<'t> TableReader<'t> {
         }
     }
 
+    /// The HTTPS settings of `domain`, if it has any; one atomic load while
+    /// no domain has them.
+    #[inline]
+    pub fn transport(&self, domain: DomainId) -> Option<&Transport> {
+        if self.table.transports.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        self.table.transport.get(&domain, &self.guard)
+    }
+
     /// The entry at (domain, code).
     #[inline]
     pub fn get(&self, domain: DomainId, code: &[u8]) -> Option<&LinkEntry> {
@@ -272,6 +319,15 @@ impl<'t> TableReader<'t> {
             .links
             .get(&EntryKey { domain, code }, &self.guard)
     }
+}
+
+/// A domain's HTTPS settings, ready to write.
+#[derive(Debug)]
+pub struct Transport {
+    /// Plain HTTP requests get a 308 to HTTPS.
+    pub https_redirect: bool,
+    /// The `Strict-Transport-Security` line HTTPS answers carry, CRLF included.
+    pub hsts: Option<Box<[u8]>>,
 }
 
 /// A domain's miss destinations, as the bytes of a `Location`.
@@ -293,7 +349,7 @@ impl DomainMisses {
 
 /// `host:port` → `host`; `[v6]:port` → `[v6]`.
 #[inline]
-fn strip_port(host: &[u8]) -> &[u8] {
+pub(crate) fn strip_port(host: &[u8]) -> &[u8] {
     if host.first() == Some(&b'[') {
         return match host.iter().position(|&b| b == b']') {
             Some(end) => &host[..=end],

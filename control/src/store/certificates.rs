@@ -1,0 +1,118 @@
+//! Certificates engines serve: one per domain (uploaded by its workspace or
+//! issued by ACME) and the default one (`*`). Keyspace `certificates` (name
+//! → record, serde JSON in a version tag). Writing one stages the change
+//! that carries the chain and key to engines, in the same batch.
+//!
+//! Private keys are kept here and in the change log, and leave the control
+//! plane only to engines: [`CertificateRecord`]'s `Debug` leaves them out
+//! and the API never returns them.
+
+use ricochet_model::ChangeOp;
+use ricochet_model::tls::{CertificatePem, ParsedCertificate, TlsChange};
+use serde::{Deserialize, Serialize};
+
+use super::{ControlStore, StoreError, WriteTxn};
+
+/// Where a certificate came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CertificateSource {
+    /// Uploaded by an operator (PEM chain and key).
+    Uploaded,
+    /// Issued by the configured ACME certificate authority.
+    Acme,
+}
+
+/// A stored certificate and what is shown of it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateRecord {
+    pub source: CertificateSource,
+    pub chain: String,
+    pub key: String,
+    /// The leaf's DNS names.
+    pub names: Vec<String>,
+    pub not_before: i64,
+    pub not_after: i64,
+    pub issuer: String,
+    pub updated_at: i64,
+}
+
+impl std::fmt::Debug for CertificateRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertificateRecord")
+            .field("source", &self.source)
+            .field("names", &self.names)
+            .field("not_after", &self.not_after)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CertificateRecord {
+    /// A record of `pem`, already parsed into `parsed`.
+    pub fn new(
+        source: CertificateSource,
+        pem: CertificatePem,
+        parsed: &ParsedCertificate,
+        now: i64,
+    ) -> Self {
+        Self {
+            source,
+            chain: pem.chain,
+            key: pem.key,
+            names: parsed.names.clone(),
+            not_before: parsed.not_before,
+            not_after: parsed.not_after,
+            issuer: parsed.issuer.clone(),
+            updated_at: now,
+        }
+    }
+
+    fn pem(&self) -> CertificatePem {
+        CertificatePem {
+            chain: self.chain.clone(),
+            key: self.key.clone(),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+enum Stored {
+    #[serde(rename = "v1")]
+    V1(CertificateRecord),
+}
+
+impl ControlStore {
+    /// The certificate served for `name` (a domain, or `*`).
+    pub fn certificate(&self, name: &str) -> Result<Option<CertificateRecord>, StoreError> {
+        let Some(bytes) = self.certificates.get(name)? else {
+            return Ok(None);
+        };
+        match serde_json::from_slice(&bytes) {
+            Ok(Stored::V1(record)) => Ok(Some(record)),
+            Err(error) => Err(StoreError::Corrupt(format!(
+                "certificate of {name}: {error}"
+            ))),
+        }
+    }
+}
+
+impl WriteTxn<'_> {
+    /// Stages the certificate served for `name` (`None` removes it) and the
+    /// change that carries it to engines.
+    pub fn put_certificate(&mut self, name: &str, record: Option<&CertificateRecord>) {
+        match record {
+            Some(record) => self.batch.insert(
+                &self.store.certificates,
+                name,
+                serde_json::to_vec(&Stored::V1(record.clone())).expect("records serialize"),
+            ),
+            None => self.batch.remove(&self.store.certificates, name),
+        }
+        self.stage_change(ChangeOp::Tls {
+            change: TlsChange::Certificate {
+                name: name.to_owned(),
+                pem: record.map(CertificateRecord::pem),
+            },
+        });
+    }
+}
