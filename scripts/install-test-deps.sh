@@ -2,6 +2,8 @@
 # Installs the tools Ricochet's tests need when they are missing:
 # curl (a real HTTP client for the end-to-end tests), redis-server (the
 # update bus in the propagation tests; each test starts its own on a free port),
+# pebble and pebble-challtestsrv (a test ACME CA and a DNS server whose records
+# are set over HTTP: domain verification and certificate issuance tests),
 # and a Python venv with openapi-spec-validator and schemathesis (the control
 # plane's OpenAPI document is validated and fuzzed with them; see
 # control/tests/openapi.rs) and aiosmtpd (a real SMTP server that receives
@@ -11,7 +13,7 @@ set -euo pipefail
 
 need=()
 # Each entry: command:package
-for pair in curl:curl redis-server:redis-server python3:python3; do
+for pair in curl:curl redis-server:redis-server python3:python3 pebble:pebble pebble-challtestsrv:pebble; do
   cmd=${pair%%:*}; pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done

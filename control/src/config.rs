@@ -23,6 +23,47 @@ pub struct ControlConfig {
     pub accounts: AccountsConfig,
     /// The click store: what engines ship is kept here, and analytics read it.
     pub clicks: ricochet_clickstore::ClickStoreConfig,
+    /// How custom domains prove who owns them.
+    pub domains: DomainsConfig,
+}
+
+/// How a registered domain is verified before links can live on it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerificationMode {
+    /// A DNS TXT record `_ricochet-challenge.<domain>` must hold the token.
+    #[default]
+    Dns,
+    /// Every registered domain counts as verified (installations whose
+    /// operators register every domain themselves).
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DomainsConfig {
+    pub verification: VerificationMode,
+    /// The DNS server TXT records are asked of (`host:port`); empty: the
+    /// system's resolvers (`/etc/resolv.conf`).
+    pub dns_server: String,
+    /// Time a look-up may take before it counts as a timeout.
+    #[serde(with = "humantime_serde")]
+    pub dns_timeout: Duration,
+    /// How often the background task looks for domains due a check
+    /// (pending ones with backoff, verified ones daily).
+    #[serde(with = "humantime_serde")]
+    pub check_interval: Duration,
+}
+
+impl Default for DomainsConfig {
+    fn default() -> Self {
+        Self {
+            verification: VerificationMode::Dns,
+            dns_server: String::new(),
+            dns_timeout: Duration::from_secs(5),
+            check_interval: Duration::from_secs(60),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -229,6 +270,18 @@ impl ControlConfig {
                 .resolve(ricochet_clickstore::config::Role::ControlPlane, "clicks")
         }) {
             problems.push(problem);
+        }
+        if !self.domains.dns_server.is_empty()
+            && self.domains.dns_server.parse::<SocketAddr>().is_err()
+        {
+            problems.push(
+                "domains.dns_server must be empty (the system's resolvers) or an IP address and port, e.g. 127.0.0.1:53"
+                    .to_owned(),
+            );
+        }
+        if self.domains.dns_timeout.is_zero() || self.domains.check_interval.is_zero() {
+            problems
+                .push("domains.dns_timeout and domains.check_interval must be above 0".to_owned());
         }
         if !(4..=64).contains(&self.links.code_length) {
             problems.push("links.code_length must be between 4 and 64".to_owned());

@@ -20,6 +20,7 @@ pub mod accounts;
 pub mod api;
 pub mod cards;
 pub mod config;
+pub mod dns;
 pub mod fetch;
 pub mod keys;
 pub mod mailer;
@@ -131,7 +132,8 @@ impl ControlPlane {
                 links.code_length,
                 links.max_bulk,
                 &links.reserved_codes,
-            ),
+            )
+            .with_dns_verification(config.domains.verification == config::VerificationMode::Dns),
         );
         if links.fetch_card_metadata {
             service = service.with_cards(cards::CardFetcher::new(fetch::Fetcher::new(
@@ -177,6 +179,21 @@ impl ControlPlane {
             stop.clone(),
         )?];
         threads.push(spawn_sweeper(workspaces.clone(), stop.clone())?);
+        let dns: Arc<dyn service::TxtLookup> = Arc::new(
+            dns::DnsLookup::new(
+                config.domains.dns_server.parse().ok(),
+                config.domains.dns_timeout,
+            )
+            .map_err(StartError::Config)?,
+        );
+        if config.domains.verification == config::VerificationMode::Dns {
+            threads.push(spawn_domain_checker(
+                service.clone(),
+                dns.clone(),
+                config.domains.check_interval,
+                stop.clone(),
+            )?);
+        }
 
         let listener = std::net::TcpListener::bind(config.server.listen).map_err(|source| {
             StartError::Bind {
@@ -212,6 +229,7 @@ impl ControlPlane {
             click_sink: click_store.sink().clone(),
             intake: intake.clone(),
             openapi: api::openapi::render(links.max_bulk),
+            dns: dns.clone(),
         });
         let workers = match config.server.workers {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -346,6 +364,37 @@ fn spawn_sweeper(workspaces: Workspaces, stop: Arc<AtomicBool>) -> std::io::Resu
                 waited = std::time::Duration::ZERO;
                 if let Err(error) = workspaces.sweep(ricochet_model::now_millis()) {
                     tracing::warn!(%error, "could not purge deleted workspaces");
+                }
+            }
+        })
+}
+
+/// Checks domains due a verification check (pending ones with backoff,
+/// verified ones daily) every `interval`.
+fn spawn_domain_checker(
+    service: LinkService,
+    dns: Arc<dyn service::TxtLookup>,
+    interval: std::time::Duration,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<JoinHandle<()>> {
+    const TICK: std::time::Duration = std::time::Duration::from_millis(200);
+    std::thread::Builder::new()
+        .name("ricochet-control-domains".into())
+        .spawn(move || {
+            let mut waited = std::time::Duration::ZERO;
+            while !stop.load(Ordering::Acquire) {
+                std::thread::sleep(TICK);
+                waited += TICK;
+                if waited < interval {
+                    continue;
+                }
+                waited = std::time::Duration::ZERO;
+                match service.check_due_domains(dns.as_ref(), ricochet_model::now_millis()) {
+                    Ok(0) => {}
+                    Ok(checked) => tracing::info!(checked, "checked domains' verification records"),
+                    Err(error) => {
+                        tracing::warn!(%error, "could not check domains' verification records")
+                    }
                 }
             }
         })

@@ -20,6 +20,7 @@ use serde_json::Value;
 
 use crate::service::access::PreparedAccess;
 use crate::service::{BehaviourChanges, DomainChanges, LinkError, LinkService, NewLink};
+use crate::store::{DomainRecord, DomainVerification, VerificationMethod};
 
 /// File formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -186,7 +187,16 @@ impl Importer<'_> {
         let added = self
             .service
             .store()
-            .add_domain(&domain, self.workspace, created_at.unwrap_or(self.now))
+            .add_domain_record(
+                &domain,
+                &DomainRecord {
+                    verification: DomainVerification::verified_by(
+                        VerificationMethod::Import,
+                        self.now,
+                    ),
+                    ..DomainRecord::new(self.workspace, created_at.unwrap_or(self.now))
+                },
+            )
             .map_err(|e| e.to_string())?;
         self.report.domains += u64::from(added);
         if settings.is_empty() {

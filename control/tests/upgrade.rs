@@ -169,6 +169,11 @@ fn the_old_keys_links_and_domains_keep_working() {
     for domain in ["go.example.com", "localhost"] {
         assert!(domains.iter().any(|d| d == domain), "{domains:?}");
     }
+    // A domain registered before verification existed counts as verified
+    // (this control plane runs with DNS verification, the default).
+    let go = ok(admin.get("/api/v1/domains/go.example.com"));
+    assert_eq!(go["verification"]["status"], "verified", "{go}");
+    assert_eq!(go["verification"]["method"], "existing", "{go}");
     let workspaces = ok(admin.get("/api/v1/workspaces"));
     assert_eq!(
         workspaces["workspaces"].as_array().unwrap().len(),

@@ -1,7 +1,8 @@
 //! Domain routes: `POST /domains` (scope `domains:write`), `GET /domains`,
 //! `GET /domains/{domain}`, `PATCH /domains/{domain}` (its settings; scope
 //! `domains:write`, in the workspace that registered it),
-//! `PUT|DELETE /domains/{domain}/certificate` (an uploaded certificate, same
+//! `POST /domains/{domain}/verify` and `/verification` (DNS verification, same
+//! scope and workspace), `PUT|DELETE /domains/{domain}/certificate` (an uploaded certificate, same
 //! scope and workspace) and `GET|PUT|DELETE /certificates/default` (the
 //! certificate for names without one; the default workspace's).
 
@@ -257,4 +258,59 @@ pub async fn delete_default_certificate(
     let workspace = caller.caller.workspace_id().to_owned();
     blocking(move || service.set_default_certificate(&workspace, None, now)).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Looks the domain's TXT record up now (`_ricochet-challenge.<domain>` TXT
+/// `ricochet-verification=<token>`, as `verification.record` says) and
+/// answers the domain: `verified`, or `failed` with a reason a person can act
+/// on (no record, wrong value, NXDOMAIN, timeout). A verified domain is
+/// answered as it is. Links and certificates need a verified domain.
+#[utoipa::path(
+    post, path = "/api/v1/domains/{domain}/verify", tag = "domains",
+    params(("domain" = String, Path, description = "Domain name")),
+    responses(
+        (status = 200, body = DomainView),
+        (status = 403, description = "The domain is usable here but registered by another workspace (`domain_not_owned`)", body = ErrorBody),
+        (status = 404, description = "No such domain in this workspace (`domain_not_found`)", body = ErrorBody),
+        (status = 409, description = "The verification ran out of its 10 attempts or 7 days (`verification_expired`): restart it", body = ErrorBody)
+    ),
+    security(("api_key" = []))
+)]
+pub async fn verify_domain(
+    caller: Authorized<scope::DomainsWrite>,
+    state: web::Data<AppState>,
+    domain: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let service = state.service.clone();
+    let dns = state.dns.clone();
+    let now = now_millis();
+    let workspace = caller.caller.workspace_id().to_owned();
+    let info =
+        blocking(move || service.verify_domain(&workspace, &domain, dns.as_ref(), now)).await?;
+    Ok(HttpResponse::Ok().json(DomainView::from(info)))
+}
+
+/// Issues a new verification token for a domain that is not verified: the
+/// record to create changes, and the 10 attempts and 7 days start again.
+#[utoipa::path(
+    post, path = "/api/v1/domains/{domain}/verification", tag = "domains",
+    params(("domain" = String, Path, description = "Domain name")),
+    responses(
+        (status = 200, body = DomainView),
+        (status = 403, description = "The domain is usable here but registered by another workspace (`domain_not_owned`)", body = ErrorBody),
+        (status = 404, description = "No such domain in this workspace (`domain_not_found`)", body = ErrorBody),
+        (status = 409, description = "The domain is verified (`domain_already_verified`)", body = ErrorBody)
+    ),
+    security(("api_key" = []))
+)]
+pub async fn restart_verification(
+    caller: Authorized<scope::DomainsWrite>,
+    state: web::Data<AppState>,
+    domain: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let service = state.service.clone();
+    let now = now_millis();
+    let workspace = caller.caller.workspace_id().to_owned();
+    let info = blocking(move || service.restart_verification(&workspace, &domain, now)).await?;
+    Ok(HttpResponse::Ok().json(DomainView::from(info)))
 }

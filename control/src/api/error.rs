@@ -122,6 +122,11 @@ impl From<LinkError> for ApiError {
             LinkError::DomainExists { .. } => Self::new(409, "domain_exists", message),
             LinkError::DomainNotFound { .. } => Self::new(404, "domain_not_found", message),
             LinkError::DomainNotOwned { .. } => Self::new(403, "domain_not_owned", message),
+            LinkError::DomainNotVerified { .. } => Self::new(422, "domain_not_verified", message),
+            LinkError::VerificationExpired { .. } => {
+                Self::new(409, "verification_expired", message)
+            }
+            LinkError::AlreadyVerified { .. } => Self::new(409, "domain_already_verified", message),
             LinkError::NotFound { .. } => Self::not_found(message),
             LinkError::PointsToShortDomain { .. } => {
                 Self::bad_request("destination_is_short_link", message)

@@ -2,6 +2,7 @@
 //! - `POST /api/v1/links`, `GET /api/v1/links`, `POST /api/v1/links/bulk`
 //! - `GET|PATCH|DELETE /api/v1/links/{id}`, `POST /api/v1/links/{id}/restore`
 //! - `POST|GET /api/v1/domains`, `GET|PATCH /api/v1/domains/{domain}`,
+//!   `POST /api/v1/domains/{domain}/{verify,verification}` (DNS verification),
 //!   `PUT|DELETE /api/v1/domains/{domain}/certificate`, `GET|PUT|DELETE /api/v1/certificates/default`
 //! - `POST /api/v1/auth/{sign-in,sign-out,password}`, `GET /api/v1/auth/{session,sessions}`,
 //!   `DELETE /api/v1/auth/sessions/{id}`, `PATCH /api/v1/auth/user` (signing in, see [`accounts`])
@@ -68,6 +69,8 @@ pub struct AppState {
     pub intake: std::sync::Arc<intake::IntakeStats>,
     /// The OpenAPI document, rendered at start ([`openapi::render`]).
     pub openapi: web::Bytes,
+    /// Looks domains' verification records up.
+    pub dns: std::sync::Arc<dyn crate::service::TxtLookup>,
 }
 
 /// The click reader, set at start.
@@ -98,6 +101,8 @@ pub fn configure(config: &mut web::ServiceConfig) {
         Endpoint::new("/api/v1/domains/{domain}")
             .get(domains::get_domain)
             .patch(domains::patch_domain),
+        Endpoint::new("/api/v1/domains/{domain}/verify").post(domains::verify_domain),
+        Endpoint::new("/api/v1/domains/{domain}/verification").post(domains::restart_verification),
         Endpoint::new("/api/v1/domains/{domain}/certificate")
             .put(domains::put_certificate)
             .delete(domains::delete_certificate),

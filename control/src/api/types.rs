@@ -11,11 +11,12 @@ use utoipa::ToSchema;
 use super::error::ErrorDetail;
 use super::{behaviour_schema, schema};
 use crate::service::utm::{self, UtmChanges};
+use crate::service::verification;
 use crate::service::{
     AccessChanges, BehaviourChanges, CertificateInfo, DomainChanges, DomainInfo, LinkChanges,
     NewLink, PasswordInput,
 };
-use crate::store::CertificateSource;
+use crate::store::{CertificateSource, DomainVerification, VerificationMethod, VerificationStatus};
 use ricochet_model::domain::Hsts;
 
 /// Milliseconds since the epoch → RFC 3339.
@@ -422,6 +423,73 @@ pub struct DomainView {
     pub hsts: Option<HstsView>,
     /// The certificate engines serve for the domain; `null`: none.
     pub certificate: Option<CertificateView>,
+    /// Its proof of ownership: links and certificates need `verified`.
+    pub verification: VerificationView,
+}
+
+/// Where a domain's proof of ownership stands.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct VerificationView {
+    /// `pending`, `verified` or `failed`.
+    #[schema(value_type = String, pattern = "^(pending|verified|failed)$")]
+    pub status: VerificationStatus,
+    /// `dns`, `configuration` (the default domain, or verification off),
+    /// `existing` (registered before verification) or `import`.
+    #[schema(value_type = String, pattern = "^(dns|configuration|existing|import)$")]
+    pub method: VerificationMethod,
+    /// The TXT record to create; `null` when the domain was not verified by DNS.
+    pub record: Option<TxtRecordView>,
+    /// Checks made (at most 10 before the verification must be restarted).
+    pub attempts: u32,
+    /// When a pending verification stops being checked.
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_checked_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub next_check_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub verified_at: Option<OffsetDateTime>,
+    /// Why the last check failed.
+    pub failure: Option<String>,
+    /// A verified domain whose record a daily check no longer found, since
+    /// when: the domain keeps working; restore the record.
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub record_missing_since: Option<OffsetDateTime>,
+}
+
+/// A DNS record to create.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TxtRecordView {
+    /// Always `TXT`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub name: String,
+    pub value: String,
+}
+
+impl From<DomainVerification> for VerificationView {
+    fn from(verification: DomainVerification) -> Self {
+        let by_dns = verification.method == VerificationMethod::Dns;
+        Self {
+            record: None,
+            expires_at: (by_dns && !verification.is_verified())
+                .then(|| to_datetime(verification::expires_at(&verification))),
+            status: verification.status,
+            method: verification.method,
+            attempts: verification.attempts,
+            last_checked_at: verification.last_checked_at.map(to_datetime),
+            next_check_at: verification.next_check_at.map(to_datetime),
+            verified_at: verification.verified_at.map(to_datetime),
+            failure: verification.failure,
+            record_missing_since: verification.record_missing_since.map(to_datetime),
+        }
+    }
 }
 
 impl From<DomainInfo> for DomainView {
@@ -436,6 +504,18 @@ impl From<DomainInfo> for DomainView {
             https_redirect: info.settings.https_redirect,
             hsts: info.settings.hsts.map(HstsView::from),
             certificate: info.certificate.map(CertificateView::from),
+            verification: {
+                let by_dns = info.verification.method == VerificationMethod::Dns;
+                let record = by_dns.then(|| TxtRecordView {
+                    kind: "TXT".into(),
+                    name: verification::record_name(&info.name),
+                    value: verification::record_value(&info.verification.token),
+                });
+                VerificationView {
+                    record,
+                    ..VerificationView::from(info.verification)
+                }
+            },
             domain: info.name,
         }
     }

@@ -16,7 +16,8 @@ use ricochet_model::{DomainSettings, RedirectStatus, validate};
 
 use super::{LinkError, LinkService};
 use crate::store::{
-    CertificateRecord, CertificateSource, DEFAULT_WORKSPACE, DomainRecord, StoreError,
+    CertificateRecord, CertificateSource, DEFAULT_WORKSPACE, DomainRecord, DomainVerification,
+    StoreError,
 };
 
 /// A domain as a workspace sees it.
@@ -31,6 +32,8 @@ pub struct DomainInfo {
     pub is_default: bool,
     /// The certificate engines serve for the domain, if any.
     pub certificate: Option<CertificateInfo>,
+    /// Its proof of ownership.
+    pub verification: DomainVerification,
 }
 
 /// What is shown of a served certificate (never its key).
@@ -80,8 +83,12 @@ impl LinkService {
     /// name registered by any workspace is taken.
     pub fn add_domain(&self, workspace: &str, domain: &str, now: i64) -> Result<String, LinkError> {
         let domain = validate::normalize_domain(domain)?;
+        let record = DomainRecord {
+            verification: self.new_verification(now),
+            ..DomainRecord::new(workspace, now)
+        };
         if domain == self.settings.default_domain
-            || !self.store.add_domain(&domain, workspace, now)?
+            || !self.store.add_domain_record(&domain, &record)?
         {
             return Err(LinkError::DomainExists { domain });
         }
@@ -191,7 +198,13 @@ impl LinkService {
         now: i64,
     ) -> Result<DomainInfo, LinkError> {
         let (name, _) = self.visible_domain(workspace, name)?;
-        self.owned_domain(&name, workspace)?;
+        if !self
+            .owned_domain(&name, workspace)?
+            .verification
+            .is_verified()
+        {
+            return Err(LinkError::DomainNotVerified { domain: name });
+        }
         let parsed = checked_certificate(&pem, Some(&name), now)?;
         let record = CertificateRecord::new(CertificateSource::Uploaded, pem, &parsed, now);
         let domain = self.store.write(|txn| {
@@ -260,7 +273,11 @@ impl LinkService {
     }
 
     /// The record of `name` when `workspace` registered it.
-    fn owned_domain(&self, name: &str, workspace: &str) -> Result<DomainRecord, LinkError> {
+    pub(super) fn owned_domain(
+        &self,
+        name: &str,
+        workspace: &str,
+    ) -> Result<DomainRecord, LinkError> {
         let record = self
             .store
             .domain(name)?
@@ -295,7 +312,7 @@ impl LinkService {
             .filter(|record| self.usable(workspace, domain, record)))
     }
 
-    fn visible_domain(
+    pub(super) fn visible_domain(
         &self,
         workspace: &str,
         name: &str,
@@ -314,7 +331,7 @@ impl LinkService {
         name == self.settings.default_domain || record.workspace_id == workspace
     }
 
-    fn info(
+    pub(super) fn info(
         &self,
         workspace: &str,
         name: String,
@@ -330,6 +347,7 @@ impl LinkService {
                 .certificate(&name)?
                 .as_ref()
                 .map(CertificateInfo::from),
+            verification: record.verification.clone(),
             name,
         })
     }

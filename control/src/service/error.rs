@@ -24,6 +24,18 @@ pub enum LinkError {
     #[error("no domain {domain:?} in this workspace")]
     DomainNotFound { domain: String },
     #[error(
+        "{domain} is not verified yet: create its TXT record and POST \
+         /api/v1/domains/{domain}/verify"
+    )]
+    DomainNotVerified { domain: String },
+    #[error(
+        "the verification of {domain} ran out of attempts or time: POST \
+         /api/v1/domains/{domain}/verification for a new token"
+    )]
+    VerificationExpired { domain: String },
+    #[error("{domain} is already verified")]
+    AlreadyVerified { domain: String },
+    #[error(
         "{domain}'s settings belong to the workspace that registered it (the default \
          domain's to the default workspace)"
     )]
@@ -57,7 +69,9 @@ impl LinkError {
     pub fn field(&self) -> Option<&str> {
         match self {
             Self::Invalid(error) => Some(error.field()),
-            Self::UnknownDomain { .. } | Self::DomainExists { .. } => Some("domain"),
+            Self::UnknownDomain { .. }
+            | Self::DomainExists { .. }
+            | Self::DomainNotVerified { .. } => Some("domain"),
             Self::Reserved { .. } | Self::CodeTaken { .. } => Some("code"),
             Self::BadCursor => Some("cursor"),
             Self::PointsToShortDomain { field, .. } => Some(field),

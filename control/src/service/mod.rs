@@ -27,6 +27,7 @@ pub mod domains;
 pub mod error;
 pub mod input;
 pub mod utm;
+pub mod verification;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -39,6 +40,7 @@ pub use behaviour::BehaviourChanges;
 pub use domains::{CertificateInfo, DomainChanges, DomainInfo};
 pub use error::LinkError;
 pub use input::{IdempotencyKey, LinkChanges, LinkQuery, NewLink, StoredAnswer};
+pub use verification::{TxtAnswer, TxtLookup};
 
 use crate::cards::CardFetcher;
 use crate::keys::random_string;
@@ -79,6 +81,9 @@ pub struct LinkSettings {
     pub code_length: usize,
     pub max_bulk: usize,
     pub reserved: HashSet<String>,
+    /// New domains must prove ownership by DNS before links live on them;
+    /// off, every registered domain counts as verified.
+    pub dns_verification: bool,
 }
 
 impl LinkSettings {
@@ -98,7 +103,14 @@ impl LinkSettings {
             code_length,
             max_bulk,
             reserved,
+            dns_verification: true,
         }
+    }
+
+    /// These settings with DNS verification of new domains on or off.
+    pub fn with_dns_verification(mut self, on: bool) -> Self {
+        self.dns_verification = on;
+        self
     }
 }
 
@@ -375,6 +387,9 @@ impl LinkService {
         let Some(domain_record) = self.usable_domain(workspace, &domain)? else {
             return Err(LinkError::UnknownDomain { domain });
         };
+        if !domain_record.verification.is_verified() {
+            return Err(LinkError::DomainNotVerified { domain });
+        }
         let mut url = validate::validate_destination(&input.url)?;
         if !input.utm.is_empty() {
             url = validate::validate_destination(&utm::apply(&url, &input.utm)?)?;

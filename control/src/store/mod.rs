@@ -18,6 +18,7 @@ mod certificates;
 mod code_index;
 mod keys;
 mod links;
+mod verification;
 mod workspaces;
 
 pub use accounts::{SessionRecord, UserRecord};
@@ -25,6 +26,7 @@ pub use bulk::DEFAULT_BULK_CHUNK;
 pub use certificates::{CertificateRecord, CertificateSource};
 pub use keys::ApiKeyRecord;
 pub use links::{LinkFilter, LinkPage, LinkSort};
+pub use verification::{DomainVerification, VerificationMethod, VerificationStatus};
 pub use workspaces::{
     DEFAULT_WORKSPACE, DomainRecord, InvitationRecord, MembershipRecord, Role, WorkspaceRecord,
 };
@@ -284,20 +286,28 @@ impl ControlStore {
         Ok(token)
     }
 
-    /// Registers a domain for a workspace; returns false when it already
-    /// existed (in any workspace).
+    /// Registers a domain for a workspace, verified by configuration;
+    /// returns false when it already existed (in any workspace).
     pub fn add_domain(
         &self,
         domain: &str,
         workspace_id: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
+        self.add_domain_record(domain, &DomainRecord::new(workspace_id, now))
+    }
+
+    /// Registers `domain` with `record` unless it is registered; whether it was added.
+    pub fn add_domain_record(
+        &self,
+        domain: &str,
+        record: &DomainRecord,
+    ) -> Result<bool, StoreError> {
         if self.domains.contains_key(domain)? {
             return Ok(false);
         }
-        let record = DomainRecord::new(workspace_id, now);
         self.domains
-            .insert(domain, workspaces::encode_domain(&record))?;
+            .insert(domain, workspaces::encode_domain(record))?;
         Ok(true)
     }
 

@@ -16,6 +16,7 @@ use ricochet_model::domain::Hsts;
 use ricochet_model::{Change, ChangeOp, DomainSettings, LinkRecord, LinkState, RedirectStatus};
 use serde::{Deserialize, Serialize};
 
+use super::verification::DomainVerification;
 use super::{ControlStore, StoreError, WriteTxn};
 
 /// The workspace that owns everything written before workspaces existed,
@@ -125,10 +126,15 @@ pub struct DomainRecord {
     /// The HSTS policy of HTTPS answers.
     #[serde(default)]
     pub hsts: Option<Hsts>,
+    /// Its proof of ownership; records from before verification read as
+    /// verified.
+    #[serde(default)]
+    pub verification: DomainVerification,
 }
 
 impl DomainRecord {
-    /// A domain registered by `workspace_id` at `created_at`, without settings.
+    /// A domain registered by `workspace_id` at `created_at`, without
+    /// settings, verified by configuration (the default domain, tests).
     pub fn new(workspace_id: &str, created_at: i64) -> Self {
         Self {
             workspace_id: workspace_id.to_owned(),
@@ -139,6 +145,10 @@ impl DomainRecord {
             updated_at: 0,
             https_redirect: false,
             hsts: None,
+            verification: DomainVerification::verified_by(
+                super::verification::VerificationMethod::Configuration,
+                created_at,
+            ),
         }
     }
 
@@ -191,10 +201,10 @@ pub(super) fn prefix(a: &str) -> Vec<u8> {
 /// the 8-byte creation time of a domain of the default workspace.
 pub(super) fn decode_domain(bytes: &[u8]) -> Result<DomainRecord, StoreError> {
     match <[u8; 8]>::try_from(bytes) {
-        Ok(created) => Ok(DomainRecord::new(
-            DEFAULT_WORKSPACE,
-            i64::from_be_bytes(created),
-        )),
+        Ok(created) => Ok(DomainRecord {
+            verification: DomainVerification::existing(),
+            ..DomainRecord::new(DEFAULT_WORKSPACE, i64::from_be_bytes(created))
+        }),
         Err(_) => decode(bytes, "domain"),
     }
 }

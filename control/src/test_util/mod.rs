@@ -3,7 +3,10 @@
 //! free port that tests can stop and restart, and (in [`pages`]) a small
 //! web server that destinations can point at.
 
+pub mod dns;
 pub mod pages;
+
+pub use dns::ChallTestSrv;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -47,6 +50,10 @@ impl TestControl {
         config.server.workers = 2;
         config.storage.data_dir = dir.path().join("control");
         config.bus.heartbeat_interval = Duration::from_millis(200);
+        // Tests of other features register domains and use them at once;
+        // tests of verification set `domains.verification = "dns"` and a
+        // DNS server ([`ChallTestSrv`]).
+        config.domains.verification = crate::config::VerificationMode::None;
         configure(&mut config);
         let control =
             ControlPlane::start(config.clone(), bus.clone()).expect("control plane starts");
