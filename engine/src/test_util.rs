@@ -33,6 +33,16 @@ pub struct TestEngine {
     engine: Option<Engine>,
     config: EngineConfig,
     dir: TempDir,
+    /// Set when [`TestEngine::client`] connects over TLS.
+    tls: Option<TlsClientSetup>,
+}
+
+/// How [`TestEngine::client`] reaches the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Plain,
+    /// The HTTPS listener, naming `localhost`, which the default certificate covers.
+    Tls,
 }
 
 impl std::fmt::Debug for TestEngine {
@@ -63,7 +73,61 @@ impl TestEngine {
             engine: Some(engine),
             config,
             dir,
+            tls: None,
         }
+    }
+
+    /// Like [`TestEngine::start_with`]; over [`Transport::Tls`], with an
+    /// HTTPS listener whose default certificate (self-signed, for
+    /// `localhost`) [`TestEngine::client`] trusts and connects through.
+    pub fn start_over(transport: Transport, configure: impl FnOnce(&mut EngineConfig)) -> Self {
+        if transport == Transport::Plain {
+            return Self::start_with(configure);
+        }
+        let mut engine = Self::start_with(|config| {
+            config.server.tls_listen = Some("127.0.0.1:0".parse().unwrap());
+            configure(config);
+        });
+        let pem = self_signed(&["localhost"]);
+        let intake = engine.engine().intake();
+        let version = intake.last_applied() + 1;
+        intake
+            .apply(&[Change {
+                version,
+                op: ChangeOp::Tls {
+                    change: ricochet_model::tls::TlsChange::Certificate {
+                        name: ricochet_model::tls::DEFAULT_CERTIFICATE.into(),
+                        pem: Some(pem.clone()),
+                    },
+                },
+            }])
+            .expect("change applies");
+        engine.tls = Some(TlsClientSetup::trusting(&pem));
+        engine
+    }
+
+    /// A connection to the engine, over TLS when it was started so.
+    pub fn client(&self) -> Client {
+        self.try_client().expect("a connection")
+    }
+
+    /// [`TestEngine::client`], or why the TLS handshake failed.
+    pub fn try_client(&self) -> Result<Client, rustls::Error> {
+        match &self.tls {
+            None => Ok(Client::connect(self.addr())),
+            Some(setup) => Client::connect_tls(
+                self.engine().tls_addr().expect("a TLS listener"),
+                "localhost",
+                setup,
+            ),
+        }
+    }
+
+    /// Sends `raw` on a fresh [`TestEngine::client`] and reads one response.
+    pub fn exchange(&self, raw: &[u8]) -> Response {
+        let mut client = self.client();
+        client.send(raw);
+        client.read_response(false).expect("a response")
     }
 
     /// The configuration tests start from: loopback ports picked by the OS.
@@ -468,8 +532,14 @@ impl Client {
 
     /// Sends raw bytes (through TLS on a TLS connection).
     pub fn send(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).expect("send");
-        self.stream.flush().expect("send");
+        self.write(bytes).expect("send");
+    }
+
+    /// Sends raw bytes (through TLS on a TLS connection); the error when the
+    /// connection is gone.
+    pub fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(bytes)?;
+        self.stream.flush()
     }
 
     /// `GET path` with `Host: host`, and reads the response.

@@ -1,14 +1,44 @@
 //! Bad input over real sockets: malformed requests, oversized heads, stalled
 //! and idle clients, the connection cap, paths that are not codes, and
 //! attempts to put CR or LF into a response header. None may crash a worker.
+//! Every test runs twice: over plain HTTP and over the HTTPS listener.
 
-use std::io::Write;
 use std::time::{Duration, Instant};
 
-use ricochet_engine::test_util::{Client, TestEngine, exchange, link};
+use ricochet_engine::test_util::{TestEngine, Transport, link};
+
+/// Runs each named test over both transports: `name::plain` and `name::tls`.
+macro_rules! over_both_transports {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn plain() {
+                super::$name(super::Transport::Plain)
+            }
+            #[test]
+            fn tls() {
+                super::$name(super::Transport::Tls)
+            }
+        }
+    )*};
+}
+
+over_both_transports!(
+    malformed_request_lines_and_headers_get_400_and_close,
+    host_header_rules,
+    request_bodies_that_cannot_be_skipped_are_refused,
+    oversized_heads_get_431,
+    a_stalled_partial_request_gets_408_after_the_header_timeout,
+    a_slow_drip_client_is_closed_by_the_header_timeout,
+    idle_keep_alive_connections_are_closed,
+    the_connection_cap_refuses_extra_connections,
+    paths_that_are_not_codes_get_404,
+    no_input_puts_cr_or_lf_into_a_header,
+    random_garbage_never_takes_a_worker_down,
+);
 
 fn expect_refusal(engine: &TestEngine, raw: &[u8], status: u16) {
-    let mut client = Client::connect(engine.addr());
+    let mut client = engine.client();
     client.send(raw);
     let response = client.read_response(false).expect("a response");
     assert_eq!(
@@ -32,15 +62,17 @@ fn still_serving(engine: &TestEngine) {
     );
 }
 
-fn engine_with_link(configure: impl FnOnce(&mut ricochet_engine::EngineConfig)) -> TestEngine {
-    let engine = TestEngine::start_with(configure);
+fn engine_with_link(
+    transport: Transport,
+    configure: impl FnOnce(&mut ricochet_engine::EngineConfig),
+) -> TestEngine {
+    let engine = TestEngine::start_over(transport, configure);
     engine.add("localhost", "ok", "https://example.com/ok");
     engine
 }
 
-#[test]
-fn malformed_request_lines_and_headers_get_400_and_close() {
-    let engine = engine_with_link(|_| {});
+fn malformed_request_lines_and_headers_get_400_and_close(transport: Transport) {
+    let engine = engine_with_link(transport, |_| {});
     let cases: &[&[u8]] = &[
         b"GARBAGE\r\n\r\n",
         b"GET\r\n\r\n",
@@ -58,9 +90,8 @@ fn malformed_request_lines_and_headers_get_400_and_close() {
     still_serving(&engine);
 }
 
-#[test]
-fn host_header_rules() {
-    let engine = engine_with_link(|_| {});
+fn host_header_rules(transport: Transport) {
+    let engine = engine_with_link(transport, |_| {});
     // HTTP/1.1 requires exactly one valid Host.
     expect_refusal(&engine, b"GET /ok HTTP/1.1\r\n\r\n", 400);
     expect_refusal(
@@ -77,9 +108,8 @@ fn host_header_rules() {
     still_serving(&engine);
 }
 
-#[test]
-fn request_bodies_that_cannot_be_skipped_are_refused() {
-    let engine = engine_with_link(|_| {});
+fn request_bodies_that_cannot_be_skipped_are_refused(transport: Transport) {
+    let engine = engine_with_link(transport, |_| {});
     expect_refusal(
         &engine,
         b"GET /ok HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
@@ -103,9 +133,8 @@ fn request_bodies_that_cannot_be_skipped_are_refused() {
     still_serving(&engine);
 }
 
-#[test]
-fn oversized_heads_get_431() {
-    let engine = engine_with_link(|c| c.server.max_header_bytes = 1024);
+fn oversized_heads_get_431(transport: Transport) {
+    let engine = engine_with_link(transport, |c| c.server.max_header_bytes = 1024);
     // One huge header, complete.
     let big = format!(
         "GET /ok HTTP/1.1\r\nHost: localhost\r\nX-Big: {}\r\n\r\n",
@@ -136,13 +165,14 @@ fn oversized_heads_get_431() {
         "GET /ok HTTP/1.1\r\nHost: localhost\r\nX-Pad: {}\r\n\r\n",
         "a".repeat(900)
     );
-    assert_eq!(exchange(engine.addr(), fits.as_bytes()).status, 302);
+    assert_eq!(engine.exchange(fits.as_bytes()).status, 302);
 }
 
-#[test]
-fn a_stalled_partial_request_gets_408_after_the_header_timeout() {
-    let engine = engine_with_link(|c| c.server.header_timeout = Duration::from_millis(300));
-    let mut client = Client::connect(engine.addr());
+fn a_stalled_partial_request_gets_408_after_the_header_timeout(transport: Transport) {
+    let engine = engine_with_link(transport, |c| {
+        c.server.header_timeout = Duration::from_millis(300)
+    });
+    let mut client = engine.client();
     let started = Instant::now();
     client.send(b"GET /ok HTTP/1.1\r\nHost: loc");
     let response = client.read_response(false).expect("a 408");
@@ -159,15 +189,16 @@ fn a_stalled_partial_request_gets_408_after_the_header_timeout() {
     );
 }
 
-#[test]
-fn a_slow_drip_client_is_closed_by_the_header_timeout() {
-    let engine = engine_with_link(|c| c.server.header_timeout = Duration::from_millis(500));
-    let mut client = Client::connect(engine.addr());
+fn a_slow_drip_client_is_closed_by_the_header_timeout(transport: Transport) {
+    let engine = engine_with_link(transport, |c| {
+        c.server.header_timeout = Duration::from_millis(500)
+    });
+    let mut client = engine.client();
     let started = Instant::now();
     // One byte every 50 ms keeps the connection busy but never finishes the head.
     let drip = b"GET /ok HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     for byte in drip {
-        if client.stream().write_all(&[*byte]).is_err() {
+        if client.write(&[*byte]).is_err() {
             break;
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -187,10 +218,11 @@ fn a_slow_drip_client_is_closed_by_the_header_timeout() {
     );
 }
 
-#[test]
-fn idle_keep_alive_connections_are_closed() {
-    let engine = engine_with_link(|c| c.server.idle_timeout = Duration::from_millis(300));
-    let mut client = Client::connect(engine.addr());
+fn idle_keep_alive_connections_are_closed(transport: Transport) {
+    let engine = engine_with_link(transport, |c| {
+        c.server.idle_timeout = Duration::from_millis(300)
+    });
+    let mut client = engine.client();
     assert_eq!(client.get("/ok", "localhost").status, 302);
     let started = Instant::now();
     assert!(client.closed_within(Duration::from_secs(5)));
@@ -202,20 +234,26 @@ fn idle_keep_alive_connections_are_closed() {
     );
 }
 
-#[test]
-fn the_connection_cap_refuses_extra_connections_with_503() {
-    let engine = engine_with_link(|c| {
+/// Over the cap a plain client gets 503; a TLS client is closed before its
+/// handshake (a handshake is the work the cap spares).
+fn the_connection_cap_refuses_extra_connections(transport: Transport) {
+    let engine = engine_with_link(transport, |c| {
         c.server.workers = 1;
         c.server.max_connections = 2;
     });
-    let mut first = Client::connect(engine.addr());
-    let mut second = Client::connect(engine.addr());
+    let mut first = engine.client();
+    let mut second = engine.client();
     assert_eq!(first.get("/ok", "localhost").status, 302);
     assert_eq!(second.get("/ok", "localhost").status, 302);
-    let mut third = Client::connect(engine.addr());
-    let refused = third.read_response(false).expect("a 503");
-    assert_eq!(refused.status, 503);
-    assert!(third.closed_within(Duration::from_secs(5)));
+    match transport {
+        Transport::Plain => {
+            let mut third = engine.client();
+            let refused = third.read_response(false).expect("a 503");
+            assert_eq!(refused.status, 503);
+            assert!(third.closed_within(Duration::from_secs(5)));
+        }
+        Transport::Tls => assert!(engine.try_client().is_err(), "no handshake over the cap"),
+    }
     assert_eq!(
         engine.metric("ricochet_engine_connections_rejected_total"),
         Some(1.0)
@@ -227,7 +265,9 @@ fn the_connection_cap_refuses_extra_connections_with_503() {
     assert!(ricochet_engine::test_util::eventually(
         Duration::from_secs(5),
         || {
-            let mut client = Client::connect(engine.addr());
+            let Ok(mut client) = engine.try_client() else {
+                return false;
+            };
             client.send(b"GET /ok HTTP/1.1\r\nHost: localhost\r\n\r\n");
             client
                 .read_response(false)
@@ -238,9 +278,8 @@ fn the_connection_cap_refuses_extra_connections_with_503() {
     assert_eq!(second.get("/ok", "localhost").status, 302);
 }
 
-#[test]
-fn paths_that_are_not_codes_get_404() {
-    let engine = engine_with_link(|_| {});
+fn paths_that_are_not_codes_get_404(transport: Transport) {
+    let engine = engine_with_link(transport, |_| {});
     let long = format!("/{}", "a".repeat(65));
     for path in [
         "/",
@@ -255,22 +294,18 @@ fn paths_that_are_not_codes_get_404() {
         long.as_str(),
         "/ok;x=1",
     ] {
-        let response = engine.get(path, "localhost");
+        let response = engine.client().get(path, "localhost");
         assert_eq!(response.status, 404, "{path}");
         assert_eq!(response.header("location"), None, "{path}");
     }
     // Non-ASCII bytes in the target are answered, never a crash.
-    let response = exchange(
-        engine.addr(),
-        b"GET /\xc3\xa9 HTTP/1.1\r\nHost: localhost\r\n\r\n",
-    );
+    let response = engine.exchange(b"GET /\xc3\xa9 HTTP/1.1\r\nHost: localhost\r\n\r\n");
     assert!(matches!(response.status, 400 | 404), "{}", response.status);
     still_serving(&engine);
 }
 
-#[test]
-fn no_input_puts_cr_or_lf_into_a_header() {
-    let engine = TestEngine::start();
+fn no_input_puts_cr_or_lf_into_a_header(transport: Transport) {
+    let engine = TestEngine::start_over(transport, |_| {});
     let mut record = link("localhost", "fwd", "https://example.com/landing");
     record.forward_query = true;
     engine.upsert(record);
@@ -305,7 +340,7 @@ fn no_input_puts_cr_or_lf_into_a_header() {
         ),
     ];
     for (raw, expected) in attempts {
-        let mut client = Client::connect(engine.addr());
+        let mut client = engine.client();
         client.send(raw);
         let response = client.read_response(false).expect("a response");
         assert_eq!(
@@ -334,9 +369,10 @@ fn no_input_puts_cr_or_lf_into_a_header() {
     );
 }
 
-#[test]
-fn random_garbage_never_takes_a_worker_down() {
-    let engine = engine_with_link(|c| c.server.header_timeout = Duration::from_millis(200));
+fn random_garbage_never_takes_a_worker_down(transport: Transport) {
+    let engine = engine_with_link(transport, |c| {
+        c.server.header_timeout = Duration::from_millis(200)
+    });
     // A small deterministic generator: the same bytes every run.
     let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
     let mut next = || {
@@ -358,8 +394,8 @@ fn random_garbage_never_takes_a_worker_down() {
         if round % 3 == 0 {
             raw.extend_from_slice(b"\r\n\r\n");
         }
-        let mut client = Client::connect(engine.addr());
-        let _ = client.stream().write_all(&raw);
+        let mut client = engine.client();
+        let _ = client.write(&raw);
         // Whatever the answer, the connection ends (refusal or header timeout).
         let _ = client.closed_within(Duration::from_secs(3));
     }

@@ -109,7 +109,11 @@ impl Worker {
             WorkerStats::bump(&self.stats.connections_accepted);
             if open.get() >= self.max_connections {
                 WorkerStats::bump(&self.stats.connections_rejected);
-                tokio::task::spawn_local(reject_overload(stream));
+                // A plain client gets a 503; a TLS one is closed at once
+                // rather than given a handshake the cap is there to spare.
+                if !secure {
+                    tokio::task::spawn_local(reject_overload(stream));
+                }
                 continue;
             }
             let _ = stream.set_nodelay(true);
