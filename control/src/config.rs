@@ -25,6 +25,38 @@ pub struct ControlConfig {
     pub clicks: ricochet_clickstore::ClickStoreConfig,
     /// How custom domains prove who owns them.
     pub domains: DomainsConfig,
+    /// Certificates from an ACME certificate authority.
+    pub acme: AcmeConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AcmeConfig {
+    /// The authority's directory URL; empty: no ACME (uploaded certificates only).
+    pub directory_url: String,
+    /// A PEM file with the root the authority's own HTTPS chains to (a test
+    /// authority such as Pebble); empty: the system's roots.
+    pub root_certificate: String,
+    /// Contact URIs of the account, e.g. `mailto:ops@example.com`.
+    pub contact: Vec<String>,
+    /// Time engines get to apply a challenge answer before the authority checks it.
+    #[serde(with = "humantime_serde")]
+    pub challenge_delay: Duration,
+    /// How often domains due a certificate (new, renewal, retry) are looked for.
+    #[serde(with = "humantime_serde")]
+    pub check_interval: Duration,
+}
+
+impl Default for AcmeConfig {
+    fn default() -> Self {
+        Self {
+            directory_url: String::new(),
+            root_certificate: String::new(),
+            contact: Vec::new(),
+            challenge_delay: Duration::from_secs(2),
+            check_interval: Duration::from_secs(60),
+        }
+    }
 }
 
 /// How a registered domain is verified before links can live on it.
@@ -278,6 +310,13 @@ impl ControlConfig {
                 "domains.dns_server must be empty (the system's resolvers) or an IP address and port, e.g. 127.0.0.1:53"
                     .to_owned(),
             );
+        }
+        if !self.acme.directory_url.is_empty() && !self.acme.directory_url.starts_with("https://") {
+            problems
+                .push("acme.directory_url must be an https:// URL (or empty: no ACME)".to_owned());
+        }
+        if self.acme.check_interval.is_zero() {
+            problems.push("acme.check_interval must be above 0".to_owned());
         }
         if self.domains.dns_timeout.is_zero() || self.domains.check_interval.is_zero() {
             problems

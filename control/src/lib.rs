@@ -17,6 +17,7 @@
 //! - [`publisher`]: changes and heartbeats onto the bus.
 
 pub mod accounts;
+pub mod acme;
 pub mod api;
 pub mod cards;
 pub mod config;
@@ -186,6 +187,25 @@ impl ControlPlane {
             )
             .map_err(StartError::Config)?,
         );
+        if !config.acme.directory_url.is_empty() {
+            let issuer = acme::Issuer::new(
+                store.clone(),
+                acme::AcmeSettings {
+                    directory_url: config.acme.directory_url.clone(),
+                    root_certificate: (!config.acme.root_certificate.is_empty())
+                        .then(|| config.acme.root_certificate.clone().into()),
+                    contact: config.acme.contact.clone(),
+                    challenge_delay: config.acme.challenge_delay,
+                },
+                &links.default_domain,
+            )
+            .map_err(StartError::Config)?;
+            threads.push(spawn_issuer(
+                issuer,
+                config.acme.check_interval,
+                stop.clone(),
+            )?);
+        }
         if config.domains.verification == config::VerificationMode::Dns {
             threads.push(spawn_domain_checker(
                 service.clone(),
@@ -364,6 +384,31 @@ fn spawn_sweeper(workspaces: Workspaces, stop: Arc<AtomicBool>) -> std::io::Resu
                 waited = std::time::Duration::ZERO;
                 if let Err(error) = workspaces.sweep(ricochet_model::now_millis()) {
                     tracing::warn!(%error, "could not purge deleted workspaces");
+                }
+            }
+        })
+}
+
+/// Orders certificates of verified domains due one every `interval`.
+fn spawn_issuer(
+    issuer: acme::Issuer,
+    interval: std::time::Duration,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<JoinHandle<()>> {
+    const TICK: std::time::Duration = std::time::Duration::from_millis(100);
+    std::thread::Builder::new()
+        .name("ricochet-control-acme".into())
+        .spawn(move || {
+            let mut waited = std::time::Duration::ZERO;
+            while !stop.load(Ordering::Acquire) {
+                std::thread::sleep(TICK);
+                waited += TICK;
+                if waited < interval {
+                    continue;
+                }
+                waited = std::time::Duration::ZERO;
+                if let Err(error) = issuer.run_once(ricochet_model::now_millis()) {
+                    tracing::warn!(%error, "could not order certificates");
                 }
             }
         })

@@ -64,6 +64,12 @@ fn a_domain_is_verified_by_its_txt_record_and_only_then_takes_links_and_certific
     assert!(value.len() > "ricochet-verification=".len() + 20, "{value}");
     assert!(verification["expires_at"].as_str().is_some());
 
+    let metrics = api.get("/metrics").text;
+    assert!(
+        metrics.contains("\nricochet_control_domains_pending_verification 1\n"),
+        "{metrics}"
+    );
+
     // Nothing lives on a pending domain.
     let link = json!({"url": "https://example.com/", "domain": "brand.example", "code": "spring"});
     let refused = api.post("/api/v1/links", &link);
@@ -119,6 +125,17 @@ fn a_domain_is_verified_by_its_txt_record_and_only_then_takes_links_and_certific
             .status,
         200
     );
+    let metrics = api.get("/metrics").text;
+    for line in [
+        "ricochet_control_domains_pending_verification 0",
+        "ricochet_control_certificates 1",
+        "ricochet_control_certificate_orders_failing 0",
+    ] {
+        assert!(
+            metrics.contains(&format!("\n{line}\n")),
+            "{line}: {metrics}"
+        );
+    }
     // Checking a verified domain again changes nothing; restarting it is refused.
     assert_eq!(
         ok(api.post("/api/v1/domains/brand.example/verify", &json!({})))["verification"],

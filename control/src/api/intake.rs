@@ -54,6 +54,49 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
             value.load(Ordering::Relaxed)
         ));
     }
+    let service = state.service.clone();
+    let now = ricochet_model::now_millis();
+    match blocking(move || service.domain_health(now)).await {
+        Ok(health) => {
+            for (name, help, value) in [
+                (
+                    "ricochet_control_domains_pending_verification",
+                    "Domains waiting for their DNS TXT record.",
+                    health.pending,
+                ),
+                (
+                    "ricochet_control_domains_failed_verification",
+                    "Domains whose last verification check failed.",
+                    health.failed,
+                ),
+                (
+                    "ricochet_control_domains_record_missing",
+                    "Verified domains whose TXT record a daily check no longer finds.",
+                    health.record_missing,
+                ),
+                (
+                    "ricochet_control_certificates",
+                    "Certificates engines serve (uploaded or issued).",
+                    health.certificates,
+                ),
+                (
+                    "ricochet_control_certificates_expiring_soon",
+                    "Certificates that expire within 14 days.",
+                    health.expiring_soon,
+                ),
+                (
+                    "ricochet_control_certificate_orders_failing",
+                    "Domains whose last ACME certificate order failed.",
+                    health.failed_orders,
+                ),
+            ] {
+                out.push_str(&format!(
+                    "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"
+                ));
+            }
+        }
+        Err(error) => tracing::warn!(%error, "cannot count domains for /metrics"),
+    }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(out)

@@ -16,7 +16,9 @@ use crate::service::{
     AccessChanges, BehaviourChanges, CertificateInfo, DomainChanges, DomainInfo, LinkChanges,
     NewLink, PasswordInput,
 };
-use crate::store::{CertificateSource, DomainVerification, VerificationMethod, VerificationStatus};
+use crate::store::{
+    AcmeState, CertificateSource, DomainVerification, VerificationMethod, VerificationStatus,
+};
 use ricochet_model::domain::Hsts;
 
 /// Milliseconds since the epoch → RFC 3339.
@@ -425,6 +427,34 @@ pub struct DomainView {
     pub certificate: Option<CertificateView>,
     /// Its proof of ownership: links and certificates need `verified`.
     pub verification: VerificationView,
+    /// The last failed order of its certificate from the ACME authority
+    /// (retried with backoff); `null` when none failed since the last success.
+    pub certificate_order: Option<CertificateOrderView>,
+}
+
+/// A certificate order that failed, and when it is tried again.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CertificateOrderView {
+    /// Failed orders since the last success.
+    pub failures: u32,
+    pub last_error: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_attempt_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub next_attempt_at: Option<OffsetDateTime>,
+}
+
+impl From<AcmeState> for CertificateOrderView {
+    fn from(state: AcmeState) -> Self {
+        Self {
+            failures: state.failures,
+            last_error: state.last_error,
+            last_attempt_at: state.last_attempt_at.map(to_datetime),
+            next_attempt_at: state.next_attempt_at.map(to_datetime),
+        }
+    }
 }
 
 /// Where a domain's proof of ownership stands.
@@ -516,6 +546,7 @@ impl From<DomainInfo> for DomainView {
                     ..VerificationView::from(info.verification)
                 }
             },
+            certificate_order: info.certificate_order.map(CertificateOrderView::from),
             domain: info.name,
         }
     }

@@ -16,8 +16,8 @@ use ricochet_model::{DomainSettings, RedirectStatus, validate};
 
 use super::{LinkError, LinkService};
 use crate::store::{
-    CertificateRecord, CertificateSource, DEFAULT_WORKSPACE, DomainRecord, DomainVerification,
-    StoreError,
+    AcmeState, CertificateRecord, CertificateSource, DEFAULT_WORKSPACE, DomainRecord,
+    DomainVerification, StoreError,
 };
 
 /// A domain as a workspace sees it.
@@ -34,6 +34,9 @@ pub struct DomainInfo {
     pub certificate: Option<CertificateInfo>,
     /// Its proof of ownership.
     pub verification: DomainVerification,
+    /// Where ordering its certificate from the ACME authority stands, after
+    /// a failure.
+    pub certificate_order: Option<AcmeState>,
 }
 
 /// What is shown of a served certificate (never its key).
@@ -348,6 +351,7 @@ impl LinkService {
                 .as_ref()
                 .map(CertificateInfo::from),
             verification: record.verification.clone(),
+            certificate_order: self.store.acme_state(&name)?,
             name,
         })
     }

@@ -243,6 +243,49 @@ impl LinkService {
     }
 }
 
+/// Counts of domains' verification and certificates, for metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DomainHealth {
+    pub pending: u64,
+    /// Not verified, last check failed (still being checked or expired).
+    pub failed: u64,
+    /// Verified, but the daily check no longer finds the record.
+    pub record_missing: u64,
+    pub certificates: u64,
+    /// Certificates whose expiry is within 14 days.
+    pub expiring_soon: u64,
+    /// Domains whose last certificate order failed.
+    pub failed_orders: u64,
+}
+
+impl LinkService {
+    /// The state of every domain's verification and certificate at `now`.
+    pub fn domain_health(&self, now: i64) -> Result<DomainHealth, LinkError> {
+        let mut health = DomainHealth::default();
+        for (name, record) in self.store.domains()? {
+            match record.verification.status {
+                VerificationStatus::Pending => health.pending += 1,
+                VerificationStatus::Failed => health.failed += 1,
+                VerificationStatus::Verified => {
+                    if record.verification.record_missing_since.is_some() {
+                        health.record_missing += 1;
+                    }
+                }
+            }
+            if let Some(certificate) = self.store.certificate(&name)? {
+                health.certificates += 1;
+                if certificate.not_after - now < 14 * DAY_MS {
+                    health.expiring_soon += 1;
+                }
+            }
+            if self.store.acme_state(&name)?.is_some() {
+                health.failed_orders += 1;
+            }
+        }
+        Ok(health)
+    }
+}
+
 /// Whether a verification that is not verified has run out of attempts or time.
 pub fn is_expired(verification: &DomainVerification, now: i64) -> bool {
     !verification.is_verified()

@@ -116,3 +116,63 @@ impl WriteTxn<'_> {
         });
     }
 }
+
+/// Where ordering a domain's certificate from the ACME authority stands
+/// (kept under `acme:<domain>` in the same keyspace).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AcmeState {
+    /// Failed orders since the last success.
+    pub failures: u32,
+    pub last_error: Option<String>,
+    pub last_attempt_at: Option<i64>,
+    /// When the next order may be tried.
+    pub next_attempt_at: Option<i64>,
+}
+
+const ACME_ACCOUNT: &str = "acme-account";
+
+fn acme_key(domain: &str) -> String {
+    format!("acme:{domain}")
+}
+
+impl ControlStore {
+    /// The ACME order state of `domain`.
+    pub fn acme_state(&self, domain: &str) -> Result<Option<AcmeState>, StoreError> {
+        let Some(bytes) = self.certificates.get(acme_key(domain))? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt(format!("ACME state of {domain}: {e}")))
+    }
+
+    /// The ACME account's credentials (JSON), once created.
+    pub fn acme_account(&self) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .meta
+            .get(ACME_ACCOUNT)?
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
+    }
+
+    pub fn set_acme_account(&self, credentials: &str) -> Result<(), StoreError> {
+        self.meta.insert(ACME_ACCOUNT, credentials.as_bytes())?;
+        self.db.persist(fjall::PersistMode::SyncAll)?;
+        Ok(())
+    }
+}
+
+impl WriteTxn<'_> {
+    /// Stages the ACME order state of `domain` (the default state removes it).
+    pub fn put_acme_state(&mut self, domain: &str, state: &AcmeState) {
+        if state == &AcmeState::default() {
+            self.batch
+                .remove(&self.store.certificates, acme_key(domain));
+        } else {
+            self.batch.insert(
+                &self.store.certificates,
+                acme_key(domain),
+                serde_json::to_vec(state).expect("states serialize"),
+            );
+        }
+    }
+}

@@ -65,6 +65,14 @@ impl ChallTestSrv {
         );
     }
 
+    /// Answers A queries for `name` with `address` (others get 127.0.0.1).
+    pub fn set_a(&self, name: &str, address: std::net::Ipv4Addr) {
+        self.post(
+            "/add-a",
+            serde_json::json!({"host": fqdn(name), "addresses": [address.to_string()]}),
+        );
+    }
+
     /// Removes every TXT record at `name`.
     pub fn clear_txt(&self, name: &str) {
         self.post("/clear-txt", serde_json::json!({"host": fqdn(name)}));

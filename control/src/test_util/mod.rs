@@ -5,8 +5,10 @@
 
 pub mod dns;
 pub mod pages;
+pub mod pebble;
 
 pub use dns::ChallTestSrv;
+pub use pebble::Pebble;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
