@@ -367,26 +367,39 @@ impl ControlPlane {
     }
 }
 
-/// Purges deleted workspaces once their retention is over, checking hourly.
-fn spawn_sweeper(workspaces: Workspaces, stop: Arc<AtomicBool>) -> std::io::Result<JoinHandle<()>> {
-    const EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+/// A thread named `name` that runs `work` every `interval` until `stop`
+/// (checked five times a second, so shutdown never waits on it).
+fn spawn_periodic(
+    name: &str,
+    interval: std::time::Duration,
+    stop: Arc<AtomicBool>,
+    mut work: impl FnMut() + Send + 'static,
+) -> std::io::Result<JoinHandle<()>> {
     const TICK: std::time::Duration = std::time::Duration::from_millis(200);
     std::thread::Builder::new()
-        .name("ricochet-control-sweeper".into())
+        .name(name.into())
         .spawn(move || {
             let mut waited = std::time::Duration::ZERO;
             while !stop.load(Ordering::Acquire) {
-                std::thread::sleep(TICK);
-                waited += TICK;
-                if waited < EVERY {
+                std::thread::sleep(TICK.min(interval));
+                waited += TICK.min(interval);
+                if waited < interval {
                     continue;
                 }
                 waited = std::time::Duration::ZERO;
-                if let Err(error) = workspaces.sweep(ricochet_model::now_millis()) {
-                    tracing::warn!(%error, "could not purge deleted workspaces");
-                }
+                work();
             }
         })
+}
+
+/// Purges deleted workspaces once their retention is over, checking hourly.
+fn spawn_sweeper(workspaces: Workspaces, stop: Arc<AtomicBool>) -> std::io::Result<JoinHandle<()>> {
+    let hourly = std::time::Duration::from_secs(3600);
+    spawn_periodic("ricochet-control-sweeper", hourly, stop, move || {
+        if let Err(error) = workspaces.sweep(ricochet_model::now_millis()) {
+            tracing::warn!(%error, "could not purge deleted workspaces");
+        }
+    })
 }
 
 /// Orders certificates of verified domains due one every `interval`.
@@ -395,23 +408,11 @@ fn spawn_issuer(
     interval: std::time::Duration,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<JoinHandle<()>> {
-    const TICK: std::time::Duration = std::time::Duration::from_millis(100);
-    std::thread::Builder::new()
-        .name("ricochet-control-acme".into())
-        .spawn(move || {
-            let mut waited = std::time::Duration::ZERO;
-            while !stop.load(Ordering::Acquire) {
-                std::thread::sleep(TICK);
-                waited += TICK;
-                if waited < interval {
-                    continue;
-                }
-                waited = std::time::Duration::ZERO;
-                if let Err(error) = issuer.run_once(ricochet_model::now_millis()) {
-                    tracing::warn!(%error, "could not order certificates");
-                }
-            }
-        })
+    spawn_periodic("ricochet-control-acme", interval, stop, move || {
+        if let Err(error) = issuer.run_once(ricochet_model::now_millis()) {
+            tracing::warn!(%error, "could not order certificates");
+        }
+    })
 }
 
 /// Checks domains due a verification check (pending ones with backoff,
@@ -422,27 +423,16 @@ fn spawn_domain_checker(
     interval: std::time::Duration,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<JoinHandle<()>> {
-    const TICK: std::time::Duration = std::time::Duration::from_millis(200);
-    std::thread::Builder::new()
-        .name("ricochet-control-domains".into())
-        .spawn(move || {
-            let mut waited = std::time::Duration::ZERO;
-            while !stop.load(Ordering::Acquire) {
-                std::thread::sleep(TICK);
-                waited += TICK;
-                if waited < interval {
-                    continue;
-                }
-                waited = std::time::Duration::ZERO;
-                match service.check_due_domains(dns.as_ref(), ricochet_model::now_millis()) {
-                    Ok(0) => {}
-                    Ok(checked) => tracing::info!(checked, "checked domains' verification records"),
-                    Err(error) => {
-                        tracing::warn!(%error, "could not check domains' verification records")
-                    }
-                }
-            }
-        })
+    spawn_periodic(
+        "ricochet-control-domains",
+        interval,
+        stop,
+        move || match service.check_due_domains(dns.as_ref(), ricochet_model::now_millis()) {
+            Ok(0) => {}
+            Ok(checked) => tracing::info!(checked, "checked domains' verification records"),
+            Err(error) => tracing::warn!(%error, "could not check domains' verification records"),
+        },
+    )
 }
 
 impl Drop for ControlPlane {

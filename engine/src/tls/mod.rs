@@ -163,16 +163,8 @@ impl TlsCertificates {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::self_signed as pem_for;
     use ricochet_model::tls::CertificatePem;
-
-    pub(crate) fn pem_for(names: &[&str]) -> CertificatePem {
-        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-        let generated = rcgen::generate_simple_self_signed(names).unwrap();
-        CertificatePem {
-            chain: generated.cert.pem(),
-            key: generated.signing_key.serialize_pem(),
-        }
-    }
 
     #[test]
     fn changes_replace_and_remove_slots_in_one_swap() {
