@@ -153,12 +153,22 @@ fn main() -> anyhow::Result<()> {
     let redirect = display_addr(engine.redirect_addr());
     let admin = display_addr(engine.admin_addr());
     let api = display_addr(control.addr());
+    let https = engine
+        .tls_addr()
+        .map(|addr| {
+            format!(
+                "\x20 HTTPS:          https://{}  (certificates: PUT /api/v1/domains/{{domain}}/certificate, docs/HTTPS.md)\n",
+                display_addr(addr)
+            )
+        })
+        .unwrap_or_default();
     // Written in one go, ignoring a closed stdout: losing the banner must not stop the server.
     let banner = format!(
         "Ricochet is running (all-in-one, embedded defaults; Ctrl-C stops it).\n\n\
          \x20 Demo redirect:  http://{redirect}/{DEMO_CODE}  ->  {DEMO_URL}\n\
          \x20 Try it:         curl -i http://{redirect}/{DEMO_CODE}\n\
          \x20 In a browser:   http://{redirect}/{DEMO_CODE}\n\
+         {https}\
          \x20 API:            http://{api}/api/v1  (OpenAPI document: http://{api}/api/v1/openapi.json)\n\
          \x20 Sign in:        {owner}\n\
          \x20 Admin API key:  {admin_key}\n\
