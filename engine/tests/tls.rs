@@ -102,6 +102,13 @@ fn a_certificate_from_the_change_log_is_served_for_its_name_over_tls_1_2_and_1_3
             .unwrap()
             >= 3.0
     );
+    assert_eq!(engine.metric("ricochet_engine_tls_certificates"), Some(2.0));
+    assert!(
+        engine
+            .metric("ricochet_engine_tls_earliest_expiry_seconds")
+            .unwrap()
+            > ricochet_model::now_millis() as f64 / 1000.0
+    );
 }
 
 #[test]

@@ -169,6 +169,23 @@ pub fn render(
         "Domains whose root or unknown codes redirect (domain settings).",
         table.domains_with_settings() as u64,
     );
+    let certificates = table.tls().current();
+    metric(
+        &mut out,
+        "ricochet_engine_tls_certificates",
+        "gauge",
+        "Domains the HTTPS listener has a certificate for (the default one not counted).",
+        certificates.certificates() as u64,
+    );
+    metric(
+        &mut out,
+        "ricochet_engine_tls_earliest_expiry_seconds",
+        "gauge",
+        "Unix time the first served certificate expires (0: none served).",
+        certificates
+            .earliest_expiry()
+            .map_or(0, |millis| (millis / 1000).max(0) as u64),
+    );
     let ready = stats.ready.load(Ordering::Acquire) as u64;
     metric(
         &mut out,
