@@ -1,12 +1,15 @@
 //! Certificates from an ACME certificate authority (RFC 8555) for verified
 //! domains, with instant-acme: one account (kept in the store), one order a
-//! domain, answered by HTTP-01. The challenge answer travels to engines
-//! through the change log like any change; once the authority has checked
-//! it, the certificate (ECDSA P-256 key) is stored and published, and the
-//! answer withdrawn. Only verified domains are ever ordered, never a name a
-//! client merely asks for. A certificate is renewed at two thirds of its
-//! lifetime; a failed order is retried with backoff, and its reason shows on
-//! the API (`certificate_order`).
+//! domain, answered by HTTP-01 or TLS-ALPN-01 (`acme.challenge`). The
+//! challenge answer travels to engines through the change log like any
+//! change; once the authority has checked it, the certificate (ECDSA P-256
+//! key) is stored and published, and the answer withdrawn. Only verified
+//! domains are ever ordered, never a name a client merely asks for. A
+//! certificate is renewed at two thirds of its lifetime; a failed order is
+//! retried with backoff, and its reason shows on the API
+//! (`certificate_order`). The certificate of a removed domain is revoked
+//! (reason: cessation of operation), retried with the same backoff until
+//! the authority has it or it expires.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,13 +17,17 @@ use std::time::Duration;
 
 use instant_acme::{
     Account, AccountCredentials, AuthorizationStatus, ChallengeType, Identifier, NewAccount,
-    NewOrder, OrderStatus, RetryPolicy,
+    NewOrder, OrderStatus, RetryPolicy, RevocationReason, RevocationRequest,
 };
 use ricochet_model::tls::{CertificatePem, TlsChange, parse_certificate};
 use ricochet_model::{ChangeOp, validate};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 
+pub use crate::config::AcmeChallenge;
 use crate::store::{
-    AcmeState, CertificateRecord, CertificateSource, ControlStore, StoreError, VerificationStatus,
+    AcmeState, CertificateRecord, CertificateSource, ControlStore, Revocation, StoreError,
+    VerificationStatus,
 };
 
 /// Where and how to order certificates.
@@ -33,6 +40,8 @@ pub struct AcmeSettings {
     pub root_certificate: Option<PathBuf>,
     /// Contact URIs of the account (`mailto:…`).
     pub contact: Vec<String>,
+    /// The challenge engines answer.
+    pub challenge: AcmeChallenge,
     /// Time engines get to apply a challenge answer before the authority is
     /// told to check it.
     pub challenge_delay: Duration,
@@ -145,6 +154,71 @@ impl Issuer {
         })
     }
 
+    /// Asks the authority to revoke the certificates of removed domains
+    /// whose wait is over; forgets those that have expired (nothing left to
+    /// revoke) and those the authority already has revoked. Returns how
+    /// many were revoked.
+    pub fn revoke_pending(&self, now: i64) -> Result<usize, StoreError> {
+        let mut revoked = 0;
+        for mut revocation in self.store.revocations()? {
+            if revocation.not_after <= now {
+                self.store.write(|txn| {
+                    txn.put_revocation(&revocation, true);
+                    Ok::<_, StoreError>(())
+                })?;
+                continue;
+            }
+            if revocation.next_attempt_at.is_some_and(|at| at > now) {
+                continue;
+            }
+            let done = match self.runtime.block_on(self.revoke(&revocation)) {
+                Ok(()) => {
+                    tracing::info!(domain = %revocation.domain, serial = %revocation.serial,
+                        "certificate of a removed domain revoked");
+                    revoked += 1;
+                    true
+                }
+                Err(RevokeError::AlreadyRevoked) => true,
+                Err(RevokeError::Failed(error)) => {
+                    tracing::warn!(domain = %revocation.domain, serial = %revocation.serial,
+                        %error, "certificate revocation failed");
+                    let wait = RETRY_MS[(revocation.failures as usize).min(RETRY_MS.len() - 1)];
+                    revocation.failures += 1;
+                    revocation.last_error = Some(error);
+                    revocation.next_attempt_at = Some(now + wait);
+                    false
+                }
+            };
+            self.store.write(|txn| {
+                txn.put_revocation(&revocation, done);
+                Ok::<_, StoreError>(())
+            })?;
+        }
+        Ok(revoked)
+    }
+
+    async fn revoke(&self, revocation: &Revocation) -> Result<(), RevokeError> {
+        let leaf = CertificateDer::pem_slice_iter(revocation.certificate.as_bytes())
+            .next()
+            .ok_or_else(|| RevokeError::Failed("the stored chain holds no certificate".into()))?
+            .map_err(|e| RevokeError::Failed(format!("the stored chain is unreadable: {e}")))?;
+        let account = self.account().await.map_err(RevokeError::Failed)?;
+        let request = RevocationRequest {
+            certificate: &leaf,
+            reason: Some(RevocationReason::CessationOfOperation),
+        };
+        match account.revoke(&request).await {
+            Ok(()) => Ok(()),
+            Err(instant_acme::Error::Api(problem))
+                if problem.r#type.as_deref()
+                    == Some("urn:ietf:params:acme:error:alreadyRevoked") =>
+            {
+                Err(RevokeError::AlreadyRevoked)
+            }
+            Err(error) => Err(RevokeError::Failed(error.to_string())),
+        }
+    }
+
     /// The account, loaded from the store or created (and stored) once.
     async fn account(&self) -> Result<Account, String> {
         if let Some(account) = self
@@ -195,7 +269,7 @@ impl Issuer {
         Ok(account)
     }
 
-    /// One order for `domain`, answered by HTTP-01 through the engines.
+    /// One order for `domain`, answered through the engines.
     async fn issue(&self, domain: &str) -> Result<CertificatePem, String> {
         let account = self.account().await?;
         let identifiers = [Identifier::Dns(domain.to_owned())];
@@ -213,17 +287,28 @@ impl Issuer {
                     AuthorizationStatus::Pending => {}
                     other => return Err(format!("the authorization is {other:?}")),
                 }
+                let kind = match self.settings.challenge {
+                    AcmeChallenge::Http01 => ChallengeType::Http01,
+                    AcmeChallenge::TlsAlpn01 => ChallengeType::TlsAlpn01,
+                };
                 let mut challenge = authorization
-                    .challenge(ChallengeType::Http01)
-                    .ok_or("the authority offers no HTTP-01 challenge")?;
-                let token = challenge.token.clone();
-                let answer = challenge.key_authorization().as_str().to_owned();
-                self.publish(TlsChange::Http01 {
-                    token: token.clone(),
-                    key_authorization: Some(answer),
-                })
-                .map_err(|e| e.to_string())?;
-                published.push(token);
+                    .challenge(kind.clone())
+                    .ok_or_else(|| format!("the authority offers no {kind:?} challenge"))?;
+                let answer = match self.settings.challenge {
+                    AcmeChallenge::Http01 => TlsChange::Http01 {
+                        token: challenge.token.clone(),
+                        key_authorization: Some(challenge.key_authorization().as_str().to_owned()),
+                    },
+                    AcmeChallenge::TlsAlpn01 => TlsChange::Alpn01 {
+                        domain: domain.to_owned(),
+                        pem: Some(alpn_certificate(
+                            domain,
+                            challenge.key_authorization().digest().as_ref(),
+                        )?),
+                    },
+                };
+                self.publish(answer.clone()).map_err(|e| e.to_string())?;
+                published.push(answer);
                 tokio::time::sleep(self.settings.challenge_delay).await;
                 challenge.set_ready().await.map_err(|e| e.to_string())?;
             }
@@ -245,11 +330,16 @@ impl Issuer {
             Ok(CertificatePem { chain, key })
         }
         .await;
-        for token in published {
-            if let Err(error) = self.publish(TlsChange::Http01 {
-                token,
-                key_authorization: None,
-            }) {
+        for answer in published {
+            let withdrawal = match answer {
+                TlsChange::Http01 { token, .. } => TlsChange::Http01 {
+                    token,
+                    key_authorization: None,
+                },
+                TlsChange::Alpn01 { domain, .. } => TlsChange::Alpn01 { domain, pem: None },
+                TlsChange::Certificate { .. } => continue,
+            };
+            if let Err(error) = self.publish(withdrawal) {
                 tracing::warn!(%error, "could not withdraw a challenge answer");
             }
         }
@@ -264,6 +354,31 @@ impl Issuer {
     }
 }
 
+/// Why a revocation did not happen.
+enum RevokeError {
+    /// The authority has it revoked already: nothing left to do.
+    AlreadyRevoked,
+    Failed(String),
+}
+
+/// The TLS-ALPN-01 answer for `domain` (RFC 8737): a self-signed
+/// certificate naming it, with the key authorization's SHA-256 `digest` in
+/// a critical acmeIdentifier extension, and a fresh ECDSA P-256 key.
+fn alpn_certificate(domain: &str, digest: &[u8]) -> Result<CertificatePem, String> {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+        .map_err(|e| format!("cannot make a challenge key: {e}"))?;
+    let mut params = rcgen::CertificateParams::new(vec![domain.to_owned()])
+        .map_err(|e| format!("cannot make a challenge certificate: {e}"))?;
+    params.custom_extensions = vec![rcgen::CustomExtension::new_acme_identifier(digest)];
+    let certificate = params
+        .self_signed(&key)
+        .map_err(|e| format!("cannot make a challenge certificate: {e}"))?;
+    Ok(CertificatePem {
+        chain: certificate.pem(),
+        key: key.serialize_pem(),
+    })
+}
+
 /// Whether a certificate issued by ACME is at two thirds of its lifetime.
 fn renewal_due(record: &CertificateRecord, now: i64) -> bool {
     let lifetime = record.not_after - record.not_before;
@@ -276,4 +391,34 @@ fn orderable(name: &str, default_domain: &str) -> bool {
     let local = name == "localhost" || name.ends_with(".localhost") || !name.contains('.');
     let address = name.parse::<std::net::IpAddr>().is_ok();
     !(local || address || (name == default_domain && validate::normalize_domain(name).is_err()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tls_alpn_01_answer_is_a_certificate_engines_accept() {
+        let digest = [7u8; 32];
+        let pem = alpn_certificate("go.example.com", &digest).unwrap();
+        let change = TlsChange::Alpn01 {
+            domain: "go.example.com".into(),
+            pem: Some(pem.clone()),
+        };
+        change.validate().unwrap();
+        let parsed = parse_certificate(&pem).unwrap();
+        assert_eq!(parsed.names, ["go.example.com"]);
+        // The acmeIdentifier extension (1.3.6.1.5.5.7.1.31), critical,
+        // holding the digest as an OCTET STRING.
+        let der = rustls::pki_types::CertificateDer::from_pem_slice(pem.chain.as_bytes()).unwrap();
+        let (_, certificate) = x509_parser::parse_x509_certificate(&der).unwrap();
+        let extension = certificate
+            .extensions()
+            .iter()
+            .find(|e| e.oid.to_id_string() == "1.3.6.1.5.5.7.1.31")
+            .expect("the acmeIdentifier extension");
+        assert!(extension.critical);
+        assert_eq!(extension.value[..2], [0x04, 32]);
+        assert_eq!(extension.value[2..], digest);
+    }
 }

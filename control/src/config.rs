@@ -39,6 +39,9 @@ pub struct AcmeConfig {
     pub root_certificate: String,
     /// Contact URIs of the account, e.g. `mailto:ops@example.com`.
     pub contact: Vec<String>,
+    /// The challenge engines answer: `http-01` (on the plain HTTP port, 80
+    /// for a public authority) or `tls-alpn-01` (on the HTTPS port, 443).
+    pub challenge: AcmeChallenge,
     /// Time engines get to apply a challenge answer before the authority checks it.
     #[serde(with = "humantime_serde")]
     pub challenge_delay: Duration,
@@ -53,10 +56,23 @@ impl Default for AcmeConfig {
             directory_url: String::new(),
             root_certificate: String::new(),
             contact: Vec::new(),
+            challenge: AcmeChallenge::default(),
             challenge_delay: Duration::from_secs(2),
             check_interval: Duration::from_secs(60),
         }
     }
+}
+
+/// How engines prove control of a domain to the ACME authority.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AcmeChallenge {
+    /// A token answered at `/.well-known/acme-challenge/` on plain HTTP.
+    #[default]
+    #[serde(rename = "http-01")]
+    Http01,
+    /// A certificate answered to handshakes offering ALPN `acme-tls/1`.
+    #[serde(rename = "tls-alpn-01")]
+    TlsAlpn01,
 }
 
 /// How a registered domain is verified before links can live on it.

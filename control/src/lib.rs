@@ -195,6 +195,7 @@ impl ControlPlane {
                     root_certificate: (!config.acme.root_certificate.is_empty())
                         .then(|| config.acme.root_certificate.clone().into()),
                     contact: config.acme.contact.clone(),
+                    challenge: config.acme.challenge,
                     challenge_delay: config.acme.challenge_delay,
                 },
                 &links.default_domain,
@@ -402,7 +403,8 @@ fn spawn_sweeper(workspaces: Workspaces, stop: Arc<AtomicBool>) -> std::io::Resu
     })
 }
 
-/// Orders certificates of verified domains due one every `interval`.
+/// Orders certificates of verified domains due one, and revokes those of
+/// removed domains, every `interval`.
 fn spawn_issuer(
     issuer: acme::Issuer,
     interval: std::time::Duration,
@@ -411,6 +413,9 @@ fn spawn_issuer(
     spawn_periodic("ricochet-control-acme", interval, stop, move || {
         if let Err(error) = issuer.run_once(ricochet_model::now_millis()) {
             tracing::warn!(%error, "could not order certificates");
+        }
+        if let Err(error) = issuer.revoke_pending(ricochet_model::now_millis()) {
+            tracing::warn!(%error, "could not revoke certificates of removed domains");
         }
     })
 }

@@ -315,3 +315,110 @@ fn https_redirect_and_hsts_are_patched_validated_and_cleared() {
     assert_eq!(cleared["https_redirect"], false);
     assert!(cleared["hsts"].is_null());
 }
+
+#[test]
+fn a_removed_domain_takes_its_links_settings_and_certificate_off_engines() {
+    let test = TestControl::start();
+    let api = test.client();
+    ok(api.post("/api/v1/domains", &json!({"domain": "brand.example"})));
+    ok(api.patch(
+        "/api/v1/domains/brand.example",
+        &json!({"root_url": "https://brand.example.org/", "https_redirect": true}),
+    ));
+    let pem = certificate(&["brand.example"], 2099);
+    ok(api.put("/api/v1/domains/brand.example/certificate", &upload(&pem)));
+    for code in ["one", "two", "three"] {
+        ok(api.post(
+            "/api/v1/links",
+            &json!({"url": "https://example.com/", "domain": "brand.example", "code": code}),
+        ));
+    }
+    // A deleted link still holds its code: it counts.
+    let links = ok(api.get("/api/v1/links?domain=brand.example"));
+    let id = links["links"][0]["id"].as_u64().unwrap();
+    ok(api.delete(&format!("/api/v1/links/{id}")));
+
+    let refused = api.delete("/api/v1/domains/brand.example");
+    assert_refused(&refused, 409, "domain_has_links", None);
+    assert!(refused.text.contains("3 links"), "{}", refused.text);
+    assert_refused(
+        &api.delete("/api/v1/domains/brand.example?purge=1"),
+        400,
+        "invalid_query",
+        None,
+    );
+    assert_refused(
+        &api.delete("/api/v1/domains/nowhere.example"),
+        404,
+        "domain_not_found",
+        None,
+    );
+    assert_refused(
+        &api.delete("/api/v1/domains/localhost"),
+        409,
+        "default_domain",
+        None,
+    );
+    // Another workspace does not see the domain.
+    let owner = test.owner_client();
+    let other = ok(owner.post("/api/v1/workspaces", &json!({"name": "Other"})));
+    let other_id = other["id"].as_str().unwrap();
+    ok(owner.post(&format!("/api/v1/workspaces/{other_id}/switch"), &json!({})));
+    assert_refused(
+        &owner.delete("/api/v1/domains/brand.example?purge_links=true"),
+        404,
+        "domain_not_found",
+        None,
+    );
+    let before = test
+        .control()
+        .store()
+        .changes_after(0, 10_000)
+        .unwrap()
+        .len();
+
+    let removed = ok(api.delete("/api/v1/domains/Brand.Example?purge_links=true"));
+    assert_eq!(
+        removed,
+        json!({"domain": "brand.example", "links_purged": 3, "certificate_revocation_queued": false})
+    );
+    assert_refused(
+        &api.get("/api/v1/domains/brand.example"),
+        404,
+        "domain_not_found",
+        None,
+    );
+    assert_eq!(
+        ok(api.get("/api/v1/links?domain=brand.example"))["links"],
+        json!([])
+    );
+    // Engines are told: three purges, the certificate withdrawn, settings
+    // emptied. An uploaded certificate is not the authority's to revoke.
+    let changes = test.control().store().changes_after(0, 10_000).unwrap();
+    let new: Vec<_> = changes[before..].iter().map(|c| c.op.clone()).collect();
+    assert_eq!(new.len(), 5, "{new:?}");
+    assert!(
+        new[..3]
+            .iter()
+            .all(|op| matches!(op, ChangeOp::Purge { key } if key.domain == "brand.example"))
+    );
+    assert_eq!(
+        new[3],
+        ChangeOp::Tls {
+            change: TlsChange::Certificate {
+                name: "brand.example".into(),
+                pem: None,
+            }
+        }
+    );
+    assert!(
+        matches!(&new[4], ChangeOp::Domain { settings } if settings.domain == "brand.example" && settings.is_empty())
+    );
+    assert!(test.control().store().revocations().unwrap().is_empty());
+
+    // The name is free again: registered anew, without certificate or settings.
+    let again = ok(api.post("/api/v1/domains", &json!({"domain": "brand.example"})));
+    assert!(again["certificate"].is_null());
+    assert!(again["root_url"].is_null());
+    assert_eq!(again["https_redirect"], false);
+}

@@ -116,6 +116,10 @@ impl LinkStore {
                     codec::encode_record(link),
                 ),
                 ChangeOp::Purge { key } => batch.remove(&self.links, key.storage_key()),
+                // A removed domain's settings are empty: nothing to keep.
+                ChangeOp::Domain { settings } if settings.is_empty() => {
+                    batch.remove(&self.domains, settings.domain.as_bytes())
+                }
                 ChangeOp::Domain { settings } => batch.insert(
                     &self.domains,
                     settings.domain.as_bytes(),

@@ -105,6 +105,16 @@ impl DomainSettings {
         }
     }
 
+    /// Whether the settings change nothing (as [`Self::empty`]'s, whatever
+    /// their time): what a removed domain is sent to engines as.
+    pub fn is_empty(&self) -> bool {
+        let empty = Self {
+            updated_at: self.updated_at,
+            ..Self::empty(&self.domain)
+        };
+        self == &empty
+    }
+
     /// Whether engines answer anything but their 404 page for this domain.
     pub fn redirects_misses(&self) -> bool {
         self.root_url.is_some() || self.not_found_url.is_some()
@@ -167,6 +177,12 @@ mod tests {
         DomainSettings::empty("go.example.com").validate().unwrap();
         assert!(settings().redirects_misses());
         assert!(!DomainSettings::empty("go.example.com").redirects_misses());
+        let mut later = DomainSettings::empty("go.example.com");
+        later.updated_at = 5;
+        assert!(later.is_empty());
+        assert!(!settings().is_empty());
+        later.https_redirect = true;
+        assert!(!later.is_empty(), "an HTTPS redirect is a setting");
     }
 
     #[test]

@@ -205,6 +205,9 @@ pub struct ParsedCertificate {
     pub not_after: UnixMillis,
     /// The leaf's issuer, as a distinguished name.
     pub issuer: String,
+    /// The leaf's serial number in lowercase hexadecimal, without leading
+    /// zeros (as ACME authorities and `openssl x509 -serial` name it).
+    pub serial: String,
 }
 
 impl std::fmt::Debug for ParsedCertificate {
@@ -257,21 +260,38 @@ pub fn parse_certificate(pem: &CertificatePem) -> Result<ParsedCertificate, Cert
     let not_before = validity.not_before.timestamp().saturating_mul(1000);
     let not_after = validity.not_after.timestamp().saturating_mul(1000);
     let issuer = parsed.issuer().to_string();
+    let serial = hex_serial(parsed.raw_serial());
     let key =
         PrivateKeyDer::from_pem_slice(pem.key.as_bytes()).map_err(|_| CertificateError::NoKey)?;
     let signer = rustls::crypto::ring::sign::any_supported_type(&key)
         .map_err(|_| CertificateError::UnsupportedKey)?;
+    // Compared here rather than by rustls's `keys_match`, which refuses a
+    // certificate with an unknown critical extension: TLS-ALPN-01 answers
+    // carry one (acmeIdentifier).
+    if signer
+        .public_key()
+        .is_none_or(|key| key.as_ref() != parsed.public_key().raw)
+    {
+        return Err(CertificateError::KeyMismatch);
+    }
     let certified = CertifiedKey::new(chain, signer);
-    certified
-        .keys_match()
-        .map_err(|_| CertificateError::KeyMismatch)?;
     Ok(ParsedCertificate {
         certified: Arc::new(certified),
         names,
         not_before,
         not_after,
         issuer,
+        serial,
     })
+}
+
+/// `bytes` (a big-endian serial) in lowercase hexadecimal without leading zeros.
+fn hex_serial(bytes: &[u8]) -> String {
+    let hex: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+    match hex.trim_start_matches('0') {
+        "" => "0".to_owned(),
+        trimmed => trimmed.to_owned(),
+    }
 }
 
 #[cfg(test)]
@@ -298,6 +318,15 @@ mod tests {
         assert!(!parsed.covers("links.example"));
         assert!(!parsed.covers("a.b.links.example"));
         assert!(!parsed.covers("other.example.com"));
+        assert!(!parsed.serial.is_empty() && !parsed.serial.starts_with('0'));
+        assert!(
+            parsed
+                .serial
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
+        assert_eq!(hex_serial(&[0, 0x0a, 0xbc]), "abc");
+        assert_eq!(hex_serial(&[0]), "0");
         // The key never shows in debug output.
         assert!(!format!("{pem:?}").contains("PRIVATE"));
     }

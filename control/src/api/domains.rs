@@ -1,6 +1,6 @@
 //! Domain routes: `POST /domains` (scope `domains:write`), `GET /domains`,
-//! `GET /domains/{domain}`, `PATCH /domains/{domain}` (its settings; scope
-//! `domains:write`, in the workspace that registered it),
+//! `GET /domains/{domain}`, `PATCH|DELETE /domains/{domain}` (its settings,
+//! its removal; scope `domains:write`, in the workspace that registered it),
 //! `POST /domains/{domain}/verify` and `/verification` (DNS verification, same
 //! scope and workspace), `PUT|DELETE /domains/{domain}/certificate` (an uploaded certificate, same
 //! scope and workspace) and `GET|PUT|DELETE /certificates/default` (the
@@ -13,7 +13,8 @@ use ricochet_model::tls::CertificatePem;
 use super::auth::{Authorized, scope};
 use super::error::{ApiError, ErrorBody};
 use super::types::{
-    CreateDomain, DefaultCertificate, DomainList, DomainView, PatchDomain, UploadCertificate,
+    CreateDomain, DefaultCertificate, DomainList, DomainRemoved, DomainView, PatchDomain,
+    UploadCertificate,
 };
 use super::{AppState, blocking};
 
@@ -124,6 +125,50 @@ pub async fn patch_domain(
     let workspace = caller.caller.workspace_id().to_owned();
     let info = blocking(move || service.update_domain(&workspace, &domain, &changes, now)).await?;
     Ok(HttpResponse::Ok().json(DomainView::from(info)))
+}
+
+/// Query of `DELETE /domains/{domain}`.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct RemoveQuery {
+    /// Also remove the domain's links for good (engines answer 404 for
+    /// them). Without it a domain with links is refused (409).
+    #[serde(default)]
+    pub purge_links: bool,
+}
+
+/// Removes a domain: engines stop serving its links, settings and
+/// certificate, a certificate the ACME authority issued is revoked, and the
+/// name may be registered again (verified anew). A domain with links
+/// (deleted ones included) is refused unless `purge_links=true`. The
+/// default domain cannot be removed.
+#[utoipa::path(
+    delete, path = "/api/v1/domains/{domain}", tag = "domains",
+    params(("domain" = String, Path, description = "Domain name"), RemoveQuery),
+    responses(
+        (status = 200, body = DomainRemoved),
+        (status = 400, description = "Invalid query (`invalid_query`)", body = ErrorBody),
+        (status = 403, description = "The domain is usable here but registered by another workspace (`domain_not_owned`)", body = ErrorBody),
+        (status = 404, description = "No such domain in this workspace (`domain_not_found`)", body = ErrorBody),
+        (status = 409, description = "Links are on the domain (`domain_has_links`), or it is the default domain (`default_domain`)", body = ErrorBody)
+    ),
+    security(("api_key" = []))
+)]
+pub async fn delete_domain(
+    caller: Authorized<scope::DomainsWrite>,
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    domain: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let query: RemoveQuery = super::parse_query(&request)?;
+    let service = state.service.clone();
+    let now = now_millis();
+    let workspace = caller.caller.workspace_id().to_owned();
+    let removal =
+        blocking(move || service.remove_domain(&workspace, &domain, query.purge_links, now))
+            .await?;
+    Ok(HttpResponse::Ok().json(DomainRemoved::from(removal)))
 }
 
 /// Serves an uploaded certificate for the domain on every engine's HTTPS

@@ -126,6 +126,8 @@ impl From<LinkError> for ApiError {
             LinkError::VerificationExpired { .. } => {
                 Self::new(409, "verification_expired", message)
             }
+            LinkError::DefaultDomain { .. } => Self::new(409, "default_domain", message),
+            LinkError::DomainHasLinks { .. } => Self::new(409, "domain_has_links", message),
             LinkError::AlreadyVerified { .. } => Self::new(409, "domain_already_verified", message),
             LinkError::NotFound { .. } => Self::not_found(message),
             LinkError::PointsToShortDomain { .. } => {

@@ -89,6 +89,11 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
                     "Domains whose last ACME certificate order failed.",
                     health.failed_orders,
                 ),
+                (
+                    "ricochet_control_certificate_revocations_pending",
+                    "Certificates of removed domains the ACME authority has yet to revoke.",
+                    health.revocations_pending,
+                ),
             ] {
                 out.push_str(&format!(
                     "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"

@@ -1,7 +1,7 @@
 //! The control plane's HTTP API (actix-web). Routes:
 //! - `POST /api/v1/links`, `GET /api/v1/links`, `POST /api/v1/links/bulk`
 //! - `GET|PATCH|DELETE /api/v1/links/{id}`, `POST /api/v1/links/{id}/restore`
-//! - `POST|GET /api/v1/domains`, `GET|PATCH /api/v1/domains/{domain}`,
+//! - `POST|GET /api/v1/domains`, `GET|PATCH|DELETE /api/v1/domains/{domain}`,
 //!   `POST /api/v1/domains/{domain}/{verify,verification}` (DNS verification),
 //!   `PUT|DELETE /api/v1/domains/{domain}/certificate`, `GET|PUT|DELETE /api/v1/certificates/default`
 //! - `POST /api/v1/auth/{sign-in,sign-out,password}`, `GET /api/v1/auth/{session,sessions}`,
@@ -100,7 +100,8 @@ pub fn configure(config: &mut web::ServiceConfig) {
             .get(domains::list_domains),
         Endpoint::new("/api/v1/domains/{domain}")
             .get(domains::get_domain)
-            .patch(domains::patch_domain),
+            .patch(domains::patch_domain)
+            .delete(domains::delete_domain),
         Endpoint::new("/api/v1/domains/{domain}/verify").post(domains::verify_domain),
         Endpoint::new("/api/v1/domains/{domain}/verification").post(domains::restart_verification),
         Endpoint::new("/api/v1/domains/{domain}/certificate")

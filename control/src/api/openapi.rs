@@ -41,6 +41,7 @@ use super::{AppState, behaviour_schema, error, types};
         super::domains::list_domains,
         super::domains::get_domain,
         super::domains::patch_domain,
+        super::domains::delete_domain,
         super::domains::verify_domain,
         super::domains::restart_verification,
         super::domains::put_certificate,

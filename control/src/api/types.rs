@@ -13,8 +13,8 @@ use super::{behaviour_schema, schema};
 use crate::service::utm::{self, UtmChanges};
 use crate::service::verification;
 use crate::service::{
-    AccessChanges, BehaviourChanges, CertificateInfo, DomainChanges, DomainInfo, LinkChanges,
-    NewLink, PasswordInput,
+    AccessChanges, BehaviourChanges, CertificateInfo, DomainChanges, DomainInfo, DomainRemoval,
+    LinkChanges, NewLink, PasswordInput,
 };
 use crate::store::{
     AcmeState, CertificateSource, DomainVerification, VerificationMethod, VerificationStatus,
@@ -635,6 +635,9 @@ pub struct CertificateView {
     pub not_after: OffsetDateTime,
     /// The issuer's distinguished name.
     pub issuer: String,
+    /// The serial number (hexadecimal); empty for certificates stored before
+    /// it was kept.
+    pub serial: String,
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub updated_at: OffsetDateTime,
@@ -648,7 +651,30 @@ impl From<CertificateInfo> for CertificateView {
             not_before: to_datetime(info.not_before),
             not_after: to_datetime(info.not_after),
             issuer: info.issuer,
+            serial: info.serial,
             updated_at: to_datetime(info.updated_at),
+        }
+    }
+}
+
+/// What `DELETE /domains/{domain}` did.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DomainRemoved {
+    pub domain: String,
+    /// Links removed with the domain (with `purge_links=true`).
+    pub links_purged: u64,
+    /// Whether the certificate the ACME authority issued for the domain is
+    /// being revoked (in the background, retried until the authority has
+    /// it or it expires).
+    pub certificate_revocation_queued: bool,
+}
+
+impl From<DomainRemoval> for DomainRemoved {
+    fn from(removal: DomainRemoval) -> Self {
+        Self {
+            domain: removal.name,
+            links_purged: removal.links_purged,
+            certificate_revocation_queued: removal.revocation_queued,
         }
     }
 }

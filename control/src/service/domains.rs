@@ -47,6 +47,7 @@ pub struct CertificateInfo {
     pub not_before: i64,
     pub not_after: i64,
     pub issuer: String,
+    pub serial: String,
     pub updated_at: i64,
 }
 
@@ -58,6 +59,7 @@ impl From<&CertificateRecord> for CertificateInfo {
             not_before: record.not_before,
             not_after: record.not_after,
             issuer: record.issuer.clone(),
+            serial: record.serial.clone(),
             updated_at: record.updated_at,
         }
     }
@@ -74,6 +76,20 @@ pub struct DomainChanges {
     /// `Some(None)` switches HSTS off.
     pub hsts: Option<Option<Hsts>>,
 }
+
+/// What removing a domain did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainRemoval {
+    pub name: String,
+    /// Links on the domain removed with it (engines answer 404 for them).
+    pub links_purged: u64,
+    /// Whether a certificate the ACME authority issued is queued for
+    /// revocation.
+    pub revocation_queued: bool,
+}
+
+/// Links purged in one transaction when a domain is removed.
+const PURGE_CHUNK: usize = 1_000;
 
 impl DomainChanges {
     pub fn is_empty(&self) -> bool {
@@ -187,6 +203,75 @@ impl LinkService {
             Ok(record)
         })?;
         self.info(workspace, name, &record)
+    }
+
+    /// Removes a domain the workspace registered: its record, verification,
+    /// certificate (one the ACME authority issued is revoked) and settings,
+    /// on engines too. A domain with links is refused unless `purge_links`,
+    /// which first removes them for good (engines then answer 404 for them)
+    /// in transactions of [`PURGE_CHUNK`]; an interrupted removal leaves the
+    /// domain with fewer links and is finished by calling again. The
+    /// installation's default domain cannot be removed.
+    pub fn remove_domain(
+        &self,
+        workspace: &str,
+        name: &str,
+        purge_links: bool,
+        now: i64,
+    ) -> Result<DomainRemoval, LinkError> {
+        let (name, _) = self.visible_domain(workspace, name)?;
+        if name == self.settings.default_domain {
+            return Err(LinkError::DefaultDomain { domain: name });
+        }
+        self.owned_domain(&name, workspace)?;
+        let mut links_purged = 0u64;
+        loop {
+            let ids = self.store.domain_link_ids(&name, PURGE_CHUNK)?;
+            if ids.is_empty() {
+                break;
+            }
+            if !purge_links {
+                let links = self.store.domain_link_ids(&name, usize::MAX)?.len();
+                return Err(LinkError::DomainHasLinks {
+                    domain: name,
+                    links,
+                });
+            }
+            links_purged += self.store.write(|txn| {
+                let mut purged = 0;
+                for &id in &ids {
+                    let Some(link) = txn.link(id)? else { continue };
+                    let owner = txn
+                        .link_workspace(id)?
+                        .unwrap_or_else(|| workspace.to_owned());
+                    txn.purge_link(&owner, &link);
+                    purged += 1;
+                }
+                Ok::<_, LinkError>(purged)
+            })?;
+        }
+        let revocation_queued = self.store.write(|txn| {
+            // Under the writer's lock: no link can be created on the domain
+            // between this check and the record's removal.
+            self.owned_domain(&name, workspace)?;
+            if !self.store.domain_link_ids(&name, 1)?.is_empty() {
+                return Err(LinkError::DomainHasLinks {
+                    domain: name.clone(),
+                    links: self.store.domain_link_ids(&name, usize::MAX)?.len(),
+                });
+            }
+            let revocable = self.store.certificate(&name)?.is_some_and(|certificate| {
+                certificate.source == CertificateSource::Acme && certificate.not_after > now
+            });
+            txn.remove_domain(&name, now)?;
+            Ok::<_, LinkError>(revocable)
+        })?;
+        tracing::info!(domain = %name, links_purged, revocation_queued, "domain removed");
+        Ok(DomainRemoval {
+            name,
+            links_purged,
+            revocation_queued,
+        })
     }
 
     /// Serves an uploaded certificate (PEM chain, leaf first, and private

@@ -33,6 +33,16 @@ pub enum LinkError {
          /api/v1/domains/{domain}/verification for a new token"
     )]
     VerificationExpired { domain: String },
+    #[error(
+        "{domain} is the installation's default domain: it is set in the engines' and \
+         control plane's configuration, not removed through the API"
+    )]
+    DefaultDomain { domain: String },
+    #[error(
+        "{links} links (deleted ones included) are on {domain}: remove the domain with \
+         ?purge_links=true to remove them for good with it"
+    )]
+    DomainHasLinks { domain: String, links: usize },
     #[error("{domain} is already verified")]
     AlreadyVerified { domain: String },
     #[error(

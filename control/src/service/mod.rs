@@ -37,7 +37,7 @@ use ricochet_model::{LinkExtensions, LinkKey, LinkRecord, LinkState, RedirectSta
 use access::PreparedAccess;
 pub use access::{AccessChanges, PasswordInput};
 pub use behaviour::BehaviourChanges;
-pub use domains::{CertificateInfo, DomainChanges, DomainInfo};
+pub use domains::{CertificateInfo, DomainChanges, DomainInfo, DomainRemoval};
 pub use error::LinkError;
 pub use input::{IdempotencyKey, LinkChanges, LinkQuery, NewLink, StoredAnswer};
 pub use verification::{TxtAnswer, TxtLookup};

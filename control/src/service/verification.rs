@@ -256,6 +256,8 @@ pub struct DomainHealth {
     pub expiring_soon: u64,
     /// Domains whose last certificate order failed.
     pub failed_orders: u64,
+    /// Certificates of removed domains the ACME authority has yet to revoke.
+    pub revocations_pending: u64,
 }
 
 impl LinkService {
@@ -282,6 +284,7 @@ impl LinkService {
                 health.failed_orders += 1;
             }
         }
+        health.revocations_pending = self.store.revocations()?.len() as u64;
         Ok(health)
     }
 }

@@ -34,6 +34,10 @@ pub struct CertificateRecord {
     pub not_before: i64,
     pub not_after: i64,
     pub issuer: String,
+    /// The leaf's serial number (hexadecimal); empty in records stored
+    /// before it was kept.
+    #[serde(default)]
+    pub serial: String,
     pub updated_at: i64,
 }
 
@@ -63,6 +67,7 @@ impl CertificateRecord {
             not_before: parsed.not_before,
             not_after: parsed.not_after,
             issuer: parsed.issuer.clone(),
+            serial: parsed.serial.clone(),
             updated_at: now,
         }
     }
@@ -135,6 +140,40 @@ fn acme_key(domain: &str) -> String {
     format!("acme:{domain}")
 }
 
+/// A certificate the ACME authority is to be asked to revoke: one issued
+/// for a domain since removed (kept under `revoke:<domain>:<serial>` in the
+/// same keyspace until the authority has it revoked or it has expired).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revocation {
+    pub domain: String,
+    pub serial: String,
+    /// The chain (PEM), leaf first.
+    pub certificate: String,
+    pub not_after: i64,
+    pub failures: u32,
+    pub last_error: Option<String>,
+    pub next_attempt_at: Option<i64>,
+}
+
+impl std::fmt::Debug for Revocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Revocation")
+            .field("domain", &self.domain)
+            .field("serial", &self.serial)
+            .field("failures", &self.failures)
+            .field("last_error", &self.last_error)
+            .finish_non_exhaustive()
+    }
+}
+
+const REVOCATION_PREFIX: &str = "revoke:";
+
+impl Revocation {
+    fn key(&self) -> String {
+        format!("{REVOCATION_PREFIX}{}:{}", self.domain, self.serial)
+    }
+}
+
 impl ControlStore {
     /// The ACME order state of `domain`.
     pub fn acme_state(&self, domain: &str) -> Result<Option<AcmeState>, StoreError> {
@@ -154,6 +193,18 @@ impl ControlStore {
             .map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
     }
 
+    /// Certificates waiting to be revoked.
+    pub fn revocations(&self) -> Result<Vec<Revocation>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.certificates.prefix(REVOCATION_PREFIX) {
+            let (key, value) = item.into_inner()?;
+            out.push(serde_json::from_slice(&value).map_err(|e| {
+                StoreError::Corrupt(format!("revocation {}: {e}", String::from_utf8_lossy(&key)))
+            })?);
+        }
+        Ok(out)
+    }
+
     pub fn set_acme_account(&self, credentials: &str) -> Result<(), StoreError> {
         self.meta.insert(ACME_ACCOUNT, credentials.as_bytes())?;
         self.db.persist(fjall::PersistMode::SyncAll)?;
@@ -162,6 +213,20 @@ impl ControlStore {
 }
 
 impl WriteTxn<'_> {
+    /// Stages a pending revocation, or (`done`) its removal.
+    pub fn put_revocation(&mut self, revocation: &Revocation, done: bool) {
+        if done {
+            self.batch
+                .remove(&self.store.certificates, revocation.key());
+        } else {
+            self.batch.insert(
+                &self.store.certificates,
+                revocation.key(),
+                serde_json::to_vec(revocation).expect("revocations serialize"),
+            );
+        }
+    }
+
     /// Stages the ACME order state of `domain` (the default state removes it).
     pub fn put_acme_state(&mut self, domain: &str, state: &AcmeState) {
         if state == &AcmeState::default() {

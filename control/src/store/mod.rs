@@ -23,7 +23,7 @@ mod workspaces;
 
 pub use accounts::{SessionRecord, UserRecord};
 pub use bulk::DEFAULT_BULK_CHUNK;
-pub use certificates::{AcmeState, CertificateRecord, CertificateSource};
+pub use certificates::{AcmeState, CertificateRecord, CertificateSource, Revocation};
 pub use keys::ApiKeyRecord;
 pub use links::{LinkFilter, LinkPage, LinkSort};
 pub use verification::{DomainVerification, VerificationMethod, VerificationStatus};

@@ -510,10 +510,18 @@ impl ControlStore {
         Ok(())
     }
 
-    /// Removes a domain record.
-    pub fn remove_domain(&self, domain: &str) -> Result<(), StoreError> {
-        self.domains.remove(domain)?;
-        Ok(())
+    /// Up to `limit` ids of the links on `domain` (any state), in code order.
+    pub fn domain_link_ids(&self, domain: &str, limit: usize) -> Result<Vec<u64>, StoreError> {
+        let mut start = domain.as_bytes().to_vec();
+        start.push(0);
+        let mut out = Vec::new();
+        for item in self.codes.prefix(&start).take(limit) {
+            let value = item.value()?;
+            if let Ok(bytes) = <[u8; 8]>::try_from(&value[..]) {
+                out.push(u64::from_be_bytes(bytes));
+            }
+        }
+        Ok(out)
     }
 
     /// Writes the owner entries of links written before workspaces existed:
@@ -590,6 +598,39 @@ impl WriteTxn<'_> {
     pub fn put_domain(&mut self, domain: &str, record: &DomainRecord) {
         self.batch
             .insert(&self.store.domains, domain, encode_domain(record));
+    }
+
+    /// Stages the removal of a domain: its record (and so its verification),
+    /// its certificate and ACME order state go, engines get empty settings
+    /// and the certificate's removal, and a certificate the ACME authority
+    /// issued is queued for revocation. Its links must be gone first.
+    pub fn remove_domain(&mut self, domain: &str, now: i64) -> Result<(), StoreError> {
+        self.batch.remove(&self.store.domains, domain);
+        if let Some(certificate) = self.store.certificate(domain)? {
+            if certificate.source == super::CertificateSource::Acme
+                && !certificate.serial.is_empty()
+                && certificate.not_after > now
+            {
+                self.put_revocation(
+                    &super::Revocation {
+                        domain: domain.to_owned(),
+                        serial: certificate.serial.clone(),
+                        certificate: certificate.chain.clone(),
+                        not_after: certificate.not_after,
+                        failures: 0,
+                        last_error: None,
+                        next_attempt_at: None,
+                    },
+                    false,
+                );
+            }
+            self.put_certificate(domain, None);
+        }
+        self.put_acme_state(domain, &super::AcmeState::default());
+        let mut settings = DomainSettings::empty(domain);
+        settings.updated_at = now;
+        self.stage_change(ChangeOp::Domain { settings });
+        Ok(())
     }
 
     /// Stages a domain's record with new settings, and the change that

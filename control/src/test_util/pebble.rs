@@ -105,18 +105,31 @@ impl Pebble {
 
     /// The root (PEM) certificates pebble issues chain to.
     pub fn issuing_root(&self) -> String {
+        self.management_get("/roots/0")
+    }
+
+    /// What pebble says of the certificate with serial number `serial`
+    /// (hexadecimal): `Valid` or `Revoked`.
+    pub fn certificate_status(&self, serial: &str) -> String {
+        let answer: serde_json::Value =
+            serde_json::from_str(&self.management_get(&format!("/cert-status-by-serial/{serial}")))
+                .expect("a JSON status");
+        answer["Status"].as_str().unwrap_or_default().to_owned()
+    }
+
+    fn management_get(&self, path: &str) -> String {
         let output = Command::new("curl")
             .args(["-sS", "--fail", "--cacert"])
             .arg(self.https_root())
-            .arg(format!("https://{}/roots/0", self.management))
+            .arg(format!("https://{}{path}", self.management))
             .output()
             .expect("curl runs");
         assert!(
             output.status.success(),
-            "pebble's root: {}",
+            "pebble's {path}: {}",
             String::from_utf8_lossy(&output.stderr)
         );
-        String::from_utf8(output.stdout).expect("PEM text")
+        String::from_utf8(output.stdout).expect("text")
     }
 }
 

@@ -371,15 +371,15 @@ impl Workspaces {
                 self.suspend_links(&workspace.id, now)?;
                 continue;
             }
-            self.purge(&workspace.id)?;
+            self.purge(&workspace.id, now)?;
             purged.push(workspace.id);
         }
         Ok(purged)
     }
 
     /// Removes a workspace for good: links (engines get purge changes),
-    /// domains, keys, invitations, memberships, then the workspace.
-    fn purge(&self, workspace_id: &str) -> Result<(), WorkspaceError> {
+    /// domains (their certificates withdrawn, ACME ones revoked), keys, invitations, memberships, then the workspace.
+    fn purge(&self, workspace_id: &str, now: i64) -> Result<(), WorkspaceError> {
         loop {
             let ids = self
                 .store
@@ -399,7 +399,7 @@ impl Workspaces {
         }
         for (domain, record) in self.store.domains()? {
             if record.workspace_id == workspace_id {
-                self.store.remove_domain(&domain)?;
+                self.store.write(|txn| txn.remove_domain(&domain, now))?;
             }
         }
         for key in self.store.api_keys()? {
