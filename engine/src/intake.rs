@@ -6,12 +6,14 @@
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
+use ricochet_model::tls::TlsChange;
 use ricochet_model::{Change, ChangeOp, ValidationError};
 use thiserror::Error;
 
 use crate::stats::EngineStats;
 use crate::store::{LinkStore, LinkWriter, StoreError};
 use crate::table::LinkTable;
+use crate::tls::CompiledTls;
 
 #[derive(Debug, Error)]
 pub enum IntakeError {
@@ -93,6 +95,8 @@ impl ChangeIntake {
         let (duplicates, fresh) = changes.split_at(fresh_from);
         let skipped = duplicates.len();
         let mut expected = *last + 1;
+        // Certificates are parsed once, here, and applied as parsed.
+        let mut tls = Vec::new();
         for change in fresh {
             if change.version != expected {
                 return Err(IntakeError::Gap {
@@ -103,7 +107,7 @@ impl ChangeIntake {
             let valid = match &change.op {
                 ChangeOp::Upsert { link } => link.validate(),
                 ChangeOp::Domain { settings } => settings.validate(),
-                ChangeOp::Tls { change } => change.validate(),
+                ChangeOp::Tls { change } => CompiledTls::compile(change).map(|c| tls.push(c)),
                 ChangeOp::Purge { .. } => Ok(()),
             };
             valid.map_err(|error| IntakeError::Invalid {
@@ -133,12 +137,7 @@ impl ChangeIntake {
                 ChangeOp::Tls { .. } => {}
             }
         }
-        self.table
-            .tls()
-            .apply(fresh.iter().filter_map(|change| match &change.op {
-                ChangeOp::Tls { change } => Some(change),
-                _ => None,
-            }));
+        self.table.tls().apply(tls);
         *last = new_last;
         self.stats
             .last_applied_version
@@ -250,10 +249,11 @@ impl ChangeIntake {
         if !self.store.has_no_links()? {
             return Err(IntakeError::NotEmpty);
         }
+        let mut tls = Vec::new();
         for change in &load.domains {
             let valid = match &change.op {
                 ChangeOp::Domain { settings } => settings.validate(),
-                ChangeOp::Tls { change } => change.validate(),
+                ChangeOp::Tls { change } => CompiledTls::compile(change).map(|c| tls.push(c)),
                 _ => Ok(()),
             };
             valid.map_err(|error| IntakeError::Invalid {
@@ -290,12 +290,7 @@ impl ChangeIntake {
                 self.table.set_domain(settings);
             }
         }
-        self.table
-            .tls()
-            .apply(load.domains.iter().filter_map(|change| match &change.op {
-                ChangeOp::Tls { change } => Some(change),
-                _ => None,
-            }));
+        self.table.tls().apply(tls);
         *last = load.last_version;
         self.stats
             .last_applied_version
@@ -351,21 +346,30 @@ impl ChangeIntake {
                 }
             }
         })?;
-        let mut tls = Vec::new();
-        for change in self.store.tls_changes()? {
-            match change.map(|c| c.validate().map(|()| c)) {
-                Ok(Ok(change)) => tls.push(change),
-                Ok(Err(error)) => {
-                    tracing::warn!(%error, "skipping an invalid stored certificate or challenge");
-                    loaded.errors += 1;
-                }
+        let stored: Vec<TlsChange> = self
+            .store
+            .tls_changes()?
+            .into_iter()
+            .filter_map(|change| {
+                change
+                    .inspect_err(|error| {
+                        tracing::warn!(%error, "skipping an unreadable stored certificate or challenge");
+                        loaded.errors += 1;
+                    })
+                    .ok()
+            })
+            .collect();
+        let mut tls = Vec::with_capacity(stored.len());
+        for compiled in compile_in_parallel(&stored) {
+            match compiled {
+                Ok(compiled) => tls.push(compiled),
                 Err(error) => {
-                    tracing::warn!(%error, "skipping an unreadable stored certificate or challenge");
+                    tracing::warn!(%error, "skipping an invalid stored certificate or challenge");
                     loaded.errors += 1;
                 }
             }
         }
-        self.table.tls().apply(&tls);
+        self.table.tls().apply(tls);
         for settings in self.store.domain_settings()? {
             match settings.map(|s| s.validate().map(|()| s)) {
                 Ok(Ok(settings)) => self.table.set_domain(&settings),
@@ -399,4 +403,31 @@ fn header_safe(record: &ricochet_model::LinkRecord) -> Result<(), ValidationErro
         return Err(ValidationError::DestinationControlCharacter);
     }
     Ok(())
+}
+
+/// Compiles stored certificates on every core (parsing a key and checking
+/// it against its certificate is most of an engine's start-up with
+/// thousands of them), in their order.
+fn compile_in_parallel(changes: &[TlsChange]) -> Vec<Result<CompiledTls<'_>, ValidationError>> {
+    const MIN_CHUNK: usize = 256;
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let chunk = changes.len().div_ceil(threads).max(MIN_CHUNK);
+    if changes.len() <= chunk {
+        return changes.iter().map(CompiledTls::compile).collect();
+    }
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = changes
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || part.iter().map(CompiledTls::compile).collect::<Vec<_>>())
+            })
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|part| {
+                part.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
 }

@@ -96,20 +96,27 @@ impl TlsChange {
     /// Checks what engines rely on; certificates are parsed and their keys
     /// matched ([`parse_certificate`]).
     pub fn validate(&self) -> Result<(), ValidationError> {
+        self.compile().map(drop)
+    }
+
+    /// Validates as [`Self::validate`] does and returns the certificate it
+    /// parsed (for a certificate or TLS-ALPN-01 answer being set), so an
+    /// engine parses each certificate once.
+    pub fn compile(&self) -> Result<Option<ParsedCertificate>, ValidationError> {
         match self {
             Self::Certificate { name, pem } => {
                 if name != DEFAULT_CERTIFICATE {
                     check_domain(name)?;
                 }
-                if let Some(pem) = pem {
-                    parse_certificate(pem).map_err(|e| e.into_validation("certificate"))?;
-                }
+                pem.as_ref()
+                    .map(|pem| parse_certificate(pem).map_err(|e| e.into_validation("certificate")))
+                    .transpose()
             }
             Self::Alpn01 { domain, pem } => {
                 check_domain(domain)?;
-                if let Some(pem) = pem {
-                    parse_certificate(pem).map_err(|e| e.into_validation("certificate"))?;
-                }
+                pem.as_ref()
+                    .map(|pem| parse_certificate(pem).map_err(|e| e.into_validation("certificate")))
+                    .transpose()
             }
             Self::Http01 {
                 token,
@@ -133,9 +140,9 @@ impl TlsChange {
                         "key_authorization must be the token, a dot and a base64url thumbprint",
                     ));
                 }
+                Ok(None)
             }
         }
-        Ok(())
     }
 }
 

@@ -13,7 +13,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use ricochet_model::tls::{DEFAULT_CERTIFICATE, TlsChange, parse_certificate};
+use ricochet_model::ValidationError;
+use ricochet_model::tls::{DEFAULT_CERTIFICATE, ParsedCertificate, TlsChange};
 use rustls::sign::CertifiedKey;
 
 pub use self::acceptor::{TlsAcceptor, UnknownSni, server_config};
@@ -82,24 +83,15 @@ impl CertificateSet {
             .min()
     }
 
-    /// Applies one change; a certificate that cannot be parsed is logged and
-    /// leaves the slot as it was (changes were validated at intake).
-    fn apply(&mut self, change: &TlsChange) {
+    /// Applies one change, its certificate (when it sets one) already
+    /// parsed by [`TlsChange::compile`].
+    fn apply(&mut self, change: &TlsChange, parsed: Option<ParsedCertificate>) {
         match change {
-            TlsChange::Certificate { name, pem } => {
-                let served = match pem {
-                    None => None,
-                    Some(pem) => match parse_certificate(pem) {
-                        Ok(parsed) => Some(Served {
-                            key: parsed.certified,
-                            not_after: parsed.not_after,
-                        }),
-                        Err(error) => {
-                            tracing::warn!(%name, %error, "skipping a certificate that cannot be served");
-                            return;
-                        }
-                    },
-                };
+            TlsChange::Certificate { name, .. } => {
+                let served = parsed.map(|parsed| Served {
+                    key: parsed.certified,
+                    not_after: parsed.not_after,
+                });
                 if name == DEFAULT_CERTIFICATE {
                     self.default = served;
                 } else {
@@ -109,18 +101,13 @@ impl CertificateSet {
                     };
                 }
             }
-            TlsChange::Alpn01 { domain, pem } => match pem {
+            TlsChange::Alpn01 { domain, .. } => match parsed {
                 None => {
                     self.alpn.remove(domain.as_str());
                 }
-                Some(pem) => match parse_certificate(pem) {
-                    Ok(parsed) => {
-                        self.alpn.insert(domain.as_str().into(), parsed.certified);
-                    }
-                    Err(error) => {
-                        tracing::warn!(%domain, %error, "skipping a challenge certificate that cannot be served");
-                    }
-                },
+                Some(parsed) => {
+                    self.alpn.insert(domain.as_str().into(), parsed.certified);
+                }
             },
             TlsChange::Http01 {
                 token,
@@ -138,6 +125,21 @@ impl CertificateSet {
     }
 }
 
+/// A change checked and its certificate parsed, ready to apply.
+#[derive(Debug)]
+pub struct CompiledTls<'c> {
+    change: &'c TlsChange,
+    parsed: Option<ParsedCertificate>,
+}
+
+impl<'c> CompiledTls<'c> {
+    /// Validates `change` and parses its certificate: the only parse it gets.
+    pub fn compile(change: &'c TlsChange) -> Result<Self, ValidationError> {
+        let parsed = change.compile()?;
+        Ok(Self { change, parsed })
+    }
+}
+
 impl TlsCertificates {
     /// The current set; handshakes read it, it never changes under them.
     #[inline]
@@ -147,16 +149,28 @@ impl TlsCertificates {
 
     /// Applies `changes` in order and makes the result current in one swap.
     /// Only the intake writes, under its lock, so no update is lost.
-    pub fn apply<'c>(&self, changes: impl IntoIterator<Item = &'c TlsChange>) {
+    pub fn apply<'c>(&self, changes: impl IntoIterator<Item = CompiledTls<'c>>) {
         let mut changes = changes.into_iter().peekable();
         if changes.peek().is_none() {
             return;
         }
         let mut next = CertificateSet::clone(&self.current.load());
-        for change in changes {
-            next.apply(change);
+        for compiled in changes {
+            next.apply(compiled.change, compiled.parsed);
         }
         self.current.store(Arc::new(next));
+    }
+
+    /// Compiles and applies `changes`; one that does not compile (they were
+    /// validated when they arrived) is logged and leaves its slot as it was.
+    pub fn compile_and_apply<'c>(&self, changes: impl IntoIterator<Item = &'c TlsChange>) {
+        self.apply(changes.into_iter().filter_map(|change| {
+            CompiledTls::compile(change)
+                .inspect_err(|error| {
+                    tracing::warn!(%error, "skipping a certificate or challenge that cannot be served")
+                })
+                .ok()
+        }));
     }
 }
 
@@ -170,7 +184,7 @@ mod tests {
     fn changes_replace_and_remove_slots_in_one_swap() {
         let tls = TlsCertificates::default();
         let before = tls.current();
-        tls.apply(&[
+        tls.compile_and_apply(&[
             TlsChange::Certificate {
                 name: "go.example.com".into(),
                 pem: Some(pem_for(&["go.example.com"])),
@@ -192,7 +206,7 @@ mod tests {
         assert_eq!(now.http01(b"tok"), Some(&b"tok.thumb"[..]));
         assert!(now.earliest_expiry().is_some());
 
-        tls.apply(&[
+        tls.compile_and_apply(&[
             TlsChange::Certificate {
                 name: "go.example.com".into(),
                 pem: None,
@@ -212,11 +226,11 @@ mod tests {
     fn a_certificate_that_cannot_be_parsed_leaves_the_slot_alone() {
         let tls = TlsCertificates::default();
         let good = pem_for(&["go.example.com"]);
-        tls.apply(&[TlsChange::Certificate {
+        tls.compile_and_apply(&[TlsChange::Certificate {
             name: "go.example.com".into(),
             pem: Some(good.clone()),
         }]);
-        tls.apply(&[TlsChange::Certificate {
+        tls.compile_and_apply(&[TlsChange::Certificate {
             name: "go.example.com".into(),
             pem: Some(CertificatePem {
                 chain: good.chain,
