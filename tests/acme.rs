@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ricochet_control::acme::AcmeChallenge;
-use ricochet_control::test_util::{ChallTestSrv, Pebble, RedisServer, TestControl};
+use ricochet_control::test_util::{
+    ChallTestSrv, Pebble, RedisServer, RenewalInfoProxy, TestControl,
+};
 use ricochet_engine::test_util::{Client, TestEngine, TlsClientSetup, eventually};
 use ricochet_model::bus::{RedisBus, UpdateBus};
 use ricochet_model::tls::CertificatePem;
@@ -27,6 +29,8 @@ struct Setup {
     control: TestControl,
     engine: TestEngine,
     pebble: Pebble,
+    /// The proxy adding renewal information, when asked for.
+    renewal_info: Option<RenewalInfoProxy>,
     acme_listen: std::net::SocketAddr,
     root_path: std::path::PathBuf,
     _root_dir: tempfile::TempDir,
@@ -34,9 +38,21 @@ struct Setup {
 
 impl Setup {
     fn start(challenge: AcmeChallenge) -> Self {
+        Self::start_with(challenge, false)
+    }
+
+    /// With `renewal_info`, the control plane orders through a proxy that
+    /// adds ACME renewal information to pebble.
+    fn start_with(challenge: AcmeChallenge, renewal_info: bool) -> Self {
         let dns = ChallTestSrv::start();
         let redis = RedisServer::start();
         let (acme_listen, acme_management) = Pebble::ports();
+        let (proxy_listen, _) = Pebble::ports();
+        let directory = if renewal_info {
+            proxy_listen
+        } else {
+            acme_listen
+        };
         let bus: Arc<dyn UpdateBus> = Arc::new(RedisBus::new(&redis.url(), "test:acme").unwrap());
         // Pebble writes the certificate clients must trust when it starts;
         // the control plane reads it when it first orders, after the engine
@@ -49,7 +65,7 @@ impl Setup {
                 c.bus.channel = "test:acme".into();
                 c.domains.verification = ricochet_control::config::VerificationMode::Dns;
                 c.domains.dns_server = dns.dns_addr().to_string();
-                c.acme.directory_url = Pebble::directory_url(acme_listen);
+                c.acme.directory_url = Pebble::directory_url(directory);
                 c.acme.root_certificate = root_path.display().to_string();
                 c.acme.challenge = challenge;
                 c.acme.challenge_delay = Duration::from_millis(500);
@@ -72,12 +88,14 @@ impl Setup {
             dns.dns_addr(),
         );
         std::fs::copy(pebble.https_root(), &root_path).unwrap();
+        let renewal_info = renewal_info.then(|| RenewalInfoProxy::start(proxy_listen, &pebble));
         Self {
             dns,
             _redis: redis,
             control,
             engine,
             pebble,
+            renewal_info,
             acme_listen,
             root_path,
             _root_dir: root_dir,
@@ -290,6 +308,55 @@ fn tls_alpn_01_orders_and_a_removed_domain_has_its_certificate_revoked() {
     assert_eq!(again.status, 201, "{}", again.text);
     assert_eq!(again.body["verification"]["status"], "pending");
     assert!(again.body["certificate"].is_null());
+}
+
+#[test]
+fn renewal_information_from_the_authority_brings_a_renewal_forward() {
+    let setup = Setup::start_with(AcmeChallenge::Http01, true);
+    let proxy = setup.renewal_info.as_ref().unwrap();
+    setup.verified_domain("ari.example");
+    let first = setup.wait_for_certificate("ari.example")["certificate"]["serial"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let store = setup.control.control().store();
+    let serial = || store.certificate("ari.example").unwrap().unwrap().serial;
+    // Asked, and a window a month away changes nothing.
+    assert!(eventually(Duration::from_secs(10), || proxy.queries() >= 2));
+    assert_eq!(serial(), first);
+    assert!(proxy.replaces().is_empty(), "{:?}", proxy.replaces());
+
+    // A window in the past: renewed at once, long before two thirds of the
+    // lifetime, and the order names the certificate it replaces.
+    proxy.set_renew_now(true);
+    assert!(
+        eventually(Duration::from_secs(60), || serial() != first),
+        "renewed when the authority said so: {:?}",
+        store.acme_state("ari.example")
+    );
+    proxy.set_renew_now(false);
+    let replaces = proxy.replaces();
+    assert!(
+        !replaces.is_empty(),
+        "the renewal order names what it replaces"
+    );
+    // base64url(authority key identifier) "." base64url(serial number).
+    use base64::Engine as _;
+    let serial_part = replaces[0]
+        .split_once('.')
+        .map(|(_, serial)| serial)
+        .unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(serial_part)
+        .unwrap();
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(hex.trim_start_matches('0'), first, "{replaces:?}");
+    assert!(
+        eventually(Duration::from_secs(10), || setup
+            .handshake("ari.example")
+            .is_ok()),
+        "the renewed certificate is served"
+    );
 }
 
 /// Challenge answers in the change log: (published, withdrawn) of each kind.

@@ -5,19 +5,23 @@
 //! change; once the authority has checked it, the certificate (ECDSA P-256
 //! key) is stored and published, and the answer withdrawn. Only verified
 //! domains are ever ordered, never a name a client merely asks for. A
-//! certificate is renewed at two thirds of its lifetime; a failed order is
+//! certificate is renewed at two thirds of its lifetime, or earlier when the
+//! authority's renewal information (ARI) suggests it; a failed order is
 //! retried with backoff, and its reason shows on the API
 //! (`certificate_order`). The certificate of a removed domain is revoked
 //! (reason: cessation of operation), retried with the same backoff until
 //! the authority has it or it expires.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use instant_acme::{
-    Account, AccountCredentials, AuthorizationStatus, ChallengeType, Identifier, NewAccount,
-    NewOrder, OrderStatus, RetryPolicy, RevocationReason, RevocationRequest,
+    Account, AccountCredentials, AuthorizationStatus, CertificateIdentifier, ChallengeType,
+    Identifier, NewAccount, NewOrder, OrderStatus, RetryPolicy, RevocationReason,
+    RevocationRequest,
 };
 use ricochet_model::tls::{CertificatePem, TlsChange, parse_certificate};
 use ricochet_model::{ChangeOp, validate};
@@ -64,7 +68,25 @@ pub struct Issuer {
     default_domain: String,
     runtime: tokio::runtime::Runtime,
     account: std::sync::Mutex<Option<Account>>,
+    /// The authority's last renewal information, by domain.
+    renewal_info: std::sync::Mutex<HashMap<String, RenewalInfo>>,
+    /// The authority's directory offers no renewal information.
+    renewal_info_unsupported: AtomicBool,
 }
+
+/// What the authority's renewal information said of a domain's certificate.
+#[derive(Debug)]
+struct RenewalInfo {
+    serial: String,
+    /// When to renew (in the suggested window); `i64::MAX` after a failed
+    /// look-up.
+    renew_at: i64,
+    next_check_at: i64,
+}
+
+/// Longest wait between renewal information look-ups, whatever the
+/// authority's Retry-After.
+const RENEWAL_INFO_MAX_WAIT_MS: i64 = 24 * 3_600_000;
 
 impl std::fmt::Debug for Issuer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -90,6 +112,8 @@ impl Issuer {
             default_domain: default_domain.to_owned(),
             runtime,
             account: std::sync::Mutex::new(None),
+            renewal_info: std::sync::Mutex::new(HashMap::new()),
+            renewal_info_unsupported: AtomicBool::new(false),
         })
     }
 
@@ -106,7 +130,8 @@ impl Issuer {
             }
             let current = self.store.certificate(&name)?;
             if let Some(current) = &current
-                && (current.source == CertificateSource::Uploaded || !renewal_due(current, now))
+                && (current.source == CertificateSource::Uploaded
+                    || !(renewal_due(current, now) || self.renewal_suggested(&name, current, now)))
             {
                 continue;
             }
@@ -114,7 +139,13 @@ impl Issuer {
             if state.next_attempt_at.is_some_and(|at| at > now) {
                 continue;
             }
-            match self.runtime.block_on(self.issue(&name)) {
+            // An authority with renewal information is told which
+            // certificate the order replaces.
+            let replaces = current
+                .as_ref()
+                .filter(|current| self.renewal_info_known(&name, current))
+                .and_then(|current| certificate_identifier(&current.chain));
+            match self.runtime.block_on(self.issue(&name, replaces)) {
                 Ok(pem) => match parse_certificate(&pem) {
                     Ok(parsed) => {
                         let record =
@@ -152,6 +183,86 @@ impl Issuer {
             txn.put_acme_state(name, &state);
             Ok(())
         })
+    }
+
+    /// Whether the authority's renewal information (ARI, RFC 9773) says to
+    /// renew `current` now: asked when the last answer's Retry-After has
+    /// passed, remembered in memory (a restart asks again). The moment
+    /// chosen in the suggested window is spread by the serial number, so
+    /// certificates sharing a window are not all renewed at once.
+    fn renewal_suggested(&self, name: &str, current: &CertificateRecord, now: i64) -> bool {
+        if current.source != CertificateSource::Acme
+            || self.renewal_info_unsupported.load(Ordering::Relaxed)
+        {
+            return false;
+        }
+        let mut known = self.renewal_info.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(info) = known.get(name)
+            && info.serial == current.serial
+            && info.next_check_at > now
+        {
+            return info.renew_at <= now;
+        }
+        let Some(identifier) = certificate_identifier(&current.chain) else {
+            return false;
+        };
+        let answer = self.runtime.block_on(async {
+            let account = self.account().await.map_err(RenewalInfoError::Failed)?;
+            account
+                .renewal_info(&identifier)
+                .await
+                .map_err(|error| match error {
+                    instant_acme::Error::Unsupported(_) => RenewalInfoError::Unsupported,
+                    other => RenewalInfoError::Failed(other.to_string()),
+                })
+        });
+        match answer {
+            Ok((info, retry_after)) => {
+                let window = &info.suggested_window;
+                let start = (window.start.unix_timestamp_nanos() / 1_000_000) as i64;
+                let end = (window.end.unix_timestamp_nanos() / 1_000_000) as i64;
+                let renew_at = start + (end - start).max(0) * spread(&current.serial) / 1_000;
+                let wait = i64::try_from(retry_after.as_millis())
+                    .unwrap_or(i64::MAX)
+                    .clamp(0, RENEWAL_INFO_MAX_WAIT_MS);
+                tracing::debug!(domain = %name, renew_at, "renewal information");
+                known.insert(
+                    name.to_owned(),
+                    RenewalInfo {
+                        serial: current.serial.clone(),
+                        renew_at,
+                        next_check_at: now + wait,
+                    },
+                );
+                renew_at <= now
+            }
+            Err(RenewalInfoError::Unsupported) => {
+                self.renewal_info_unsupported.store(true, Ordering::Relaxed);
+                false
+            }
+            Err(RenewalInfoError::Failed(error)) => {
+                tracing::warn!(domain = %name, %error, "cannot read the authority's renewal information");
+                known.insert(
+                    name.to_owned(),
+                    RenewalInfo {
+                        serial: current.serial.clone(),
+                        renew_at: i64::MAX,
+                        next_check_at: now + RETRY_MS[1],
+                    },
+                );
+                false
+            }
+        }
+    }
+
+    /// Whether the authority answered renewal information for `current`
+    /// (so it supports ARI, and an order may name what it replaces).
+    fn renewal_info_known(&self, name: &str, current: &CertificateRecord) -> bool {
+        self.renewal_info
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .is_some_and(|info| info.serial == current.serial && info.renew_at != i64::MAX)
     }
 
     /// Asks the authority to revoke the certificates of removed domains
@@ -270,11 +381,19 @@ impl Issuer {
     }
 
     /// One order for `domain`, answered through the engines.
-    async fn issue(&self, domain: &str) -> Result<CertificatePem, String> {
+    async fn issue(
+        &self,
+        domain: &str,
+        replaces: Option<CertificateIdentifier<'static>>,
+    ) -> Result<CertificatePem, String> {
         let account = self.account().await?;
         let identifiers = [Identifier::Dns(domain.to_owned())];
+        let mut new_order = NewOrder::new(&identifiers);
+        if let Some(replaces) = replaces {
+            new_order = new_order.replaces(replaces);
+        }
         let mut order = account
-            .new_order(&NewOrder::new(&identifiers))
+            .new_order(&new_order)
             .await
             .map_err(|e| format!("the order was refused: {e}"))?;
         let mut published = Vec::new();
@@ -354,6 +473,33 @@ impl Issuer {
     }
 }
 
+/// Why renewal information could not be read.
+enum RenewalInfoError {
+    /// The authority's directory offers none.
+    Unsupported,
+    Failed(String),
+}
+
+/// The ARI identifier (authority key identifier and serial) of the leaf of
+/// `chain` (PEM).
+fn certificate_identifier(chain: &str) -> Option<CertificateIdentifier<'static>> {
+    let leaf = CertificateDer::pem_slice_iter(chain.as_bytes())
+        .next()?
+        .ok()?;
+    CertificateIdentifier::try_from(&leaf)
+        .ok()
+        .map(CertificateIdentifier::into_owned)
+}
+
+/// A stable fraction (in thousandths) for a serial number: where in the
+/// suggested window its renewal falls.
+fn spread(serial: &str) -> i64 {
+    let hash = serial.bytes().fold(0xcbf2_9ce4_8422_2325u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    });
+    (hash % 1_000) as i64
+}
+
 /// Why a revocation did not happen.
 enum RevokeError {
     /// The authority has it revoked already: nothing left to do.
@@ -396,6 +542,20 @@ fn orderable(name: &str, default_domain: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn renewals_spread_over_the_suggested_window_by_serial() {
+        let spots: Vec<i64> = ["1a2b", "ff00", "0c", "deadbeef"]
+            .iter()
+            .map(|serial| spread(serial))
+            .collect();
+        assert!(
+            spots.iter().all(|spot| (0..1_000).contains(spot)),
+            "{spots:?}"
+        );
+        assert_eq!(spread("1a2b"), spots[0], "stable for one certificate");
+        assert!(spots.windows(2).any(|pair| pair[0] != pair[1]), "{spots:?}");
+    }
 
     #[test]
     fn the_tls_alpn_01_answer_is_a_certificate_engines_accept() {

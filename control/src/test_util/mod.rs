@@ -8,7 +8,7 @@ pub mod pages;
 pub mod pebble;
 
 pub use dns::ChallTestSrv;
-pub use pebble::Pebble;
+pub use pebble::{Pebble, RenewalInfoProxy};
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};

@@ -99,6 +99,11 @@ impl Pebble {
         self.dir.path().join("cert.pem")
     }
 
+    /// The key of pebble's own HTTPS certificate.
+    pub fn https_key(&self) -> PathBuf {
+        self.dir.path().join("key.pem")
+    }
+
     pub fn listen_addr(&self) -> SocketAddr {
         self.listen
     }
@@ -134,6 +139,90 @@ impl Pebble {
 }
 
 impl Drop for Pebble {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Pebble behind a proxy that adds ACME renewal information (ARI), which
+/// Debian's pebble lacks (`ari_proxy.py`; forwards everything else).
+#[derive(Debug)]
+pub struct RenewalInfoProxy {
+    child: Child,
+    listen: SocketAddr,
+    https_root: PathBuf,
+}
+
+impl RenewalInfoProxy {
+    /// Starts the proxy on `listen` (a port chosen before the control plane
+    /// was configured) in front of `pebble`, with pebble's own HTTPS
+    /// certificate.
+    pub fn start(listen: SocketAddr, pebble: &Pebble) -> Self {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/test_util/ari_proxy.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .arg(listen.port().to_string())
+            .arg(pebble.listen_addr().to_string())
+            .arg(pebble.https_root())
+            .arg(pebble.https_key())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("python3 runs");
+        let mut ready = String::new();
+        let stdout = child.stdout.take().expect("piped");
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut ready)
+            .expect("the proxy starts");
+        assert_eq!(
+            ready.trim(),
+            "ready",
+            "the renewal-information proxy did not start"
+        );
+        Self {
+            child,
+            listen,
+            https_root: pebble.https_root(),
+        }
+    }
+
+    /// Whether the window it answers says "renew now" or "in a month".
+    pub fn set_renew_now(&self, now: bool) {
+        let body = if now { "renew-now" } else { "later" };
+        self.call(&["-X", "POST", "--data", body], "/_window");
+    }
+
+    /// Renewal-information requests answered so far.
+    pub fn queries(&self) -> u64 {
+        self.call(&[], "/_queries").trim().parse().expect("a count")
+    }
+
+    /// The `replaces` fields of the orders seen.
+    pub fn replaces(&self) -> Vec<String> {
+        self.call(&[], "/_replaces")
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn call(&self, args: &[&str], path: &str) -> String {
+        let output = Command::new("curl")
+            .args(["-sS", "--fail", "--cacert"])
+            .arg(&self.https_root)
+            .args(args)
+            .arg(format!("https://{}{path}", self.listen))
+            .output()
+            .expect("curl runs");
+        assert!(
+            output.status.success(),
+            "the proxy's {path}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).expect("text")
+    }
+}
+
+impl Drop for RenewalInfoProxy {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
