@@ -95,6 +95,7 @@ pub fn calibrate(
             round: 1,
             addr: server.addr(),
             host: "localhost".into(),
+            tls: false,
             load: LoadSpec {
                 mode: Mode::Closed,
                 connections: options.connections,

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::calibrate::Ceiling;
+use crate::certificate;
 use crate::edits::{EditTarget, measure};
 use crate::error::{Error, Result};
 use crate::flood::{self, VERIFIER_THREAD, run_flood};
@@ -23,7 +24,7 @@ use crate::run::{RunResult, RunSpec, run};
 use crate::seed::{seed_via_api, wait_served};
 use crate::stats::Progress;
 use crate::suite::{SeedMethod, Suite};
-use crate::target::{SuiteFiles, Target, links_carry_behaviour, uses};
+use crate::target::{SuiteFiles, Target, links_carry_behaviour, needs_certificate, uses};
 
 /// Medians over rounds of one target in one phase.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -179,6 +180,14 @@ pub fn execute(
                 .into(),
         ));
     }
+    if suite.flood.is_some()
+        && let Some(target) = suite.targets.iter().find(|t| t.url.starts_with("https://"))
+    {
+        return Err(Error::Target {
+            name: target.name.clone(),
+            message: "[flood] sends its wrong passwords over plain HTTP: give the target an http:// url, or leave [flood] out".into(),
+        });
+    }
     let keys = Arc::new(suite.keys.load()?.with_behaviour(suite.behaviour.clone()));
     std::fs::create_dir_all(&options.work_dir)
         .map_err(|e| Error::io(format!("cannot create {}", options.work_dir.display()), e))?;
@@ -192,6 +201,9 @@ pub fn execute(
             .and_then(|p| p.parent())
             .map(|p| p.to_path_buf())
             .unwrap_or_else(|| PathBuf::from(".")),
+        tls_cert: options.work_dir.join("tls-cert.pem"),
+        tls_key: options.work_dir.join("tls-key.pem"),
+        tls_resumption: suite.phases.iter().any(|p| p.load.tls_resumption),
     };
     write_files(suite, &keys, &files)?;
     let mut targets = Vec::new();
@@ -271,6 +283,7 @@ pub fn execute(
                     round,
                     addr: target.addr,
                     host: host.clone(),
+                    tls: target.url.tls,
                     load,
                     shape: suite.traffic.clone(),
                     keys: keys.clone(),
@@ -286,6 +299,7 @@ pub fn execute(
                     round,
                     addr: target.addr,
                     host: host.clone(),
+                    tls: target.url.tls,
                     load: phase.load.clone(),
                     shape: suite.traffic.clone(),
                     keys: keys.clone(),
@@ -304,9 +318,18 @@ pub fn execute(
     Ok(report)
 }
 
-/// Writes the files the targets use: `{links_csv}`, `{links_jsonl}`, `{geoip_db}`.
+/// Writes the files the targets use: `{links_csv}`, `{links_jsonl}`,
+/// `{geoip_db}`, `{tls_cert}` and `{tls_key}`.
 fn write_files(suite: &Suite, keys: &KeySet, files: &SuiteFiles) -> Result<()> {
     let used = |name: &str| suite.targets.iter().any(|t| uses(t, name));
+    if suite.targets.iter().any(needs_certificate) {
+        let host = suite.host.as_deref().unwrap_or("localhost");
+        eprintln!(
+            "writing a self-signed ECDSA P-256 certificate for {host} to {}",
+            files.tls_cert.display()
+        );
+        certificate::write_self_signed(host, &files.tls_cert, &files.tls_key)?;
+    }
     if used("links_csv") {
         eprintln!(
             "writing {} links to {}",

@@ -1,39 +1,48 @@
 //! A small blocking HTTP/1.1 client for everything outside the measured
-//! path: control-plane API calls, readiness checks and probes. Keep-alive,
-//! never follows redirects, answers read with `response`.
+//! path: control-plane API calls, readiness checks and probes, over plain
+//! HTTP or TLS (certificates not verified, as on the measured path).
+//! Keep-alive, never follows redirects, answers read with `response`.
 
-use std::io::{Read, Write};
+use std::io::{ErrorKind as IoErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::Duration;
+
+use rustls::{ClientConfig, ClientConnection, StreamOwned};
 
 use crate::error::{Error, Result};
 use crate::response::{Body, BodyState, parse_head};
+use crate::transport;
 
-/// An `http://host:port/path` URL.
+/// An `http://host:port/path` or `https://host:port/path` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Url {
+    /// `https`: TLS.
+    pub tls: bool,
     /// `host:port` as written (the Host header).
     pub authority: String,
     pub host: String,
+    /// As written, else 80 (http) or 443 (https).
     pub port: u16,
     /// Path with a leading slash, without a trailing one.
     pub path: String,
 }
 
 impl Url {
-    /// Parses a plain-HTTP URL (`https` is refused: the load tester speaks
-    /// clear-text HTTP/1.1 only).
+    /// Parses an `http://` or `https://` URL.
     pub fn parse(url: &str) -> Result<Self> {
         let bad = |message: &str| Error::Url {
             url: url.to_owned(),
             message: message.to_owned(),
         };
-        let rest = if let Some(rest) = url.strip_prefix("http://") {
-            rest
-        } else if url.starts_with("https://") {
-            return Err(bad("https is not supported; point the tool at plain HTTP"));
+        let (tls, rest) = if let Some(rest) = url.strip_prefix("http://") {
+            (false, rest)
+        } else if let Some(rest) = url.strip_prefix("https://") {
+            (true, rest)
         } else {
-            return Err(bad("expected http://host:port[/path]"));
+            return Err(bad(
+                "expected http://host:port[/path] or https://host:port[/path]",
+            ));
         };
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
@@ -47,9 +56,10 @@ impl Url {
                 let port = port.parse().map_err(|_| bad("bad port"))?;
                 (host, port)
             }
-            _ => (authority, 80),
+            _ => (authority, if tls { 443 } else { 80 }),
         };
         Ok(Self {
+            tls,
             authority: authority.to_owned(),
             host: host
                 .trim_start_matches('[')
@@ -78,7 +88,8 @@ impl Url {
 
 impl std::fmt::Display for Url {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "http://{}{}", self.authority, self.path)
+        let scheme = if self.tls { "https" } else { "http" };
+        write!(f, "{scheme}://{}{}", self.authority, self.path)
     }
 }
 
@@ -90,21 +101,67 @@ pub struct Response {
     pub body: Vec<u8>,
 }
 
+/// A connection, plain or TLS.
+#[derive(Debug)]
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Self::Plain(stream) => stream.read(buf),
+            Self::Tls(stream) => match stream.read(buf) {
+                // Closed without close_notify: the end of the stream.
+                Err(e) if e.kind() == IoErrorKind::UnexpectedEof => Ok(0),
+                other => other,
+            },
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Self::Plain(stream) => stream.write(buf),
+            Self::Tls(stream) => stream.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Self::Plain(stream) => stream.flush(),
+            Self::Tls(stream) => stream.flush(),
+        }
+    }
+}
+
 /// One keep-alive connection to one server, reopened when it breaks.
 #[derive(Debug)]
 pub struct HttpClient {
     base: Url,
     addr: SocketAddr,
-    stream: Option<TcpStream>,
+    /// https: the TLS configuration (no session resumption).
+    tls: Option<Arc<ClientConfig>>,
+    stream: Option<Stream>,
     buf: Vec<u8>,
     timeout: Duration,
 }
 
 impl HttpClient {
     pub fn new(base: &Url, timeout: Duration) -> Result<Self> {
+        let tls = match base.tls {
+            false => None,
+            true => Some(transport::client_config(false).map_err(|e| Error::Url {
+                url: base.to_string(),
+                message: format!("cannot configure TLS: {e}"),
+            })?),
+        };
         Ok(Self {
             addr: base.resolve()?,
             base: base.clone(),
+            tls,
             stream: None,
             buf: Vec::with_capacity(16 * 1024),
             timeout,
@@ -156,6 +213,17 @@ impl HttpClient {
             let _ = stream.set_nodelay(true);
             let _ = stream.set_read_timeout(Some(self.timeout));
             let _ = stream.set_write_timeout(Some(self.timeout));
+            let stream = match self.tls.clone() {
+                None => Stream::Plain(stream),
+                Some(config) => {
+                    // The server name is the Host this request carries.
+                    let host = headers
+                        .iter()
+                        .find(|(name, _)| name.eq_ignore_ascii_case("host"))
+                        .map_or_else(|| self.base.host.clone(), |(_, value)| (*value).to_owned());
+                    self.handshake(path, config, &host, stream)?
+                }
+            };
             self.stream = Some(stream);
         }
         let mut target = format!("{}{path}", self.base.path);
@@ -189,6 +257,25 @@ impl HttpClient {
             return Err(self.fail(path, format!("cannot send: {e}")));
         }
         self.read_response(path, method == "HEAD")
+    }
+
+    /// A TLS connection whose handshake is complete.
+    fn handshake(
+        &mut self,
+        path: &str,
+        config: Arc<ClientConfig>,
+        host: &str,
+        mut socket: TcpStream,
+    ) -> Result<Stream> {
+        let name = transport::server_name(host).map_err(|e| self.fail(path, e))?;
+        let mut session = ClientConnection::new(config, name)
+            .map_err(|e| self.fail(path, format!("cannot start TLS: {e}")))?;
+        while session.is_handshaking() {
+            if let Err(e) = session.complete_io(&mut socket) {
+                return Err(self.fail(path, format!("TLS handshake failed: {e}")));
+            }
+        }
+        Ok(Stream::Tls(Box::new(StreamOwned::new(session, socket))))
     }
 
     fn read_more(&mut self, path: &str) -> Result<usize> {
@@ -279,7 +366,15 @@ mod tests {
             ("127.0.0.1", 8081, "/api/v1")
         );
         assert_eq!(Url::parse("http://example.org").unwrap().port, 80);
-        assert!(Url::parse("https://x").is_err());
+        let https = Url::parse("https://x").unwrap();
+        assert!(https.tls && !url.tls);
+        assert_eq!((https.host.as_str(), https.port), ("x", 443));
+        assert_eq!(https.to_string(), "https://x");
+        let https = Url::parse("https://127.0.0.1:8443/").unwrap();
+        assert_eq!(
+            (https.port, https.authority.as_str()),
+            (8443, "127.0.0.1:8443")
+        );
         assert!(Url::parse("ftp://x").is_err());
     }
 }

@@ -1,22 +1,25 @@
-//! Ricochet's load tester: an HTTP/1.1 load generator for redirect servers
-//! (open and closed loop, pipelining, Zipf traffic, answers checked against
-//! their keys), suites in TOML, side-by-side comparisons, tables and plots.
+//! Ricochet's load tester: an HTTP/1.1 load generator for redirect servers,
+//! plain or over TLS (open and closed loop, pipelining, Zipf traffic,
+//! answers checked against their keys, handshakes counted), suites in TOML,
+//! side-by-side comparisons, tables and plots.
 //!
 //! Modules: `keys` (link sets), `behaviour` (rules and variants every link
 //! carries), `traffic` (popularity, bots, unknown codes, request bytes),
 //! `visitors` (user agents, languages, client addresses), `networks` (client
 //! networks), `geoip` (a GeoIP database for them), `response` (reading
 //! answers), `check` (judging them), `schedule` (open/closed loop), `client`
-//! (the connection driver), `stats` (counts), `run` (one measured run),
-//! `report` (tables, JSON), `plot` (SVG), `suite` (TOML suites), `target`
-//! (servers under test), `seed`, `edits`, `flood` (wrong passwords for a
-//! protected link beside the load), `restart`, `compare`, `nginx` (the
-//! comparison config), `http` (a small blocking client), `fixed_server` and
-//! `calibrate` (the generator's own ceiling), `procstat` (CPU and memory
-//! from /proc).
+//! (the connection driver), `transport` (plain TCP or TLS under it), `stats`
+//! (counts), `run` (one measured run), `report` (tables, JSON), `plot`
+//! (SVG), `suite` (TOML suites), `target` (servers under test), `seed`,
+//! `edits`, `flood` (wrong passwords for a protected link beside the load),
+//! `restart`, `compare`, `nginx` (the comparison config), `certificate` (the
+//! self-signed certificate HTTPS targets share), `http` (a small blocking
+//! client), `fixed_server` and `calibrate` (the generator's own ceiling),
+//! `procstat` (CPU and memory from /proc).
 
 pub mod behaviour;
 pub mod calibrate;
+pub mod certificate;
 pub mod check;
 pub mod client;
 pub mod compare;
@@ -43,6 +46,7 @@ pub mod target;
 #[cfg(feature = "test-util")]
 pub mod test_util;
 pub mod traffic;
+pub mod transport;
 pub mod visitors;
 
 pub use error::{Error, Result};

@@ -25,7 +25,7 @@ use ricochet_loadtest::{LoadSpec, Method, Mode, Popularity, TrafficShape, Visito
 #[command(
     name = "ricochet-loadtest",
     version,
-    about = "HTTP/1.1 load generator for redirect servers: open-loop latency, Zipf traffic, suites, comparisons"
+    about = "HTTP/1.1 and HTTPS load generator for redirect servers: open-loop latency, Zipf traffic, suites, comparisons"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -152,7 +152,8 @@ struct OutputArgs {
 
 #[derive(Debug, Args)]
 struct RunArgs {
-    /// Target base URL, e.g. http://127.0.0.1:8080
+    /// Target base URL, e.g. http://127.0.0.1:8080 or https://127.0.0.1:8443
+    /// (TLS 1.3/1.2, certificates not verified; the Host is the server name).
     url: String,
     #[command(flatten)]
     keys: KeyArgs,
@@ -175,6 +176,15 @@ struct RunArgs {
     /// Closed loop: stop after this many requests.
     #[arg(long)]
     requests: Option<u64>,
+    /// Close each connection after this many requests and open a new one
+    /// (1: a new TCP connection, and a TLS handshake over https, per
+    /// request). Default: keep-alive.
+    #[arg(long)]
+    requests_per_connection: Option<u64>,
+    /// https: reconnects resume TLS sessions (default: every handshake is a
+    /// full one).
+    #[arg(long)]
+    tls_resumption: bool,
     /// uniform, zipf, hot or sequential.
     #[arg(long, default_value = "uniform")]
     popularity: String,
@@ -417,8 +427,13 @@ fn run_command(args: RunArgs, stop: &AtomicBool, command_line: &str) -> anyhow::
         max_requests: args.requests,
         cpus: args.cpus.clone(),
         settle: Duration::ZERO,
+        requests_per_connection: args.requests_per_connection,
+        tls_resumption: args.tls_resumption,
     };
     load.validate()?;
+    if args.tls_resumption && !args.url.starts_with("https://") {
+        bail!("--tls-resumption is for https:// targets, not {}", args.url);
+    }
     let suite = Suite {
         name: args.name.clone(),
         description: String::new(),
@@ -589,6 +604,7 @@ fn nginx_command(args: NginxArgs) -> anyhow::Result<()> {
             cpu: args.cpu,
             default_domain: args.default_domain,
             dir: args.out.clone(),
+            tls: None,
         },
     )?;
     let dir = conf.parent().unwrap_or(Path::new("."));

@@ -1,6 +1,7 @@
 //! The nginx side of a comparison: a configuration that answers the same
 //! link set with one `map` and `return`, so "Ricochet vs nginx" needs no
-//! hand-written config. One worker, optionally pinned, access log off.
+//! hand-written config. One worker, optionally pinned, access log off;
+//! over HTTPS when given a certificate.
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
@@ -19,6 +20,19 @@ pub struct NginxOptions {
     /// Domain of keys without one, when keys span several domains.
     pub default_domain: String,
     pub dir: PathBuf,
+    /// Serve HTTPS instead of HTTP on `port`.
+    pub tls: Option<NginxTls>,
+}
+
+/// How the generated nginx serves HTTPS: TLS 1.2 and 1.3, X25519 and P-256.
+#[derive(Debug, Clone)]
+pub struct NginxTls {
+    /// PEM files.
+    pub certificate: PathBuf,
+    pub private_key: PathBuf,
+    /// Keep a session cache and issue tickets; without, every handshake is
+    /// a full one and nginx spends nothing on sessions.
+    pub resumption: bool,
 }
 
 /// Writes `nginx.conf` and `links.map` into the options' directory; returns
@@ -114,6 +128,10 @@ fn render(
         .unwrap_or_default();
     // One bucket per link keeps nginx from trying many table sizes at start.
     let max_size = count.max(1024);
+    let (ssl, tls) = match &options.tls {
+        None => ("", String::new()),
+        Some(tls) => (" ssl", tls_lines(tls)),
+    };
     let mut answers = String::new();
     match single_status {
         Some(status) => {
@@ -168,9 +186,9 @@ http {{
     }}
 {status_map}
     server {{
-        listen 127.0.0.1:{port} backlog=4096;
+        listen 127.0.0.1:{port}{ssl} backlog=4096;
         server_name _;
-        location / {{
+{tls}        location / {{
             if ($target = "") {{
                 return 404;
             }}
@@ -179,6 +197,20 @@ http {{
 }}
 "#,
         port = options.port,
+    )
+}
+
+/// The server block's TLS directives.
+fn tls_lines(tls: &NginxTls) -> String {
+    let sessions = if tls.resumption {
+        "        ssl_session_cache shared:SSL:10m;\n        ssl_session_tickets on;\n"
+    } else {
+        "        ssl_session_tickets off;\n        ssl_session_cache off;\n"
+    };
+    format!(
+        "        ssl_certificate {};\n        ssl_certificate_key {};\n        ssl_protocols TLSv1.2 TLSv1.3;\n        ssl_ecdh_curve X25519:prime256v1;\n{sessions}",
+        tls.certificate.display(),
+        tls.private_key.display()
     )
 }
 
@@ -209,6 +241,7 @@ mod tests {
                 cpu: Some(1),
                 default_domain: "localhost".into(),
                 dir: dir.path().join("nginx"),
+                tls: None,
             },
         )
         .unwrap();
@@ -219,6 +252,46 @@ mod tests {
         let map = std::fs::read_to_string(dir.path().join("nginx/links.map")).unwrap();
         assert_eq!(map.lines().count(), 10);
         assert!(map.starts_with('/'));
+        assert!(!text.contains("ssl"), "{text}");
+    }
+
+    #[test]
+    fn serves_https_with_the_given_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = KeySet::parse(",abc,https://x/\n", "t").unwrap();
+        for resumption in [false, true] {
+            let conf = write_config(
+                &keys,
+                &NginxOptions {
+                    port: 8443,
+                    cpu: None,
+                    default_domain: "localhost".into(),
+                    dir: dir.path().join("nginx"),
+                    tls: Some(NginxTls {
+                        certificate: "/certs/cert.pem".into(),
+                        private_key: "/certs/key.pem".into(),
+                        resumption,
+                    }),
+                },
+            )
+            .unwrap();
+            let text = std::fs::read_to_string(conf).unwrap();
+            for line in [
+                "listen 127.0.0.1:8443 ssl backlog=4096;",
+                "ssl_certificate /certs/cert.pem;",
+                "ssl_certificate_key /certs/key.pem;",
+                "ssl_protocols TLSv1.2 TLSv1.3;",
+                "ssl_ecdh_curve X25519:prime256v1;",
+            ] {
+                assert!(text.contains(line), "{line} in {text}");
+            }
+            assert_eq!(
+                text.contains("ssl_session_tickets off;")
+                    && text.contains("ssl_session_cache off;"),
+                !resumption,
+                "{text}"
+            );
+        }
     }
 
     #[test]
@@ -232,6 +305,7 @@ mod tests {
                 cpu: None,
                 default_domain: "localhost".into(),
                 dir: dir.path().to_path_buf(),
+                tls: None,
             },
         )
         .unwrap_err();

@@ -2,6 +2,7 @@
 //! generator's own threads and the target's process tree (e.g. nginx's
 //! master and workers), for CPU per request and resident memory.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 /// CPU time of the calling thread in ns (`/proc/thread-self/schedstat`).
@@ -26,6 +27,52 @@ pub fn process_cpu_ns(pid: u32) -> Option<u64> {
         }
     }
     any.then_some(total)
+}
+
+/// CPU time (ns) of every thread of a process tree at one moment, by
+/// (process, thread) id.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CpuSnapshot {
+    threads: HashMap<(u32, u32), u64>,
+}
+
+impl CpuSnapshot {
+    pub fn total_ns(&self) -> u64 {
+        self.threads.values().sum()
+    }
+
+    /// CPU used since `earlier` by the threads alive now: each one's time
+    /// minus what it had then (all of it for a thread started since).
+    /// Threads that exited in between are left out: a plain sum over live
+    /// threads would fall when one exits (a server's idle worker, a
+    /// blocking pool's thread), hiding the run's CPU.
+    pub fn since(&self, earlier: &CpuSnapshot) -> u64 {
+        self.threads
+            .iter()
+            .map(|(thread, ns)| {
+                ns.saturating_sub(earlier.threads.get(thread).copied().unwrap_or(0))
+            })
+            .sum()
+    }
+}
+
+/// The CPU time of every thread of `pid` and its descendants.
+pub fn tree_cpu(pid: u32) -> Option<CpuSnapshot> {
+    let mut threads = HashMap::new();
+    for member in process_tree(pid) {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{member}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let Some(tid) = task.file_name().to_str().and_then(|s| s.parse().ok()) else {
+                continue;
+            };
+            if let Some(ns) = read_schedstat(&task.path().join("schedstat")) {
+                threads.insert((member, tid), ns);
+            }
+        }
+    }
+    (!threads.is_empty()).then_some(CpuSnapshot { threads })
 }
 
 /// `pid` and all its descendants.
@@ -94,4 +141,23 @@ pub fn tree_rss_bytes(pid: u32) -> Option<u64> {
         }
     }
     any.then_some(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_since_an_earlier_snapshot_never_falls_when_a_thread_exits() {
+        let snapshot = |threads: &[((u32, u32), u64)]| CpuSnapshot {
+            threads: threads.iter().copied().collect(),
+        };
+        // Thread 2 exits after using 500 ns; thread 3 starts and uses 70.
+        let before = snapshot(&[((1, 1), 1_000), ((1, 2), 500)]);
+        let after = snapshot(&[((1, 1), 1_300), ((1, 3), 70)]);
+        assert_eq!(after.since(&before), 370);
+        assert_eq!(after.total_ns(), 1_370);
+        let me = tree_cpu(std::process::id()).expect("this process");
+        assert!(me.since(&CpuSnapshot::default()) > 0);
+    }
 }

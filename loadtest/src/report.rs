@@ -300,6 +300,23 @@ impl Report {
                     errors.join(", ")
                 },
             );
+            let tls = run.tls_handshakes > 0 || run.errors.contains_key("tls");
+            if tls || run.load.requests_per_connection.is_some() {
+                let mut line = format!(
+                    "  connections opened {}",
+                    thousands(run.connections_opened as f64)
+                );
+                if tls {
+                    let _ = write!(
+                        line,
+                        "; TLS handshakes {} ({} resumed), failed {}",
+                        thousands(run.tls_handshakes as f64),
+                        thousands(run.tls_resumed as f64),
+                        thousands(run.errors.get("tls").copied().unwrap_or(0) as f64)
+                    );
+                }
+                let _ = writeln!(out, "{line}");
+            }
             if !run.destinations.is_empty() && run.ok > 0 {
                 let shares: Vec<String> = run
                     .destinations

@@ -19,6 +19,7 @@ use crate::procstat;
 use crate::schedule::{Mode, Timetable};
 use crate::stats::{ErrorKind, LiveCounters, Progress, Recorder};
 use crate::traffic::{RequestMaker, TrafficShape};
+use crate::transport::TlsClient;
 
 /// How hard and how long to push.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -48,6 +49,15 @@ pub struct LoadSpec {
     /// counts with the run that caused it. Zero: read it when the load ends.
     #[serde(with = "humantime_serde")]
     pub settle: Duration,
+    /// Requests a connection carries before it is closed and a new one
+    /// opened; `None`: kept alive for the whole run. `Some(1)` measures
+    /// connection set-up: a new TCP connection (and, over https, a new TLS
+    /// handshake) for every request.
+    pub requests_per_connection: Option<u64>,
+    /// https targets: whether a thread's connections resume each other's
+    /// TLS sessions (a shared session store); when false, every handshake
+    /// is a full one (no session kept or offered).
+    pub tls_resumption: bool,
 }
 
 /// Longest wait for the target to go idle after `settle`.
@@ -69,6 +79,8 @@ impl Default for LoadSpec {
             max_requests: None,
             cpus: Vec::new(),
             settle: Duration::ZERO,
+            requests_per_connection: None,
+            tls_resumption: false,
         }
     }
 }
@@ -102,6 +114,12 @@ impl LoadSpec {
         {
             return bad(format!("the open loop needs a positive rate, not {rate}"));
         }
+        if self.requests_per_connection == Some(0) {
+            return bad(
+                "requests_per_connection must be at least 1 (leave it out to keep connections alive)"
+                    .into(),
+            );
+        }
         Ok(())
     }
 
@@ -121,8 +139,11 @@ pub struct RunSpec {
     pub phase: String,
     pub round: usize,
     pub addr: SocketAddr,
-    /// Host header of keys on the default domain.
+    /// Host header of keys on the default domain; over TLS also the server
+    /// name of every handshake (without its port; none for an IP address).
     pub host: String,
+    /// Speak TLS (an https:// target); certificates are not verified.
+    pub tls: bool,
     pub load: LoadSpec,
     pub shape: TrafficShape,
     pub keys: Arc<KeySet>,
@@ -235,6 +256,12 @@ pub struct RunResult {
     pub responses: u64,
     /// Responses with the expected status and target.
     pub ok: u64,
+    /// Connections the generator established.
+    pub connections_opened: u64,
+    /// TLS handshakes completed (https targets), and of those how many
+    /// resumed a session; failed ones are `tls` errors.
+    pub tls_handshakes: u64,
+    pub tls_resumed: u64,
     /// Of those, how many went to each target the links' behaviour can
     /// choose (empty for links without behaviour).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -278,7 +305,7 @@ pub fn run(
     spec.load.validate()?;
     spec.shape.validate()?;
     let load = &spec.load;
-    let server_before = spec.server_pid.and_then(procstat::tree_cpu_ns);
+    let server_before = spec.server_pid.and_then(procstat::tree_cpu);
     let start = Instant::now() + Duration::from_millis(5);
     let deadline = start + load.duration;
     let hard_end = deadline + load.grace.min(load.timeout);
@@ -307,6 +334,16 @@ pub fn run(
             hard_end,
             timeout: load.timeout,
             stride: load.threads as u64,
+            requests_per_connection: load.requests_per_connection.unwrap_or(u64::MAX),
+            // Each thread its own configuration: with resumption, its
+            // connections share one session store.
+            tls: match spec.tls {
+                false => None,
+                true => Some(
+                    TlsClient::new(&spec.host, load.tls_resumption)
+                        .map_err(|e| Error::Invalid(format!("host {:?}: {e}", spec.host)))?,
+                ),
+            },
         };
         let maker = RequestMaker::new(&spec.shape, &spec.keys, &spec.host, thread)?;
         let core = match load.cpus.get(thread % load.cpus.len().max(1)) {
@@ -381,19 +418,19 @@ pub fn run(
     }
     let elapsed = Duration::from_nanos(total.elapsed_ns.max(1));
     let server = spec.server_pid.and_then(|pid| {
-        let at_end = procstat::tree_cpu_ns(pid)?;
+        let at_end = procstat::tree_cpu(pid)?;
         let after = match load.settle.is_zero() {
-            true => at_end,
-            false => settle(pid, load.settle, stop).unwrap_or(at_end),
+            true => at_end.clone(),
+            false => settle(pid, load.settle, stop).unwrap_or_else(|| at_end.clone()),
         };
         let per_request = |ns: u64| ns as f64 / 1000.0 / total.responses.max(1) as f64;
-        let cpu_ns = after.saturating_sub(server_before?);
+        let cpu_ns = after.since(server_before.as_ref()?);
         Some(ServerUse {
             cpu_s: cpu_ns as f64 / 1e9,
             // Over the load's time: what the target needs per second of it.
             cores: cpu_ns as f64 / elapsed.as_nanos().max(1) as f64,
             cpu_per_request_us: per_request(cpu_ns),
-            deferred_cpu_per_request_us: per_request(after.saturating_sub(at_end)),
+            deferred_cpu_per_request_us: per_request(after.since(&at_end)),
             rss_mb: procstat::tree_rss_bytes(pid).unwrap_or(0) as f64 / (1024.0 * 1024.0),
         })
     });
@@ -402,7 +439,7 @@ pub fn run(
 
 /// Waits `settle`, then until `pid` (with its descendants) is idle, at most
 /// `IDLE_WAIT`; returns its CPU time then. Ends early when `stop` is set.
-fn settle(pid: u32, settle: Duration, stop: &AtomicBool) -> Option<u64> {
+fn settle(pid: u32, settle: Duration, stop: &AtomicBool) -> Option<procstat::CpuSnapshot> {
     let nap = |time: Duration| {
         let until = Instant::now() + time;
         while Instant::now() < until && !stop.load(Ordering::Relaxed) {
@@ -411,16 +448,16 @@ fn settle(pid: u32, settle: Duration, stop: &AtomicBool) -> Option<u64> {
     };
     nap(settle);
     let give_up = Instant::now() + IDLE_WAIT;
-    let mut last = procstat::tree_cpu_ns(pid)?;
+    let mut last = procstat::tree_cpu(pid)?;
     while Instant::now() < give_up && !stop.load(Ordering::Relaxed) {
         nap(IDLE_STEP);
-        let now = procstat::tree_cpu_ns(pid)?;
-        if now.saturating_sub(last) <= IDLE_CPU.as_nanos() as u64 {
+        let now = procstat::tree_cpu(pid)?;
+        if now.since(&last) <= IDLE_CPU.as_nanos() as u64 {
             return Some(now);
         }
         last = now;
     }
-    procstat::tree_cpu_ns(pid)
+    procstat::tree_cpu(pid)
 }
 
 fn summarize(
@@ -453,6 +490,9 @@ fn summarize(
         sent: total.sent,
         responses: total.responses,
         ok: total.ok,
+        connections_opened: total.connections_opened,
+        tls_handshakes: total.tls_handshakes,
+        tls_resumed: total.tls_resumed,
         destinations: destination_counts(&spec.keys, &total.destinations),
         throughput: total.responses as f64 / elapsed_s,
         latency_ms: Latency::from_histogram(&total.latency),

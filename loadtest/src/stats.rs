@@ -17,6 +17,11 @@ pub enum ErrorKind {
     /// A connection attempt failed (refused, unreachable, timed out);
     /// counted per attempt, not per request.
     Connect,
+    /// A TLS handshake failed (an alert, a protocol error, the server
+    /// closing or not finishing it within the timeout); counted per
+    /// attempt, not per request: no request is sent before the handshake
+    /// is complete.
+    Tls,
     /// The connection closed or broke with the request in flight.
     Closed,
     /// No answer within the request timeout.
@@ -35,8 +40,9 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 8] = [
+    pub const ALL: [ErrorKind; 9] = [
         Self::Connect,
+        Self::Tls,
         Self::Closed,
         Self::Timeout,
         Self::Malformed,
@@ -49,6 +55,7 @@ impl ErrorKind {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Connect => "connect",
+            Self::Tls => "tls",
             Self::Closed => "closed",
             Self::Timeout => "timeout",
             Self::Malformed => "malformed",
@@ -61,7 +68,7 @@ impl ErrorKind {
 
     /// Whether the error is about a request (counted against requests sent).
     pub fn is_per_request(self) -> bool {
-        !matches!(self, Self::Connect)
+        !matches!(self, Self::Connect | Self::Tls)
     }
 }
 
@@ -81,6 +88,11 @@ pub struct Recorder {
     pub responses: u64,
     /// Correct answers (expected status and target).
     pub ok: u64,
+    /// Connections established (TCP).
+    pub connections_opened: u64,
+    /// TLS handshakes completed, and of those how many resumed a session.
+    pub tls_handshakes: u64,
+    pub tls_resumed: u64,
     /// Correct answers by the key's target they went to: index 0 the key's
     /// own, i + 1 its behaviour's destination i.
     pub destinations: Vec<u64>,
@@ -112,6 +124,9 @@ impl Recorder {
             sent: 0,
             responses: 0,
             ok: 0,
+            connections_opened: 0,
+            tls_handshakes: 0,
+            tls_resumed: 0,
             destinations: Vec::new(),
             per_second: Vec::new(),
             errors_per_second: Vec::new(),
@@ -142,6 +157,12 @@ impl Recorder {
         bump(&mut self.destinations, destination, 1);
     }
 
+    /// A completed TLS handshake.
+    pub fn tls_handshake(&mut self, resumed: bool) {
+        self.tls_handshakes += 1;
+        self.tls_resumed += u64::from(resumed);
+    }
+
     pub fn errors_of(&self, kind: ErrorKind) -> u64 {
         self.errors[kind as usize]
     }
@@ -159,6 +180,9 @@ impl Recorder {
         self.sent += other.sent;
         self.responses += other.responses;
         self.ok += other.ok;
+        self.connections_opened += other.connections_opened;
+        self.tls_handshakes += other.tls_handshakes;
+        self.tls_resumed += other.tls_resumed;
         for (destination, n) in other.destinations.iter().enumerate() {
             bump(&mut self.destinations, destination, *n);
         }

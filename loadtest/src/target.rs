@@ -1,9 +1,10 @@
 //! Servers under test: a URL to load, and optionally the process behind it.
 //! The tool can run setup commands (e.g. an engine import), start the
 //! server, wait until it is ready, measure its CPU and memory, restart it,
-//! and stop it. Commands and URLs may use `{work}`, `{port}`,
+//! and stop it, and install the suite's certificate through a control
+//! plane's API. Commands and URLs may use `{work}`, `{port}`, `{tls_port}`,
 //! `{admin_port}`, `{api_port}`, `{links_csv}`, `{links_jsonl}`,
-//! `{geoip_db}`, `{nginx_conf}`, `{suite_dir}`.
+//! `{geoip_db}`, `{nginx_conf}`, `{tls_cert}`, `{tls_key}`, `{suite_dir}`.
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
@@ -13,17 +14,20 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::certificate;
 use crate::error::{Error, Result};
 use crate::http::{HttpClient, Url};
 use crate::keys::KeySet;
-use crate::nginx::{NginxOptions, write_config};
+use crate::nginx::{NginxOptions, NginxTls, write_config};
+use crate::seed::api_call;
 
 /// A target as a suite file or the command line describes it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TargetSpec {
     pub name: String,
-    /// Base URL of the redirect listener, e.g. "http://127.0.0.1:{port}".
+    /// Base URL of the redirect listener, e.g. "http://127.0.0.1:{port}"
+    /// or "https://127.0.0.1:{tls_port}".
     pub url: String,
     /// Host header for keys on the default domain; the URL's host:port when unset.
     #[serde(default)]
@@ -57,6 +61,12 @@ pub struct TargetSpec {
     /// A process to measure (CPU, memory) when the tool does not start it.
     #[serde(default)]
     pub pid: Option<u32>,
+    /// Once the server is ready, the suite's certificate and key
+    /// (`{tls_cert}`, `{tls_key}`) are sent to this path of `api` with
+    /// `PUT {"certificate": …, "private_key": …}`, e.g.
+    /// "/certificates/default" (the control plane's default certificate).
+    #[serde(default)]
+    pub certificate_upload: Option<String>,
 }
 
 fn default_start_timeout() -> Duration {
@@ -75,6 +85,14 @@ pub struct SuiteFiles {
     pub geoip_db: PathBuf,
     /// `{suite_dir}`: the suite file's directory.
     pub suite_dir: PathBuf,
+    /// `{tls_cert}` and `{tls_key}`: a self-signed ECDSA P-256 certificate
+    /// for the suite's host and its key, as PEM (also what an https nginx
+    /// target serves and what `certificate_upload` sends).
+    pub tls_cert: PathBuf,
+    pub tls_key: PathBuf,
+    /// Whether some phase resumes TLS sessions: an https nginx target keeps
+    /// its session cache and tickets only then.
+    pub tls_resumption: bool,
 }
 
 /// Values substituted into a target's strings.
@@ -82,6 +100,8 @@ pub struct SuiteFiles {
 pub struct Vars {
     pub work: PathBuf,
     pub port: u16,
+    /// A fourth free port, for an HTTPS listener beside a plain one.
+    pub tls_port: u16,
     pub admin_port: u16,
     pub api_port: u16,
     pub files: SuiteFiles,
@@ -93,6 +113,7 @@ impl Vars {
         let files = &self.files;
         text.replace("{work}", &self.work.display().to_string())
             .replace("{port}", &self.port.to_string())
+            .replace("{tls_port}", &self.tls_port.to_string())
             .replace("{admin_port}", &self.admin_port.to_string())
             .replace("{api_port}", &self.api_port.to_string())
             .replace("{links_csv}", &files.links_csv.display().to_string())
@@ -100,6 +121,8 @@ impl Vars {
             .replace("{geoip_db}", &files.geoip_db.display().to_string())
             .replace("{nginx_conf}", &self.nginx_conf.display().to_string())
             .replace("{suite_dir}", &files.suite_dir.display().to_string())
+            .replace("{tls_cert}", &files.tls_cert.display().to_string())
+            .replace("{tls_key}", &files.tls_key.display().to_string())
     }
 }
 
@@ -119,6 +142,15 @@ pub fn uses(spec: &TargetSpec, name: &str) -> bool {
     spec.command.iter().any(|a| a.contains(&needle))
         || spec.setup.iter().flatten().any(|a| a.contains(&needle))
         || spec.env.values().any(|v| v.contains(&needle))
+}
+
+/// Whether the tool must write `{tls_cert}` and `{tls_key}` for the
+/// target: it uses them, uploads them, or serves `{nginx_conf}` over https.
+pub fn needs_certificate(spec: &TargetSpec) -> bool {
+    uses(spec, "tls_cert")
+        || uses(spec, "tls_key")
+        || spec.certificate_upload.is_some()
+        || (uses(spec, "nginx_conf") && spec.url.starts_with("https://"))
 }
 
 /// Whether a target's links carry the suite's behaviour, so that answers
@@ -163,6 +195,7 @@ impl Target {
         let vars = Vars {
             work: work.clone(),
             port: free_port()?,
+            tls_port: free_port()?,
             admin_port: free_port()?,
             api_port: free_port()?,
             files: files.clone(),
@@ -177,6 +210,19 @@ impl Target {
             .map(|a| Url::parse(&vars.expand(a)))
             .transpose()?;
         if uses(spec, "nginx_conf") {
+            // nginx reads the certificate from its own directory: absolute paths.
+            let absolute = |path: &Path| {
+                path.canonicalize()
+                    .map_err(|e| Error::io(format!("cannot find {}", path.display()), e))
+            };
+            let tls = match url.tls {
+                false => None,
+                true => Some(NginxTls {
+                    certificate: absolute(&files.tls_cert)?,
+                    private_key: absolute(&files.tls_key)?,
+                    resumption: files.tls_resumption,
+                }),
+            };
             write_config(
                 keys,
                 &NginxOptions {
@@ -184,6 +230,7 @@ impl Target {
                     cpu: None,
                     default_domain: "localhost".into(),
                     dir: work.join("nginx"),
+                    tls,
                 },
             )?;
         }
@@ -231,7 +278,44 @@ impl Target {
             target.start()?;
             target.wait_ready(Instant::now(), spec.start_timeout)?;
         }
+        if let Some(path) = &spec.certificate_upload {
+            target.upload_certificate(path, files)?;
+        }
         Ok(target)
+    }
+
+    /// `PUT`s the suite's certificate and key to `path` of the target's API.
+    fn upload_certificate(&self, path: &str, files: &SuiteFiles) -> Result<()> {
+        let fail = |message: String| Error::Target {
+            name: self.name.clone(),
+            message,
+        };
+        let Some(api) = &self.api else {
+            return Err(fail(
+                "certificate_upload needs `api` (and an API key) to send the certificate to".into(),
+            ));
+        };
+        let pem = certificate::read(&files.tls_cert, &files.tls_key)?;
+        let mut client = HttpClient::new(api, Duration::from_secs(30))?;
+        let body = serde_json::json!({
+            "certificate": pem.certificate,
+            "private_key": pem.private_key,
+        });
+        let path = self.vars.expand(path);
+        let response = api_call(&mut client, &self.api_key()?, "PUT", &path, &body)?;
+        if response.status != 200 {
+            let answer = String::from_utf8_lossy(&response.body);
+            return Err(fail(format!(
+                "certificate_upload: PUT {api}{path} answered {}: {}",
+                response.status,
+                answer.chars().take(300).collect::<String>()
+            )));
+        }
+        eprintln!(
+            "[{}] certificate installed through PUT {api}{path}",
+            self.name
+        );
+        Ok(())
     }
 
     /// Whether the tool owns the server process (and can restart it).

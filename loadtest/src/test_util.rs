@@ -27,6 +27,7 @@ pub enum Answer {
 #[derive(Debug, Default)]
 struct Shared {
     routes: HashMap<String, Answer>,
+    connections: AtomicU64,
     requests: AtomicU64,
     statuses: Mutex<BTreeMap<u16, u64>>,
     paths: Mutex<HashMap<String, u64>>,
@@ -104,6 +105,11 @@ impl TestServer {
         format!("http://{}", self.addr)
     }
 
+    /// Connections accepted so far.
+    pub fn connections(&self) -> u64 {
+        self.shared.connections.load(Ordering::SeqCst)
+    }
+
     /// Requests read so far.
     pub fn requests(&self) -> u64 {
         self.shared.requests.load(Ordering::SeqCst)
@@ -136,6 +142,7 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     while !shared.stop.load(Ordering::SeqCst) {
         match listener.accept() {
             Ok((stream, _)) => {
+                shared.connections.fetch_add(1, Ordering::SeqCst);
                 let shared = shared.clone();
                 std::thread::spawn(move || serve(stream, &shared));
             }

@@ -89,6 +89,7 @@ fn measure(addr: std::net::SocketAddr, keys: KeySet) -> RunResult {
         round: 1,
         addr,
         host: "localhost".into(),
+        tls: false,
         load: spec_load,
         shape: varied(),
         keys: Arc::new(keys),
@@ -214,6 +215,7 @@ fn behaviour_destinations_are_accepted_and_nothing_else() {
         round: 1,
         addr: server.addr(),
         host: "localhost".into(),
+        tls: false,
         load: spec_load,
         shape: TrafficShape {
             popularity: Popularity::Sequential,

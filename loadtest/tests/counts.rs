@@ -1,6 +1,7 @@
 //! Exact accounting against a test server: every request is answered or
 //! counted as an error, status tallies match what the server sent, and a
-//! redirect to the wrong target is an error, pipelined or not.
+//! redirect to the wrong target is an error, pipelined or not, on kept-alive
+//! connections or a few requests per connection.
 
 mod common;
 
@@ -94,4 +95,45 @@ fn unknown_codes_expect_404_and_are_tallied() {
     );
     assert_eq!(result.error_total, 0, "{:?}", result.errors);
     assert_eq!(result.ok, 2000);
+}
+
+#[test]
+fn a_connection_per_request_opens_exactly_one_per_request() {
+    let server = server();
+    let mut spec = load(1, 30_000);
+    spec.max_requests = Some(200);
+    spec.requests_per_connection = Some(1);
+    let result = run_once(server.addr(), KEYS, spec, sequential());
+    assert_eq!((result.sent, result.responses), (200, 200));
+    assert_eq!(
+        (result.connections_opened, server.connections()),
+        (200, 200)
+    );
+    assert_eq!(result.tls_handshakes, 0);
+    // Answers are judged as on kept-alive connections.
+    assert_eq!(result.ok, 100);
+    assert_eq!(result.errors.get("wrong_target"), Some(&50));
+    assert_eq!(result.errors.get("wrong_status"), Some(&50));
+    assert_eq!(result.errors.len(), 2, "{:?}", result.errors);
+}
+
+#[test]
+fn pipelined_connections_close_after_their_share_of_requests() {
+    let server = server();
+    let mut spec = load(4, 30_000);
+    spec.max_requests = Some(400);
+    spec.depth = 2;
+    spec.requests_per_connection = Some(4);
+    let result = run_once(server.addr(), KEYS, spec, sequential());
+    assert_eq!((result.sent, result.responses), (400, 400));
+    assert_eq!(server.requests(), 400);
+    // 100 connections carry the 400 requests; at the end up to three more
+    // may open that no request is left for.
+    assert!(
+        (100..=103).contains(&result.connections_opened),
+        "{}",
+        result.connections_opened
+    );
+    assert!(server.connections() >= 100, "{}", server.connections());
+    assert_eq!(result.errors.len(), 2, "{:?}", result.errors);
 }

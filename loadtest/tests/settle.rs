@@ -39,6 +39,7 @@ fn measure(settle: Duration) -> (f64, f64) {
         round: 1,
         addr: server.addr(),
         host: "localhost".into(),
+        tls: false,
         load: spec_load,
         shape: TrafficShape::default(),
         keys: Arc::new(

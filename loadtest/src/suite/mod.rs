@@ -160,6 +160,8 @@ struct RawLoad {
     max_requests: Option<u64>,
     cpus: Option<Vec<usize>>,
     settle: Option<String>,
+    requests_per_connection: Option<u64>,
+    tls_resumption: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -599,6 +601,12 @@ fn convert_load(
     if let Some(v) = &raw.cpus {
         load.cpus = v.clone();
     }
+    if let Some(v) = raw.requests_per_connection {
+        load.requests_per_connection = Some(v);
+    }
+    if let Some(v) = raw.tls_resumption {
+        load.tls_resumption = v;
+    }
     if let Some(v) = at.duration(section, index, "duration", raw.duration.as_ref())? {
         load.duration = v;
     }
@@ -614,6 +622,7 @@ fn convert_load(
     load.validate().map_err(|e| {
         let message = e.to_string();
         let key = [
+            "requests_per_connection",
             "connections",
             "threads",
             "depth",
@@ -844,6 +853,30 @@ mod tests {
             message.contains("[seed] method: links with a behaviour"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn connections_per_request_and_tls_resumption() {
+        let text = "[keys]\ngenerate = 10\n\n[load]\ntls_resumption = true\n\n[[phase]]\nname = \"keep-alive\"\n\n[[phase]]\nname = \"handshakes\"\nrequests_per_connection = 1\ntls_resumption = false\n";
+        let suite = Suite::parse(text, "s.toml").unwrap();
+        let [keep_alive, handshakes] = &suite.phases[..] else {
+            panic!("{:?}", suite.phases);
+        };
+        assert_eq!(keep_alive.load.requests_per_connection, None);
+        assert!(keep_alive.load.tls_resumption);
+        assert_eq!(handshakes.load.requests_per_connection, Some(1));
+        assert!(!handshakes.load.tls_resumption);
+        assert_eq!(LoadSpec::default().requests_per_connection, None);
+        assert!(!LoadSpec::default().tls_resumption);
+
+        let err = |text: &str| Suite::parse(text, "s.toml").unwrap_err().to_string();
+        let message = err("[keys]\ngenerate = 10\n\n[[phase]]\nrequests_per_connection = 0\n");
+        assert!(
+            message.starts_with("s.toml:5:1: [phase] requests_per_connection: requests_per_connection must be at least 1"),
+            "{message}"
+        );
+        let message = err("[keys]\ngenerate = 10\n[load]\ntls_resumption = \"yes\"\n");
+        assert!(message.starts_with("s.toml:4:"), "{message}");
     }
 
     #[test]

@@ -31,6 +31,7 @@ pub fn run_once(addr: SocketAddr, keys: &str, load: LoadSpec, shape: TrafficShap
         round: 1,
         addr,
         host: "localhost".into(),
+        tls: false,
         load,
         shape,
         keys: Arc::new(KeySet::parse(keys, "test keys").expect("keys parse")),
