@@ -191,18 +191,23 @@ pub fn execute(
     let keys = Arc::new(suite.keys.load()?.with_behaviour(suite.behaviour.clone()));
     std::fs::create_dir_all(&options.work_dir)
         .map_err(|e| Error::io(format!("cannot create {}", options.work_dir.display()), e))?;
+    // Absolute, so `{work}` means the same to servers that change directory
+    // (nginx resolves -c and -e under its -p prefix).
+    let work_dir = std::fs::canonicalize(&options.work_dir).map_err(|e| {
+        Error::io(format!("cannot resolve {}", options.work_dir.display()), e)
+    })?;
     let files = SuiteFiles {
-        links_csv: options.work_dir.join("links.csv"),
-        links_jsonl: options.work_dir.join("links.jsonl"),
-        geoip_db: options.work_dir.join("geoip.mmdb"),
+        links_csv: work_dir.join("links.csv"),
+        links_jsonl: work_dir.join("links.jsonl"),
+        geoip_db: work_dir.join("geoip.mmdb"),
         suite_dir: suite
             .path
             .as_deref()
             .and_then(|p| p.parent())
             .map(|p| p.to_path_buf())
             .unwrap_or_else(|| PathBuf::from(".")),
-        tls_cert: options.work_dir.join("tls-cert.pem"),
-        tls_key: options.work_dir.join("tls-key.pem"),
+        tls_cert: work_dir.join("tls-cert.pem"),
+        tls_key: work_dir.join("tls-key.pem"),
         tls_resumption: suite.phases.iter().any(|p| p.load.tls_resumption),
     };
     write_files(suite, &keys, &files)?;
@@ -211,7 +216,7 @@ pub fn execute(
     // behaviour's destinations only where its links carry it.
     let mut target_keys: Vec<Arc<KeySet>> = Vec::new();
     for spec in &suite.targets {
-        targets.push(Target::prepare(spec, &options.work_dir, &files, &keys)?);
+        targets.push(Target::prepare(spec, &work_dir, &files, &keys)?);
         target_keys.push(
             match keys.behaviour().is_some() && !links_carry_behaviour(spec) {
                 true => Arc::new(keys.with_behaviour(None)),
