@@ -167,6 +167,8 @@ fn a_verified_domain_gets_a_certificate_from_the_authority_and_engines_serve_it(
     setup.verified_domain("brand.example");
     let shown = setup.wait_for_certificate("brand.example");
     assert_eq!(shown["certificate"]["names"], json!(["brand.example"]));
+    assert_eq!(shown["certificate"]["status"], "valid");
+    assert!(shown["certificate"]["last_error"].is_null());
     // The challenge answer was withdrawn once the order was done.
     let challenges = challenge_changes(control);
     assert!(
@@ -232,7 +234,12 @@ fn a_verified_domain_gets_a_certificate_from_the_authority_and_engines_serve_it(
         "{failed}"
     );
     assert!(order["next_attempt_at"].as_str().is_some(), "{failed}");
-    assert!(failed["certificate"].is_null());
+    // The certificate's own status says the same.
+    let certificate = &failed["certificate"];
+    assert_eq!(certificate["status"], "failed", "{failed}");
+    assert_eq!(certificate["last_error"], order["last_error"], "{failed}");
+    assert!(certificate["not_after"].is_null(), "{failed}");
+    assert!(certificate["source"].is_null(), "{failed}");
 }
 
 #[test]

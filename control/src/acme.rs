@@ -533,7 +533,7 @@ fn renewal_due(record: &CertificateRecord, now: i64) -> bool {
 
 /// Whether an authority could issue for `name`: a public DNS name, not the
 /// installation's default domain when it is a local name.
-fn orderable(name: &str, default_domain: &str) -> bool {
+pub(crate) fn orderable(name: &str, default_domain: &str) -> bool {
     let local = name == "localhost" || name.ends_with(".localhost") || !name.contains('.');
     let address = name.parse::<std::net::IpAddr>().is_ok();
     !(local || address || (name == default_domain && validate::normalize_domain(name).is_err()))

@@ -134,7 +134,8 @@ impl ControlPlane {
                 links.max_bulk,
                 &links.reserved_codes,
             )
-            .with_dns_verification(config.domains.verification == config::VerificationMode::Dns),
+            .with_dns_verification(config.domains.verification == config::VerificationMode::Dns)
+            .with_acme(!config.acme.directory_url.is_empty()),
         );
         if links.fetch_card_metadata {
             service = service.with_cards(cards::CardFetcher::new(fetch::Fetcher::new(

@@ -73,6 +73,8 @@ fn an_uploaded_certificate_is_shown_without_its_key_published_and_removed() {
     assert!(!answer.text.contains("PRIVATE KEY"), "{}", answer.text);
     let view = ok(answer);
     let shown = &view["certificate"];
+    assert_eq!(shown["status"], "valid");
+    assert!(shown["last_error"].is_null());
     assert_eq!(shown["source"], "uploaded");
     assert_eq!(
         shown["names"],
@@ -421,4 +423,33 @@ fn a_removed_domain_takes_its_links_settings_and_certificate_off_engines() {
     assert!(again["certificate"].is_null());
     assert!(again["root_url"].is_null());
     assert_eq!(again["https_redirect"], false);
+}
+
+#[test]
+fn a_verified_domain_waiting_for_its_certificate_shows_pending() {
+    // An authority nobody will reach: the issuer's first round is an hour away.
+    let test = TestControl::start_with(
+        |c| {
+            c.acme.directory_url = "https://127.0.0.1:9/dir".into();
+            c.acme.check_interval = std::time::Duration::from_secs(3600);
+        },
+        std::sync::Arc::new(ricochet_model::bus::LocalBus::new()),
+    );
+    let api = test.client();
+    let created = ok(api.post("/api/v1/domains", &json!({"domain": "brand.example"})));
+    assert_eq!(
+        created["certificate"],
+        json!({
+            "status": "pending", "source": null, "names": [], "not_before": null,
+            "not_after": null, "issuer": null, "serial": null, "updated_at": null,
+            "last_error": null, "next_attempt_at": null
+        })
+    );
+    // A local name is never ordered: nothing pending for it.
+    assert!(ok(api.get("/api/v1/domains/localhost"))["certificate"].is_null());
+    // An uploaded certificate is what is served, valid.
+    let pem = certificate(&["brand.example"], 2099);
+    let served = ok(api.put("/api/v1/domains/brand.example/certificate", &upload(&pem)));
+    assert_eq!(served["certificate"]["status"], "valid");
+    assert_eq!(served["certificate"]["source"], "uploaded");
 }

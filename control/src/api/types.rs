@@ -13,8 +13,8 @@ use super::{behaviour_schema, schema};
 use crate::service::utm::{self, UtmChanges};
 use crate::service::verification;
 use crate::service::{
-    AccessChanges, BehaviourChanges, CertificateInfo, DomainChanges, DomainInfo, DomainRemoval,
-    LinkChanges, NewLink, PasswordInput,
+    AccessChanges, BehaviourChanges, CertificateInfo, CertificateStatus, DomainChanges, DomainInfo,
+    DomainRemoval, LinkChanges, NewLink, PasswordInput,
 };
 use crate::store::{
     AcmeState, CertificateSource, DomainVerification, VerificationMethod, VerificationStatus,
@@ -423,7 +423,8 @@ pub struct DomainView {
     pub https_redirect: bool,
     /// The HSTS policy of HTTPS answers; `null`: none.
     pub hsts: Option<HstsView>,
-    /// The certificate engines serve for the domain; `null`: none.
+    /// Where the domain's certificate stands and the one engines serve;
+    /// `null`: none served and none to be ordered.
     pub certificate: Option<CertificateView>,
     /// Its proof of ownership: links and certificates need `verified`.
     pub verification: VerificationView,
@@ -533,7 +534,9 @@ impl From<DomainInfo> for DomainView {
             owned: info.owned,
             https_redirect: info.settings.https_redirect,
             hsts: info.settings.hsts.map(HstsView::from),
-            certificate: info.certificate.map(CertificateView::from),
+            certificate: info.certificate_status.map(|status| {
+                CertificateView::new(status, info.certificate, info.certificate_order.as_ref())
+            }),
             verification: {
                 let by_dns = info.verification.method == VerificationMethod::Dns;
                 let record = by_dns.then(|| TxtRecordView {
@@ -619,41 +622,79 @@ impl From<Hsts> for HstsView {
     }
 }
 
-/// The certificate engines serve for a domain (its key is never shown).
+/// Where a domain's certificate stands, and the certificate engines serve
+/// (its key is never shown).
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct CertificateView {
-    /// `uploaded` or `acme`.
-    #[schema(value_type = String, pattern = "^(uploaded|acme)$")]
-    pub source: CertificateSource,
+    /// `valid` (served, not expired), `expired` (served, past `not_after`),
+    /// `pending` (to be issued by the ACME authority) or `failed` (none
+    /// served, the last order failed: see `last_error`).
+    #[schema(pattern = "^(valid|expired|pending|failed)$")]
+    pub status: String,
+    /// `uploaded` or `acme`; `null` while none is served.
+    #[schema(value_type = Option<String>, pattern = "^(uploaded|acme)$")]
+    pub source: Option<CertificateSource>,
     /// The DNS names the certificate is valid for.
     pub names: Vec<String>,
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    pub not_before: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    pub not_after: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub not_before: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub not_after: Option<OffsetDateTime>,
     /// The issuer's distinguished name.
-    pub issuer: String,
+    pub issuer: Option<String>,
     /// The serial number (hexadecimal); empty for certificates stored before
     /// it was kept.
-    pub serial: String,
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    pub updated_at: OffsetDateTime,
+    pub serial: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub updated_at: Option<OffsetDateTime>,
+    /// Why the last order (or renewal) from the ACME authority failed;
+    /// `null` when none failed since the last success.
+    pub last_error: Option<String>,
+    /// When a failed order is tried again.
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub next_attempt_at: Option<OffsetDateTime>,
 }
 
-impl From<CertificateInfo> for CertificateView {
-    fn from(info: CertificateInfo) -> Self {
+impl CertificateView {
+    fn new(
+        status: CertificateStatus,
+        served: Option<CertificateInfo>,
+        order: Option<&AcmeState>,
+    ) -> Self {
+        let (source, names, not_before, not_after, issuer, serial, updated_at) = match served {
+            Some(info) => (
+                Some(info.source),
+                info.names,
+                Some(to_datetime(info.not_before)),
+                Some(to_datetime(info.not_after)),
+                Some(info.issuer),
+                Some(info.serial),
+                Some(to_datetime(info.updated_at)),
+            ),
+            None => (None, Vec::new(), None, None, None, None, None),
+        };
         Self {
-            source: info.source,
-            names: info.names,
-            not_before: to_datetime(info.not_before),
-            not_after: to_datetime(info.not_after),
-            issuer: info.issuer,
-            serial: info.serial,
-            updated_at: to_datetime(info.updated_at),
+            status: status.as_str().to_owned(),
+            source,
+            names,
+            not_before,
+            not_after,
+            issuer,
+            serial,
+            updated_at,
+            last_error: order.and_then(|order| order.last_error.clone()),
+            next_attempt_at: order.and_then(|order| order.next_attempt_at.map(to_datetime)),
         }
+    }
+
+    /// A served certificate's view (the default certificate's).
+    fn served(info: CertificateInfo) -> Self {
+        let status = CertificateStatus::of_served(info.not_after, ricochet_model::now_millis());
+        Self::new(status, Some(info), None)
     }
 }
 
@@ -689,7 +730,7 @@ pub struct DefaultCertificate {
 impl From<Option<CertificateInfo>> for DefaultCertificate {
     fn from(info: Option<CertificateInfo>) -> Self {
         Self {
-            certificate: info.map(CertificateView::from),
+            certificate: info.map(CertificateView::served),
         }
     }
 }

@@ -37,6 +37,41 @@ pub struct DomainInfo {
     /// Where ordering its certificate from the ACME authority stands, after
     /// a failure.
     pub certificate_order: Option<AcmeState>,
+    /// Where its certificate stands; `None`: none served and none to order.
+    pub certificate_status: Option<CertificateStatus>,
+}
+
+/// Where a domain's certificate stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertificateStatus {
+    /// Served and not expired (a failed renewal shows as its `last_error`).
+    Valid,
+    /// Served, but past its `not_after`.
+    Expired,
+    /// The ACME authority is to issue one (the domain is verified).
+    Pending,
+    /// None served, and the last order failed.
+    Failed,
+}
+
+impl CertificateStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Valid => "valid",
+            Self::Expired => "expired",
+            Self::Pending => "pending",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// The status of a served certificate expiring at `not_after`.
+    pub fn of_served(not_after: i64, now: i64) -> Self {
+        if not_after <= now {
+            Self::Expired
+        } else {
+            Self::Valid
+        }
+    }
 }
 
 /// What is shown of a served certificate (never its key).
@@ -425,18 +460,34 @@ impl LinkService {
         name: String,
         record: &DomainRecord,
     ) -> Result<DomainInfo, LinkError> {
+        let certificate = self
+            .store
+            .certificate(&name)?
+            .as_ref()
+            .map(CertificateInfo::from);
+        let certificate_order = self.store.acme_state(&name)?;
+        let now = ricochet_model::now_millis();
+        let certificate_status = match (&certificate, &certificate_order) {
+            (Some(served), _) => Some(CertificateStatus::of_served(served.not_after, now)),
+            (None, Some(_)) => Some(CertificateStatus::Failed),
+            (None, None)
+                if self.settings.acme
+                    && record.verification.is_verified()
+                    && crate::acme::orderable(&name, &self.settings.default_domain) =>
+            {
+                Some(CertificateStatus::Pending)
+            }
+            (None, None) => None,
+        };
         Ok(DomainInfo {
             settings: record.settings(&name),
             created_at: record.created_at,
             owned: record.workspace_id == workspace,
             is_default: name == self.settings.default_domain,
-            certificate: self
-                .store
-                .certificate(&name)?
-                .as_ref()
-                .map(CertificateInfo::from),
+            certificate,
             verification: record.verification.clone(),
-            certificate_order: self.store.acme_state(&name)?,
+            certificate_order,
+            certificate_status,
             name,
         })
     }

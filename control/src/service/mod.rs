@@ -37,7 +37,7 @@ use ricochet_model::{LinkExtensions, LinkKey, LinkRecord, LinkState, RedirectSta
 use access::PreparedAccess;
 pub use access::{AccessChanges, PasswordInput};
 pub use behaviour::BehaviourChanges;
-pub use domains::{CertificateInfo, DomainChanges, DomainInfo, DomainRemoval};
+pub use domains::{CertificateInfo, CertificateStatus, DomainChanges, DomainInfo, DomainRemoval};
 pub use error::LinkError;
 pub use input::{IdempotencyKey, LinkChanges, LinkQuery, NewLink, StoredAnswer};
 pub use verification::{TxtAnswer, TxtLookup};
@@ -84,6 +84,8 @@ pub struct LinkSettings {
     /// New domains must prove ownership by DNS before links live on them;
     /// off, every registered domain counts as verified.
     pub dns_verification: bool,
+    /// Verified domains get certificates from an ACME authority.
+    pub acme: bool,
 }
 
 impl LinkSettings {
@@ -104,7 +106,14 @@ impl LinkSettings {
             max_bulk,
             reserved,
             dns_verification: true,
+            acme: false,
         }
+    }
+
+    /// These settings with certificates ordered from an ACME authority.
+    pub fn with_acme(mut self, on: bool) -> Self {
+        self.acme = on;
+        self
     }
 
     /// These settings with DNS verification of new domains on or off.
