@@ -193,9 +193,8 @@ pub fn execute(
         .map_err(|e| Error::io(format!("cannot create {}", options.work_dir.display()), e))?;
     // Absolute, so `{work}` means the same to servers that change directory
     // (nginx resolves -c and -e under its -p prefix).
-    let work_dir = std::fs::canonicalize(&options.work_dir).map_err(|e| {
-        Error::io(format!("cannot resolve {}", options.work_dir.display()), e)
-    })?;
+    let work_dir = std::fs::canonicalize(&options.work_dir)
+        .map_err(|e| Error::io(format!("cannot resolve {}", options.work_dir.display()), e))?;
     let files = SuiteFiles {
         links_csv: work_dir.join("links.csv"),
         links_jsonl: work_dir.join("links.jsonl"),
