@@ -141,6 +141,13 @@ pub struct ServerConfig {
     /// The port redirects from HTTP to HTTPS name (domains with
     /// `https_redirect`): where clients reach the HTTPS listener.
     pub https_port: u16,
+    /// A PEM certificate chain (leaf first) served as the default
+    /// certificate, read at start, for engines without a control plane; a
+    /// default certificate from the control plane replaces it. Needs
+    /// `tls_private_key`.
+    pub tls_certificate: Option<PathBuf>,
+    /// The PEM private key of `tls_certificate`.
+    pub tls_private_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -185,6 +192,8 @@ impl Default for ServerConfig {
             handshake_timeout: Duration::from_secs(10),
             unknown_sni: crate::tls::UnknownSni::Default,
             https_port: 443,
+            tls_certificate: None,
+            tls_private_key: None,
         }
     }
 }
@@ -245,6 +254,14 @@ impl EngineConfig {
             .is_some_and(|tls| tls == self.server.listen && tls.port() != 0)
         {
             problems.push("server.tls_listen must differ from server.listen".to_owned());
+        }
+        match (&self.server.tls_certificate, &self.server.tls_private_key) {
+            (Some(_), None) | (None, Some(_)) => problems
+                .push("server.tls_certificate and server.tls_private_key go together".to_owned()),
+            (Some(_), Some(_)) if self.server.tls_listen.is_none() => problems.push(
+                "server.tls_certificate needs server.tls_listen (the HTTPS listener)".to_owned(),
+            ),
+            _ => {}
         }
         if self.server.workers > 1024 {
             problems.push("server.workers must be at most 1024".to_owned());

@@ -37,6 +37,13 @@ struct Cli {
     /// HTTPS listener address (server.tls_listen).
     #[arg(long, global = true)]
     tls_listen: Option<SocketAddr>,
+    /// PEM certificate chain served as the default certificate
+    /// (server.tls_certificate; with --tls-private-key).
+    #[arg(long, global = true)]
+    tls_certificate: Option<PathBuf>,
+    /// PEM private key of --tls-certificate (server.tls_private_key).
+    #[arg(long, global = true)]
+    tls_private_key: Option<PathBuf>,
     /// Store directory (storage.data_dir).
     #[arg(long, global = true)]
     data_dir: Option<PathBuf>,
@@ -118,6 +125,12 @@ fn load_config(cli: &Cli) -> anyhow::Result<EngineConfig> {
     }
     if let Some(listen) = cli.tls_listen {
         config.server.tls_listen = Some(listen);
+    }
+    if let Some(path) = &cli.tls_certificate {
+        config.server.tls_certificate = Some(path.clone());
+    }
+    if let Some(path) = &cli.tls_private_key {
+        config.server.tls_private_key = Some(path.clone());
     }
     if let Some(dir) = &cli.data_dir {
         config.storage.data_dir = dir.clone();

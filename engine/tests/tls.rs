@@ -401,3 +401,71 @@ fn connection_limits_hold_over_tls() {
     let mut client = Client::connect_tls(tls_addr(&engine), "go.example", &setup).unwrap();
     assert_eq!(client.get("/spring", "go.example").status, 302);
 }
+
+#[test]
+fn a_certificate_from_files_is_the_default_until_the_change_log_sets_one() {
+    let files = tempfile::tempdir().unwrap();
+    let own = self_signed(&["files.example"]);
+    let chain_path = files.path().join("fullchain.pem");
+    let key_path = files.path().join("privkey.pem");
+    std::fs::write(&chain_path, &own.chain).unwrap();
+    std::fs::write(&key_path, &own.key).unwrap();
+    let (chain, key) = (chain_path.clone(), key_path.clone());
+    let mut engine = TestEngine::start_with(move |config| {
+        with_tls(config);
+        config.server.tls_certificate = Some(chain);
+        config.server.tls_private_key = Some(key);
+    });
+    engine.add("go.example", "spring", "https://example.com/spring");
+    // Served to any name, without a control plane.
+    let setup = TlsClientSetup::trusting(&own);
+    let mut client =
+        Client::connect_tls(tls_addr(&engine), "files.example", &setup).expect("handshake");
+    assert_eq!(client.peer_certificate().unwrap(), leaf_der(&own));
+    assert_eq!(client.get("/spring", "files.example").status, 302);
+
+    // A default certificate from the change log replaces it, also after a
+    // restart (the files are read again, the stored one still wins).
+    let managed = self_signed(&["managed.example"]);
+    certificate(&engine, DEFAULT_CERTIFICATE, Some(&managed));
+    let managed_setup = TlsClientSetup::trusting(&managed);
+    let client = Client::connect_tls(tls_addr(&engine), "managed.example", &managed_setup)
+        .expect("handshake");
+    assert_eq!(client.peer_certificate().unwrap(), leaf_der(&managed));
+    engine.restart();
+    let client = Client::connect_tls(tls_addr(&engine), "managed.example", &managed_setup)
+        .expect("handshake after a restart");
+    assert_eq!(client.peer_certificate().unwrap(), leaf_der(&managed));
+
+    // Files that cannot be served stop the start with the setting named.
+    let mut half = EngineConfig::default();
+    half.server.tls_listen = Some("127.0.0.1:0".parse().unwrap());
+    half.server.tls_certificate = Some(chain_path.clone());
+    assert!(half.validate().unwrap_err().contains("tls_private_key"));
+    let mut no_listener = EngineConfig::default();
+    no_listener.server.tls_certificate = Some(chain_path.clone());
+    no_listener.server.tls_private_key = Some(key_path.clone());
+    assert!(no_listener.validate().unwrap_err().contains("tls_listen"));
+    let dir = tempfile::tempdir().unwrap();
+    let mut missing = TestEngine::config_in(dir.path());
+    with_tls(&mut missing);
+    missing.server.tls_certificate = Some(files.path().join("nowhere.pem"));
+    missing.server.tls_private_key = Some(key_path.clone());
+    let error = ricochet_engine::Engine::start(missing)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("server.tls_certificate") && error.contains("nowhere.pem"),
+        "{error}"
+    );
+    let other_key = files.path().join("other-key.pem");
+    std::fs::write(&other_key, self_signed(&["x.example"]).key).unwrap();
+    let mut mismatched = TestEngine::config_in(dir.path());
+    with_tls(&mut mismatched);
+    mismatched.server.tls_certificate = Some(chain_path);
+    mismatched.server.tls_private_key = Some(other_key);
+    let error = ricochet_engine::Engine::start(mismatched)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("server.tls_certificate"), "{error}");
+}

@@ -131,6 +131,13 @@ impl Engine {
         let stats = Arc::new(EngineStats::default());
         let counter = start_counter(&config.sync, &store).map_err(StartError::Config)?;
         let intake = Arc::new(ChangeIntake::new(store, table.clone(), stats.clone())?);
+        // A default certificate from files goes in first: one from the
+        // change log, loaded next, replaces it.
+        if let Some(change) = certificate_from_files(&config.server)? {
+            let compiled = crate::tls::CompiledTls::compile(&change)
+                .map_err(|e| StartError::Config(format!("server.tls_certificate: {e}")))?;
+            table.tls().apply([compiled]);
+        }
 
         let workers = config.worker_count();
         let (clicks, click_store) =
@@ -351,4 +358,29 @@ fn current_thread_runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("a current-thread runtime builds")
+}
+
+/// The default certificate named by `server.tls_certificate` and
+/// `server.tls_private_key`, read from their files.
+fn certificate_from_files(
+    server: &crate::config::ServerConfig,
+) -> Result<Option<ricochet_model::tls::TlsChange>, StartError> {
+    let (Some(chain), Some(key)) = (&server.tls_certificate, &server.tls_private_key) else {
+        return Ok(None);
+    };
+    let read = |path: &std::path::Path, field: &str| {
+        std::fs::read_to_string(path).map_err(|e| {
+            StartError::Config(format!(
+                "server.{field}: cannot read {}: {e}",
+                path.display()
+            ))
+        })
+    };
+    Ok(Some(ricochet_model::tls::TlsChange::Certificate {
+        name: ricochet_model::tls::DEFAULT_CERTIFICATE.to_owned(),
+        pem: Some(ricochet_model::tls::CertificatePem {
+            chain: read(chain, "tls_certificate")?,
+            key: read(key, "tls_private_key")?,
+        }),
+    }))
 }
