@@ -123,19 +123,26 @@ impl Pebble {
     }
 
     fn management_get(&self, path: &str) -> String {
-        let output = Command::new("curl")
-            .args(["-sS", "--fail", "--cacert"])
-            .arg(self.https_root())
-            .arg(format!("https://{}{path}", self.management))
-            .output()
-            .expect("curl runs");
-        assert!(
-            output.status.success(),
-            "pebble's {path}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).expect("text")
+        https_call(&self.https_root(), &[], self.management, path)
     }
+}
+
+/// The body of an HTTPS request to `addr` + `path` (curl, trusting `root`,
+/// with `args` such as a method and body); panics on a failure.
+fn https_call(root: &std::path::Path, args: &[&str], addr: SocketAddr, path: &str) -> String {
+    let output = Command::new("curl")
+        .args(["-sS", "--fail", "--cacert"])
+        .arg(root)
+        .args(args)
+        .arg(format!("https://{addr}{path}"))
+        .output()
+        .expect("curl runs");
+    assert!(
+        output.status.success(),
+        "https://{addr}{path}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("text")
 }
 
 impl Drop for Pebble {
@@ -206,19 +213,7 @@ impl RenewalInfoProxy {
     }
 
     fn call(&self, args: &[&str], path: &str) -> String {
-        let output = Command::new("curl")
-            .args(["-sS", "--fail", "--cacert"])
-            .arg(&self.https_root)
-            .args(args)
-            .arg(format!("https://{}{path}", self.listen))
-            .output()
-            .expect("curl runs");
-        assert!(
-            output.status.success(),
-            "the proxy's {path}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).expect("text")
+        https_call(&self.https_root, args, self.listen, path)
     }
 }
 
