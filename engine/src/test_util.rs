@@ -89,19 +89,10 @@ impl TestEngine {
             configure(config);
         });
         let pem = self_signed(&["localhost"]);
-        let intake = engine.engine().intake();
-        let version = intake.last_applied() + 1;
-        intake
-            .apply(&[Change {
-                version,
-                op: ChangeOp::Tls {
-                    change: ricochet_model::tls::TlsChange::Certificate {
-                        name: ricochet_model::tls::DEFAULT_CERTIFICATE.into(),
-                        pem: Some(pem.clone()),
-                    },
-                },
-            }])
-            .expect("change applies");
+        engine.set_tls(ricochet_model::tls::TlsChange::Certificate {
+            name: ricochet_model::tls::DEFAULT_CERTIFICATE.into(),
+            pem: Some(pem.clone()),
+        });
         engine.tls = Some(TlsClientSetup::trusting(&pem));
         engine
     }
@@ -198,28 +189,27 @@ impl TestEngine {
 
     /// Applies a purge of (domain, code) as the next version.
     pub fn purge(&self, domain: &str, code: &str) -> u64 {
-        let intake = self.engine().intake();
-        let version = intake.last_applied() + 1;
-        intake
-            .apply(&[Change {
-                version,
-                op: ChangeOp::Purge {
-                    key: LinkKey::new(domain, code).unwrap(),
-                },
-            }])
-            .expect("change applies");
-        version
+        self.apply_op(ChangeOp::Purge {
+            key: LinkKey::new(domain, code).unwrap(),
+        })
     }
 
     /// Applies a domain's settings as the next version.
     pub fn set_domain(&self, settings: ricochet_model::DomainSettings) -> u64 {
+        self.apply_op(ChangeOp::Domain { settings })
+    }
+
+    /// Applies a certificate or ACME challenge change as the next version.
+    pub fn set_tls(&self, change: ricochet_model::tls::TlsChange) -> u64 {
+        self.apply_op(ChangeOp::Tls { change })
+    }
+
+    /// Applies `op` as the next version; returns that version.
+    pub fn apply_op(&self, op: ChangeOp) -> u64 {
         let intake = self.engine().intake();
         let version = intake.last_applied() + 1;
         intake
-            .apply(&[Change {
-                version,
-                op: ChangeOp::Domain { settings },
-            }])
+            .apply(&[Change { version, op }])
             .expect("change applies");
         version
     }

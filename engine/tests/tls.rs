@@ -18,26 +18,11 @@ fn with_tls(config: &mut EngineConfig) {
     config.redirect.default_domain = "go.example".into();
 }
 
-fn apply_tls(engine: &TestEngine, change: TlsChange) -> u64 {
-    let intake = engine.engine().intake();
-    let version = intake.last_applied() + 1;
-    intake
-        .apply(&[Change {
-            version,
-            op: ChangeOp::Tls { change },
-        }])
-        .expect("change applies");
-    version
-}
-
 fn certificate(engine: &TestEngine, name: &str, pem: Option<&CertificatePem>) {
-    apply_tls(
-        engine,
-        TlsChange::Certificate {
-            name: name.into(),
-            pem: pem.cloned(),
-        },
-    );
+    engine.set_tls(TlsChange::Certificate {
+        name: name.into(),
+        pem: pem.cloned(),
+    });
 }
 
 fn tls_addr(engine: &TestEngine) -> std::net::SocketAddr {
@@ -224,13 +209,10 @@ fn acme_challenges_are_answered_over_http_and_tls_alpn() {
         config.server.tls_listen = Some("127.0.0.1:0".parse().unwrap());
     });
     // No default domain and no link on the name: the challenge is still answered.
-    apply_tls(
-        &engine,
-        TlsChange::Http01 {
-            token: "tok-EN_1".into(),
-            key_authorization: Some("tok-EN_1.thumb".into()),
-        },
-    );
+    engine.set_tls(TlsChange::Http01 {
+        token: "tok-EN_1".into(),
+        key_authorization: Some("tok-EN_1.thumb".into()),
+    });
     let response = engine.get("/.well-known/acme-challenge/tok-EN_1", "new.example");
     assert_eq!(response.status, 200);
     assert_eq!(response.text(), "tok-EN_1.thumb");
@@ -240,13 +222,10 @@ fn acme_challenges_are_answered_over_http_and_tls_alpn() {
             .status,
         404
     );
-    apply_tls(
-        &engine,
-        TlsChange::Http01 {
-            token: "tok-EN_1".into(),
-            key_authorization: None,
-        },
-    );
+    engine.set_tls(TlsChange::Http01 {
+        token: "tok-EN_1".into(),
+        key_authorization: None,
+    });
     assert_eq!(
         engine
             .get("/.well-known/acme-challenge/tok-EN_1", "new.example")
@@ -257,13 +236,10 @@ fn acme_challenges_are_answered_over_http_and_tls_alpn() {
     // TLS-ALPN-01: a validator offering acme-tls/1 alone gets the challenge
     // certificate, and the connection ends with the handshake.
     let challenge = self_signed(&["new.example"]);
-    apply_tls(
-        &engine,
-        TlsChange::Alpn01 {
-            domain: "new.example".into(),
-            pem: Some(challenge.clone()),
-        },
-    );
+    engine.set_tls(TlsChange::Alpn01 {
+        domain: "new.example".into(),
+        pem: Some(challenge.clone()),
+    });
     let mut setup = TlsClientSetup::trusting(&challenge);
     setup.alpn = vec![b"acme-tls/1".to_vec()];
     let mut validator = Client::connect_tls(tls_addr(&engine), "new.example", &setup).unwrap();

@@ -19,7 +19,6 @@ use ricochet_loadtest::suite::Suite;
 use ricochet_loadtest::{KeySet, LoadSpec, RunResult, RunSpec, TrafficShape, run};
 use ricochet_model::bus::{LocalBus, UpdateBus};
 use ricochet_model::tls::{CertificatePem, DEFAULT_CERTIFICATE, TlsChange};
-use ricochet_model::{Change, ChangeOp};
 
 const KEYS: &str = ",a,https://a.example/,302\n,b,https://b.example/page,302\n";
 
@@ -37,22 +36,13 @@ fn https_engine(name: &str, unknown_sni: UnknownSni) -> TestEngine {
         name
     })
     .expect("a certificate");
-    let intake = engine.engine().intake();
-    let version = intake.last_applied() + 1;
-    intake
-        .apply(&[Change {
-            version,
-            op: ChangeOp::Tls {
-                change: TlsChange::Certificate {
-                    name: name.into(),
-                    pem: Some(CertificatePem {
-                        chain: pem.certificate,
-                        key: pem.private_key,
-                    }),
-                },
-            },
-        }])
-        .expect("the certificate applies");
+    engine.set_tls(TlsChange::Certificate {
+        name: name.into(),
+        pem: Some(CertificatePem {
+            chain: pem.certificate,
+            key: pem.private_key,
+        }),
+    });
     engine.add("localhost", "a", "https://a.example/");
     engine.add("localhost", "b", "https://b.example/page");
     engine
