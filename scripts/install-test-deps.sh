@@ -4,6 +4,9 @@
 # update bus in the propagation tests; each test starts its own on a free port),
 # pebble and pebble-challtestsrv (a test ACME CA and a DNS server whose records
 # are set over HTTP: domain verification and certificate issuance tests),
+# chromium and chromedriver (Debian's chromium-driver: the web console's
+# browser tests drive headless Chromium over WebDriver, see
+# control/src/test_util/browser.rs),
 # and a Python venv with openapi-spec-validator and schemathesis (the control
 # plane's OpenAPI document is validated and fuzzed with them; see
 # control/tests/openapi.rs) and aiosmtpd (a real SMTP server that receives
@@ -13,7 +16,8 @@ set -euo pipefail
 
 need=()
 # Each entry: command:package
-for pair in curl:curl redis-server:redis-server python3:python3 pebble:pebble pebble-challtestsrv:pebble; do
+for pair in curl:curl redis-server:redis-server python3:python3 pebble:pebble pebble-challtestsrv:pebble \
+            chromium:chromium chromedriver:chromium-driver; do
   cmd=${pair%%:*}; pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done

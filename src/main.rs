@@ -96,6 +96,11 @@ fn load_configs(cli: &Cli) -> anyhow::Result<(EngineConfig, ControlConfig)> {
         control.server.listen = listen;
     }
     engine.redirect.default_domain = control.links.default_domain.clone();
+    // Short links on the default domain are reached at the engine's own
+    // address here (the console shows them and QR codes carry them).
+    if control.links.short_url_base.is_empty() && engine.server.listen.port() != 0 {
+        control.links.short_url_base = format!("http://{}", display_addr(engine.server.listen));
+    }
     engine
         .validate()
         .map_err(|e| anyhow::anyhow!("invalid engine configuration: {e}"))?;
@@ -169,6 +174,7 @@ fn main() -> anyhow::Result<()> {
          \x20 Try it:         curl -i http://{redirect}/{DEMO_CODE}\n\
          \x20 In a browser:   http://{redirect}/{DEMO_CODE}\n\
          {https}\
+         \x20 Console:        http://{api}/console/sign-in  (sign in as below)\n\
          \x20 API:            http://{api}/api/v1  (OpenAPI document: http://{api}/api/v1/openapi.json)\n\
          \x20 Sign in:        {owner}\n\
          \x20 Admin API key:  {admin_key}\n\

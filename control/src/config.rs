@@ -137,6 +137,10 @@ pub struct StorageConfig {
 pub struct LinksConfig {
     /// Domain that always exists and is used when a request names none.
     pub default_domain: String,
+    /// Base of short URLs on the default domain as people should type them
+    /// (the console, QR codes), e.g. `https://sho.rt`. Empty:
+    /// `http://<default_domain>`.
+    pub short_url_base: String,
     /// Length of random codes (62-character alphabet).
     pub code_length: usize,
     /// Most items in one `POST /links/bulk` call.
@@ -206,8 +210,9 @@ pub struct AccountsConfig {
     /// How long a deleted workspace can be restored before it is purged.
     #[serde(with = "humantime_serde")]
     pub workspace_retention: Duration,
-    /// Base URL of the console, for invitation links (`<console_url>/invite#<token>`).
-    /// Empty: the links are relative (`/invite#<token>`).
+    /// The console's address (e.g. `https://links.example.com/console`), for
+    /// invitation links (`<console_url>/invite#<token>`). Empty: the links are
+    /// relative (`/console/invite#<token>`).
     pub console_url: String,
     /// SMTP server that also mails invitation links: `smtp://host:port`
     /// (`?tls=required` for STARTTLS) or `smtps://host:port`, with
@@ -257,6 +262,7 @@ impl Default for LinksConfig {
     fn default() -> Self {
         Self {
             default_domain: "localhost".to_owned(),
+            short_url_base: String::new(),
             code_length: 7,
             max_bulk: 1000,
             reserved_codes: Vec::new(),
@@ -348,6 +354,17 @@ impl ControlConfig {
             .contains(&self.links.fetch_timeout)
         {
             problems.push("links.fetch_timeout must be from 10ms to 5s".to_owned());
+        }
+        let base = &self.links.short_url_base;
+        if !(base.is_empty()
+            || ((base.starts_with("http://") || base.starts_with("https://"))
+                && url::Url::parse(base).is_ok_and(|u| u.path() == "/" && u.query().is_none())))
+        {
+            problems.push(
+                "links.short_url_base must be empty or an http(s) URL without path or query, \
+                 such as https://sho.rt"
+                    .to_owned(),
+            );
         }
         match ricochet_model::normalize_domain(&self.links.default_domain) {
             Ok(normalized) if normalized == self.links.default_domain => {}

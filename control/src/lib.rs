@@ -13,7 +13,10 @@
 //! - [`fetch`]: fetching user-given URLs safely (public addresses only,
 //!   time and size limits), for card metadata and later webhooks.
 //! - [`cards`]: a link's card read from its destination's page at creation.
+//! - [`qr`]: QR codes of short links (SVG or PNG of an exact size), for the
+//!   API and the console.
 //! - [`api`]: the actix-web routes, authentication, errors, OpenAPI.
+//! - [`console`]: the operators' web console (server-rendered pages).
 //! - [`publisher`]: changes and heartbeats onto the bus.
 
 pub mod accounts;
@@ -21,11 +24,13 @@ pub mod acme;
 pub mod api;
 pub mod cards;
 pub mod config;
+pub mod console;
 pub mod dns;
 pub mod fetch;
 pub mod keys;
 pub mod mailer;
 pub mod publisher;
+pub mod qr;
 pub mod service;
 pub mod store;
 #[cfg(feature = "test-util")]
@@ -135,7 +140,8 @@ impl ControlPlane {
                 &links.reserved_codes,
             )
             .with_dns_verification(config.domains.verification == config::VerificationMode::Dns)
-            .with_acme(!config.acme.directory_url.is_empty()),
+            .with_acme(!config.acme.directory_url.is_empty())
+            .with_short_url_base(&links.short_url_base),
         );
         if links.fetch_card_metadata {
             service = service.with_cards(cards::CardFetcher::new(fetch::Fetcher::new(
@@ -232,7 +238,10 @@ impl ControlPlane {
         let state = web::Data::new(api::AppState {
             service,
             workspaces,
-            console_url: config.accounts.console_url.trim_end_matches('/').to_owned(),
+            console_url: match config.accounts.console_url.trim_end_matches('/') {
+                "" => console::PREFIX.to_owned(),
+                base => base.to_owned(),
+            },
             mailer: mailer::Mailer::new(&config.accounts.smtp_url, &config.accounts.smtp_from)
                 .map_err(StartError::Config)?,
             limits: api::auth::RateLimits::new(
@@ -265,7 +274,10 @@ impl ControlPlane {
                     let system = actix_web::rt::System::new();
                     let result = system.block_on(async move {
                         let server = HttpServer::new(move || {
-                            App::new().app_data(state.clone()).configure(api::configure)
+                            App::new()
+                                .app_data(state.clone())
+                                .configure(console::configure)
+                                .configure(api::configure)
                         })
                         .workers(workers)
                         .disable_signals()

@@ -86,9 +86,24 @@ pub fn import(
         ProgressBar::hidden()
     };
     let reader = bar.wrap_read(file);
+    let report = import_from(service, workspace, Box::new(reader), format, &bar)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    bar.finish_and_clear();
+    Ok(report)
+}
+
+/// Imports domains and links read from `reader` (the console's upload, or
+/// a file), updating `bar`'s message as batches are written.
+pub fn import_from(
+    service: &LinkService,
+    workspace: &str,
+    reader: Box<dyn Read + '_>,
+    format: Format,
+    bar: &ProgressBar,
+) -> Result<ImportReport, String> {
     let rows = match format {
-        Format::Csv => TransferReader::csv(Box::new(reader) as Box<dyn Read>),
-        Format::Jsonl => TransferReader::jsonl(Box::new(reader) as Box<dyn Read>),
+        Format::Csv => TransferReader::csv(reader),
+        Format::Jsonl => TransferReader::jsonl(reader),
     };
     let mut importer = Importer {
         service,
@@ -100,7 +115,7 @@ pub fn import(
     };
     for row in rows {
         let step = row
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))
+            .map_err(|e| e.to_string())
             .and_then(|(line, row)| match row {
                 Ok(TransferRow::Link(link)) => importer.add_link(line, link),
                 Ok(TransferRow::Domain {
@@ -130,7 +145,6 @@ pub fn import(
         importer.abandon_bulk();
         return Err(error);
     }
-    bar.finish_and_clear();
     let mut report = importer.report;
     report.errors.sort_by_key(|e| e.line);
     Ok(report)

@@ -142,7 +142,7 @@ fn invitations_are_single_use_for_the_invited_email_and_expire() {
     assert_eq!(invited.status, 201, "{}", invited.text);
     let token = invited.body["token"].as_str().unwrap().to_owned();
     assert!(token.starts_with("inv_"));
-    assert_eq!(invited.body["url"], format!("/invite#{token}"));
+    assert_eq!(invited.body["url"], format!("/console/invite#{token}"));
     assert_eq!(invited.body["invitation"]["email"], "friend@example.com");
     let pending = owner.get("/api/v1/workspaces/default/invitations");
     assert_eq!(pending.body["invitations"].as_array().unwrap().len(), 1);

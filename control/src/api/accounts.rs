@@ -19,7 +19,9 @@ use super::auth::{SESSION_COOKIE, SignedIn};
 use super::error::{ApiError, ErrorBody};
 use super::types::to_datetime;
 use super::{AppState, blocking};
-use crate::accounts::{AccountError, ClientInfo, csrf_token, email::normalize_email};
+use crate::accounts::{
+    AccountError, ClientInfo, OpenedSession, csrf_token, email::normalize_email,
+};
 use crate::store::{Role, SessionRecord, StoreError, UserRecord, WorkspaceRecord};
 
 /// Longest password accepted in a request, in characters (the policy's byte
@@ -181,7 +183,7 @@ fn session_workspace(
 }
 
 /// Where a request came from, kept with a new session.
-pub(super) fn client_info(request: &HttpRequest) -> ClientInfo {
+pub(crate) fn client_info(request: &HttpRequest) -> ClientInfo {
     ClientInfo {
         user_agent: request
             .headers()
@@ -198,7 +200,7 @@ pub(super) fn client_info(request: &HttpRequest) -> ClientInfo {
 
 /// The cookie carrying `token` (or, when `None`, one that clears it):
 /// HttpOnly, SameSite=Lax, Path=/, and Secure over HTTPS.
-pub(super) fn cookie(state: &AppState, request: &HttpRequest, token: Option<&str>) -> String {
+pub(crate) fn cookie(state: &AppState, request: &HttpRequest, token: Option<&str>) -> String {
     let max_age = match token {
         Some(_) => state.accounts.settings().absolute_timeout_ms / 1000,
         None => 0,
@@ -243,25 +245,8 @@ pub async fn sign_in(
     if input.password.chars().count() > MAX_PASSWORD_CHARS {
         return Err(too_long("password"));
     }
-    let email = normalize_email(&input.email)
-        .map_err(|reason| ApiError::from(AccountError::InvalidEmail(reason)))?;
-    let client = client_info(&request);
-    state.sign_in_limits.take(&email, &client.address)?;
-    let worker = state.clone();
-    // The session acts in the user's first workspace until they switch; if
-    // they are removed from it, the session stops acting there at once.
-    let (opened, session, workspace) = blocking(move || {
-        let opened = worker
-            .accounts
-            .sign_in(&email, &input.password, &client, now_millis())?;
-        let workspace = worker.workspaces.first_of(&opened.user.id)?;
-        let session = worker.accounts.set_workspace(
-            &opened.session,
-            workspace.as_ref().map(|(w, _)| w.id.as_str()),
-        )?;
-        Ok::<_, ApiError>((opened, session, workspace))
-    })
-    .await?;
+    let (opened, session, workspace) =
+        open_session(&state, &request, &input.email, input.password).await?;
     Ok(HttpResponse::Ok()
         .insert_header(("Set-Cookie", cookie(&state, &request, Some(&opened.token))))
         .insert_header(("Cache-Control", "no-store"))
@@ -272,6 +257,44 @@ pub async fn sign_in(
             &opened.token,
             workspace,
         )))
+}
+
+/// Checks the email and password (throttled per address and per email) and
+/// opens a session acting in the user's first workspace; the API and the
+/// console sign in through here.
+pub(crate) async fn open_session(
+    state: &web::Data<AppState>,
+    request: &HttpRequest,
+    email: &str,
+    password: String,
+) -> Result<
+    (
+        OpenedSession,
+        SessionRecord,
+        Option<(WorkspaceRecord, Role)>,
+    ),
+    ApiError,
+> {
+    let email = normalize_email(email)
+        .map_err(|reason| ApiError::from(AccountError::InvalidEmail(reason)))?;
+    let client = client_info(request);
+    state.sign_in_limits.take(&email, &client.address)?;
+    let worker = state.clone();
+    // The session acts in the user's first workspace until they switch; if
+    // they are removed from it, the session stops acting there at once.
+    let (opened, session, workspace) = blocking(move || {
+        let opened = worker
+            .accounts
+            .sign_in(&email, &password, &client, now_millis())?;
+        let workspace = worker.workspaces.first_of(&opened.user.id)?;
+        let session = worker.accounts.set_workspace(
+            &opened.session,
+            workspace.as_ref().map(|(w, _)| w.id.as_str()),
+        )?;
+        Ok::<_, ApiError>((opened, session, workspace))
+    })
+    .await?;
+    Ok((opened, session, workspace))
 }
 
 /// Signs out: ends the session of the cookie and clears the cookie.

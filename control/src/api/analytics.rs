@@ -337,7 +337,7 @@ fn breakdown_dimensions() -> String {
 /// The clicked links of `workspace` in the range, most human clicks first,
 /// with their records. The reader ranks every link; the ones of other
 /// workspaces are left out here, so totals and ranks are the workspace's own.
-fn clicked_links(
+pub(crate) fn clicked_links(
     reader: &dyn ClickReader,
     service: &LinkService,
     workspace: &str,

@@ -647,6 +647,30 @@ pub fn act_in(
     Ok(caller)
 }
 
+/// The console's caller: the session of `token`, in the workspace it acts
+/// in, with the rate limit charged; a request that changes state must carry
+/// the session's CSRF token as `csrf` (the console's forms send it as a
+/// field). Runs store reads: call it on the blocking pool.
+pub fn session_caller(
+    state: &AppState,
+    token: &str,
+    csrf: Option<String>,
+    changes_state: bool,
+) -> Result<Caller, ApiError> {
+    let credentials = Credentials {
+        api_key: None,
+        session: Some(token.to_owned()),
+        csrf,
+        changes_state,
+    };
+    resolve(authenticate(&credentials, state)?, state)
+}
+
+/// The session cookie's value, if the request carries one.
+pub fn session_token(request: &HttpRequest) -> Option<String> {
+    session_cookie(request)
+}
+
 /// An engine holding the cluster token (for `/internal/v1/changes`); 401 otherwise.
 #[derive(Debug)]
 pub struct ClusterMember;

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
-use super::auth::{Authorized, Identity, scope};
+use super::auth::{Authorized, Caller, Identity, scope};
 use super::error::{ApiError, ErrorBody};
 use super::types::to_datetime;
 use super::{AppState, blocking};
@@ -91,6 +91,67 @@ pub async fn list_keys(
     }))
 }
 
+/// Checks a new key's name and scopes for `caller` (who may hand out only
+/// what it may do itself): the trimmed name, the scopes, and the user the
+/// key acts for. The API and the console create keys through here.
+pub fn check_new_key(
+    caller: &Caller,
+    name: &str,
+    scope_names: &[String],
+) -> Result<(String, Vec<Scope>, Option<String>), ApiError> {
+    let name = name.trim().to_owned();
+    if name.is_empty()
+        || name.chars().count() > MAX_NAME_CHARS
+        || name.chars().any(char::is_control)
+    {
+        return Err(ApiError::bad_request(
+            "invalid_name",
+            "a key name has 1 to 100 characters and no control characters",
+        )
+        .with_field("name"));
+    }
+    if scope_names.is_empty() {
+        return Err(
+            ApiError::bad_request("invalid_scope", "name at least one scope").with_field("scopes"),
+        );
+    }
+    let mut scopes = Vec::with_capacity(scope_names.len());
+    for text in scope_names {
+        let scope = Scope::parse(text).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_scope",
+                format!(
+                    "unknown scope {:?}: use links:read, links:write, analytics:read, \
+                     domains:write or admin",
+                    text.chars().take(40).collect::<String>()
+                ),
+            )
+            .with_field("scopes")
+        })?;
+        // The caller may hand out only what it may do itself.
+        let held = match &caller.identity {
+            Identity::Key(key) => allows(&key.scopes, scope),
+            Identity::Session { .. } => true,
+        } && role_allows(caller.role, scope);
+        if !held {
+            return Err(ApiError::new(
+                403,
+                "insufficient_scope",
+                format!("you cannot create a key with the {} scope", scope.as_str()),
+            )
+            .with_field("scopes"));
+        }
+        if !scopes.contains(&scope) {
+            scopes.push(scope);
+        }
+    }
+    let created_by = match &caller.identity {
+        Identity::Session { user, .. } => Some(user.id.clone()),
+        Identity::Key(key) => key.created_by.clone(),
+    };
+    Ok((name, scopes, created_by))
+}
+
 /// Creates a key in the caller's workspace. Its scopes cannot exceed what
 /// the caller may do; the token is answered once.
 #[utoipa::path(
@@ -111,56 +172,7 @@ pub async fn create_key(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let input: CreateKey = super::read_json(&request, payload, state.max_body_bytes).await?;
-    let name = input.name.trim().to_owned();
-    if name.is_empty()
-        || name.chars().count() > MAX_NAME_CHARS
-        || name.chars().any(char::is_control)
-    {
-        return Err(ApiError::bad_request(
-            "invalid_name",
-            "a key name has 1 to 100 characters and no control characters",
-        )
-        .with_field("name"));
-    }
-    if input.scopes.is_empty() {
-        return Err(
-            ApiError::bad_request("invalid_scope", "name at least one scope").with_field("scopes"),
-        );
-    }
-    let mut scopes = Vec::with_capacity(input.scopes.len());
-    for text in &input.scopes {
-        let scope = Scope::parse(text).ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid_scope",
-                format!(
-                    "unknown scope {:?}: use links:read, links:write, analytics:read, \
-                     domains:write or admin",
-                    text.chars().take(40).collect::<String>()
-                ),
-            )
-            .with_field("scopes")
-        })?;
-        // The caller may hand out only what it may do itself.
-        let held = match &caller.caller.identity {
-            Identity::Key(key) => allows(&key.scopes, scope),
-            Identity::Session { .. } => true,
-        } && role_allows(caller.caller.role, scope);
-        if !held {
-            return Err(ApiError::new(
-                403,
-                "insufficient_scope",
-                format!("you cannot create a key with the {} scope", scope.as_str()),
-            )
-            .with_field("scopes"));
-        }
-        if !scopes.contains(&scope) {
-            scopes.push(scope);
-        }
-    }
-    let created_by = match &caller.caller.identity {
-        Identity::Session { user, .. } => Some(user.id.clone()),
-        Identity::Key(key) => key.created_by.clone(),
-    };
+    let (name, scopes, created_by) = check_new_key(&caller.caller, &input.name, &input.scopes)?;
     let workspace = caller.caller.workspace_id().to_owned();
     let worker = state.clone();
     let issued = blocking(move || {

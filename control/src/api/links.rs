@@ -158,31 +158,8 @@ pub async fn list_links(
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let query: ListQuery = super::parse_query(&request)?;
-    let sort = match query.sort.as_deref() {
-        None | Some("-created") | Some("-created_at") => LinkSort::NewestFirst,
-        Some("created") | Some("created_at") => LinkSort::OldestFirst,
-        Some("code") => LinkSort::Code,
-        Some(other) => {
-            return Err(ApiError::bad_request(
-                "invalid_sort",
-                format!("sort must be -created, created or code, not {other:?}"),
-            )
-            .with_field("sort"));
-        }
-    };
-    let state_filter = match query.state.as_deref() {
-        None => None,
-        Some("active") => Some(LinkState::Active),
-        Some("disabled") => Some(LinkState::Disabled),
-        Some("deleted") => Some(LinkState::Deleted),
-        Some(other) => {
-            return Err(ApiError::bad_request(
-                "invalid_state",
-                format!("state must be active, disabled or deleted, not {other:?}"),
-            )
-            .with_field("state"));
-        }
-    };
+    let sort = parse_sort(query.sort.as_deref())?;
+    let state_filter = parse_state(query.state.as_deref())?;
     let limit = query.limit.unwrap_or(50);
     if !(1..=1000).contains(&limit) {
         return Err(
@@ -208,6 +185,39 @@ pub async fn list_links(
         links: page.links.iter().map(LinkView::from).collect(),
         next_cursor: page.next_cursor,
     }))
+}
+
+/// The `sort` of a listing (`-created` when absent).
+pub fn parse_sort(sort: Option<&str>) -> Result<LinkSort, ApiError> {
+    Ok(match sort {
+        None | Some("-created") | Some("-created_at") => LinkSort::NewestFirst,
+        Some("created") | Some("created_at") => LinkSort::OldestFirst,
+        Some("code") => LinkSort::Code,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "invalid_sort",
+                format!("sort must be -created, created or code, not {other:?}"),
+            )
+            .with_field("sort"));
+        }
+    })
+}
+
+/// The `state` filter of a listing.
+pub fn parse_state(state: Option<&str>) -> Result<Option<LinkState>, ApiError> {
+    Ok(match state {
+        None => None,
+        Some("active") => Some(LinkState::Active),
+        Some("disabled") => Some(LinkState::Disabled),
+        Some("deleted") => Some(LinkState::Deleted),
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "invalid_state",
+                format!("state must be active, disabled or deleted, not {other:?}"),
+            )
+            .with_field("state"));
+        }
+    })
 }
 
 fn parse_id(raw: &str) -> Result<u64, ApiError> {

@@ -1,6 +1,7 @@
 //! The control plane's HTTP API (actix-web). Routes:
 //! - `POST /api/v1/links`, `GET /api/v1/links`, `POST /api/v1/links/bulk`
 //! - `GET|PATCH|DELETE /api/v1/links/{id}`, `POST /api/v1/links/{id}/restore`
+//! - `GET /api/v1/links/{id}/qr?format&size&margin&ecc&download` (QR code, SVG or PNG; see [`qr`])
 //! - `POST|GET /api/v1/domains`, `GET|PATCH|DELETE /api/v1/domains/{domain}`,
 //!   `POST /api/v1/domains/{domain}/{verify,verification}` (DNS verification),
 //!   `PUT|DELETE /api/v1/domains/{domain}/certificate`, `GET|PUT|DELETE /api/v1/certificates/default`
@@ -30,6 +31,7 @@ pub mod internal;
 pub mod keys;
 pub mod links;
 pub mod openapi;
+pub mod qr;
 pub mod schema;
 pub mod types;
 pub mod workspaces;
@@ -91,6 +93,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
             .patch(links::patch_link)
             .delete(links::delete_link),
         Endpoint::new("/api/v1/links/{id}/restore").post(links::restore_link),
+        Endpoint::new("/api/v1/links/{id}/qr").get(qr::link_qr),
         Endpoint::new("/api/v1/links/{id}/analytics/series").get(analytics::series),
         Endpoint::new("/api/v1/links/{id}/analytics/breakdown").get(analytics::breakdown),
         Endpoint::new("/api/v1/analytics/top-links").get(analytics::top_links),
@@ -224,6 +227,12 @@ pub fn parse_json<T: DeserializeOwned>(request: &HttpRequest, body: &[u8]) -> Re
         ));
     }
     serde_json::from_slice(body).map_err(json_error)
+}
+
+/// Reads a JSON value (the console's forms, turned into the API's bodies)
+/// as `T`, with the errors a JSON body would get.
+pub fn from_json_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    serde_json::from_value(value).map_err(json_error)
 }
 
 fn json_error(error: serde_json::Error) -> ApiError {

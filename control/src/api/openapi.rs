@@ -37,6 +37,7 @@ use super::{AppState, behaviour_schema, error, types};
         super::links::delete_link,
         super::links::restore_link,
         super::links::bulk_create,
+        super::qr::link_qr,
         super::domains::create_domain,
         super::domains::list_domains,
         super::domains::get_domain,

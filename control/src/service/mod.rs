@@ -26,6 +26,7 @@ pub mod card;
 pub mod domains;
 pub mod error;
 pub mod input;
+pub mod short_url;
 pub mod utm;
 pub mod verification;
 
@@ -86,6 +87,9 @@ pub struct LinkSettings {
     pub dns_verification: bool,
     /// Verified domains get certificates from an ACME authority.
     pub acme: bool,
+    /// Base of short URLs on the default domain (`links.short_url_base`);
+    /// empty: `http://<default_domain>`.
+    pub short_url_base: String,
 }
 
 impl LinkSettings {
@@ -107,12 +111,19 @@ impl LinkSettings {
             reserved,
             dns_verification: true,
             acme: false,
+            short_url_base: String::new(),
         }
     }
 
     /// These settings with certificates ordered from an ACME authority.
     pub fn with_acme(mut self, on: bool) -> Self {
         self.acme = on;
+        self
+    }
+
+    /// These settings with short URLs on the default domain under `base`.
+    pub fn with_short_url_base(mut self, base: &str) -> Self {
+        self.short_url_base = base.trim_end_matches('/').to_owned();
         self
     }
 

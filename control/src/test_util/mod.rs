@@ -1,8 +1,9 @@
 //! Test helpers (feature `test-util`): a control plane on loopback with a
 //! temporary store, a JSON client for its API, a real `redis-server` on a
-//! free port that tests can stop and restart, and (in [`pages`]) a small
-//! web server that destinations can point at.
+//! free port that tests can stop and restart, (in [`pages`]) a small web
+//! server that destinations can point at, and (in [`browser`]) headless Chromium.
 
+pub mod browser;
 pub mod dns;
 pub mod pages;
 pub mod pebble;
