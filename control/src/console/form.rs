@@ -205,3 +205,35 @@ impl FieldErrors {
         self.fields.is_empty() && self.general.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forms_read_repeated_trimmed_and_ticked_fields() {
+        let form = FormData::parse(b"id=1&id=2&title=+a+b+&password=+x+&box=on&empty=");
+        assert_eq!(form.all("id"), ["1", "2"]);
+        assert_eq!(form.get("title"), "a b");
+        assert_eq!(form.raw("password"), " x ");
+        assert!(form.checked("box"));
+        assert!(!form.checked("other"));
+        assert_eq!(form.optional("empty"), None);
+        assert_eq!(form.get("missing"), "");
+    }
+
+    #[test]
+    fn an_api_error_lands_on_its_field_or_above_the_form() {
+        let error = ApiError::bad_request("invalid_rule", "bad").with_field("rules[2].url");
+        let errors = FieldErrors::from_api(&error, &["url", "rules"]);
+        assert_eq!(errors.get("rules"), Some("bad"));
+        assert!(errors.general.is_empty());
+        let error = ApiError::bad_request("invalid_utm", "bad utm").with_field("utm.source");
+        let errors = FieldErrors::from_api(&error, &["utm.source", "utm"]);
+        assert_eq!(errors.get("utm.source"), Some("bad utm"));
+        let error = ApiError::new(409, "code_taken", "taken");
+        let errors = FieldErrors::from_api(&error, &["code"]);
+        assert_eq!(errors.general, ["taken"]);
+        assert!(!errors.is_empty());
+    }
+}

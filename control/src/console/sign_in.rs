@@ -132,3 +132,25 @@ pub async fn sign_out(
         .insert_header(("Set-Cookie", cookie(&state, &request, None)))
         .finish())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn only_console_paths_are_followed_after_signing_in() {
+        assert_eq!(safe_next("/console/links?q=a"), "/console/links?q=a");
+        assert_eq!(safe_next("/console/domains"), "/console/domains");
+        for foreign in [
+            "https://evil.example/",
+            "//evil.example/console",
+            "/\\evil.example",
+            "/console\\@evil.example",
+            "/api/v1/links",
+            "/console/sign-in?next=/console",
+            "",
+        ] {
+            assert_eq!(safe_next(foreign), "/console/links", "{foreign:?}");
+        }
+    }
+}
