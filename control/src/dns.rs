@@ -16,7 +16,18 @@ use crate::service::{TxtAnswer, TxtLookup};
 /// A resolver for TXT records.
 pub struct DnsLookup {
     resolver: TokioResolver,
-    runtime: tokio::runtime::Runtime,
+    /// Always `Some` until dropped.
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for DnsLookup {
+    /// The lookup is dropped with the API's state, inside actix's runtime,
+    /// where dropping another runtime the ordinary way panics.
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 impl std::fmt::Debug for DnsLookup {
@@ -67,17 +78,20 @@ impl DnsLookup {
                 .build()
                 .map_err(|e| format!("cannot build the DNS resolver: {e}"))?
         };
-        Ok(Self { resolver, runtime })
+        Ok(Self {
+            resolver,
+            runtime: Some(runtime),
+        })
     }
 }
 
 impl TxtLookup for DnsLookup {
     fn txt(&self, name: &str) -> TxtAnswer {
         let fqdn = format!("{}.", name.trim_end_matches('.'));
-        match self
-            .runtime
-            .block_on(self.resolver.txt_lookup(fqdn.as_str()))
-        {
+        let Some(runtime) = &self.runtime else {
+            return TxtAnswer::Failed("the resolver is shutting down".to_owned());
+        };
+        match runtime.block_on(self.resolver.txt_lookup(fqdn.as_str())) {
             Ok(lookup) => {
                 let values: Vec<String> = lookup
                     .answers()

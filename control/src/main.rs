@@ -159,8 +159,9 @@ fn serve(config: ControlConfig) -> anyhow::Result<()> {
     };
     let control = ControlPlane::start(config, bus)?;
     let mut banner = format!(
-        "ricochet-control: API on http://{}/api/v1, publishing on {bus_name}\n",
-        control.addr()
+        "ricochet-control: API on http://{addr}/api/v1, publishing on {bus_name}\n\
+         Console: http://{addr}/console/sign-in\n",
+        addr = control.addr()
     );
     if let Some(key) = control.bootstrap_key() {
         banner.push_str(&format!(

@@ -432,6 +432,63 @@ fn listing_pages_filters_searches_and_sorts() {
     );
 }
 
+/// A search that matches little of a large workspace answers a page after
+/// examining `MAX_EXAMINED` links, with a cursor that goes on from there:
+/// following it finds every match, each once.
+#[test]
+fn a_rare_search_answers_in_bounded_pages_and_finds_every_match() {
+    let test = TestControl::start();
+    let api = test.client();
+    let total = ricochet_control::store::MAX_EXAMINED + 1_000;
+    let needle = |i: usize| i == 0 || i == total - 1;
+    for chunk in (0..total).collect::<Vec<_>>().chunks(1_000) {
+        let items: Vec<Value> = chunk
+            .iter()
+            .map(|&i| {
+                let title = if needle(i) { "needle" } else { "hay" };
+                json!({"url": format!("https://e.com/{i}"), "title": title})
+            })
+            .collect();
+        let created = api.post("/api/v1/links/bulk", &json!(items));
+        assert_eq!(created.body["created"], chunk.len(), "{}", created.text);
+    }
+    let first = api.get("/api/v1/links?q=needle&limit=10");
+    assert_eq!(first.status, 200, "{}", first.text);
+    let titles = |page: &ricochet_control::test_util::ApiResponse| -> Vec<String> {
+        page.body["links"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["url"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(titles(&first), [format!("https://e.com/{}", total - 1)]);
+    let mut cursor = first.body["next_cursor"]
+        .as_str()
+        .expect("the page stopped early, with a cursor")
+        .to_owned();
+    let mut found = titles(&first);
+    let mut pages = 1;
+    loop {
+        let page = api.get(&format!("/api/v1/links?q=needle&limit=10&cursor={cursor}"));
+        assert_eq!(page.status, 200, "{}", page.text);
+        found.extend(titles(&page));
+        pages += 1;
+        match page.body["next_cursor"].as_str() {
+            Some(next) => cursor = next.to_owned(),
+            None => break,
+        }
+    }
+    assert_eq!(
+        found,
+        [
+            format!("https://e.com/{}", total - 1),
+            "https://e.com/0".to_owned()
+        ]
+    );
+    assert!((2..=3).contains(&pages), "{pages} pages");
+}
+
 #[test]
 fn idempotency_key_returns_the_first_result() {
     let test = TestControl::start();

@@ -363,7 +363,10 @@ impl From<&LinkRecord> for LinkView {
     }
 }
 
-/// A page of links.
+/// A page of links. A filtered listing (`q`, `tag`, `state`, `domain`)
+/// examines at most 20,000 links per page, so a page can hold fewer than
+/// `limit` links, even none, while `next_cursor` is set: follow it until it
+/// is absent to see every match.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct LinkList {
     pub links: Vec<LinkView>,

@@ -82,6 +82,21 @@ impl ListFilters {
     }
 }
 
+impl ListPage {
+    /// How many links a filtered page looks through, for people.
+    fn max_examined(&self) -> String {
+        let digits = crate::store::MAX_EXAMINED.to_string();
+        let mut out = String::new();
+        for (i, digit) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i).is_multiple_of(3) {
+                out.push(',');
+            }
+            out.push(digit);
+        }
+        out
+    }
+}
+
 #[derive(Template)]
 #[template(path = "console/links.html")]
 struct ListPage {
@@ -90,6 +105,8 @@ struct ListPage {
     domains: Vec<String>,
     rows: Vec<LinkRow>,
     next: Option<String>,
+    /// The page stopped early; more links may match after `next`.
+    partial: bool,
     first_page: bool,
     error: Option<String>,
 }
@@ -147,7 +164,7 @@ pub async fn list(console: Console, request: HttpRequest) -> Result<HttpResponse
                                 })
                             })
                             .collect::<Result<Vec<_>, crate::service::LinkError>>()?;
-                        Ok((rows, page.next_cursor))
+                        Ok((rows, page.next_cursor, page.partial))
                     }
                     Err(error) => Err(ApiError::from(error)),
                 }
@@ -156,9 +173,9 @@ pub async fn list(console: Console, request: HttpRequest) -> Result<HttpResponse
         Ok::<_, ApiError>((domains, found))
     })
     .await?;
-    let (rows, next, error) = match found {
-        Ok((rows, next)) => (rows, next, None),
-        Err(error) if error.status < 500 => (Vec::new(), None, Some(error.message)),
+    let (rows, next, partial, error) = match found {
+        Ok((rows, next, partial)) => (rows, next, partial, None),
+        Err(error) if error.status < 500 => (Vec::new(), None, false, Some(error.message)),
         Err(error) => return Err(error.into()),
     };
     let filter_query = filters.query();
@@ -179,6 +196,7 @@ pub async fn list(console: Console, request: HttpRequest) -> Result<HttpResponse
             domains,
             rows,
             next,
+            partial,
             first_page: query.optional("cursor").is_none(),
             error,
         },

@@ -57,7 +57,15 @@ pub struct LinkPage {
     pub links: Vec<LinkRecord>,
     /// Pass back to get the next page; `None` on the last page.
     pub next_cursor: Option<String>,
+    /// The page stopped after examining [`MAX_EXAMINED`] links that did
+    /// not match: more may match after `next_cursor`.
+    pub partial: bool,
 }
+
+/// Most links one page of a filtered listing examines: a search that
+/// matches little of a large workspace answers in bounded time with what it
+/// found and a cursor to go on from, instead of reading every link at once.
+pub const MAX_EXAMINED: usize = 20_000;
 
 /// Why a cursor was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,8 +124,17 @@ impl ControlStore {
         let mut links = Vec::with_capacity(limit.min(1000));
         let mut last_position = None;
         let mut more = false;
+        let mut partial = false;
+        let mut examined = 0usize;
         let mut take = |position: Vec<u8>, link: LinkRecord| {
+            examined += 1;
             if !filter.keeps(&link) {
+                if examined >= MAX_EXAMINED {
+                    more = true;
+                    partial = true;
+                    last_position = Some(position);
+                    return false;
+                }
                 return true;
             }
             if links.len() == limit {
@@ -201,7 +218,11 @@ impl ControlStore {
         } else {
             None
         };
-        Ok(Ok(LinkPage { links, next_cursor }))
+        Ok(Ok(LinkPage {
+            links,
+            next_cursor,
+            partial,
+        }))
     }
 }
 

@@ -25,7 +25,7 @@ pub use accounts::{SessionRecord, UserRecord};
 pub use bulk::DEFAULT_BULK_CHUNK;
 pub use certificates::{AcmeState, CertificateRecord, CertificateSource, Revocation};
 pub use keys::ApiKeyRecord;
-pub use links::{LinkFilter, LinkPage, LinkSort};
+pub use links::{LinkFilter, LinkPage, LinkSort, MAX_EXAMINED};
 pub use verification::{DomainVerification, VerificationMethod, VerificationStatus};
 pub use workspaces::{
     DEFAULT_WORKSPACE, DomainRecord, InvitationRecord, MembershipRecord, Role, WorkspaceRecord,
