@@ -60,7 +60,7 @@ impl ChangeIntake {
         stats: Arc<EngineStats>,
     ) -> Result<Self, StoreError> {
         let last = store.last_applied()?;
-        stats.last_applied_version.store(last, Ordering::Release);
+        stats.applied_up_to(last);
         Ok(Self {
             store,
             table,
@@ -139,9 +139,7 @@ impl ChangeIntake {
         }
         self.table.tls().apply(tls);
         *last = new_last;
-        self.stats
-            .last_applied_version
-            .store(new_last, Ordering::Release);
+        self.stats.applied_up_to(new_last);
         self.stats
             .changes_applied
             .fetch_add(fresh.len() as u64, Ordering::Relaxed);
@@ -292,9 +290,7 @@ impl ChangeIntake {
         }
         self.table.tls().apply(tls);
         *last = load.last_version;
-        self.stats
-            .last_applied_version
-            .store(load.last_version, Ordering::Release);
+        self.stats.applied_up_to(load.last_version);
         self.stats
             .changes_applied
             .fetch_add(applied as u64, Ordering::Relaxed);

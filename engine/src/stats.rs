@@ -82,3 +82,40 @@ pub struct EngineStats {
     pub gaps_detected: AtomicU64,
     pub bus_reconnects: AtomicU64,
 }
+
+impl EngineStats {
+    /// Records that every change up to `version` is applied. The latest
+    /// known version is raised first, so a reader that loads
+    /// `last_applied_version` and then `latest_known_version` never sees the
+    /// second below the first.
+    pub fn applied_up_to(&self, version: u64) {
+        self.latest_known_version
+            .fetch_max(version, Ordering::AcqRel);
+        self.last_applied_version.store(version, Ordering::Release);
+    }
+
+    /// `(last applied, latest known)`, read in that order: the pair
+    /// `/metrics` shows, latest never below applied.
+    pub fn versions(&self) -> (u64, u64) {
+        let applied = self.last_applied_version.load(Ordering::Acquire);
+        let latest = self.latest_known_version.load(Ordering::Acquire);
+        (applied, latest.max(applied))
+    }
+}
+
+#[cfg(test)]
+mod version_tests {
+    use super::*;
+
+    #[test]
+    fn the_latest_known_version_is_never_shown_below_the_last_applied() {
+        let stats = EngineStats::default();
+        // Changes applied from bus messages, with no heartbeat heard yet.
+        stats.applied_up_to(42);
+        assert_eq!(stats.versions(), (42, 42));
+        stats.latest_known_version.fetch_max(50, Ordering::Relaxed);
+        assert_eq!(stats.versions(), (42, 50));
+        stats.applied_up_to(50);
+        assert_eq!(stats.versions(), (50, 50));
+    }
+}

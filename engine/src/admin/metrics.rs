@@ -252,13 +252,21 @@ pub fn render(
             &stats.bus_reconnects,
         ),
     ];
+    // The two versions are read together, so the latest known is never
+    // shown below the last applied.
+    let (applied, latest) = stats.versions();
     for (name, help, value) in gauges {
         let kind = if name.ends_with("_total") {
             "counter"
         } else {
             "gauge"
         };
-        metric(&mut out, name, kind, help, value.load(Ordering::Relaxed));
+        let value = match name {
+            "ricochet_engine_last_applied_version" => applied,
+            "ricochet_engine_latest_known_version" => latest,
+            _ => value.load(Ordering::Relaxed),
+        };
+        metric(&mut out, name, kind, help, value);
     }
     out
 }
