@@ -80,6 +80,10 @@ impl ResponseError for ConsoleError {
                         "This form is stale or did not come from this console. Reload the \
                          page and try again."
                     }
+                    "no_workspace" => {
+                        "You belong to no workspace yet. Ask an owner or admin to invite \
+                         you, then open the link from your invitation."
+                    }
                     _ => error.message.as_str(),
                 };
                 let mut response = page::render(
