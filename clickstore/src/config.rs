@@ -67,6 +67,10 @@ pub struct ClickStoreConfig {
     pub scylla_keyspace: String,
     /// Replication factor of the keyspace when Ricochet creates it.
     pub scylla_replication_factor: u32,
+    /// Niceness of the embedded store's rollup thread; set by the engine
+    /// from `clicks.thread_nice`, not read from files.
+    #[serde(skip)]
+    pub thread_nice: u8,
 }
 
 impl Default for ClickStoreConfig {
@@ -81,6 +85,7 @@ impl Default for ClickStoreConfig {
             scylla_nodes: Vec::new(),
             scylla_keyspace: "ricochet".to_owned(),
             scylla_replication_factor: 1,
+            thread_nice: 0,
         }
     }
 }

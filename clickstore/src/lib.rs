@@ -8,6 +8,7 @@
 //! - [`scylla`]: ScyllaDB, for clusters that outgrow the control plane's store.
 //! - [`control`]: ships windows to the control plane, which keeps them.
 //! - [`spill`]: the on-disk queue (and dead-letter file) in front of a failing sink.
+//! - [`priority`]: lowering click threads' CPU priority below the request workers'.
 //! - `conformance` (feature `test-util`): the suite every backend passes.
 
 pub mod config;
@@ -16,6 +17,7 @@ pub mod conformance;
 pub mod contract;
 pub mod control;
 pub mod fjall;
+pub mod priority;
 pub mod scylla;
 pub mod spill;
 pub mod store;

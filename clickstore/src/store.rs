@@ -69,7 +69,8 @@ impl ClickStore {
                 let store = Arc::new(
                     FjallSink::open(&data_dir.join(EMBEDDED_DIR)).map_err(OpenError::Embedded)?,
                 );
-                spawn_maintenance(&store, config.retention()).map_err(OpenError::Thread)?;
+                spawn_maintenance(&store, config.retention(), config.thread_nice)
+                    .map_err(OpenError::Thread)?;
                 Ok(Self::embedded(store))
             }
             Backend::Scylla => {

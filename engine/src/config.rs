@@ -46,6 +46,12 @@ pub struct ClicksConfig {
     pub trust_forwarded_for: bool,
     /// Events each shard's channel holds; over it clicks are dropped (and counted).
     pub channel_capacity: usize,
+    /// Niceness (0-19) of the click threads whose work comes in bursts (the
+    /// window writer, which also builds closed windows into rows, and the
+    /// embedded store's rollups): above 0 they yield the CPU to the request
+    /// workers whenever both want it. The per-shard actors, which must keep
+    /// up with every request, stay at the workers' priority.
+    pub thread_nice: u8,
     /// Time after a window ends before it is closed and written.
     #[serde(with = "humantime_serde")]
     pub window_grace: Duration,
@@ -65,6 +71,7 @@ impl Default for ClicksConfig {
             collect_referrer: true,
             trust_forwarded_for: false,
             channel_capacity: 65_536,
+            thread_nice: 19,
             window_grace: Duration::from_secs(2),
             store: ricochet_clickstore::ClickStoreConfig::default(),
         }
@@ -287,6 +294,9 @@ impl EngineConfig {
         let url = &self.sync.control_url;
         if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
             problems.push("sync.control_url must be an http:// or https:// URL".to_owned());
+        }
+        if self.clicks.thread_nice > 19 {
+            problems.push("clicks.thread_nice must be 0 to 19".to_owned());
         }
         if self.clicks.channel_capacity == 0 {
             problems.push("clicks.channel_capacity must be above 0".to_owned());

@@ -15,11 +15,13 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 pub fn spawn_maintenance(
     store: &Arc<FjallSink>,
     retention: Retention,
+    nice: u8,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     let weak = Arc::downgrade(store);
     std::thread::Builder::new()
         .name("ricochet-clicks-rollup".to_owned())
         .spawn(move || {
+            crate::priority::lower_current_thread(nice);
             let mut last_prune: Option<Instant> = None;
             loop {
                 let Some(store) = weak.upgrade() else { return };

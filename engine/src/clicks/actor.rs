@@ -5,17 +5,17 @@
 //! writes each closed window to the sink. When the channel closes (shutdown),
 //! every open window is flushed and written before the pipeline stops.
 
+use ricochet_clickstore::priority::lower_current_thread;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError, TrySendError};
-use ricochet_model::clicks::{WindowBatch, WindowRow};
 
 use super::enrich::{EnrichSettings, Enricher, GeoDatabase};
 use super::event::ClickEvent;
-use super::window::WindowAggregator;
+use super::window::{ClosedWindow, RowBuilder, WindowAggregator, WindowSpare};
 use ricochet_clickstore::ClickSink;
 use ricochet_clickstore::SpillingSink;
 
@@ -65,6 +65,8 @@ pub struct PipelineSettings {
     /// Time after a window's end before it is closed.
     pub grace: Duration,
     pub enrich: EnrichSettings,
+    /// Niceness of the actor and writer threads (`clicks.thread_nice`).
+    pub thread_nice: u8,
 }
 
 /// Closed windows waiting for the writer.
@@ -110,10 +112,15 @@ impl ClickPipeline {
             sink: sink.clone(),
             stats: stats.clone(),
             returns,
+            builder: RowBuilder::default(),
         };
+        let nice = settings.thread_nice;
         let writer = std::thread::Builder::new()
             .name("ricochet-clicks-writer".to_owned())
-            .spawn(move || writer.run())?;
+            .spawn(move || {
+                lower_current_thread(nice);
+                writer.run()
+            })?;
         let mut senders = Vec::with_capacity(shards);
         let mut threads = Vec::with_capacity(shards);
         for (shard, recycled) in recycled.into_iter().enumerate() {
@@ -194,8 +201,8 @@ struct ClickActor {
     receiver: Receiver<ClickEvent>,
     enricher: Enricher,
     windows: WindowAggregator,
-    closed: Sender<WindowBatch>,
-    recycled: Receiver<Vec<WindowRow>>,
+    closed: Sender<ClosedWindow>,
+    recycled: Receiver<WindowSpare>,
     stats: Arc<ClickStats>,
     grace: i64,
 }
@@ -228,12 +235,12 @@ impl ClickActor {
                     .fetch_add(taken as u64, Ordering::Relaxed);
                 self.stats.bot_clicks.fetch_add(bots, Ordering::Relaxed);
             }
-            while let Ok(rows) = self.recycled.try_recv() {
-                self.windows.recycle(rows);
+            while let Ok(spare) = self.recycled.try_recv() {
+                self.windows.reuse(spare);
             }
             let now = ricochet_model::now_millis();
-            for batch in self.windows.close_due(now, self.grace) {
-                self.flush(batch);
+            for window in self.windows.take_due(now, self.grace) {
+                self.flush(window);
             }
             if closed {
                 break;
@@ -242,34 +249,39 @@ impl ClickActor {
                 std::thread::sleep(POLL);
             }
         }
-        for batch in self.windows.close_all() {
-            self.flush(batch);
+        for window in self.windows.take_all() {
+            self.flush(window);
         }
     }
 
     /// Hands a closed window to the writer (waiting while it is far behind).
-    fn flush(&self, batch: WindowBatch) {
-        if self.closed.send(batch).is_err() {
+    fn flush(&self, window: ClosedWindow) {
+        if self.closed.send(window).is_err() {
             tracing::error!("the click window writer is gone: a window was not written");
         }
     }
 }
 
-/// Writes closed windows to the sink (which spills what it cannot write) and
-/// retries spilled ones, on its own thread.
+/// Builds closed windows into rows, writes them to the sink (which spills
+/// what it cannot write) and retries spilled ones, on its own thread: the
+/// bursty work of closing a window (ranking, sorting, clearing tables of up
+/// to a window's every link) never holds up an actor's channel, and at
+/// `clicks.thread_nice` it yields the CPU to the request workers.
 struct WindowWriter {
-    to_write: Receiver<WindowBatch>,
+    to_write: Receiver<ClosedWindow>,
     sink: Arc<SpillingSink>,
     stats: Arc<ClickStats>,
-    /// Per shard: where its written windows' row buffers go back.
-    returns: Vec<Sender<Vec<WindowRow>>>,
+    /// Per shard: where its built windows' emptied tables go back.
+    returns: Vec<Sender<WindowSpare>>,
+    builder: RowBuilder,
 }
 
 impl WindowWriter {
-    fn run(self) {
+    fn run(mut self) {
         loop {
             match self.to_write.recv_timeout(Duration::from_millis(100)) {
-                Ok(batch) => {
+                Ok(window) => {
+                    let (batch, spare) = self.builder.build(window);
                     match self.sink.write(&batch) {
                         Ok(()) => {
                             self.stats.windows_flushed.fetch_add(1, Ordering::Relaxed);
@@ -279,11 +291,12 @@ impl WindowWriter {
                         }
                     }
                     if let Some(back) = self.returns.get(usize::from(batch.shard)) {
-                        let mut rows = batch.rows;
-                        rows.clear();
-                        // A full channel: the actor has buffers enough.
-                        let _ = back.try_send(rows);
+                        // A full channel: the actor has spares enough.
+                        let _ = back.try_send(spare);
                     }
+                    let mut rows = batch.rows;
+                    rows.clear();
+                    self.builder.recycle(rows);
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,

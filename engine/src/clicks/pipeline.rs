@@ -78,6 +78,7 @@ pub fn start_clicks(
             user_agent: clicks.collect_user_agent,
             referrer: clicks.collect_referrer,
         },
+        thread_nice: clicks.thread_nice,
     };
     let pipeline =
         ClickPipeline::start(&settings, workers, geo, spilling).map_err(StartError::Thread)?;
@@ -90,8 +91,10 @@ fn open_store(config: &EngineConfig) -> Result<ClickStore, StartError> {
         url: config.sync.control_url.clone(),
         token: config.sync.cluster_token.clone(),
     });
+    let mut store = config.clicks.store.clone();
+    store.thread_nice = config.clicks.thread_nice;
     ClickStore::open(
-        &config.clicks.store,
+        &store,
         ClicksConfig::store_role(&config.sync),
         "clicks.store",
         &config.storage.data_dir,

@@ -1,8 +1,9 @@
 //! 10-second click windows: an actor counts each enriched click into the
 //! window of its time, per link, per dimension value, humans and bots apart,
-//! and closes a window into one `WindowBatch` once it is over (plus a grace
-//! period for clicks still in the channel). A click for a window already
-//! closed counts in the oldest open one, so nothing is dropped.
+//! and detaches a window once it is over (plus a grace period for clicks
+//! still in the channel); the writer builds it into one `WindowBatch`
+//! ([`RowBuilder`]). A click for a window already closed counts in the
+//! oldest open one, so nothing is dropped.
 
 use foldhash::fast::RandomState;
 use hashbrown::HashMap;
@@ -164,12 +165,43 @@ pub struct WindowAggregator {
     /// capacity instead of growing (and faulting in fresh pages) again.
     /// Windows overlap by the grace period, so two are kept.
     spares: Vec<WindowCounts>,
-    /// Closing's sort buffer, kept between windows for the same reason.
-    entries: Vec<(u128, u64)>,
-    /// A written window's row buffer, back from the writer (`recycle`).
-    spare_rows: Option<Vec<WindowRow>>,
+    /// Builds rows for [`WindowAggregator::close_due`]; the actor instead
+    /// hands closed windows to the writer, which has its own.
+    builder: RowBuilder,
     /// Windows before this start are closed.
     closed_before: UnixMillis,
+}
+
+/// A closed window's counts on their way to rows: the actor detaches it
+/// ([`WindowAggregator::take_due`]) and the writer turns it into a
+/// [`WindowBatch`] ([`RowBuilder::build`]), so ranking, sorting and
+/// clearing, the costly part of closing, never delay the actor's channel.
+#[derive(Debug)]
+pub struct ClosedWindow {
+    node: String,
+    shard: u16,
+    start: UnixMillis,
+    counts: WindowCounts,
+}
+
+impl ClosedWindow {
+    /// The shard whose actor counted it.
+    pub fn shard(&self) -> u16 {
+        self.shard
+    }
+}
+
+/// A built window's emptied tables, back to its actor for the next window
+/// ([`WindowAggregator::reuse`]).
+#[derive(Debug)]
+pub struct WindowSpare(WindowCounts);
+
+/// Turns closed windows into sorted rows, keeping its sort buffer and the
+/// last written row buffer between windows.
+#[derive(Debug, Default)]
+pub struct RowBuilder {
+    entries: Vec<(u128, u64)>,
+    spare_rows: Option<Vec<WindowRow>>,
 }
 
 impl WindowAggregator {
@@ -179,8 +211,7 @@ impl WindowAggregator {
             shard,
             open: BTreeMap::new(),
             spares: Vec::new(),
-            entries: Vec::new(),
-            spare_rows: None,
+            builder: RowBuilder::default(),
             closed_before: UnixMillis::MIN,
         }
     }
@@ -198,6 +229,82 @@ impl WindowAggregator {
             .add(link, click);
     }
 
+    /// Takes back a built window's emptied tables for a next window,
+    /// keeping the largest [`SPARES`].
+    pub fn reuse(&mut self, spare: WindowSpare) {
+        self.spares.push(spare.0);
+        if self.spares.len() > SPARES {
+            let smallest = (0..self.spares.len())
+                .min_by_key(|&i| self.spares[i].tallies.capacity())
+                .expect("spares");
+            self.spares.swap_remove(smallest);
+        }
+    }
+
+    /// Number of open windows.
+    pub fn open_windows(&self) -> usize {
+        self.open.len()
+    }
+
+    /// Detaches every window that ended at least `grace` before `now`, for
+    /// the writer to build.
+    pub fn take_due(&mut self, now: UnixMillis, grace: i64) -> Vec<ClosedWindow> {
+        let mut closed = Vec::new();
+        while let Some((&start, _)) = self.open.first_key_value() {
+            if start + WINDOW_MILLIS + grace > now {
+                break;
+            }
+            closed.push(self.take_first());
+        }
+        closed
+    }
+
+    /// Detaches every open window (at shutdown).
+    pub fn take_all(&mut self) -> Vec<ClosedWindow> {
+        let mut closed = Vec::new();
+        while !self.open.is_empty() {
+            closed.push(self.take_first());
+        }
+        closed
+    }
+
+    /// Closes every window that ended at least `grace` before `now` into
+    /// its rows here (tests and benchmarks; the actor uses `take_due`).
+    pub fn close_due(&mut self, now: UnixMillis, grace: i64) -> Vec<WindowBatch> {
+        let closed = self.take_due(now, grace);
+        self.build_here(closed)
+    }
+
+    /// Closes every open window into its rows here.
+    pub fn close_all(&mut self) -> Vec<WindowBatch> {
+        let closed = self.take_all();
+        self.build_here(closed)
+    }
+
+    fn build_here(&mut self, closed: Vec<ClosedWindow>) -> Vec<WindowBatch> {
+        closed
+            .into_iter()
+            .map(|window| {
+                let (batch, spare) = self.builder.build(window);
+                self.reuse(spare);
+                batch
+            })
+            .collect()
+    }
+
+    fn take_first(&mut self) -> ClosedWindow {
+        let (start, counts) = self.open.pop_first().expect("an open window");
+        self.closed_before = self.closed_before.max(start + WINDOW_MILLIS);
+        ClosedWindow {
+            node: self.node.clone(),
+            shard: self.shard,
+            start,
+            counts,
+        }
+    }
+}
+
+impl RowBuilder {
     /// Takes back a written window's row buffer (emptied) to fill again:
     /// the larger of it and the one kept.
     pub fn recycle(&mut self, rows: Vec<WindowRow>) {
@@ -207,35 +314,15 @@ impl WindowAggregator {
         }
     }
 
-    /// Number of open windows.
-    pub fn open_windows(&self) -> usize {
-        self.open.len()
-    }
-
-    /// Closes every window that ended at least `grace` before `now`.
-    pub fn close_due(&mut self, now: UnixMillis, grace: i64) -> Vec<WindowBatch> {
-        let mut closed = Vec::new();
-        while let Some((&start, _)) = self.open.first_key_value() {
-            if start + WINDOW_MILLIS + grace > now {
-                break;
-            }
-            closed.push(self.close_first());
-        }
-        closed
-    }
-
-    /// Closes every open window (at shutdown).
-    pub fn close_all(&mut self) -> Vec<WindowBatch> {
-        let mut closed = Vec::new();
-        while !self.open.is_empty() {
-            closed.push(self.close_first());
-        }
-        closed
-    }
-
-    fn close_first(&mut self) -> WindowBatch {
-        let (start, mut counts) = self.open.pop_first().expect("an open window");
-        self.closed_before = self.closed_before.max(start + WINDOW_MILLIS);
+    /// The window's rows, sorted by link, dimension, bot flag and value, and
+    /// its emptied tables.
+    pub fn build(&mut self, window: ClosedWindow) -> (WindowBatch, WindowSpare) {
+        let ClosedWindow {
+            node,
+            shard,
+            start,
+            mut counts,
+        } = window;
         // Value ids by their names' byte order: rank 1, 2, ...; 0 is `Total`'s
         // empty value. Rows then sort by one number.
         let mut by_name: Vec<u32> = (0..counts.names.len() as u32).collect();
@@ -298,19 +385,13 @@ impl WindowAggregator {
         }
         self.entries = entries;
         counts.clear();
-        self.spares.push(counts);
-        if self.spares.len() > SPARES {
-            let smallest = (0..self.spares.len())
-                .min_by_key(|&i| self.spares[i].tallies.capacity())
-                .expect("spares");
-            self.spares.swap_remove(smallest);
-        }
-        WindowBatch {
-            node: self.node.clone(),
-            shard: self.shard,
+        let batch = WindowBatch {
+            node,
+            shard,
             window_start: start,
             rows,
-        }
+        };
+        (batch, WindowSpare(counts))
     }
 }
 
