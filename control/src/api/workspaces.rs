@@ -18,7 +18,7 @@ use utoipa::ToSchema;
 use super::accounts::{
     MAX_PASSWORD_CHARS, SessionInfo, client_info, cookie, session_info, too_long,
 };
-use super::auth::{Authenticated, Identity, SignedIn, act_in};
+use super::auth::{Authenticated, Caller, Identity, SignedIn, act_in};
 use super::error::{ApiError, ErrorBody};
 use super::types::to_datetime;
 use super::{AppState, blocking};
@@ -559,6 +559,56 @@ pub async fn list_invitations(
     }))
 }
 
+/// An invitation just made.
+pub(crate) struct Invited {
+    pub issued: crate::workspaces::IssuedInvitation,
+    /// `<accounts.console_url>/invite#<token>`.
+    pub url: String,
+    /// Whether mailing it worked, when SMTP is set up.
+    pub mailing: Option<Result<(), String>>,
+}
+
+/// Invites `email` to the caller's workspace as `role`: the invitation, its
+/// link (`<accounts.console_url>/invite#<token>`) and, when SMTP is set up,
+/// whether mailing it worked. The API and the console invite through here.
+pub(crate) fn invite(
+    state: &AppState,
+    caller: &Caller,
+    email: &str,
+    role: Role,
+) -> Result<Invited, ApiError> {
+    let issued = state.workspaces.invite(
+        &caller.actor(),
+        caller.workspace_id(),
+        email,
+        role,
+        now_millis(),
+    )?;
+    let url = format!("{}/invite#{}", state.console_url, issued.token);
+    let mailing = state.mailer.as_ref().map(|mailer| {
+        let expires_at = to_datetime(issued.invitation.expires_at)
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        let sent = mailer.send_invitation(&InvitationMail {
+            to: &issued.invitation.email,
+            workspace: &caller.workspace.name,
+            inviter: caller.user().map(|u| u.display_name.as_str()),
+            role: issued.invitation.role.as_str(),
+            link: &url,
+            expires_at: &expires_at,
+        });
+        if let Err(error) = &sent {
+            tracing::warn!(%error, invitation = %issued.invitation.id, "could not mail an invitation");
+        }
+        sent
+    });
+    Ok(Invited {
+        issued,
+        url,
+        mailing,
+    })
+}
+
 /// Invites someone by email (admins; owners to invite owners). The answer
 /// carries the token and link, shown only here; send the link to them (with
 /// `accounts.smtp_url` set, it is also mailed). It works once, until
@@ -590,35 +640,11 @@ pub async fn create_invitation(
     let input: CreateInvitation = super::parse_json(&request, &body)?;
     let role = parse_role(&input.role)?;
     let worker = state.clone();
-    let (issued, url, mailing) = blocking(move || {
-        let issued = worker.workspaces.invite(
-            &caller.actor(),
-            caller.workspace_id(),
-            &input.email,
-            role,
-            now_millis(),
-        )?;
-        let url = format!("{}/invite#{}", worker.console_url, issued.token);
-        let mailing = worker.mailer.as_ref().map(|mailer| {
-            let expires_at = to_datetime(issued.invitation.expires_at)
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default();
-            let sent = mailer.send_invitation(&InvitationMail {
-                to: &issued.invitation.email,
-                workspace: &caller.workspace.name,
-                inviter: caller.user().map(|u| u.display_name.as_str()),
-                role: issued.invitation.role.as_str(),
-                link: &url,
-                expires_at: &expires_at,
-            });
-            if let Err(error) = &sent {
-                tracing::warn!(%error, invitation = %issued.invitation.id, "could not mail an invitation");
-            }
-            sent
-        });
-        Ok::<_, ApiError>((issued, url, mailing))
-    })
-    .await?;
+    let Invited {
+        issued,
+        url,
+        mailing,
+    } = blocking(move || invite(&worker, &caller, &input.email, role)).await?;
     Ok(HttpResponse::Created()
         .insert_header(("Cache-Control", "no-store"))
         .json(IssuedInvitation {

@@ -15,7 +15,6 @@ use crate::api::accounts::{client_info, cookie};
 use crate::api::auth::session_token;
 use crate::api::blocking;
 use crate::api::error::ApiError;
-use crate::mailer::InvitationMail;
 use crate::store::Role;
 use crate::workspaces::WorkspaceError;
 
@@ -160,27 +159,11 @@ pub async fn invite(submitted: Submitted) -> Result<HttpResponse, ConsoleError> 
     let wanted = email.clone();
     let issued = blocking(move || {
         let role = role_of(&role_text)?;
-        let issued = state.workspaces.invite(
-            &caller.actor(),
-            caller.workspace_id(),
-            &wanted,
-            role,
-            now_millis(),
-        )?;
-        let url = format!("{}/invite#{}", state.console_url, issued.token);
-        let mailing = state.mailer.as_ref().map(|mailer| {
-            let expires_at = crate::api::types::to_datetime(issued.invitation.expires_at)
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default();
-            mailer.send_invitation(&InvitationMail {
-                to: &issued.invitation.email,
-                workspace: &caller.workspace.name,
-                inviter: caller.user().map(|u| u.display_name.as_str()),
-                role: issued.invitation.role.as_str(),
-                link: &url,
-                expires_at: &expires_at,
-            })
-        });
+        let crate::api::workspaces::Invited {
+            issued,
+            url,
+            mailing,
+        } = crate::api::workspaces::invite(&state, &caller, &wanted, role)?;
         Ok::<_, ApiError>(Issued {
             email: issued.invitation.email,
             url,
