@@ -55,6 +55,10 @@ pub struct ClicksConfig {
     /// Time after a window ends before it is closed and written.
     #[serde(with = "humantime_serde")]
     pub window_grace: Duration,
+    /// Rows one shard's window may become before it is written in parts
+    /// (each part its own idempotent batch; 0: no cap). Bounds the memory
+    /// of click windows: see docs/CLICKS.md, "Memory and the window cap".
+    pub max_window_rows: usize,
     /// Where closed windows go: the embedded store, the control plane this
     /// engine follows, or ScyllaDB.
     pub store: ricochet_clickstore::ClickStoreConfig,
@@ -73,6 +77,7 @@ impl Default for ClicksConfig {
             channel_capacity: 65_536,
             thread_nice: 19,
             window_grace: Duration::from_secs(2),
+            max_window_rows: crate::clicks::window::DEFAULT_MAX_ROWS,
             store: ricochet_clickstore::ClickStoreConfig::default(),
         }
     }
@@ -155,6 +160,38 @@ pub struct ServerConfig {
     pub tls_certificate: Option<PathBuf>,
     /// The PEM private key of `tls_certificate`.
     pub tls_private_key: Option<PathBuf>,
+    /// Per-client limits (`[server.clients]`), off by default.
+    pub clients: ClientsConfig,
+}
+
+/// Limits per client address, shared by every worker: open connections and
+/// requests per second. A client is the socket's peer address (IPv6: its
+/// `ipv6_prefix`), never `X-Forwarded-For`. 0 turns a limit off.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientsConfig {
+    /// Open connections one client may have; over it, a new connection gets
+    /// 429 (plain HTTP) or is closed (HTTPS). 0: no limit.
+    pub max_connections: u32,
+    /// Requests per second one client may make, on average; over it, 429
+    /// with `Retry-After` and the connection is closed. 0: no limit.
+    pub requests_per_second: u32,
+    /// Requests a client may make at once above the rate (the bucket's size).
+    pub burst: u32,
+    /// IPv6 clients are grouped by this prefix length (one /64 is usually
+    /// one subscriber); IPv4 clients by their whole address.
+    pub ipv6_prefix: u8,
+}
+
+impl Default for ClientsConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 0,
+            requests_per_second: 0,
+            burst: 100,
+            ipv6_prefix: 64,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -201,6 +238,7 @@ impl Default for ServerConfig {
             https_port: 443,
             tls_certificate: None,
             tls_private_key: None,
+            clients: ClientsConfig::default(),
         }
     }
 }
@@ -270,6 +308,12 @@ impl EngineConfig {
             ),
             _ => {}
         }
+        if self.server.clients.burst == 0 {
+            problems.push("server.clients.burst must be at least 1".to_owned());
+        }
+        if !(1..=128).contains(&self.server.clients.ipv6_prefix) {
+            problems.push("server.clients.ipv6_prefix must be between 1 and 128".to_owned());
+        }
         if self.server.workers > 1024 {
             problems.push("server.workers must be at most 1024".to_owned());
         }
@@ -320,6 +364,9 @@ impl EngineConfig {
         }
         if self.clicks.window_grace > Duration::from_secs(60) {
             problems.push("clicks.window_grace must be at most 60s".to_owned());
+        }
+        if (1..1_000).contains(&self.clicks.max_window_rows) {
+            problems.push("clicks.max_window_rows must be 0 (no cap) or at least 1000".to_owned());
         }
         if !self.clicks.geoip_database.as_os_str().is_empty()
             && !self.clicks.geoip_database.is_file()
@@ -380,6 +427,31 @@ mod tests {
         let err = config.validate().unwrap_err();
         assert!(err.contains("max_connections"), "{err}");
         assert!(err.contains("default_domain"), "{err}");
+    }
+
+    #[test]
+    fn bad_client_limits_are_reported() {
+        let mut config = EngineConfig::default();
+        config.server.clients.burst = 0;
+        config.server.clients.ipv6_prefix = 129;
+        let err = config.validate().unwrap_err();
+        assert!(err.contains("server.clients.burst"), "{err}");
+        assert!(err.contains("server.clients.ipv6_prefix"), "{err}");
+    }
+
+    #[test]
+    // figment's `Jail` fixes the closure's error type.
+    #[allow(clippy::result_large_err)]
+    fn client_limits_come_from_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("RICOCHET_ENGINE_SERVER__CLIENTS__MAX_CONNECTIONS", "8");
+            jail.set_env("RICOCHET_ENGINE_SERVER__CLIENTS__REQUESTS_PER_SECOND", "50");
+            let config = EngineConfig::load(None).unwrap();
+            assert_eq!(config.server.clients.max_connections, 8);
+            assert_eq!(config.server.clients.requests_per_second, 50);
+            assert_eq!(config.server.clients.burst, 100);
+            Ok(())
+        });
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub struct WorkerStats {
     pub redirects: AtomicU64,
     pub not_found: AtomicU64,
     pub gone: AtomicU64,
+    pub blocked: AtomicU64,
     pub bad_requests: AtomicU64,
     pub connections_accepted: AtomicU64,
     pub connections_closed: AtomicU64,
@@ -25,6 +26,10 @@ pub struct WorkerStats {
     pub tls_handshakes: AtomicU64,
     pub tls_handshake_failures: AtomicU64,
     pub tls_handshake_timeouts: AtomicU64,
+    /// Connections refused over `server.clients.max_connections`.
+    pub client_connections_refused: AtomicU64,
+    /// Requests answered 429 over `server.clients.requests_per_second`.
+    pub client_requests_limited: AtomicU64,
 }
 
 #[inline]
@@ -48,6 +53,7 @@ impl ConnectionObserver for WorkerStats {
             301 | 302 | 307 | 308 => bump(&self.redirects),
             404 => bump(&self.not_found),
             410 => bump(&self.gone),
+            451 => bump(&self.blocked),
             _ => {}
         }
     }
@@ -62,6 +68,10 @@ impl ConnectionObserver for WorkerStats {
 
     fn bad_request(&self) {
         bump(&self.bad_requests);
+    }
+
+    fn request_limited(&self) {
+        bump(&self.client_requests_limited);
     }
 }
 

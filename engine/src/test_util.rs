@@ -4,7 +4,7 @@
 //! and `eventually` for polling.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -104,10 +104,16 @@ impl TestEngine {
 
     /// [`TestEngine::client`], or why the TLS handshake failed.
     pub fn try_client(&self) -> Result<Client, rustls::Error> {
+        self.try_client_from(None)
+    }
+
+    /// [`TestEngine::try_client`] from the local address `source` (any of
+    /// 127.0.0.0/8 on Linux: another client as far as the engine can tell).
+    pub fn try_client_from(&self, source: Option<IpAddr>) -> Result<Client, rustls::Error> {
         match &self.tls {
-            None => Ok(Client::connect(self.addr())),
-            Some(setup) => Client::connect_tls(
-                self.engine().tls_addr().expect("a TLS listener"),
+            None => Ok(Client::connect_from(self.addr(), source)),
+            Some(setup) => Client::tls_over(
+                connect_tcp(self.engine().tls_addr().expect("a TLS listener"), source),
                 "localhost",
                 setup,
             ),
@@ -465,8 +471,13 @@ pub fn self_signed(names: &[&str]) -> ricochet_model::tls::CertificatePem {
 
 impl Client {
     pub fn connect(addr: SocketAddr) -> Self {
+        Self::connect_from(addr, None)
+    }
+
+    /// Connects from the local address `source` (`None`: the one the OS picks).
+    pub fn connect_from(addr: SocketAddr, source: Option<IpAddr>) -> Self {
         Self {
-            stream: Stream::Plain(connect_tcp(addr)),
+            stream: Stream::Plain(connect_tcp(addr, source)),
             buf: Vec::new(),
         }
     }
@@ -478,10 +489,19 @@ impl Client {
         server_name: &str,
         setup: &TlsClientSetup,
     ) -> Result<Self, rustls::Error> {
+        Self::tls_over(connect_tcp(addr, None), server_name, setup)
+    }
+
+    /// Completes a TLS handshake over `tcp`.
+    fn tls_over(
+        tcp: TcpStream,
+        server_name: &str,
+        setup: &TlsClientSetup,
+    ) -> Result<Self, rustls::Error> {
         let name =
             rustls::pki_types::ServerName::try_from(server_name.to_owned()).expect("a server name");
         let connection = rustls::ClientConnection::new(setup.config(), name)?;
-        let mut tls = rustls::StreamOwned::new(connection, connect_tcp(addr));
+        let mut tls = rustls::StreamOwned::new(connection, tcp);
         while tls.conn.is_handshaking() {
             if let Err(error) = tls.conn.complete_io(&mut tls.sock) {
                 return Err(match error.into_inner() {
@@ -633,8 +653,20 @@ impl Client {
     }
 }
 
-fn connect_tcp(addr: SocketAddr) -> TcpStream {
-    let stream = TcpStream::connect(addr).expect("connect");
+fn connect_tcp(addr: SocketAddr, source: Option<IpAddr>) -> TcpStream {
+    let stream = match source {
+        None => TcpStream::connect(addr).expect("connect"),
+        Some(source) => {
+            use socket2::{Domain, Protocol, Socket, Type};
+            let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
+                .expect("a socket");
+            socket
+                .bind(&SocketAddr::new(source, 0).into())
+                .expect("bind the source address");
+            socket.connect(&addr.into()).expect("connect");
+            TcpStream::from(socket)
+        }
+    };
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();

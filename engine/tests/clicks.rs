@@ -513,3 +513,65 @@ fn with_its_click_store_unreachable_an_engine_starts_serves_and_spills() {
         "an unreachable store is retried, not dead-lettered"
     );
 }
+
+/// A window past `clicks.max_window_rows` is written in parts: every click
+/// still counts once, per link and per dimension, and the split is reported.
+#[test]
+fn a_window_over_its_cap_is_written_in_parts_and_loses_no_click() {
+    let mut engine = TestEngine::start_with(|c| {
+        c.clicks.node = "test-node".into();
+        c.clicks.max_window_rows = 1_000;
+    });
+    // 600 links clicked by Chrome: 4 rows each (total, device, browser,
+    // OS), 2,400 rows in the first round, which takes well under 10 s: one
+    // window holds at least 1,200 of them, over the cap.
+    let links: Vec<_> = (0..600)
+        .map(|i| engine.add("localhost", &format!("l{i}"), "https://example.com/"))
+        .collect();
+    let mut client = Client::connect(engine.addr());
+    let started = ricochet_model::now_millis();
+    for round in 0..3 {
+        for (i, _) in links
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| round == 0 || i % 2 == 0)
+        {
+            let path = format!("/l{i}");
+            assert_eq!(click(&mut client, &path, &[("User-Agent", CHROME)]), 302);
+        }
+    }
+    drop(client);
+    assert!(
+        ricochet_engine::test_util::eventually(Duration::from_secs(30), || {
+            engine.metric("ricochet_click_window_splits_total") >= Some(1.0)
+        }),
+        "a split is reported"
+    );
+    assert_eq!(
+        engine.metric("ricochet_click_window_rows_max"),
+        Some(1_000.0)
+    );
+    engine.stop();
+
+    let store = FjallSink::open(&engine.data_dir().join("clicks")).unwrap();
+    let until = ricochet_model::now_millis() + 20_000;
+    for (i, link) in links.iter().enumerate() {
+        let expected = if i % 2 == 0 { 3 } else { 1 };
+        let total: u64 = (store.series(link.id, started - 20_000, until, Interval::Hour))
+            .unwrap()
+            .iter()
+            .map(|(_, c)| c.humans + c.bots)
+            .sum();
+        assert_eq!(total, expected, "link {i}");
+        let browsers =
+            (store.breakdown(link.id, started - 20_000, until, Dimension::Browser)).unwrap();
+        assert_eq!(
+            browsers
+                .iter()
+                .map(|(b, c)| (b.as_str(), c.humans))
+                .collect::<Vec<_>>(),
+            vec![("Chrome", expected)],
+            "link {i}"
+        );
+    }
+}

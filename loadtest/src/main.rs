@@ -185,6 +185,11 @@ struct RunArgs {
     /// full one).
     #[arg(long)]
     tls_resumption: bool,
+    /// Make connections from these local addresses, in turn, e.g. 127.0.0.2
+    /// or 127.0.1.1,127.0.1.2 (on Linux all of 127.0.0.0/8 is loopback):
+    /// other clients, as far as the server can tell.
+    #[arg(long, value_delimiter = ',')]
+    source: Vec<std::net::IpAddr>,
     /// uniform, zipf, hot or sequential.
     #[arg(long, default_value = "uniform")]
     popularity: String,
@@ -429,6 +434,7 @@ fn run_command(args: RunArgs, stop: &AtomicBool, command_line: &str) -> anyhow::
         settle: Duration::ZERO,
         requests_per_connection: args.requests_per_connection,
         tls_resumption: args.tls_resumption,
+        source: args.source.clone(),
     };
     load.validate()?;
     if args.tls_resumption && !args.url.starts_with("https://") {

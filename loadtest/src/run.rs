@@ -3,7 +3,7 @@
 //! merges their counts and turns them into a `RunResult`.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -58,6 +58,12 @@ pub struct LoadSpec {
     /// TLS sessions (a shared session store); when false, every handshake
     /// is a full one (no session kept or offered).
     pub tls_resumption: bool,
+    /// Local addresses connections are made from, in turn (connection `i`
+    /// from `source[i % len]`; e.g. 127.0.0.2: on Linux all of 127.0.0.0/8
+    /// is loopback), so the server sees other clients; empty: the address
+    /// the OS picks.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub source: Vec<IpAddr>,
 }
 
 /// Longest wait for the target to go idle after `settle`.
@@ -81,6 +87,7 @@ impl Default for LoadSpec {
             settle: Duration::ZERO,
             requests_per_connection: None,
             tls_resumption: false,
+            source: Vec::new(),
         }
     }
 }
@@ -335,6 +342,7 @@ pub fn run(
             timeout: load.timeout,
             stride: load.threads as u64,
             requests_per_connection: load.requests_per_connection.unwrap_or(u64::MAX),
+            source: load.source.clone(),
             // Each thread its own configuration: with resumption, its
             // connections share one session store.
             tls: match spec.tls {

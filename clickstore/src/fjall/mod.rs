@@ -77,6 +77,9 @@ impl std::fmt::Debug for FjallSink {
     }
 }
 
+/// Largest memtable of each keyspace before it is flushed to disk.
+const MEMTABLE_BYTES: u64 = 8 * 1024 * 1024;
+
 fn failed(error: fjall::Error) -> SinkError {
     SinkError::Unavailable(error.to_string())
 }
@@ -89,7 +92,17 @@ impl FjallSink {
             .cache_size(16 * 1024 * 1024)
             .open()
             .map_err(failed)?;
-        let keyspace = |name: &str| db.keyspace(name, KeyspaceCreateOptions::default);
+        // Writes arrive a window (10 s) at a time and are read back soon by
+        // rollups: small memtables keep the store's memory near its cache,
+        // where fjall's default (64 MiB per keyspace, eight keyspaces) lets
+        // it grow by hundreds of megabytes under many distinct links. Kept
+        // in each keyspace's configuration when it is created: stores
+        // created before keep the default.
+        let keyspace = |name: &str| {
+            db.keyspace(name, || {
+                KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES)
+            })
+        };
         let segments = [Level::Window, Level::Minute, Level::Hour, Level::Day]
             .map(|level| keyspace(&format!("segments_{}", level.name())));
         let [window, minute, hour, day] = segments;

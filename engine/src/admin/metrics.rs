@@ -59,7 +59,7 @@ pub fn render(
             "ricochet_engine_worker_requests_total{{worker=\"{index}\"}} {value}"
         );
     }
-    let counters: [WorkerCounter; 12] = [
+    let counters: [WorkerCounter; 13] = [
         (
             "ricochet_engine_redirects_total",
             "Redirects answered (301, 302, 307, 308).",
@@ -74,6 +74,11 @@ pub fn render(
             "ricochet_engine_gone_total",
             "Requests for disabled, deleted or expired links (410).",
             |w| &w.gone,
+        ),
+        (
+            "ricochet_engine_blocked_total",
+            "Requests for links whose destination is blocked (451).",
+            |w| &w.blocked,
         ),
         (
             "ricochet_engine_bad_requests_total",
@@ -126,7 +131,8 @@ pub fn render(
     }
     let open = sum(workers, |w| &w.connections_accepted)
         .saturating_sub(sum(workers, |w| &w.connections_closed))
-        .saturating_sub(sum(workers, |w| &w.connections_rejected));
+        .saturating_sub(sum(workers, |w| &w.connections_rejected))
+        .saturating_sub(sum(workers, |w| &w.client_connections_refused));
     metric(
         &mut out,
         "ricochet_engine_connections_open",
@@ -271,6 +277,37 @@ pub fn render(
     out
 }
 
+/// Appends the per-client limits' counters and the addresses they track
+/// (zeros when the limits are off).
+pub fn render_clients(
+    out: &mut String,
+    workers: &[std::sync::Arc<WorkerStats>],
+    clients: &crate::server::ClientLimits,
+) {
+    metric(
+        out,
+        "ricochet_engine_client_connections_refused_total",
+        "counter",
+        "Connections refused (429 over HTTP, closed over HTTPS) because their client had server.clients.max_connections open.",
+        sum(workers, |w| &w.client_connections_refused),
+    );
+    metric(
+        out,
+        "ricochet_engine_client_requests_limited_total",
+        "counter",
+        "Requests answered 429, their connection closed, over server.clients.requests_per_second.",
+        sum(workers, |w| &w.client_requests_limited),
+    );
+    let (connections, requests) = clients.tracked();
+    let _ = writeln!(
+        out,
+        "# HELP ricochet_engine_client_addresses_tracked Client addresses (IPv6: prefixes) the per-client limits hold state for.\n\
+         # TYPE ricochet_engine_client_addresses_tracked gauge\n\
+         ricochet_engine_client_addresses_tracked{{limit=\"connections\"}} {connections}\n\
+         ricochet_engine_client_addresses_tracked{{limit=\"requests\"}} {requests}"
+    );
+}
+
 /// Appends the click pipeline's counters (zeros when capture is off, so
 /// dashboards see the series either way).
 pub fn render_clicks(
@@ -280,7 +317,7 @@ pub fn render_clicks(
     store: Option<&crate::clicks::FjallSink>,
 ) {
     let read = |counter: Option<&AtomicU64>| counter.map_or(0, |c| c.load(Ordering::Relaxed));
-    let rows: [(&str, &str, &str, u64); 11] = [
+    let rows: [(&str, &str, &str, u64); 16] = [
         (
             "ricochet_clicks_captured_total",
             "counter",
@@ -347,6 +384,36 @@ pub fn render_clicks(
             "Minutes, hours and days of the embedded click store waiting to be rolled up.",
             store.map_or(0, |s| s.dirty_buckets() as u64),
         ),
+        (
+            "ricochet_click_window_entries",
+            "gauge",
+            "Distinct (link, profile) entries in the open click windows of every shard.",
+            read(clicks.map(|c| &c.window_entries)),
+        ),
+        (
+            "ricochet_click_window_rows",
+            "gauge",
+            "Rows the open click windows of every shard would become.",
+            read(clicks.map(|c| &c.window_rows)),
+        ),
+        (
+            "ricochet_click_window_rows_max",
+            "gauge",
+            "clicks.max_window_rows: rows of one shard's window before it is split (0: no cap).",
+            read(clicks.map(|c| &c.window_rows_max)),
+        ),
+        (
+            "ricochet_click_window_memory_bytes",
+            "gauge",
+            "Estimated bytes of click windows: open, spare and queued tables, and row buffers.",
+            read(clicks.map(|c| &c.window_memory_bytes)),
+        ),
+        (
+            "ricochet_click_window_splits_total",
+            "counter",
+            "Window parts written early because a window reached clicks.max_window_rows.",
+            read(clicks.map(|c| &c.window_splits)),
+        ),
     ];
     for (name, kind, help, value) in rows {
         metric(out, name, kind, help, value);
@@ -392,5 +459,14 @@ mod tests {
             "a minute, an hour, a day: {out}"
         );
         assert!(out.contains("\nricochet_clicks_dropped_total 0\n"), "{out}");
+        for gauge in [
+            "ricochet_click_window_entries",
+            "ricochet_click_window_rows",
+            "ricochet_click_window_rows_max",
+            "ricochet_click_window_memory_bytes",
+            "ricochet_click_window_splits_total",
+        ] {
+            assert!(out.contains(&format!("\n{gauge} 0\n")), "{gauge}: {out}");
+        }
     }
 }

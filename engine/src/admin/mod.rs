@@ -10,6 +10,7 @@ use std::sync::atomic::Ordering;
 use crate::clicks::ClickStats;
 use crate::clicks::FjallSink;
 use crate::http::{Handled, Handler, Method, Request, ResponseWriter};
+use crate::server::ClientLimits;
 use crate::stats::{EngineStats, WorkerStats};
 use crate::table::LinkTable;
 use ricochet_clickstore::spill::SpillStats;
@@ -23,6 +24,7 @@ pub struct AdminHandler {
     clicks: Option<Arc<ClickStats>>,
     spill: Option<Arc<SpillStats>>,
     click_store: Option<Arc<FjallSink>>,
+    clients: ClientLimits,
 }
 
 impl AdminHandler {
@@ -38,7 +40,14 @@ impl AdminHandler {
             clicks: None,
             spill: None,
             click_store: None,
+            clients: ClientLimits::default(),
         }
+    }
+
+    /// Adds the per-client limits' counters to `/metrics`.
+    pub fn with_clients(mut self, clients: ClientLimits) -> Self {
+        self.clients = clients;
+        self
     }
 
     /// Adds the click pipeline's counters to `/metrics`.
@@ -81,6 +90,7 @@ impl AdminHandler {
             b"/readyz" => response.text(503, "loading the link table\n"),
             b"/metrics" => {
                 let mut body = metrics::render(&self.stats, &self.workers, &self.table);
+                metrics::render_clients(&mut body, &self.workers, &self.clients);
                 metrics::render_clicks(
                     &mut body,
                     self.clicks.as_deref(),

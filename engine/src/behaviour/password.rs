@@ -145,6 +145,12 @@ impl std::fmt::Debug for Verifier {
 impl Verifier {
     /// Starts the verifier thread (it ends when the verifier is dropped).
     pub fn start() -> std::io::Result<Arc<Self>> {
+        let per_minute = NonZeroU32::new(ATTEMPTS_PER_MINUTE).expect("non-zero");
+        Self::start_with(Quota::per_minute(per_minute))
+    }
+
+    /// Starts the verifier with `quota` per client.
+    fn start_with(quota: Quota) -> std::io::Result<Arc<Self>> {
         let (jobs, queue) = crossbeam_channel::bounded::<Job>(QUEUE);
         std::thread::Builder::new()
             .name("ricochet-password".into())
@@ -163,10 +169,9 @@ impl Verifier {
                     let _ = job.reply.send(ok);
                 }
             })?;
-        let per_minute = NonZeroU32::new(ATTEMPTS_PER_MINUTE).expect("non-zero");
         Ok(Arc::new(Self {
             jobs,
-            limits: DefaultKeyedRateLimiter::keyed(Quota::per_minute(per_minute)),
+            limits: DefaultKeyedRateLimiter::keyed(quota),
             submitted: AtomicU64::new(0),
         }))
     }
@@ -264,7 +269,11 @@ mod tests {
 
     #[test]
     fn the_verifier_checks_and_limits_attempts() {
-        let verifier = Verifier::start().unwrap();
+        // The production burst (ATTEMPTS_PER_MINUTE) refilled over an hour
+        // instead of a minute: slow hashing on a busy machine cannot
+        // refill a token before the last attempt.
+        let burst = NonZeroU32::new(ATTEMPTS_PER_MINUTE).unwrap();
+        let verifier = Verifier::start_with(Quota::per_hour(burst)).unwrap();
         let gate = Gate::new(&hash("right"), &CookieKey::from_secret("k"), 1, "c");
         let client = Some(IpAddr::from([192, 0, 2, 1]));
         let runtime = tokio::runtime::Builder::new_current_thread()

@@ -33,6 +33,30 @@ pub struct ClickStats {
     pub dropped: AtomicU64,
     pub windows_flushed: AtomicU64,
     pub bot_clicks: AtomicU64,
+    /// Distinct (link, profile) entries in the actors' open windows.
+    pub window_entries: AtomicU64,
+    /// Rows the open windows would become.
+    pub window_rows: AtomicU64,
+    /// Estimated bytes of every window's tables (open, spare, queued for
+    /// the writer) and of the writer's row buffers.
+    pub window_memory_bytes: AtomicU64,
+    /// `clicks.max_window_rows` (0: no cap).
+    pub window_rows_max: AtomicU64,
+    /// Window parts split off because a window reached the cap.
+    pub window_splits: AtomicU64,
+}
+
+/// One thread's share of a gauge the threads of the pipeline add up.
+#[derive(Debug, Default)]
+struct GaugeShare {
+    published: u64,
+}
+
+impl GaugeShare {
+    fn set(&mut self, gauge: &AtomicU64, value: u64) {
+        gauge.fetch_add(value.wrapping_sub(self.published), Ordering::Relaxed);
+        self.published = value;
+    }
 }
 
 /// The request path's handle on its shard's actor.
@@ -67,10 +91,16 @@ pub struct PipelineSettings {
     pub enrich: EnrichSettings,
     /// Niceness of the actor and writer threads (`clicks.thread_nice`).
     pub thread_nice: u8,
+    /// Rows a window part becomes at most before the window is split
+    /// (`clicks.max_window_rows`; 0: no cap).
+    pub max_window_rows: usize,
 }
 
-/// Closed windows waiting for the writer.
-const CLOSED_WINDOWS: usize = 64;
+/// Closed windows (or parts) waiting for the writer, per shard. When the
+/// writer is this far behind, an actor waits to hand over the next one and
+/// its channel fills (clicks over it are dropped and counted): memory stays
+/// bounded by the cap times this.
+const CLOSED_WINDOWS_PER_SHARD: usize = 4;
 /// Written windows' row buffers on their way back to each actor, which
 /// fills them again instead of faulting in fresh memory for every window.
 const RECYCLED: usize = 2;
@@ -101,9 +131,11 @@ impl ClickPipeline {
         sink: Arc<SpillingSink>,
     ) -> std::io::Result<Self> {
         let stats = Arc::new(ClickStats::default());
+        (stats.window_rows_max).store(settings.max_window_rows as u64, Ordering::Relaxed);
         // Writing a big window takes a while; the actors keep counting
         // meanwhile instead of letting their channels fill up.
-        let (closed, to_write) = crossbeam_channel::bounded(CLOSED_WINDOWS);
+        let (closed, to_write) =
+            crossbeam_channel::bounded(CLOSED_WINDOWS_PER_SHARD * shards.max(1));
         let (returns, recycled): (Vec<_>, Vec<_>) = (0..shards)
             .map(|_| crossbeam_channel::bounded(RECYCLED))
             .unzip();
@@ -113,6 +145,7 @@ impl ClickPipeline {
             stats: stats.clone(),
             returns,
             builder: RowBuilder::default(),
+            memory: GaugeShare::default(),
         };
         let nice = settings.thread_nice;
         let writer = std::thread::Builder::new()
@@ -132,11 +165,13 @@ impl ClickPipeline {
             let actor = ClickActor {
                 receiver,
                 enricher: Enricher::new(settings.enrich.clone(), geo.clone()),
-                windows: WindowAggregator::new(&settings.node, shard as u16),
+                windows: WindowAggregator::new(&settings.node, shard as u16)
+                    .with_max_rows(settings.max_window_rows),
                 closed: closed.clone(),
                 recycled,
                 stats: stats.clone(),
                 grace: settings.grace.as_millis() as i64,
+                gauges: ActorGauges::default(),
             };
             threads.push(
                 std::thread::Builder::new()
@@ -205,6 +240,17 @@ struct ClickActor {
     recycled: Receiver<WindowSpare>,
     stats: Arc<ClickStats>,
     grace: i64,
+    gauges: ActorGauges,
+}
+
+/// An actor's shares of the pipeline's window gauges, and the splits it
+/// has counted so far.
+#[derive(Debug, Default)]
+struct ActorGauges {
+    entries: GaugeShare,
+    rows: GaugeShare,
+    memory: GaugeShare,
+    splits: u64,
 }
 
 impl ClickActor {
@@ -242,6 +288,7 @@ impl ClickActor {
             for window in self.windows.take_due(now, self.grace) {
                 self.flush(window);
             }
+            self.publish();
             if closed {
                 break;
             }
@@ -252,10 +299,27 @@ impl ClickActor {
         for window in self.windows.take_all() {
             self.flush(window);
         }
+        self.publish();
+    }
+
+    /// Updates the window gauges with this actor's windows (once per batch
+    /// of events, not per click).
+    fn publish(&mut self) {
+        let (gauges, stats) = (&mut self.gauges, &self.stats);
+        let windows = &self.windows;
+        (gauges.entries).set(&stats.window_entries, windows.open_entries() as u64);
+        (gauges.rows).set(&stats.window_rows, windows.open_rows() as u64);
+        (gauges.memory).set(&stats.window_memory_bytes, windows.memory_bytes() as u64);
+        let splits = windows.splits();
+        (stats.window_splits).fetch_add(splits - gauges.splits, Ordering::Relaxed);
+        gauges.splits = splits;
     }
 
     /// Hands a closed window to the writer (waiting while it is far behind).
+    /// Its bytes count as queued until the writer takes it.
     fn flush(&self, window: ClosedWindow) {
+        let bytes = window.memory_bytes() as u64;
+        (self.stats.window_memory_bytes).fetch_add(bytes, Ordering::Relaxed);
         if self.closed.send(window).is_err() {
             tracing::error!("the click window writer is gone: a window was not written");
         }
@@ -274,6 +338,8 @@ struct WindowWriter {
     /// Per shard: where its built windows' emptied tables go back.
     returns: Vec<Sender<WindowSpare>>,
     builder: RowBuilder,
+    /// Its share of `ClickStats::window_memory_bytes`: the row buffers.
+    memory: GaugeShare,
 }
 
 impl WindowWriter {
@@ -281,6 +347,9 @@ impl WindowWriter {
         loop {
             match self.to_write.recv_timeout(Duration::from_millis(100)) {
                 Ok(window) => {
+                    let queued = window.memory_bytes() as u64;
+                    (self.stats.window_memory_bytes).fetch_sub(queued, Ordering::Relaxed);
+                    let shard = usize::from(window.shard());
                     let (batch, spare) = self.builder.build(window);
                     match self.sink.write(&batch) {
                         Ok(()) => {
@@ -290,13 +359,15 @@ impl WindowWriter {
                             tracing::error!(%error, "a click window could not be written or spilled")
                         }
                     }
-                    if let Some(back) = self.returns.get(usize::from(batch.shard)) {
+                    if let Some(back) = self.returns.get(shard) {
                         // A full channel: the actor has spares enough.
                         let _ = back.try_send(spare);
                     }
                     let mut rows = batch.rows;
                     rows.clear();
                     self.builder.recycle(rows);
+                    let bytes = self.builder.memory_bytes() as u64;
+                    self.memory.set(&self.stats.window_memory_bytes, bytes);
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,

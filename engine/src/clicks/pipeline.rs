@@ -79,6 +79,7 @@ pub fn start_clicks(
             referrer: clicks.collect_referrer,
         },
         thread_nice: clicks.thread_nice,
+        max_window_rows: clicks.max_window_rows,
     };
     let pipeline =
         ClickPipeline::start(&settings, workers, geo, spilling).map_err(StartError::Thread)?;

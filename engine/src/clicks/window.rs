@@ -3,7 +3,10 @@
 //! and detaches a window once it is over (plus a grace period for clicks
 //! still in the channel); the writer builds it into one `WindowBatch`
 //! ([`RowBuilder`]). A click for a window already closed counts in the
-//! oldest open one, so nothing is dropped.
+//! oldest open one, so nothing is dropped. A window whose counts reach the
+//! cap on its rows (`clicks.max_window_rows`) is written in parts: the counts
+//! so far are detached as one part and counting goes on in the next
+//! (docs/CLICKS.md, "Memory and the window cap").
 
 use foldhash::fast::RandomState;
 use hashbrown::HashMap;
@@ -23,6 +26,21 @@ const VALUES: usize = Dimension::ALL.len() - 1;
 
 /// Emptied windows kept for reuse.
 const SPARES: usize = 2;
+
+/// Rows a window part of one shard becomes at most before the window is
+/// split (`clicks.max_window_rows`): one per distinct (link, bot flag) for
+/// `Total` plus one per stored value. Distinct (link, profile) pairs are
+/// fewer, so the tally table stays within 8 MiB.
+pub const DEFAULT_MAX_ROWS: usize = 250_000;
+
+/// Part `p` of shard `s` is written as shard `s + PART_STRIDE * p`, its own
+/// source in every store, so parts never overwrite each other and a retried
+/// part replaces only itself. Shards are at most 1,024 (`server.workers`).
+pub const PART_STRIDE: u16 = 1024;
+
+/// Parts a window can have (`PART_STRIDE * MAX_PARTS` fills a `u16`); the
+/// last one is not capped.
+pub const MAX_PARTS: u16 = 64;
 
 /// No value for a dimension.
 const NONE: u32 = u32::MAX;
@@ -58,6 +76,9 @@ struct WindowCounts {
     /// Every distinct profile seen in the window, and its id (its index in `profile_list`).
     profiles: HashMap<Profile, u32, RandomState>,
     profile_list: Vec<Profile>,
+    /// Per profile id: the rows a tally of it becomes (its total and each
+    /// value it stores).
+    weights: Vec<u32>,
     /// The last click's profile and its id: consecutive clicks often share it.
     last: Option<(Profile, u32)>,
     /// Every value seen in the window, by address, and its id (its index
@@ -70,6 +91,10 @@ struct WindowCounts {
     /// Per id: bit `2 * slot + bot` is set when the value is what
     /// `Dimension::implied` leaves out for `IMPLIED[slot]` and that bot flag.
     implied: Vec<u8>,
+    /// Which part of its window this is (0 unless the window was split).
+    part: u16,
+    /// Rows at which this part is split off (`usize::MAX`: never).
+    limit: usize,
 }
 
 /// The dimensions with implied values, and their slots in `Profile::values`.
@@ -85,10 +110,23 @@ impl WindowCounts {
         self.tallies.clear();
         self.profiles.clear();
         self.profile_list.clear();
+        self.weights.clear();
         self.last = None;
         self.ids.clear();
         self.names.clear();
         self.implied.clear();
+    }
+
+    /// Bytes its tables hold (capacity, not use: what a reused window keeps).
+    fn memory_bytes(&self) -> usize {
+        let map_slot = |entry: usize| entry + 1; // hashbrown: one control byte per bucket
+        self.tallies.memory_bytes()
+            + self.profiles.capacity() * map_slot(size_of::<(Profile, u32)>())
+            + self.profile_list.capacity() * size_of::<Profile>()
+            + self.weights.capacity() * size_of::<u32>()
+            + self.ids.capacity() * map_slot(size_of::<(usize, u32)>())
+            + self.names.capacity() * size_of::<Arc<str>>()
+            + self.implied.capacity()
     }
 
     fn id(&mut self, value: &Option<Arc<str>>) -> u32 {
@@ -123,6 +161,8 @@ impl WindowCounts {
         let id = *self.profiles.entry(profile).or_insert(next);
         if id == next {
             self.profile_list.push(profile);
+            let values = profile.values.iter().filter(|&&id| id != NONE).count();
+            self.weights.push(1 + values as u32);
         }
         self.last = Some((profile, id));
         id
@@ -151,7 +191,8 @@ impl WindowCounts {
             }
         }
         let profile = self.profile(Profile { bot, values });
-        self.tallies.add(link, profile);
+        self.tallies
+            .add(link, profile, self.weights[profile as usize]);
     }
 }
 
@@ -170,6 +211,14 @@ pub struct WindowAggregator {
     builder: RowBuilder,
     /// Windows before this start are closed.
     closed_before: UnixMillis,
+    /// Rows at which a window is split (`usize::MAX`: no cap).
+    max_rows: usize,
+    /// Parts a window can have (1 when this shard cannot number parts).
+    max_parts: u16,
+    /// Parts split off at the cap, waiting for [`WindowAggregator::take_due`].
+    parts: Vec<ClosedWindow>,
+    /// Parts split off so far.
+    splits: u64,
 }
 
 /// A closed window's counts on their way to rows: the actor detaches it
@@ -189,6 +238,11 @@ impl ClosedWindow {
     pub fn shard(&self) -> u16 {
         self.shard
     }
+
+    /// Bytes its tables hold.
+    pub fn memory_bytes(&self) -> usize {
+        self.counts.memory_bytes()
+    }
 }
 
 /// A built window's emptied tables, back to its actor for the next window
@@ -205,6 +259,8 @@ pub struct RowBuilder {
 }
 
 impl WindowAggregator {
+    /// Windows of `shard`, never split ([`WindowAggregator::with_max_rows`]
+    /// sets a cap; the engine's is `clicks.max_window_rows`).
     pub fn new(node: &str, shard: u16) -> Self {
         Self {
             node: node.to_owned(),
@@ -213,20 +269,72 @@ impl WindowAggregator {
             spares: Vec::new(),
             builder: RowBuilder::default(),
             closed_before: UnixMillis::MIN,
+            max_rows: usize::MAX,
+            max_parts: if shard < PART_STRIDE { MAX_PARTS } else { 1 },
+            parts: Vec::new(),
+            splits: 0,
         }
     }
 
+    /// The same, split when a window part reaches `max_rows` rows (0: never).
+    pub fn with_max_rows(mut self, max_rows: usize) -> Self {
+        self.max_rows = match max_rows {
+            0 => usize::MAX,
+            cap => cap,
+        };
+        self
+    }
+
     /// Counts one click.
+    #[inline]
     pub fn add(&mut self, at: UnixMillis, link: LinkId, click: &Enriched) {
         let window = window_start(at).max(self.closed_before);
-        self.open
-            .entry(window)
-            .or_insert_with(|| {
-                let largest =
-                    (0..self.spares.len()).max_by_key(|&i| self.spares[i].tallies.capacity());
-                largest.map_or_else(WindowCounts::default, |i| self.spares.swap_remove(i))
-            })
-            .add(link, click);
+        let counts = self.open.entry(window).or_insert_with(|| {
+            let limit = part_limit(self.max_rows, self.max_parts, 0);
+            next_counts(&mut self.spares, 0, limit)
+        });
+        counts.add(link, click);
+        if counts.tallies.rows() >= counts.limit {
+            self.split(window);
+        }
+    }
+
+    /// Detaches the open window starting at `start` as one part, to be
+    /// written like a closed window, and goes on counting that window in a
+    /// new part. Its counts so far are final: no later click adds to them.
+    #[cold]
+    #[inline(never)]
+    fn split(&mut self, start: UnixMillis) {
+        let max_rows = self.max_rows;
+        let Some(counts) = self.open.get_mut(&start) else {
+            return;
+        };
+        let part = counts.part + 1;
+        let limit = part_limit(max_rows, self.max_parts, part);
+        let full = std::mem::replace(counts, next_counts(&mut self.spares, part, limit));
+        self.splits += 1;
+        if full.part == 0 {
+            tracing::warn!(
+                shard = self.shard,
+                window_start = start,
+                max_rows,
+                "a click window reached clicks.max_window_rows: it is written in parts"
+            );
+        }
+        if limit == usize::MAX {
+            tracing::warn!(
+                shard = self.shard,
+                window_start = start,
+                parts = part + 1,
+                "a click window reached its last part: the rest of it is not capped"
+            );
+        }
+        self.parts.push(ClosedWindow {
+            node: self.node.clone(),
+            shard: self.shard,
+            start,
+            counts: full,
+        });
     }
 
     /// Takes back a built window's emptied tables for a next window,
@@ -246,10 +354,38 @@ impl WindowAggregator {
         self.open.len()
     }
 
-    /// Detaches every window that ended at least `grace` before `now`, for
-    /// the writer to build.
+    /// Distinct (link, profile) entries of the open windows.
+    pub fn open_entries(&self) -> usize {
+        self.open.values().map(|c| c.tallies.entries()).sum()
+    }
+
+    /// Rows the open windows would become (an upper bound: rows of one link
+    /// that two profiles share are merged).
+    pub fn open_rows(&self) -> usize {
+        self.open.values().map(|c| c.tallies.rows()).sum()
+    }
+
+    /// Bytes held by the open windows, the parts not taken yet and the
+    /// spares (not the row builder, which only tests and benchmarks use here).
+    pub fn memory_bytes(&self) -> usize {
+        let open = self.open.values().chain(&self.spares);
+        open.map(WindowCounts::memory_bytes).sum::<usize>()
+            + self
+                .parts
+                .iter()
+                .map(ClosedWindow::memory_bytes)
+                .sum::<usize>()
+    }
+
+    /// Window parts split off at the cap so far.
+    pub fn splits(&self) -> u64 {
+        self.splits
+    }
+
+    /// Detaches the parts split off at the cap and every window that ended
+    /// at least `grace` before `now`, for the writer to build.
     pub fn take_due(&mut self, now: UnixMillis, grace: i64) -> Vec<ClosedWindow> {
-        let mut closed = Vec::new();
+        let mut closed = std::mem::take(&mut self.parts);
         while let Some((&start, _)) = self.open.first_key_value() {
             if start + WINDOW_MILLIS + grace > now {
                 break;
@@ -259,9 +395,9 @@ impl WindowAggregator {
         closed
     }
 
-    /// Detaches every open window (at shutdown).
+    /// Detaches every part and open window (at shutdown).
     pub fn take_all(&mut self) -> Vec<ClosedWindow> {
-        let mut closed = Vec::new();
+        let mut closed = std::mem::take(&mut self.parts);
         while !self.open.is_empty() {
             closed.push(self.take_first());
         }
@@ -304,7 +440,33 @@ impl WindowAggregator {
     }
 }
 
+/// The cap of part `part` of a window: the last one has none.
+fn part_limit(max_rows: usize, max_parts: u16, part: u16) -> usize {
+    if part + 1 < max_parts {
+        max_rows
+    } else {
+        usize::MAX
+    }
+}
+
+/// An emptied window for part `part`, split at `limit` entries: the spare
+/// with the largest table, if any.
+fn next_counts(spares: &mut Vec<WindowCounts>, part: u16, limit: usize) -> WindowCounts {
+    let largest = (0..spares.len()).max_by_key(|&i| spares[i].tallies.capacity());
+    let mut counts = largest.map_or_else(WindowCounts::default, |i| spares.swap_remove(i));
+    counts.part = part;
+    counts.limit = limit;
+    counts
+}
+
 impl RowBuilder {
+    /// Bytes of its buffers: the sort entries and the spare rows (each row's
+    /// value is allocated apart while the rows are full).
+    pub fn memory_bytes(&self) -> usize {
+        self.entries.capacity() * size_of::<(u128, u64)>()
+            + (self.spare_rows.as_ref()).map_or(0, |rows| rows.capacity() * size_of::<WindowRow>())
+    }
+
     /// Takes back a written window's row buffer (emptied) to fill again:
     /// the larger of it and the one kept.
     pub fn recycle(&mut self, rows: Vec<WindowRow>) {
@@ -346,12 +508,8 @@ impl RowBuilder {
                 | u128::from(rank)
         };
         // Entries per tally: the total, and each value its profile stores.
-        let per_profile: Vec<usize> = (counts.profile_list.iter())
-            .map(|profile| 1 + profile.values.iter().filter(|&&id| id != NONE).count())
-            .collect();
-        let wanted = (counts.tallies.iter())
-            .map(|tally| per_profile[tally.profile as usize])
-            .sum();
+        counts.tallies.apply_queued();
+        let wanted = counts.tallies.rows();
         let mut entries = reuse(Some(std::mem::take(&mut self.entries)), wanted);
         for tally in counts.tallies.iter() {
             let profile = &counts.profile_list[tally.profile as usize];
@@ -387,7 +545,7 @@ impl RowBuilder {
         counts.clear();
         let batch = WindowBatch {
             node,
-            shard,
+            shard: shard + PART_STRIDE * counts.part,
             window_start: start,
             rows,
         };
@@ -408,193 +566,4 @@ fn reuse<T>(buffer: Option<Vec<T>>, wanted: usize) -> Vec<T> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn human(country: &str) -> Enriched {
-        Enriched {
-            country: Some(country.into()),
-            browser: Some(Arc::from("Firefox")),
-            ..Enriched::default()
-        }
-    }
-
-    fn count(batch: &WindowBatch, link: u64, dimension: Dimension, value: &str, bot: bool) -> u64 {
-        batch
-            .rows
-            .iter()
-            .find(|r| {
-                r.link_id == link && r.dimension == dimension && r.value == value && r.bot == bot
-            })
-            .map_or(0, |r| r.count)
-    }
-
-    #[test]
-    fn counts_per_window_dimension_and_bot_flag() {
-        let mut windows = WindowAggregator::new("n1", 3);
-        windows.add(1_000, 7, &human("DE"));
-        windows.add(2_000, 7, &human("DE"));
-        windows.add(3_000, 7, &human("FR"));
-        windows.add(
-            4_000,
-            7,
-            &Enriched {
-                bot: true,
-                ..Enriched::default()
-            },
-        );
-        windows.add(
-            4_500,
-            7,
-            &Enriched {
-                bot: true,
-                device: Some(Arc::from("bot")),
-                browser: Some(Arc::from("Other")),
-                os: Some(Arc::from("Linux")),
-                ..Enriched::default()
-            },
-        );
-        windows.add(12_000, 7, &human("DE"));
-        windows.add(5_000, 8, &human("DE"));
-        assert_eq!(windows.open_windows(), 2);
-
-        assert!(windows.close_due(10_999, 1_000).is_empty(), "grace period");
-        let closed = windows.close_due(11_000, 1_000);
-        assert_eq!(closed.len(), 1);
-        let batch = &closed[0];
-        assert_eq!(
-            (batch.node.as_str(), batch.shard, batch.window_start),
-            ("n1", 3, 0)
-        );
-        assert_eq!(count(batch, 7, Dimension::Total, "", false), 3);
-        assert_eq!(count(batch, 7, Dimension::Total, "", true), 2);
-        // Implied values (a bot's device, an unnamed browser) are left out.
-        assert_eq!(count(batch, 7, Dimension::Os, "Linux", true), 1);
-        assert!(
-            batch.rows.iter().all(|r| !matches!(
-                (r.dimension, r.value.as_str()),
-                (Dimension::Device, "bot") | (Dimension::Browser, "Other")
-            )),
-            "{:?}",
-            batch.rows
-        );
-        assert_eq!(count(batch, 7, Dimension::Country, "DE", false), 2);
-        assert_eq!(count(batch, 7, Dimension::Country, "FR", false), 1);
-        assert_eq!(count(batch, 7, Dimension::Browser, "Firefox", false), 3);
-        assert_eq!(count(batch, 8, Dimension::Total, "", false), 1);
-        assert!(batch.rows.iter().all(|r| r.window_start == 0));
-
-        // A late click for the closed window counts in the next open one.
-        windows.add(9_000, 7, &human("DE"));
-        let rest = windows.close_all();
-        assert_eq!(rest.len(), 1);
-        assert_eq!(rest[0].window_start, 10_000);
-        assert_eq!(count(&rest[0], 7, Dimension::Total, "", false), 2);
-        assert!(windows.close_all().is_empty());
-
-        // The next window reuses the closed one's tables, and only counts its own.
-        windows.add(25_000, 8, &human("FR"));
-        windows.add(26_000, 7, &human("AT"));
-        let next = windows.close_all();
-        assert_eq!(next[0].window_start, 20_000);
-        assert_eq!(count(&next[0], 7, Dimension::Total, "", false), 1);
-        assert_eq!(count(&next[0], 7, Dimension::Country, "DE", false), 0);
-        assert_eq!(
-            next[0].rows.len(),
-            6,
-            "total, country, browser of two links"
-        );
-    }
-
-    #[test]
-    fn counts_match_a_plain_count_of_every_click() {
-        use std::collections::HashMap;
-        let countries = [None, Some("DE"), Some("FR"), Some("US")];
-        let browsers = [None, Some("Firefox"), Some("Other"), Some("Chrome")];
-        let mut windows = WindowAggregator::new("n1", 0);
-        let mut expected: HashMap<(u64, Dimension, String, bool), u64> = HashMap::new();
-        let mut state = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = |bound: u64| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state % bound
-        };
-        for _ in 0..20_000 {
-            let link = next(300);
-            let bot = next(5) == 0;
-            let country = countries[next(4) as usize];
-            let browser = browsers[next(4) as usize];
-            // Runs of equal profiles, as real traffic has.
-            for _ in 0..=next(3) {
-                windows.add(
-                    1_000,
-                    link,
-                    &Enriched {
-                        bot,
-                        country: country.map(Arc::from),
-                        browser: browser.map(Arc::from),
-                        ..Enriched::default()
-                    },
-                );
-                *expected
-                    .entry((link, Dimension::Total, String::new(), bot))
-                    .or_default() += 1;
-                if let Some(country) = country {
-                    *expected
-                        .entry((link, Dimension::Country, country.to_owned(), bot))
-                        .or_default() += 1;
-                }
-                if let Some(browser) = browser.filter(|b| *b != "Other") {
-                    *expected
-                        .entry((link, Dimension::Browser, browser.to_owned(), bot))
-                        .or_default() += 1;
-                }
-            }
-        }
-        let batch = windows.close_all().remove(0);
-        let got: HashMap<_, _> = batch
-            .rows
-            .iter()
-            .map(|r| ((r.link_id, r.dimension, r.value.clone(), r.bot), r.count))
-            .collect();
-        assert_eq!(got.len(), batch.rows.len(), "each row once");
-        assert_eq!(got, expected);
-    }
-
-    #[test]
-    fn rows_come_sorted_by_link_dimension_bot_and_value() {
-        let mut windows = WindowAggregator::new("n1", 0);
-        for (link, country) in [
-            (9, "US"),
-            (2, "FR"),
-            (9, "AT"),
-            (2, "Ü"),
-            (2, "DE"),
-            (9, "US"),
-        ] {
-            windows.add(1_000, link, &human(country));
-            windows.add(
-                1_000,
-                link,
-                &Enriched {
-                    bot: true,
-                    ..human(country)
-                },
-            );
-        }
-        let batch = windows.close_all().remove(0);
-        let keys: Vec<_> = batch
-            .rows
-            .iter()
-            .map(|r| (r.link_id, r.dimension, r.bot, r.value.as_bytes()))
-            .collect();
-        assert!(keys.is_sorted(), "{keys:?}");
-        assert!(
-            keys.windows(2).all(|pair| pair[0] != pair[1]),
-            "each row once"
-        );
-        assert_eq!(count(&batch, 9, Dimension::Country, "US", true), 2);
-        assert_eq!(count(&batch, 2, Dimension::Total, "", false), 3);
-    }
-}
+mod tests;

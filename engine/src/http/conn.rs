@@ -1,8 +1,10 @@
 //! One connection's life: read, parse every complete request in the buffer
 //! (pipelining), answer them in order in one write, and enforce the limits:
 //! header size (431), malformed input (400 and close), the header timeout for
-//! stalled partial requests, and the idle timeout between requests.
+//! stalled partial requests, the idle timeout between requests, and the
+//! client's request rate when one is set (429 and close).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -11,6 +13,7 @@ use tokio::time::{Instant, timeout_at};
 use super::clock::{BatchClock, Clock};
 use super::response::{Persistence, ResponseWriter};
 use super::{ConnectionObserver, Deferred, Handled, Handler, Method, Request};
+use crate::server::clients::{RequestRate, RetryAfter};
 
 /// Most header lines accepted in one request.
 const MAX_HEADERS: usize = 64;
@@ -24,6 +27,8 @@ pub struct ConnectionLimits {
     pub header_timeout: Duration,
     /// Time an idle keep-alive connection is kept open.
     pub idle_timeout: Duration,
+    /// Requests per second per client (`server.clients`); `None`: no limit.
+    pub request_rate: Option<Arc<RequestRate>>,
 }
 
 impl Default for ConnectionLimits {
@@ -32,6 +37,7 @@ impl Default for ConnectionLimits {
             max_header_bytes: 8 * 1024,
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            request_rate: None,
         }
     }
 }
@@ -130,6 +136,20 @@ pub async fn serve_connection<S, H, O>(
                         break;
                     }
                 }
+                Parsed::Limited {
+                    retry_after,
+                    head_only,
+                } => {
+                    observer.request_limited();
+                    ResponseWriter::new(&mut out, &clock, head_only, Persistence::Close)
+                        .start(429)
+                        .header_number(b"Retry-After", u64::from(retry_after.0))
+                        .header(b"Content-Type", b"text/plain; charset=utf-8")
+                        .finish(b"too many requests from your address\n");
+                    observer.response(429);
+                    close = true;
+                    break;
+                }
                 Parsed::Partial => {
                     if filled - consumed > limits.max_header_bytes {
                         refuse(Refusal::TooLarge, &clock, &mut out, observer);
@@ -214,6 +234,11 @@ enum Parsed {
         head_only: bool,
         persistence: Persistence,
         work: Deferred,
+    },
+    /// Over the client's request rate: 429, then close.
+    Limited {
+        retry_after: RetryAfter,
+        head_only: bool,
     },
     Partial,
     Refused(Refusal),
@@ -338,6 +363,15 @@ fn parse_one<H: Handler>(
     else {
         return Parsed::Refused(Refusal::BadRequest);
     };
+    if let Some(rate) = &limits.request_rate
+        && let Some(peer) = peer
+        && let Err(retry_after) = rate.admit(peer)
+    {
+        return Parsed::Limited {
+            retry_after,
+            head_only: method == Method::Head,
+        };
+    }
     let (path, query) = match target.iter().position(|&b| b == b'?') {
         Some(at) => (&target[..at], &target[at + 1..]),
         None => (target, &b""[..]),

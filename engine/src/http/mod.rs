@@ -80,4 +80,6 @@ pub trait ConnectionObserver {
     fn header_timeout(&self);
     fn idle_timeout(&self);
     fn bad_request(&self);
+    /// A request was refused over its client's request rate (429).
+    fn request_limited(&self) {}
 }

@@ -21,6 +21,7 @@ pub fn status_reason(status: u16) -> &'static str {
         413 => "Content Too Large",
         429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
+        451 => "Unavailable For Legal Reasons",
         503 => "Service Unavailable",
         505 => "HTTP Version Not Supported",
         _ => "Unknown",
@@ -44,6 +45,7 @@ fn status_line(status: u16) -> &'static [u8] {
         413 => b"HTTP/1.1 413 Content Too Large\r\n",
         429 => b"HTTP/1.1 429 Too Many Requests\r\n",
         431 => b"HTTP/1.1 431 Request Header Fields Too Large\r\n",
+        451 => b"HTTP/1.1 451 Unavailable For Legal Reasons\r\n",
         503 => b"HTTP/1.1 503 Service Unavailable\r\n",
         505 => b"HTTP/1.1 505 HTTP Version Not Supported\r\n",
         _ => b"HTTP/1.1 500 Internal Server Error\r\n",
@@ -157,6 +159,14 @@ impl HeadWriter<'_> {
         self.out.extend_from_slice(value);
         self.out.extend_from_slice(b"\r\n");
         self
+    }
+
+    /// Appends a header whose value is a number (e.g. `Retry-After`).
+    #[inline]
+    pub fn header_number(self, name: &[u8], value: u64) -> Self {
+        let mut digits = itoa_buffer();
+        let digits = format_len(value as usize, &mut digits);
+        self.header(name, digits)
     }
 
     /// Appends a whole pre-rendered header line, CRLF included.

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
+use super::clients::ConnectionCounts;
 use super::worker::{TlsListener, Worker};
 use super::{SyncSource, spawn_thread};
 use crate::clicks::ClickSender;
@@ -33,6 +34,8 @@ pub(super) struct Loader {
     pub settings: Arc<RedirectSettings>,
     pub limits: ConnectionLimits,
     pub max_connections_per_worker: usize,
+    /// Open connections per client, when `server.clients.max_connections` is set.
+    pub client_connections: Option<Arc<ConnectionCounts>>,
     pub shutdown: watch::Receiver<bool>,
     pub sync: Option<SyncSource>,
     pub poll_interval: Duration,
@@ -95,6 +98,7 @@ impl Loader {
                 stats: self.worker_stats[index].clone(),
                 limits: self.limits.clone(),
                 max_connections: self.max_connections_per_worker,
+                client_connections: self.client_connections.clone(),
                 shutdown: self.shutdown.clone(),
             };
             match spawn_thread(&format!("ricochet-worker-{index}"), move || {

@@ -7,9 +7,11 @@
 //! - `loader`: loads the table, then starts workers and the subscriber.
 //! - `worker`: a shard's listeners (HTTP, HTTPS) and accept loop.
 //! - `admin`: the admin port's accept loop.
+//! - `clients`: per-client limits (connections, requests per second).
 //! - `sync`: the bus and change source to follow.
 
 mod admin;
+pub mod clients;
 mod loader;
 mod sync;
 mod worker;
@@ -24,6 +26,7 @@ use ricochet_clickstore::ClickStore;
 use thiserror::Error;
 use tokio::sync::watch;
 
+pub use self::clients::ClientLimits;
 pub use self::sync::SyncSource;
 use crate::admin::AdminHandler;
 use crate::behaviour::CookieKey;
@@ -180,8 +183,16 @@ impl Engine {
             .map(|_| Arc::new(WorkerStats::default()))
             .collect();
         let mut threads = Vec::new();
+        let clients = ClientLimits::from_config(&config.server.clients);
+        if let Some(requests) = clients.requests.clone() {
+            let forget_rx = shutdown_rx.clone();
+            threads.push(spawn_thread("ricochet-clients", move || {
+                clients::forget_idle_clients(requests, forget_rx)
+            })?);
+        }
 
         let admin = AdminHandler::new(stats.clone(), worker_stats.clone(), table.clone())
+            .with_clients(clients.clone())
             .with_clicks(
                 clicks.as_ref().map(|p| p.stats().clone()),
                 clicks.as_ref().map(|p| p.sink().stats().clone()),
@@ -223,8 +234,10 @@ impl Engine {
                 max_header_bytes: config.server.max_header_bytes,
                 header_timeout: config.server.header_timeout,
                 idle_timeout: config.server.idle_timeout,
+                request_rate: clients.requests.clone(),
             },
             max_connections_per_worker: config.server.max_connections.div_ceil(workers),
+            client_connections: clients.connections.clone(),
             shutdown: shutdown_rx,
             sync,
             poll_interval: config.sync.poll_interval,

@@ -1,6 +1,7 @@
 //! One shard: its SO_REUSEPORT listeners (plain HTTP, and HTTPS when
 //! configured) and the accept loop on a current-thread event loop, with the
-//! per-worker connection cap shared by both.
+//! per-worker connection cap shared by both and the per-client cap
+//! (`clients.rs`) shared by all workers.
 
 use std::cell::Cell;
 use std::net::{SocketAddr, TcpListener as StdListener};
@@ -12,6 +13,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+use super::clients::ConnectionCounts;
 use super::{StartError, current_thread_runtime};
 use crate::http::{ConnectionLimits, serve_connection};
 use crate::redirect::RedirectHandler;
@@ -55,6 +57,8 @@ pub(super) struct Worker {
     pub(super) stats: Arc<WorkerStats>,
     pub(super) limits: ConnectionLimits,
     pub(super) max_connections: usize,
+    /// Open connections per client, across workers (`None`: no per-client cap).
+    pub(super) client_connections: Option<Arc<ConnectionCounts>>,
     pub(super) shutdown: watch::Receiver<bool>,
 }
 
@@ -91,6 +95,8 @@ impl Worker {
         };
         let limits = Rc::new(self.limits.clone());
         let open = Rc::new(Cell::new(0usize));
+        // Answers to refused connections, written in place.
+        let mut refusal = Vec::with_capacity(256);
         loop {
             let (accepted, secure) = tokio::select! {
                 _ = self.shutdown.changed() => return,
@@ -112,10 +118,28 @@ impl Worker {
                 // A plain client gets a 503; a TLS one is closed at once
                 // rather than given a handshake the cap is there to spare.
                 if !secure {
-                    tokio::task::spawn_local(reject_overload(stream));
+                    refuse(stream, 503, "too many connections\n", &mut refusal);
                 }
                 continue;
             }
+            let client = match &self.client_connections {
+                None => None,
+                Some(counts) => match counts.open(peer.ip()) {
+                    Some(counted) => Some(counted),
+                    None => {
+                        WorkerStats::bump(&self.stats.client_connections_refused);
+                        if !secure {
+                            refuse(
+                                stream,
+                                429,
+                                "too many connections from your address\n",
+                                &mut refusal,
+                            );
+                        }
+                        continue;
+                    }
+                },
+            };
             let _ = stream.set_nodelay(true);
             open.set(open.get() + 1);
             let mut handler = self.handler.clone();
@@ -145,6 +169,7 @@ impl Worker {
                         .await
                     }
                 }
+                drop(client);
                 open.set(open.get() - 1);
                 WorkerStats::bump(&stats.connections_closed);
             });
@@ -193,11 +218,12 @@ async fn serve_tls(
     serve_connection(tls, peer, true, handler, stats, limits).await;
 }
 
-async fn reject_overload(mut stream: TcpStream) {
-    use tokio::io::AsyncWriteExt;
+/// Answers a connection refused at accept (a cap) with `status` and closes
+/// it: one non-blocking write (a new socket's buffer has room for it) and no
+/// task, so refusing a client that reconnects as fast as it can stays cheap.
+fn refuse(stream: TcpStream, status: u16, body: &str, out: &mut Vec<u8>) {
     let clock = crate::http::Clock::batch();
-    let mut out = Vec::new();
-    crate::http::ResponseWriter::close_after(&mut out, &clock).text(503, "too many connections\n");
-    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&out)).await;
-    let _ = stream.shutdown().await;
+    out.clear();
+    crate::http::ResponseWriter::close_after(out, &clock).text(status, body);
+    let _ = stream.try_write(out);
 }

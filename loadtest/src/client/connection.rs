@@ -2,6 +2,7 @@
 //! connection after a failure (with backoff) or after its last request.
 
 use std::io::ErrorKind as IoErrorKind;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use mio::net::TcpStream;
@@ -41,7 +42,11 @@ impl<T: Transport> Ctx<'_, T> {
     }
 
     fn connect(&mut self, index: usize, conn: &mut Conn<T>, now: Instant) {
-        let opened = TcpStream::connect(self.plan.addr).and_then(|s| T::open(s, self.setup));
+        let source = match self.plan.source.len() {
+            0 => None,
+            len => Some(self.plan.source[index % len]),
+        };
+        let opened = connect_from(self.plan.addr, source).and_then(|s| T::open(s, self.setup));
         let mut stream = match opened {
             Ok(stream) => stream,
             Err(_) => return self.attempt_failed(conn, ErrorKind::Connect, now),
@@ -172,4 +177,22 @@ impl<T: Transport> Ctx<'_, T> {
             self.ready.push_back(index);
         }
     }
+}
+
+/// Starts a non-blocking connect to `addr`, from `source` when given (bound
+/// first, the port left to the OS).
+fn connect_from(addr: SocketAddr, source: Option<IpAddr>) -> std::io::Result<TcpStream> {
+    let Some(source) = source else {
+        return TcpStream::connect(addr);
+    };
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&SocketAddr::new(source, 0).into())?;
+    match socket.connect(&addr.into()) {
+        Ok(()) => {}
+        Err(error) if error.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(error) => return Err(error),
+    }
+    Ok(TcpStream::from_std(socket.into()))
 }

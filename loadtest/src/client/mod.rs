@@ -13,7 +13,7 @@
 
 use std::collections::VecDeque;
 use std::io::ErrorKind as IoErrorKind;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -63,6 +63,8 @@ pub struct ThreadPlan {
     /// Requests a connection carries before it is closed and a new one
     /// opened (`u64::MAX`: kept alive for the whole run).
     pub requests_per_connection: u64,
+    /// Local addresses connections are made from, in turn; empty: the OS picks.
+    pub source: Vec<IpAddr>,
     /// TLS (an https target): the thread's client configuration and server
     /// name; `None`: plain HTTP.
     pub tls: Option<TlsClient>,

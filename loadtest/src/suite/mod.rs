@@ -162,6 +162,7 @@ struct RawLoad {
     settle: Option<String>,
     requests_per_connection: Option<u64>,
     tls_resumption: Option<bool>,
+    source: Option<Vec<std::net::IpAddr>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -606,6 +607,9 @@ fn convert_load(
     }
     if let Some(v) = raw.tls_resumption {
         load.tls_resumption = v;
+    }
+    if let Some(v) = &raw.source {
+        load.source = v.clone();
     }
     if let Some(v) = at.duration(section, index, "duration", raw.duration.as_ref())? {
         load.duration = v;

@@ -37,7 +37,10 @@ pub struct TallyTable {
     shift: u32,
     /// Mixed into every hash, so slot order differs between tables.
     seed: u64,
-    queued: Vec<(LinkId, u32)>,
+    /// Rows the tallies become: the sum of their weights.
+    rows: usize,
+    /// Adds not applied yet: link, profile and the profile's weight.
+    queued: Vec<(LinkId, u32, u32)>,
 }
 
 impl Default for TallyTable {
@@ -47,18 +50,20 @@ impl Default for TallyTable {
             len: 0,
             shift: 64,
             seed: std::hash::RandomState::new().hash_one(0u64),
+            rows: 0,
             queued: Vec::with_capacity(QUEUE),
         }
     }
 }
 
 impl TallyTable {
-    /// Counts one click of `link` with `profile`.
+    /// Counts one click of `link` with `profile`, whose tally becomes
+    /// `weight` rows.
     #[inline]
-    pub fn add(&mut self, link: LinkId, profile: u32) {
-        self.queued.push((link, profile));
+    pub fn add(&mut self, link: LinkId, profile: u32, weight: u32) {
+        self.queued.push((link, profile, weight));
         if self.queued.len() == QUEUE {
-            self.apply();
+            self.apply_queued();
         }
     }
 
@@ -67,9 +72,29 @@ impl TallyTable {
         self.slots.len()
     }
 
+    /// Distinct (link, profile) pairs counted, leaving out the last adds
+    /// still queued (at most `QUEUE - 1`).
+    #[inline]
+    pub fn entries(&self) -> usize {
+        self.len
+    }
+
+    /// Rows the tallies become (the weights of the distinct pairs), leaving
+    /// out the adds still queued.
+    #[inline]
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Bytes the table holds: its slots and its queue.
+    pub fn memory_bytes(&self) -> usize {
+        self.slots.capacity() * size_of::<Tally>()
+            + self.queued.capacity() * size_of::<(LinkId, u32, u32)>()
+    }
+
     /// Every tally, in no particular order.
     pub fn iter(&mut self) -> impl Iterator<Item = &Tally> {
-        self.apply();
+        self.apply_queued();
         self.slots.iter().filter(|tally| tally.count > 0)
     }
 
@@ -79,6 +104,7 @@ impl TallyTable {
         if self.len > 0 {
             self.slots.fill(Tally::default());
             self.len = 0;
+            self.rows = 0;
         }
     }
 
@@ -90,7 +116,8 @@ impl TallyTable {
         (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> self.shift) as usize
     }
 
-    fn apply(&mut self) {
+    /// Applies the queued adds, so `entries` and `rows` count them.
+    pub fn apply_queued(&mut self) {
         if self.queued.is_empty() {
             return;
         }
@@ -100,7 +127,7 @@ impl TallyTable {
         }
         let mask = self.slots.len() - 1;
         for index in 0..self.queued.len() {
-            let (link, profile) = self.queued[index];
+            let (link, profile, weight) = self.queued[index];
             let mut slot = self.home(link, profile);
             loop {
                 let tally = &mut self.slots[slot];
@@ -111,6 +138,7 @@ impl TallyTable {
                         count: 1,
                     };
                     self.len += 1;
+                    self.rows += weight as usize;
                     break;
                 }
                 if tally.link == link && tally.profile == profile {
@@ -154,12 +182,15 @@ mod tests {
                     if (link + round) % 4 == 0 && round > 0 {
                         continue;
                     }
-                    table.add(link << 20, profile);
+                    table.add(link << 20, profile, profile + 1);
                     *expected.entry((link << 20, profile)).or_default() += 1;
                 }
             }
         }
         assert_eq!(table.iter().count(), expected.len());
+        assert_eq!(table.entries(), expected.len());
+        let weights: usize = expected.keys().map(|&(_, p)| p as usize + 1).sum();
+        assert_eq!(table.rows(), weights);
         let got: HashMap<(LinkId, u32), u32> = table
             .iter()
             .map(|t| ((t.link, t.profile), t.count))
@@ -171,8 +202,9 @@ mod tests {
         table.clear();
         assert_eq!(table.iter().count(), 0);
         assert_eq!(table.capacity(), capacity, "clear keeps the slots");
-        table.add(7, 1);
-        table.add(7, 1);
+        assert_eq!((table.entries(), table.rows()), (0, 0));
+        table.add(7, 1, 2);
+        table.add(7, 1, 2);
         let only: Vec<Tally> = table.iter().copied().collect();
         assert_eq!(
             only,
