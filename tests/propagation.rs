@@ -471,3 +471,69 @@ fn domain_settings_set_over_the_api_reach_every_engine_and_a_restarted_one() {
     }
     cluster.converge(Duration::from_secs(10));
 }
+
+#[test]
+fn a_blocked_host_stops_its_links_on_every_engine_until_unblocked() {
+    let cluster = Cluster::start();
+    let api = cluster.api();
+    for (code, url) in [
+        ("promo", "https://shop.bad.example/deal"),
+        ("fine", "https://good.example/"),
+    ] {
+        let created = api.post("/api/v1/links", &json!({"url": url, "code": code}));
+        assert_eq!(created.status, 201, "{}", created.text);
+    }
+    let answers = |code: &str, expected: u16| {
+        for engine in &cluster.engines {
+            assert!(
+                eventually(Duration::from_secs(5), || location(engine, code).0
+                    == expected),
+                "{code}: expected {expected}, engine answers {:?}",
+                location(engine, code)
+            );
+        }
+    };
+    answers("promo", 302);
+
+    let blocked = api.post(
+        "/api/v1/denylist",
+        &json!({"host": "bad.example", "reason": "phishing <kit>"}),
+    );
+    assert_eq!(blocked.status, 201, "{}", blocked.text);
+    answers("promo", 451);
+    answers("fine", 302);
+    for engine in &cluster.engines {
+        let page = ask(engine, "GET", "promo", &[], "");
+        let text = String::from_utf8_lossy(&page.body).into_owned();
+        assert!(text.contains("This link is blocked"), "{text}");
+        assert!(text.contains("shop.bad.example"), "{text}");
+        assert!(text.contains("phishing &lt;kit&gt;"), "{text}");
+        assert!(
+            !text.contains("/deal"),
+            "the destination is not shown: {text}"
+        );
+        assert_eq!(page.header("cache-control").as_deref(), Some("no-store"));
+        // Crawlers get the page too, not a card.
+        let crawler = ask(
+            engine,
+            "GET",
+            "promo",
+            &[("User-Agent", "Slackbot-LinkExpanding 1.0")],
+            "",
+        );
+        assert_eq!(crawler.status, 451);
+    }
+    let metrics = cluster.engines[0].admin_get("/metrics");
+    let metrics = String::from_utf8_lossy(&metrics.body);
+    let counted = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("ricochet_engine_blocked_total "))
+        .and_then(|value| value.trim().parse::<u64>().ok());
+    assert!(counted >= Some(2), "{metrics}");
+
+    let unblocked = api.delete("/api/v1/denylist/bad.example");
+    assert_eq!(unblocked.status, 200, "{}", unblocked.text);
+    assert_eq!(unblocked.body["links_unblocked"], 1);
+    answers("promo", 302);
+    cluster.converge(Duration::from_secs(10));
+}

@@ -27,6 +27,45 @@ pub struct ControlConfig {
     pub domains: DomainsConfig,
     /// Certificates from an ACME certificate authority.
     pub acme: AcmeConfig,
+    /// Destinations no link may point to.
+    pub denylist: DenylistConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DenylistConfig {
+    /// A hosts file (one host or address per line); empty: none.
+    pub file: String,
+    /// A threat list in URLhaus's CSV format; empty: none.
+    pub threat_list: String,
+    /// Whether a threat list's URLs block themselves or their hosts.
+    pub threat_list_match: crate::denylist::ThreatMatch,
+    /// How often the files are checked for changes.
+    #[serde(with = "humantime_serde")]
+    pub refresh_interval: Duration,
+}
+
+impl Default for DenylistConfig {
+    fn default() -> Self {
+        Self {
+            file: String::new(),
+            threat_list: String::new(),
+            threat_list_match: crate::denylist::ThreatMatch::Url,
+            refresh_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+impl DenylistConfig {
+    /// The settings the denylist reads its files with.
+    pub fn settings(&self) -> crate::denylist::DenylistSettings {
+        let path = |p: &str| (!p.is_empty()).then(|| std::path::PathBuf::from(p));
+        crate::denylist::DenylistSettings {
+            file: path(&self.file),
+            threat_list: path(&self.threat_list),
+            threat_match: self.threat_list_match,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -336,6 +375,9 @@ impl ControlConfig {
         if !self.acme.directory_url.is_empty() && !self.acme.directory_url.starts_with("https://") {
             problems
                 .push("acme.directory_url must be an https:// URL (or empty: no ACME)".to_owned());
+        }
+        if self.denylist.refresh_interval.is_zero() {
+            problems.push("denylist.refresh_interval must be above 0".to_owned());
         }
         if self.acme.check_interval.is_zero() {
             problems.push("acme.check_interval must be above 0".to_owned());

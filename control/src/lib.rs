@@ -25,6 +25,7 @@ pub mod api;
 pub mod cards;
 pub mod config;
 pub mod console;
+pub mod denylist;
 pub mod dns;
 pub mod fetch;
 pub mod keys;
@@ -152,6 +153,11 @@ impl ControlPlane {
                 },
             )));
         }
+        let denylist = Arc::new(denylist::Denylist::new(
+            store.clone(),
+            config.denylist.settings(),
+        )?);
+        service = service.with_denylist(denylist.clone());
         service
             .register_default_domain(now)
             .map_err(|e| StartError::Config(e.to_string()))?;
@@ -187,6 +193,11 @@ impl ControlPlane {
             stop.clone(),
         )?];
         threads.push(spawn_sweeper(workspaces.clone(), stop.clone())?);
+        threads.push(spawn_denylist(
+            denylist,
+            config.denylist.refresh_interval,
+            stop.clone(),
+        )?);
         let dns: Arc<dyn service::TxtLookup> = Arc::new(
             dns::DnsLookup::new(
                 config.domains.dns_server.parse().ok(),
@@ -387,23 +398,26 @@ fn spawn_periodic(
     name: &str,
     interval: std::time::Duration,
     stop: Arc<AtomicBool>,
-    mut work: impl FnMut() + Send + 'static,
+    work: impl FnMut() + Send + 'static,
 ) -> std::io::Result<JoinHandle<()>> {
-    const TICK: std::time::Duration = std::time::Duration::from_millis(200);
     std::thread::Builder::new()
         .name(name.into())
-        .spawn(move || {
-            let mut waited = std::time::Duration::ZERO;
-            while !stop.load(Ordering::Acquire) {
-                std::thread::sleep(TICK.min(interval));
-                waited += TICK.min(interval);
-                if waited < interval {
-                    continue;
-                }
-                waited = std::time::Duration::ZERO;
-                work();
-            }
-        })
+        .spawn(move || every(interval, &stop, work))
+}
+
+/// Runs `work` every `interval` until `stop` (checked five times a second).
+fn every(interval: std::time::Duration, stop: &AtomicBool, mut work: impl FnMut()) {
+    const TICK: std::time::Duration = std::time::Duration::from_millis(200);
+    let mut waited = std::time::Duration::ZERO;
+    while !stop.load(Ordering::Acquire) {
+        std::thread::sleep(TICK.min(interval));
+        waited += TICK.min(interval);
+        if waited < interval {
+            continue;
+        }
+        waited = std::time::Duration::ZERO;
+        work();
+    }
 }
 
 /// Purges deleted workspaces once their retention is over, checking hourly.
@@ -414,6 +428,28 @@ fn spawn_sweeper(workspaces: Workspaces, stop: Arc<AtomicBool>) -> std::io::Resu
             tracing::warn!(%error, "could not purge deleted workspaces");
         }
     })
+}
+
+/// Applies the denylist to the links once at start (the files or the links
+/// may have changed while the control plane was down), then rereads its
+/// files every `interval` and applies them when they changed.
+fn spawn_denylist(
+    denylist: Arc<denylist::Denylist>,
+    interval: std::time::Duration,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("ricochet-control-denylist".into())
+        .spawn(move || {
+            if let Err(error) = denylist.sweep() {
+                tracing::warn!(%error, "could not apply the denylist to the links");
+            }
+            every(interval, &stop, || {
+                if let Err(error) = denylist.refresh() {
+                    tracing::warn!(%error, "could not apply the denylist to the links");
+                }
+            });
+        })
 }
 
 /// Orders certificates of verified domains due one, and revokes those of

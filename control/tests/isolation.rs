@@ -44,6 +44,26 @@ const SKIPPED: &[(&str, &str, &str)] = &[
         "/api/v1/invitations/accept",
         "anonymous or self, by invitation token",
     ),
+    (
+        "GET",
+        "/api/v1/denylist",
+        "the installation's, not a workspace's: 403 for other workspaces (tests/denylist.rs)",
+    ),
+    (
+        "POST",
+        "/api/v1/denylist",
+        "the installation's, not a workspace's: 403 for other workspaces (tests/denylist.rs)",
+    ),
+    (
+        "GET",
+        "/api/v1/denylist/check",
+        "the installation's, not a workspace's: 403 for other workspaces (tests/denylist.rs)",
+    ),
+    (
+        "DELETE",
+        "/api/v1/denylist/{host}",
+        "the installation's, not a workspace's: 403 for other workspaces (tests/denylist.rs)",
+    ),
 ];
 
 /// List routes the walk must meet (a floor, to catch a walk that walks nothing).

@@ -21,6 +21,7 @@ use crate::http::{Deferred, DeferredAnswer, Handled, Handler, Method, Request, R
 use crate::limits::LimitCounter;
 use crate::table::{Answer, LinkEntry, LinkTable, strip_port};
 use ricochet_model::behaviour::Chosen;
+use ricochet_model::block::BLOCKED_STATUS;
 use ricochet_model::validate::{MAX_URL_LEN, is_valid_code};
 
 /// Settings of the redirect handler, rendered once at start.
@@ -361,6 +362,9 @@ impl RedirectHandler {
         entry: &LinkEntry,
         plan: &Compiled,
     ) -> Handled {
+        if let Some(page) = &plan.blocked {
+            return Handled::Answered(blocked(response, page));
+        }
         let now = response.clock().now_ms;
         if entry.answer(now) == Answer::Gone {
             return Handled::Answered(match plan.fallback() {
@@ -553,6 +557,17 @@ fn gone(response: ResponseWriter<'_>) -> u16 {
         .header(b"Content-Type", b"text/html; charset=utf-8")
         .finish(GONE_PAGE);
     410
+}
+
+/// A blocked link's page: 451, never cached (the block may be lifted).
+fn blocked(response: ResponseWriter<'_>, page: &[u8]) -> u16 {
+    response
+        .start(BLOCKED_STATUS)
+        .raw_line(NO_STORE)
+        .raw_line(PAGE_POLICY)
+        .header(b"Content-Type", b"text/html; charset=utf-8")
+        .finish(page);
+    BLOCKED_STATUS
 }
 
 fn not_found(response: ResponseWriter<'_>) -> u16 {

@@ -9,7 +9,9 @@ use crate::link::{LinkKey, LinkRecord};
 use crate::tls::TlsChange;
 
 /// Format byte of records written now.
-pub const FORMAT: u8 = 2;
+pub const FORMAT: u8 = 3;
+/// Format 2: extensions ended at `password_hash` (before `blocked`).
+const FORMAT_2: u8 = 2;
 /// Format 1: extensions held only `click_limit` (before rules, variants, cards).
 const FORMAT_1: u8 = 1;
 
@@ -36,6 +38,15 @@ pub fn decode_record(bytes: &[u8]) -> Result<LinkRecord, CodecError> {
     match bytes.split_first() {
         None => Err(CodecError::Empty),
         Some((&FORMAT, body)) => Ok(postcard::from_bytes(body)?),
+        Some((&FORMAT_2, body)) => {
+            // Format 3 only appended `extensions.blocked`, the record's last
+            // field: a format 2 body followed by `None` (one zero byte) is
+            // the same record in format 3.
+            let mut upgraded = Vec::with_capacity(body.len() + 1);
+            upgraded.extend_from_slice(body);
+            upgraded.push(0);
+            Ok(postcard::from_bytes(&upgraded)?)
+        }
         Some((&FORMAT_1, body)) => Ok(postcard::from_bytes::<v1::LinkRecord>(body)?.into()),
         Some((&other, _)) => Err(CodecError::UnknownFormat(other)),
     }
@@ -356,6 +367,57 @@ mod tests {
             "{json}"
         );
         assert_eq!(serde_json::from_str::<Change>(&json).unwrap(), change);
+    }
+
+    #[test]
+    fn format_2_records_still_decode() {
+        // Written by the release before blocked destinations (a record with
+        // a rule, variants, a card, ios, a password and a click limit).
+        const FORMAT_2_RECORD: &str = "02070b6578616d706c652e636f6d036162631568747470733a2f2f6578616d706c652e6f72672f78ae0200000000000202000104011668747470733a2f2f6578616d706c652e6f72672f6672010302667200021268747470733a2f2f612e6578616d706c652f321268747470733a2f2f622e6578616d706c652f3200010101540000011568747470733a2f2f617070732e6578616d706c652f00010b246172676f6e3269642478";
+        let bytes: Vec<u8> = (0..FORMAT_2_RECORD.len())
+            .step_by(2)
+            .map(|at| u8::from_str_radix(&FORMAT_2_RECORD[at..at + 2], 16).unwrap())
+            .collect();
+        let record = decode_record(&bytes).unwrap();
+        assert_eq!((record.id, record.code.as_str()), (7, "abc"));
+        assert_eq!(record.extensions.click_limit, Some(4));
+        assert_eq!(record.extensions.rules[0].url, "https://example.org/fr");
+        assert_eq!(record.extensions.variants.len(), 2);
+        assert_eq!(
+            record.extensions.card.as_ref().unwrap().title.as_deref(),
+            Some("T")
+        );
+        assert_eq!(
+            record.extensions.ios.as_deref(),
+            Some("https://apps.example/")
+        );
+        assert_eq!(
+            record.extensions.password_hash.as_deref(),
+            Some("$argon2id$x")
+        );
+        assert_eq!(record.extensions.blocked, None);
+        // Read again, it is written in the current format and round-trips.
+        let again = encode_record(&record);
+        assert_eq!(again[0], FORMAT);
+        assert_eq!(decode_record(&again).unwrap(), record);
+    }
+
+    #[test]
+    fn blocked_links_round_trip() {
+        use crate::block::{Block, BlockSource};
+        let mut record =
+            LinkRecord::new(7, "example.com", "abc", "https://bad.example/x", 1).unwrap();
+        record.extensions.blocked = Some(Block {
+            host: "bad.example".into(),
+            source: BlockSource::ThreatList,
+            reason: Some("malware_download".into()),
+        });
+        assert_eq!(decode_record(&encode_record(&record)).unwrap(), record);
+        let json = serde_json::to_string(&record).unwrap();
+        assert!(json.contains(r#""source":"threat_list""#), "{json}");
+        assert!(record.validate().is_ok());
+        record.extensions.blocked.as_mut().unwrap().reason = Some("x".repeat(201));
+        assert!(record.validate().is_err());
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! the validation every producer of links runs before a record exists.
 //!
 //! Modules: [`link`] (records and enums), [`behaviour`] (rules, variants,
-//! cards and their validation), [`domain`] (per-domain settings), [`tls`]
+//! cards and their validation), [`block`] (why a blocked link does not
+//! redirect), [`domain`] (per-domain settings), [`tls`]
 //! (certificates and ACME challenge answers for engines), [`validate`] (codes, domains,
 //! destinations), [`change`] (versioned change events), [`codec`] (the stored
 //! binary form with a format byte so later fields need no rewrite), [`transfer`]
@@ -11,6 +12,7 @@
 //! `startup` feature: layered configuration and log set-up of the binaries).
 
 pub mod behaviour;
+pub mod block;
 pub mod bus;
 pub mod change;
 pub mod clicks;

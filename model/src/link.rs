@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::UnixMillis;
 use crate::behaviour::{Card, Rule, Variant, check};
+use crate::block::Block;
 use crate::validate::{self, ValidationError};
 
 /// Stable identifier of a link, assigned when it is created. Click analytics key on it.
@@ -200,6 +201,10 @@ pub struct LinkExtensions {
     /// Argon2id hash (PHC string) of the link's password; never the password.
     #[serde(default)]
     pub password_hash: Option<String>,
+    /// Set by the control plane while a destination is on a denylist or
+    /// threat list: the link answers a 451 page instead of redirecting.
+    #[serde(default)]
+    pub blocked: Option<Block>,
 }
 
 impl LinkExtensions {
@@ -285,6 +290,36 @@ impl LinkRecord {
         validate::validate_tags(&self.tags)?;
         check::check_extensions(&self.extensions)?;
         Ok(())
+    }
+
+    /// Every destination of the link with the field that holds it: `url`,
+    /// then the rules' (`rules[0].url`, `rules[0].variants[1].url`), the
+    /// variants', `fallback_url`, `ios` and `android`.
+    pub fn destinations(&self) -> Vec<(String, &str)> {
+        let extensions = &self.extensions;
+        let mut found = vec![("url".to_owned(), self.url.as_str())];
+        for (index, rule) in extensions.rules.iter().enumerate() {
+            found.push((format!("rules[{index}].url"), rule.url.as_str()));
+            for (number, variant) in rule.variants.iter().enumerate() {
+                found.push((
+                    format!("rules[{index}].variants[{number}].url"),
+                    variant.url.as_str(),
+                ));
+            }
+        }
+        for (number, variant) in extensions.variants.iter().enumerate() {
+            found.push((format!("variants[{number}].url"), variant.url.as_str()));
+        }
+        for (field, url) in [
+            ("fallback_url", &extensions.fallback_url),
+            ("ios", &extensions.ios),
+            ("android", &extensions.android),
+        ] {
+            if let Some(url) = url {
+                found.push((field.to_owned(), url.as_str()));
+            }
+        }
+        found
     }
 
     /// Whether the link answers a redirect at `now` (active and not expired).

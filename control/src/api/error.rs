@@ -133,6 +133,9 @@ impl From<LinkError> for ApiError {
             LinkError::PointsToShortDomain { .. } => {
                 Self::bad_request("destination_is_short_link", message)
             }
+            LinkError::DestinationBlocked { .. } => {
+                Self::bad_request("destination_blocked", message)
+            }
             LinkError::ExpiryInPast => Self::bad_request("invalid_expires_at", message),
             LinkError::InvalidUtm { field } => {
                 return Self::bad_request("invalid_utm", message)

@@ -54,6 +54,46 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
             value.load(Ordering::Relaxed)
         ));
     }
+    if let Some(denylist) = state.service.denylist() {
+        let (hosts, urls) = denylist.lists().len();
+        let stats = &denylist.stats;
+        for (name, kind, help, value) in [
+            (
+                "ricochet_control_links_blocked",
+                "gauge",
+                "Links whose destination is blocked (counted by each denylist sweep, kept current by edits).",
+                stats.links_blocked.load(Ordering::Relaxed),
+            ),
+            (
+                "ricochet_control_denylist_hosts",
+                "gauge",
+                "Hosts on the denylist (API, hosts file, threat list by host).",
+                hosts as u64,
+            ),
+            (
+                "ricochet_control_denylist_urls",
+                "gauge",
+                "URLs on the threat list (matched exactly).",
+                urls as u64,
+            ),
+            (
+                "ricochet_control_denylist_sweeps_total",
+                "counter",
+                "Times the denylist was applied to every link.",
+                stats.sweeps.load(Ordering::Relaxed),
+            ),
+            (
+                "ricochet_control_denylist_read_errors_total",
+                "counter",
+                "Failed reads of the denylist's files (their last entries stay).",
+                stats.reload_errors.load(Ordering::Relaxed),
+            ),
+        ] {
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+            ));
+        }
+    }
     let service = state.service.clone();
     let now = ricochet_model::now_millis();
     match blocking(move || service.domain_health(now)).await {

@@ -9,6 +9,8 @@
 //!   `DELETE /api/v1/auth/sessions/{id}`, `PATCH /api/v1/auth/user` (signing in, see [`accounts`])
 //! - workspaces, members and invitations (see [`workspaces`])
 //! - `GET|POST /api/v1/keys`, `DELETE /api/v1/keys/{id}` (see [`keys`])
+//! - `GET|POST /api/v1/denylist`, `DELETE /api/v1/denylist/{host}`,
+//!   `GET /api/v1/denylist/check?url=` (blocked destinations; see [`denylist`])
 //! - `GET /api/v1/links/{id}/analytics/{series,breakdown}`, `GET /api/v1/analytics/{top-links,overview}`
 //! - `GET /api/v1/openapi.json` (generated from the handlers)
 //! - `GET /internal/v1/changes`, `POST /internal/v1/clicks` (engines, cluster token)
@@ -23,6 +25,7 @@ pub mod accounts;
 pub mod analytics;
 pub mod auth;
 pub mod behaviour_schema;
+pub mod denylist;
 pub mod domains;
 pub mod endpoint;
 pub mod error;
@@ -145,6 +148,11 @@ pub fn configure(config: &mut web::ServiceConfig) {
             .get(keys::list_keys)
             .post(keys::create_key),
         Endpoint::new("/api/v1/keys/{id}").delete(keys::revoke_key),
+        Endpoint::new("/api/v1/denylist")
+            .get(denylist::list)
+            .post(denylist::add),
+        Endpoint::new("/api/v1/denylist/check").get(denylist::check),
+        Endpoint::new("/api/v1/denylist/{host}").delete(denylist::remove),
         Endpoint::new("/internal/v1/changes").get(internal::changes),
         Endpoint::new("/internal/v1/clicks").post(intake::clicks),
         Endpoint::new("/metrics").get(intake::metrics),

@@ -79,6 +79,10 @@ use super::{AppState, behaviour_schema, error, types};
         super::keys::list_keys,
         super::keys::create_key,
         super::keys::revoke_key,
+        super::denylist::list,
+        super::denylist::add,
+        super::denylist::remove,
+        super::denylist::check,
     ),
     components(schemas(
         types::CreateLink, types::PatchLink, types::UtmInput, types::UtmView, types::LinkView, types::LinkList, types::BulkItem,
@@ -101,7 +105,10 @@ use super::{AppState, behaviour_schema, error, types};
         super::workspaces::IssuedInvitation, super::workspaces::InvitationList,
         super::workspaces::InvitationToken, super::workspaces::InvitationPreview,
         super::workspaces::AcceptInvitation, super::workspaces::AcceptedInvitation,
-        super::keys::CreateKey, super::keys::KeyView, super::keys::IssuedKey, super::keys::KeyList
+        super::keys::CreateKey, super::keys::KeyView, super::keys::IssuedKey, super::keys::KeyList,
+        super::denylist::AddDeniedHost, super::denylist::DeniedHostView,
+        super::denylist::DenylistFileView, super::denylist::DenylistView,
+        super::denylist::DenylistChange, super::denylist::BlockView, super::denylist::CheckResult
     )),
     modifiers(&ApiKeyAuth, &CommonErrors)
 )]

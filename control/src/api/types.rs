@@ -332,6 +332,10 @@ pub struct LinkView {
     pub updated_at: OffsetDateTime,
     /// Version of the change that last wrote the link.
     pub version: u64,
+    /// Set while a destination is on the installation's denylist or a
+    /// threat list: the link answers a 451 page instead of redirecting.
+    #[serde(default)]
+    pub blocked: Option<super::denylist::BlockView>,
 }
 
 impl From<&LinkRecord> for LinkView {
@@ -359,6 +363,11 @@ impl From<&LinkRecord> for LinkView {
             created_at: to_datetime(link.created_at),
             updated_at: to_datetime(link.updated_at),
             version: link.version,
+            blocked: link
+                .extensions
+                .blocked
+                .as_ref()
+                .map(super::denylist::BlockView::from),
         }
     }
 }

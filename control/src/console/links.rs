@@ -32,6 +32,8 @@ pub struct LinkRow {
     pub title: String,
     pub tags: Vec<String>,
     pub state: &'static str,
+    /// The listed host, when a destination is blocked.
+    pub blocked: Option<String>,
     pub created: String,
 }
 
@@ -160,6 +162,11 @@ pub async fn list(console: Console, request: HttpRequest) -> Result<HttpResponse
                                     title: link.title.clone().unwrap_or_default(),
                                     tags: link.tags.clone(),
                                     state: state_name(link.state),
+                                    blocked: link
+                                        .extensions
+                                        .blocked
+                                        .as_ref()
+                                        .map(|block| block.host.clone()),
                                     created: page::date_time(link.created_at),
                                 })
                             })

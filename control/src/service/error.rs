@@ -3,6 +3,7 @@
 //! knows about HTTP.
 
 use ricochet_model::ValidationError;
+use ricochet_model::block::BlockSource;
 use thiserror::Error;
 
 use crate::store::StoreError;
@@ -56,6 +57,22 @@ pub enum LinkError {
          cannot redirect to a short link here (it could loop)"
     )]
     PointsToShortDomain { field: String, domain: String },
+    /// `field` names the destination, as for [`Self::PointsToShortDomain`].
+    #[error(
+        "{field} is on {host}, which {}{}",
+        match list {
+            BlockSource::ThreatList => "a threat list names",
+            BlockSource::Api | BlockSource::File => "this installation's denylist blocks",
+        },
+        reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()
+    )]
+    DestinationBlocked {
+        field: String,
+        host: String,
+        /// The list that blocks it.
+        list: BlockSource,
+        reason: Option<String>,
+    },
     #[error("utm.{field} must be 1 to 200 characters without control characters (null removes it)")]
     InvalidUtm { field: &'static str },
     #[error("expires_at is in the past; an expired link cannot be created or given a past expiry")]
@@ -84,7 +101,9 @@ impl LinkError {
             | Self::DomainNotVerified { .. } => Some("domain"),
             Self::Reserved { .. } | Self::CodeTaken { .. } => Some("code"),
             Self::BadCursor => Some("cursor"),
-            Self::PointsToShortDomain { field, .. } => Some(field),
+            Self::PointsToShortDomain { field, .. } | Self::DestinationBlocked { field, .. } => {
+                Some(field)
+            }
             Self::ExpiryInPast => Some("expires_at"),
             Self::InvalidUtm { .. } => None,
             _ => None,

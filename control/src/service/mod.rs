@@ -44,6 +44,7 @@ pub use input::{IdempotencyKey, LinkChanges, LinkQuery, NewLink, StoredAnswer};
 pub use verification::{TxtAnswer, TxtLookup};
 
 use crate::cards::CardFetcher;
+use crate::denylist::Denylist;
 use crate::keys::random_string;
 use crate::store::{ControlStore, IdempotentResponse, LinkPage, WriteTxn};
 
@@ -141,6 +142,8 @@ pub struct LinkService {
     settings: Arc<LinkSettings>,
     /// Reads the card of a new link without one from its destination.
     cards: Option<Arc<CardFetcher>>,
+    /// Blocked destinations; without one nothing is blocked.
+    denylist: Option<Arc<Denylist>>,
 }
 
 impl LinkService {
@@ -149,7 +152,20 @@ impl LinkService {
             store,
             settings: Arc::new(settings),
             cards: None,
+            denylist: None,
         }
+    }
+
+    /// This service, refusing destinations `denylist` blocks and keeping
+    /// the verdict of the links it writes.
+    pub fn with_denylist(mut self, denylist: Arc<Denylist>) -> Self {
+        self.denylist = Some(denylist);
+        self
+    }
+
+    /// The denylist, when the service has one.
+    pub fn denylist(&self) -> Option<&Arc<Denylist>> {
+        self.denylist.as_ref()
     }
 
     /// This service, giving links created without a card the one their
@@ -269,6 +285,7 @@ impl LinkService {
         let access = changes.access.prepare()?;
         self.store.write(|txn| {
             let mut link = existing(txn, workspace, id)?;
+            let was_blocked = link.extensions.blocked.is_some();
             if let Some(url) = &changes.url {
                 link.url = validate::validate_destination(url)?;
             }
@@ -277,6 +294,7 @@ impl LinkService {
             }
             if changes.url.is_some() || !changes.utm.is_empty() {
                 self.refuse_short_domain("url", &link.url)?;
+                self.refuse_blocked("url", &link.url)?;
             }
             if !changes.behaviour.is_empty() {
                 self.apply_behaviour(&changes.behaviour, &mut link.extensions)?;
@@ -306,7 +324,12 @@ impl LinkService {
                 link.forward_query = forward;
             }
             link.updated_at = now;
+            // The destinations left as they were may be blocked already.
+            link.extensions.blocked = self.verdict(&link);
             link.validate()?;
+            if let Some(denylist) = &self.denylist {
+                denylist.count_edit(was_blocked, link.extensions.blocked.is_some());
+            }
             Ok(txn.put_link(link))
         })
     }
@@ -415,6 +438,7 @@ impl LinkService {
             url = validate::validate_destination(&utm::apply(&url, &input.utm)?)?;
         }
         self.refuse_short_domain("url", &url)?;
+        self.refuse_blocked("url", &url)?;
         let mut extensions = LinkExtensions::default();
         self.apply_behaviour(&input.behaviour, &mut extensions)?;
         let code = match &input.code {
@@ -462,8 +486,27 @@ impl LinkService {
         changes.apply(extensions)?;
         for (field, destination) in changes.destinations(extensions) {
             self.refuse_short_domain(&field, destination)?;
+            self.refuse_blocked(&field, destination)?;
         }
         Ok(())
+    }
+
+    /// Refuses a destination (at `field`) the denylist blocks.
+    fn refuse_blocked(&self, field: &str, destination: &str) -> Result<(), LinkError> {
+        let Some(block) = self.denylist.as_ref().and_then(|d| d.check(destination)) else {
+            return Ok(());
+        };
+        Err(LinkError::DestinationBlocked {
+            field: field.to_owned(),
+            host: block.host,
+            list: block.source,
+            reason: block.reason,
+        })
+    }
+
+    /// What blocks any destination of `link` now.
+    fn verdict(&self, link: &LinkRecord) -> Option<ricochet_model::block::Block> {
+        self.denylist.as_ref().and_then(|d| d.verdict(link))
     }
 
     /// Refuses a destination (at `field`) on one of the installation's

@@ -16,6 +16,7 @@ mod accounts;
 mod bulk;
 mod certificates;
 mod code_index;
+mod denylist;
 mod keys;
 mod links;
 mod verification;
@@ -24,6 +25,7 @@ mod workspaces;
 pub use accounts::{SessionRecord, UserRecord};
 pub use bulk::DEFAULT_BULK_CHUNK;
 pub use certificates::{AcmeState, CertificateRecord, CertificateSource, Revocation};
+pub use denylist::DeniedHost;
 pub use keys::ApiKeyRecord;
 pub use links::{LinkFilter, LinkPage, LinkSort, MAX_EXAMINED};
 pub use verification::{DomainVerification, VerificationMethod, VerificationStatus};
@@ -91,6 +93,8 @@ pub struct ControlStore {
     /// Served certificates by domain (and `*`): [`certificates`].
     certificates: Keyspace,
     api_keys: Keyspace,
+    /// Hosts blocked through the API: [`denylist`].
+    denylist: Keyspace,
     idempotency: Keyspace,
     meta: Keyspace,
     accounts: accounts::AccountSpaces,
@@ -150,6 +154,7 @@ impl ControlStore {
             domains: keyspace("domains")?,
             certificates: keyspace("certificates")?,
             api_keys: keyspace("api_keys")?,
+            denylist: keyspace("denylist")?,
             idempotency: keyspace("idempotency")?,
             meta: keyspace("meta")?,
             accounts: accounts::AccountSpaces {

@@ -195,6 +195,9 @@ struct Step {
 /// splits, when the link has any, are a fifth.
 #[derive(Debug)]
 pub struct Compiled {
+    /// The 451 page of a link whose destination is blocked: it answers
+    /// nothing else (the rest of the plan is empty).
+    pub blocked: Option<Box<[u8]>>,
     /// Where a gone link sends visitors.
     fallback: Option<TargetSpan>,
     /// The card page, for crawlers (without the destination when the link
@@ -226,8 +229,12 @@ impl Compiled {
             && extensions.android.is_none()
             && extensions.password_hash.is_none()
             && extensions.click_limit.is_none()
+            && extensions.blocked.is_none()
         {
             return None;
+        }
+        if let Some(block) = &extensions.blocked {
+            return Some(Self::blocked(block));
         }
         let mut text = TextBuilder::default();
         let mut languages: Vec<String> = Vec::new();
@@ -287,6 +294,7 @@ impl Compiled {
             .as_deref()
             .map(|url| text.target(url));
         Some(Self {
+            blocked: None,
             fallback,
             card: extensions.card.as_ref().map(|card| {
                 let destination = extensions.click_limit.is_none().then_some(&*record.url);
@@ -302,6 +310,23 @@ impl Compiled {
             text: text.0.into(),
             varies,
         })
+    }
+
+    /// The plan of a blocked link: its page, nothing to choose from.
+    fn blocked(block: &ricochet_model::block::Block) -> Self {
+        Self {
+            blocked: Some(page::blocked_page(block)),
+            fallback: None,
+            card: None,
+            password: None,
+            limit: None,
+            steps: Box::default(),
+            checks: Box::default(),
+            splits: Box::default(),
+            default: StoredChoice::One(TargetSpan::default()),
+            text: Box::default(),
+            varies: false,
+        }
     }
 
     /// Where a gone link sends visitors.

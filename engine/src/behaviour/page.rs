@@ -1,12 +1,14 @@
 //! The HTML pages the engine serves: a link's card for link-preview
 //! crawlers (Open Graph and Twitter Card tags and a refresh to the
 //! destination), rendered when the link is compiled, the page of a link
-//! that is gone, the password form, and the page of a limited link whose
-//! counter cannot answer. Every value is HTML-escaped.
+//! that is gone, the password form, the page of a limited link whose
+//! counter cannot answer, and the page of a blocked link. Every value is
+//! HTML-escaped.
 
 use html_escape::{encode_double_quoted_attribute, encode_text};
 use ricochet_model::LinkRecord;
 use ricochet_model::behaviour::Card;
+use ricochet_model::block::{Block, BlockSource};
 
 /// `Content-Security-Policy` of both pages: no scripts, styles inline only,
 /// images from anywhere over http(s) (the card's image).
@@ -28,6 +30,30 @@ pub const UNAVAILABLE_PAGE: &[u8] = b"<!doctype html>\n<html lang=\"en\"><head><
 <style>body{font:16px/1.5 system-ui,sans-serif;max-width:32rem;margin:15vh auto;padding:0 1rem;color:#222}</style>\
 </head><body><h1>This link is unavailable right now</h1>\
 <p>Try again in a moment.</p></body></html>\n";
+
+/// The page of a link whose destination is blocked (451): which host, which
+/// list and its reason; the destination itself is neither linked nor named
+/// in full.
+pub fn blocked_page(block: &Block) -> Box<[u8]> {
+    let why = match block.source {
+        BlockSource::ThreatList => "is listed as a source of malware or phishing",
+        BlockSource::Api | BlockSource::File => "is blocked by the operators of this service",
+    };
+    let reason = block.reason.as_deref().map_or(String::new(), |reason| {
+        format!("<p>Reason given: {}</p>", encode_text(reason))
+    });
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<meta name=\"robots\" content=\"noindex\"><title>Link blocked</title>\
+<style>body{{font:16px/1.5 system-ui,sans-serif;max-width:32rem;margin:15vh auto;padding:0 1rem;color:#222}}</style>\
+</head><body><h1>This link is blocked</h1>\
+<p>It leads to <strong>{host}</strong>, which {why}.</p>{reason}</body></html>\n",
+        host = encode_text(&block.host),
+    )
+    .into_bytes()
+    .into_boxed_slice()
+}
 
 /// The form a password-protected link answers with; `error` adds a line
 /// above it. Nothing in it depends on the link.
@@ -159,6 +185,31 @@ mod tests {
             page.contains("<title>https://example.com/</title>"),
             "{page}"
         );
+    }
+
+    #[test]
+    fn the_blocked_page_names_the_host_and_escapes_the_reason() {
+        let block = Block {
+            host: "bad.example".into(),
+            source: BlockSource::Api,
+            reason: Some("<script>alert(1)</script> & more".into()),
+        };
+        let page = String::from_utf8(blocked_page(&block).to_vec()).unwrap();
+        assert!(page.contains("<strong>bad.example</strong>"), "{page}");
+        assert!(page.contains("blocked by the operators"), "{page}");
+        assert!(!page.contains("<script>"), "{page}");
+        assert!(
+            page.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; more"),
+            "{page}"
+        );
+        let threat = Block {
+            source: BlockSource::ThreatList,
+            reason: None,
+            ..block
+        };
+        let page = String::from_utf8(blocked_page(&threat).to_vec()).unwrap();
+        assert!(page.contains("malware or phishing"), "{page}");
+        assert!(!page.contains("Reason given"), "{page}");
     }
 
     #[test]

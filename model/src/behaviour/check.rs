@@ -332,6 +332,16 @@ pub fn check_extensions(extensions: &LinkExtensions) -> Result<(), FieldError> {
             "max_clicks must be at least 1",
         ));
     }
+    if extensions
+        .blocked
+        .as_ref()
+        .is_some_and(|block| !block.is_valid())
+    {
+        return Err(FieldError::new(
+            "blocked",
+            "blocked host empty or too long, or reason too long or with control characters",
+        ));
+    }
     Ok(())
 }
 
