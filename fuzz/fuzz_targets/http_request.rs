@@ -4,54 +4,17 @@
 //! responses, one per request answered plus at most one refusal.
 #![no_main]
 
-use std::io;
-use std::pin::Pin;
-use std::sync::OnceLock;
-use std::task::{Context, Poll};
+#[path = "duplex.rs"]
+mod duplex;
 
+use std::sync::OnceLock;
+
+use duplex::Duplex;
 use libfuzzer_sys::fuzz_target;
 use ricochet_engine::http::{
     ConnectionLimits, ConnectionObserver, DeferredAnswer, Handled, Handler, Method, Request,
     ResponseWriter, serve_connection,
 };
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-
-/// The client's bytes, handed out `chunk` at a time; what the server writes.
-struct Duplex<'a> {
-    input: &'a [u8],
-    chunk: usize,
-    output: Vec<u8>,
-}
-
-impl AsyncRead for Duplex<'_> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let n = self.input.len().min(self.chunk).min(buf.remaining());
-        buf.put_slice(&self.input[..n]);
-        self.input = &self.input[n..];
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl AsyncWrite for Duplex<'_> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.output.extend_from_slice(buf);
-        Poll::Ready(Ok(buf.len()))
-    }
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-}
 
 /// Answers every request from what was parsed, deferring POSTs as password
 /// checks do; remembers which requests were HEAD, whose answers carry no body.
