@@ -208,6 +208,35 @@ pub struct LinkExtensions {
 }
 
 impl LinkExtensions {
+    /// The destinations besides the link's `url`, with their field paths:
+    /// the rules' (`rules[0].url`, `rules[0].variants[1].url`), the
+    /// variants', `fallback_url`, `ios` and `android`.
+    pub fn destinations(&self) -> Vec<(String, &str)> {
+        let mut found = Vec::new();
+        for (index, rule) in self.rules.iter().enumerate() {
+            found.push((format!("rules[{index}].url"), rule.url.as_str()));
+            for (number, variant) in rule.variants.iter().enumerate() {
+                found.push((
+                    format!("rules[{index}].variants[{number}].url"),
+                    variant.url.as_str(),
+                ));
+            }
+        }
+        for (number, variant) in self.variants.iter().enumerate() {
+            found.push((format!("variants[{number}].url"), variant.url.as_str()));
+        }
+        for (field, url) in [
+            ("fallback_url", &self.fallback_url),
+            ("ios", &self.ios),
+            ("android", &self.android),
+        ] {
+            if let Some(url) = url {
+                found.push((field.to_owned(), url.as_str()));
+            }
+        }
+        found
+    }
+
     /// Whether the link needs more than a lookup to answer (an engine then
     /// compiles it).
     pub fn is_plain(&self) -> bool {
@@ -293,32 +322,10 @@ impl LinkRecord {
     }
 
     /// Every destination of the link with the field that holds it: `url`,
-    /// then the rules' (`rules[0].url`, `rules[0].variants[1].url`), the
-    /// variants', `fallback_url`, `ios` and `android`.
+    /// then those of its extensions ([`LinkExtensions::destinations`]).
     pub fn destinations(&self) -> Vec<(String, &str)> {
-        let extensions = &self.extensions;
         let mut found = vec![("url".to_owned(), self.url.as_str())];
-        for (index, rule) in extensions.rules.iter().enumerate() {
-            found.push((format!("rules[{index}].url"), rule.url.as_str()));
-            for (number, variant) in rule.variants.iter().enumerate() {
-                found.push((
-                    format!("rules[{index}].variants[{number}].url"),
-                    variant.url.as_str(),
-                ));
-            }
-        }
-        for (number, variant) in extensions.variants.iter().enumerate() {
-            found.push((format!("variants[{number}].url"), variant.url.as_str()));
-        }
-        for (field, url) in [
-            ("fallback_url", &extensions.fallback_url),
-            ("ios", &extensions.ios),
-            ("android", &extensions.android),
-        ] {
-            if let Some(url) = url {
-                found.push((field.to_owned(), url.as_str()));
-            }
-        }
+        found.extend(self.extensions.destinations());
         found
     }
 

@@ -62,32 +62,22 @@ impl BehaviourChanges {
     /// field paths (`rules[1].variants[0].url`), for the checks that apply
     /// to every destination a link can send a visitor to.
     pub fn destinations<'a>(&self, extensions: &'a LinkExtensions) -> Vec<(String, &'a str)> {
-        let mut found = Vec::new();
-        if self.rules.is_some() {
-            for (index, rule) in extensions.rules.iter().enumerate() {
-                found.push((format!("rules[{index}].url"), rule.url.as_str()));
-                for (number, variant) in rule.variants.iter().enumerate() {
-                    found.push((
-                        format!("rules[{index}].variants[{number}].url"),
-                        variant.url.as_str(),
-                    ));
+        let given = |field: &str| {
+            if field.starts_with("rules[") {
+                self.rules.is_some()
+            } else if field.starts_with("variants[") {
+                self.variants.is_some()
+            } else {
+                match field {
+                    "fallback_url" => self.fallback_url.is_some(),
+                    "ios" => self.ios.is_some(),
+                    "android" => self.android.is_some(),
+                    _ => false,
                 }
             }
-        }
-        if self.variants.is_some() {
-            for (number, variant) in extensions.variants.iter().enumerate() {
-                found.push((format!("variants[{number}].url"), variant.url.as_str()));
-            }
-        }
-        for (given, url, field) in [
-            (&self.fallback_url, &extensions.fallback_url, "fallback_url"),
-            (&self.ios, &extensions.ios, "ios"),
-            (&self.android, &extensions.android, "android"),
-        ] {
-            if let (Some(_), Some(url)) = (given, url) {
-                found.push((field.to_owned(), url.as_str()));
-            }
-        }
+        };
+        let mut found = extensions.destinations();
+        found.retain(|(field, _)| given(field));
         found
     }
 }
