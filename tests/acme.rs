@@ -240,6 +240,31 @@ fn a_verified_domain_gets_a_certificate_from_the_authority_and_engines_serve_it(
     assert_eq!(certificate["last_error"], order["last_error"], "{failed}");
     assert!(certificate["not_after"].is_null(), "{failed}");
     assert!(certificate["source"].is_null(), "{failed}");
+
+    // Each issue and failure was logged as an event of the domains'
+    // workspace (webhooks, docs/WEBHOOKS.md).
+    let certificate_events: Vec<(&str, String, bool)> = store
+        .events_after(0, 10_000)
+        .unwrap()
+        .into_iter()
+        .filter_map(|event| match event.subject {
+            ricochet_control::events::Subject::Certificate { domain, error, .. } => {
+                Some((event.kind.as_str(), domain, error.is_some()))
+            }
+            _ => None,
+        })
+        .collect();
+    let issued = ("certificate.issued", "brand.example".to_owned(), false);
+    let failed = ("certificate.failed", "broken.example".to_owned(), true);
+    assert_eq!(
+        certificate_events.iter().filter(|e| **e == issued).count(),
+        2,
+        "the order and the renewal: {certificate_events:?}"
+    );
+    assert!(
+        certificate_events.contains(&failed),
+        "{certificate_events:?}"
+    );
 }
 
 #[test]

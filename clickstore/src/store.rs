@@ -125,6 +125,17 @@ impl ClickStore {
         &self.sink
     }
 
+    /// The same store with its sink replaced by `wrap` of it: a sink that
+    /// writes through the store's own and also does something with every
+    /// window (the control plane makes click events of them).
+    pub fn wrap_sink(
+        mut self,
+        wrap: impl FnOnce(Arc<dyn ClickSink>) -> Arc<dyn ClickSink>,
+    ) -> Self {
+        self.sink = wrap(self.sink);
+        self
+    }
+
     /// Where analytics are read; `None` when windows go to the control plane.
     pub fn reader(&self) -> Option<&Arc<dyn ClickReader>> {
         self.reader.as_ref()

@@ -29,6 +29,7 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
 pub use crate::config::AcmeChallenge;
+use crate::events::{EventKind, NewEvent, Subject};
 use crate::store::{
     AcmeState, CertificateRecord, CertificateSource, ControlStore, Revocation, StoreError,
     VerificationStatus,
@@ -141,6 +142,7 @@ impl Issuer {
             }
             // An authority with renewal information is told which
             // certificate the order replaces.
+            let record_workspace = record.workspace_id.clone();
             let replaces = current
                 .as_ref()
                 .filter(|current| self.renewal_info_known(&name, current))
@@ -153,22 +155,36 @@ impl Issuer {
                         self.store.write(|txn| {
                             txn.put_certificate(&name, Some(&record));
                             txn.put_acme_state(&name, &AcmeState::default());
+                            txn.stage_event(NewEvent {
+                                kind: EventKind::CertificateIssued,
+                                workspace: record_workspace.clone(),
+                                subject: Subject::Certificate {
+                                    domain: name.clone(),
+                                    not_after: Some(parsed.not_after),
+                                    error: None,
+                                },
+                            });
                             Ok::<_, StoreError>(())
                         })?;
                         tracing::info!(domain = %name, not_after = parsed.not_after, "certificate issued");
                         issued += 1;
                     }
-                    Err(error) => self.failed(&name, state, &error.to_string(), now)?,
+                    Err(error) => {
+                        self.failed(&name, &record_workspace, state, &error.to_string(), now)?
+                    }
                 },
-                Err(error) => self.failed(&name, state, &error, now)?,
+                Err(error) => self.failed(&name, &record_workspace, state, &error, now)?,
             }
         }
         Ok(issued)
     }
 
+    /// Records a failed order (retried after a wait) and logs
+    /// `certificate.failed` for the domain's workspace.
     fn failed(
         &self,
         name: &str,
+        workspace: &str,
         mut state: AcmeState,
         error: &str,
         now: i64,
@@ -181,6 +197,15 @@ impl Issuer {
         state.next_attempt_at = Some(now + wait);
         self.store.write(|txn| {
             txn.put_acme_state(name, &state);
+            txn.stage_event(NewEvent {
+                kind: EventKind::CertificateFailed,
+                workspace: workspace.to_owned(),
+                subject: Subject::Certificate {
+                    domain: name.to_owned(),
+                    not_after: None,
+                    error: Some(error.to_owned()),
+                },
+            });
             Ok(())
         })
     }

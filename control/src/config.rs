@@ -29,6 +29,108 @@ pub struct ControlConfig {
     pub acme: AcmeConfig,
     /// Destinations no link may point to.
     pub denylist: DenylistConfig,
+    /// Webhook deliveries and the event history.
+    pub webhooks: WebhooksConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksConfig {
+    /// Endpoints may be at private-use addresses (10/8, 172.16/12,
+    /// 192.168/16, loopback, fc00::/7, 100.64/10); link-local and metadata
+    /// addresses stay refused.
+    pub allow_private: bool,
+    /// Networks endpoints may be in besides public addresses, e.g.
+    /// `["10.1.0.0/16"]`.
+    pub allowed_networks: Vec<String>,
+    /// How long a receiver has to answer.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Waits before each retry of a failed delivery; after the last, the
+    /// delivery goes to the dead-letter list.
+    #[serde(with = "durations")]
+    pub retry_delays: Vec<Duration>,
+    /// An endpoint whose every attempt failed this long is disabled.
+    #[serde(with = "humantime_serde")]
+    pub disable_after: Duration,
+    /// Endpoints per workspace.
+    pub max_endpoints: usize,
+    /// Deliveries attempted at once.
+    pub workers: usize,
+    /// How long events (the stream's resumable history) and finished
+    /// deliveries (the delivery log) are kept.
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+    /// Events kept at most, whatever their age.
+    pub max_events: u64,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        let settings = crate::webhooks::WebhookSettings::default();
+        Self {
+            allow_private: false,
+            allowed_networks: Vec::new(),
+            timeout: settings.policy.timeout,
+            retry_delays: settings.retry_delays,
+            disable_after: settings.disable_after,
+            max_endpoints: settings.max_endpoints,
+            workers: settings.workers,
+            retention: settings.retention,
+            max_events: settings.max_events,
+        }
+    }
+}
+
+/// A list of durations written as humantime strings (`["1m", "5m"]`).
+mod durations {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &[Duration], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(
+            value
+                .iter()
+                .map(|d| humantime::format_duration(*d).to_string()),
+        )
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<Duration>, D::Error> {
+        Vec::<String>::deserialize(deserializer)?
+            .iter()
+            .map(|text| humantime::parse_duration(text).map_err(serde::de::Error::custom))
+            .collect()
+    }
+}
+
+impl WebhooksConfig {
+    /// The settings deliveries run with.
+    pub fn settings(&self) -> crate::webhooks::WebhookSettings {
+        let policy = crate::webhooks::delivery_policy(crate::fetch::FetchPolicy {
+            allow_private: self.allow_private,
+            allowed_networks: self
+                .allowed_networks
+                .iter()
+                .filter_map(|net| net.parse().ok())
+                .collect(),
+            ..crate::fetch::FetchPolicy::default()
+        });
+        crate::webhooks::WebhookSettings {
+            policy: crate::fetch::FetchPolicy {
+                timeout: self.timeout,
+                ..policy
+            },
+            retry_delays: self.retry_delays.clone(),
+            disable_after: self.disable_after,
+            max_endpoints: self.max_endpoints,
+            workers: self.workers,
+            retention: self.retention,
+            max_events: self.max_events,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -375,6 +477,36 @@ impl ControlConfig {
         if !self.acme.directory_url.is_empty() && !self.acme.directory_url.starts_with("https://") {
             problems
                 .push("acme.directory_url must be an https:// URL (or empty: no ACME)".to_owned());
+        }
+        let webhooks = &self.webhooks;
+        if !(Duration::from_millis(10)..=Duration::from_secs(60)).contains(&webhooks.timeout) {
+            problems.push("webhooks.timeout must be from 10ms to 60s".to_owned());
+        }
+        if webhooks.retry_delays.len() > 10 || webhooks.retry_delays.iter().any(Duration::is_zero) {
+            problems.push(
+                "webhooks.retry_delays: at most 10 waits, each above 0 (e.g. [\"1m\", \"5m\", \"30m\"])"
+                    .to_owned(),
+            );
+        }
+        if let Some(bad) = webhooks
+            .allowed_networks
+            .iter()
+            .find(|net| net.parse::<ipnet::IpNet>().is_err())
+        {
+            problems.push(format!(
+                "webhooks.allowed_networks: {bad:?} is not a network such as 10.1.0.0/16"
+            ));
+        }
+        if webhooks.disable_after.is_zero()
+            || webhooks.retention.is_zero()
+            || !(1..=64).contains(&webhooks.workers)
+            || !(1..=1000).contains(&webhooks.max_endpoints)
+            || webhooks.max_events < 100
+        {
+            problems.push(
+                "webhooks: disable_after and retention above 0, workers 1 to 64, max_endpoints 1 to 1000, max_events at least 100"
+                    .to_owned(),
+            );
         }
         if self.denylist.refresh_interval.is_zero() {
             problems.push("denylist.refresh_interval must be above 0".to_owned());

@@ -11,7 +11,10 @@
 //! - [`workspaces`]: workspaces, members and roles, invitations, soft deletion.
 //! - [`mailer`]: invitation mail over SMTP, when configured.
 //! - [`fetch`]: fetching user-given URLs safely (public addresses only,
-//!   time and size limits), for card metadata and later webhooks.
+//!   time and size limits), for card metadata and webhooks.
+//! - [`events`]: what happened, logged with the changes: link, domain,
+//!   certificate and click events.
+//! - [`webhooks`]: workspaces' endpoints, signed deliveries with retries.
 //! - [`cards`]: a link's card read from its destination's page at creation.
 //! - [`qr`]: QR codes of short links (SVG or PNG of an exact size), for the
 //!   API and the console.
@@ -27,6 +30,7 @@ pub mod config;
 pub mod console;
 pub mod denylist;
 pub mod dns;
+pub mod events;
 pub mod fetch;
 pub mod keys;
 pub mod mailer;
@@ -37,6 +41,7 @@ pub mod store;
 #[cfg(feature = "test-util")]
 pub mod test_util;
 pub mod transfer;
+pub mod webhooks;
 pub mod workspaces;
 
 use std::net::SocketAddr;
@@ -123,13 +128,21 @@ impl ControlPlane {
     pub fn start(config: ControlConfig, bus: Arc<dyn UpdateBus>) -> Result<Self, StartError> {
         config.validate().map_err(StartError::Config)?;
         let store = Arc::new(ControlStore::open(&config.storage.data_dir)?);
+        let click_subscribers = Arc::new(events::clicks::ClickSubscribers::default());
         let click_store = ClickStore::open(
             &config.clicks,
             Role::ControlPlane,
             "clicks",
             &config.storage.data_dir,
             None,
-        )?;
+        )?
+        .wrap_sink(|inner| {
+            Arc::new(events::clicks::ClickTap::new(
+                inner,
+                store.clone(),
+                click_subscribers.clone(),
+            ))
+        });
         let now = ricochet_model::now_millis();
         let links = &config.links;
         let mut service = LinkService::new(
@@ -193,6 +206,28 @@ impl ControlPlane {
             stop.clone(),
         )?];
         threads.push(spawn_sweeper(workspaces.clone(), stop.clone())?);
+        let webhook_settings = config.webhooks.settings();
+        let webhooks = webhooks::Webhooks::new(
+            store.clone(),
+            webhook_settings.clone(),
+            fetch::Fetcher::new(webhook_settings.policy.clone()),
+            click_subscribers.clone(),
+        )?;
+        let webhook_stats = Arc::new(webhooks::dispatch::WebhookStats::default());
+        threads.extend(webhooks::dispatch::spawn(
+            webhooks.clone(),
+            webhook_stats.clone(),
+            stop.clone(),
+        )?);
+        threads.push(spawn_events(
+            events::clicks::ClickEvents::new(
+                store.clone(),
+                click_subscribers.clone(),
+                click_store.reader().cloned(),
+            ),
+            events::expiry::Expiries::new(store.clone()),
+            stop.clone(),
+        )?);
         threads.push(spawn_denylist(
             denylist,
             config.denylist.refresh_interval,
@@ -272,6 +307,10 @@ impl ControlPlane {
             intake: intake.clone(),
             openapi: api::openapi::render(links.max_bulk),
             dns: dns.clone(),
+            webhooks,
+            webhook_stats,
+            click_subscribers,
+            event_streams: Default::default(),
         });
         let workers = match config.server.workers {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -418,6 +457,25 @@ fn every(interval: std::time::Duration, stop: &AtomicBool, mut work: impl FnMut(
         waited = std::time::Duration::ZERO;
         work();
     }
+}
+
+/// Makes settled click windows into `link.clicked` events and logs
+/// `link.expired` for links whose time passed, every second.
+fn spawn_events(
+    clicks: events::clicks::ClickEvents,
+    mut expiries: events::expiry::Expiries,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<JoinHandle<()>> {
+    let second = std::time::Duration::from_secs(1);
+    spawn_periodic("ricochet-control-events", second, stop, move || {
+        let now = ricochet_model::now_millis();
+        if let Err(error) = clicks.run_once(now) {
+            tracing::warn!(%error, "could not make click events");
+        }
+        if let Err(error) = expiries.run_once(now) {
+            tracing::warn!(%error, "could not log link expiries");
+        }
+    })
 }
 
 /// Purges deleted workspaces once their retention is over, checking hourly.

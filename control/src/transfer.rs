@@ -315,7 +315,7 @@ impl Importer<'_> {
                         });
                     match created {
                         Ok(link) => {
-                            crate::service::stage_new(txn, workspace, link);
+                            crate::service::stage_new(txn, workspace, link)?;
                         }
                         Err(error) if error.is_fault() => return Err(error),
                         Err(error) => refused.push(RowError {

@@ -271,4 +271,26 @@ fn the_background_pass_verifies_pending_domains_and_flags_a_vanished_record() {
     let restored = ok(api.get("/api/v1/domains/brand.example"));
     assert!(restored["verification"]["record_missing_since"].is_null());
     assert!(restored["verification"]["failure"].is_null());
+
+    // The workspace heard of each change of outcome, once (docs/WEBHOOKS.md).
+    let domain_events: Vec<(&str, String)> = test
+        .control()
+        .store()
+        .events_after(0, 1000)
+        .unwrap()
+        .into_iter()
+        .filter_map(|event| match event.subject {
+            ricochet_control::events::Subject::Domain { domain, .. } => {
+                Some((event.kind.as_str(), domain))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        domain_events,
+        [
+            ("domain.verified", "brand.example".to_owned()),
+            ("domain.failed", "brand.example".to_owned())
+        ]
+    );
 }

@@ -19,6 +19,11 @@ use serde_json::{Value, json};
 /// a workspace or acts in one. (`/api/v1/openapi.json`, `/healthz`,
 /// `/metrics` and `/internal/v1/*` are not in the document at all.)
 const SKIPPED: &[(&str, &str, &str)] = &[
+    (
+        "GET",
+        "/api/v1/events",
+        "a stream that does not end; tests/events.rs checks it carries the caller's workspace only",
+    ),
     ("POST", "/api/v1/auth/sign-in", "anonymous; opens a session"),
     (
         "POST",
@@ -74,6 +79,8 @@ const EXPECTED_LISTS: &[&str] = &[
     "/api/v1/analytics/overview",
     "/api/v1/keys",
     "/api/v1/workspaces",
+    "/api/v1/webhooks",
+    "/api/v1/webhook-deliveries",
 ];
 
 const MEMBER_PASSWORD: &str = "orchard-velvet-93";
@@ -88,6 +95,8 @@ struct WorkspaceA {
     key_id: String,
     key_token: String,
     invitation_id: String,
+    webhook_id: String,
+    delivery_id: String,
     member_id: String,
     member_email: String,
     /// Strings that must never appear in anything B is answered.
@@ -293,6 +302,20 @@ fn world() -> World {
         .as_str()
         .unwrap()
         .to_owned();
+    // A webhook endpoint at a public address (never reached here) and the
+    // delivery of a test event to it.
+    let webhook = a_admin.post(
+        "/api/v1/webhooks",
+        &json!({"url": "https://93.184.216.34/a-private-hook", "events": ["*"],
+                "description": "A's hook"}),
+    );
+    let webhook_id = created(&webhook, "A's webhook")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let test_event = a_admin.post(&format!("/api/v1/webhooks/{webhook_id}/test"), &json!({}));
+    assert_eq!(test_event.status, 202, "{}", test_event.text);
+    let delivery_id = test_event.body["id"].as_str().unwrap().to_owned();
     let member_email = "a-member@example.com".to_owned();
     let member = join(
         &base,
@@ -315,6 +338,10 @@ fn world() -> World {
         "a-reader".to_owned(),
         invitation_id.clone(),
         "x@example.com".to_owned(),
+        webhook_id.clone(),
+        delivery_id.clone(),
+        "https://93.184.216.34/a-private-hook".to_owned(),
+        "A's hook".to_owned(),
         member_id.clone(),
         member_email.clone(),
     ]);
@@ -352,6 +379,8 @@ fn world() -> World {
             key_id,
             key_token,
             invitation_id,
+            webhook_id,
+            delivery_id,
             member_id,
             member_email,
             markers,
@@ -413,6 +442,8 @@ fn a_values(a: &WorkspaceA, path: &str, param: &str) -> Vec<String> {
         }
         "id" if path.starts_with("/api/v1/workspaces/") => vec![a.id.clone()],
         "id" if path.starts_with("/api/v1/keys/") => vec![a.key_id.clone()],
+        "id" if path.starts_with("/api/v1/webhooks/") => vec![a.webhook_id.clone()],
+        "id" if path.starts_with("/api/v1/webhook-deliveries/") => vec![a.delivery_id.clone()],
         "domain" => vec![a.domain.clone()],
         "user_id" => vec![a.member_id.clone()],
         "invitation_id" => vec![a.invitation_id.clone()],

@@ -94,6 +94,7 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
             ));
         }
     }
+    out.push_str(&webhook_metrics(&state).await);
     let service = state.service.clone();
     let now = ricochet_model::now_millis();
     match blocking(move || service.domain_health(now)).await {
@@ -191,4 +192,81 @@ fn refused(error: SinkError) -> ApiError {
             ApiError::new(422, "window_refused", "the click store refused this window")
         }
     }
+}
+
+/// The events' and webhooks' lines of `/metrics`.
+async fn webhook_metrics(state: &AppState) -> String {
+    let stats = &state.webhook_stats;
+    let store = state.service.store().clone();
+    let pending = blocking(move || store.pending_deliveries())
+        .await
+        .unwrap_or(0);
+    let mut out = String::new();
+    for (name, kind, help, value) in [
+        (
+            "ricochet_control_events_latest",
+            "gauge",
+            "Number of the last event logged.",
+            state.service.store().latest_event(),
+        ),
+        (
+            "ricochet_control_event_streams",
+            "gauge",
+            "Open GET /api/v1/events streams.",
+            state.event_streams.load(Ordering::Relaxed) as u64,
+        ),
+        (
+            "ricochet_control_webhook_deliveries_pending",
+            "gauge",
+            "Webhook deliveries waiting for an attempt or a retry.",
+            pending as u64,
+        ),
+        (
+            "ricochet_control_webhook_deliveries_made_total",
+            "counter",
+            "Webhook deliveries made from events (one per event and endpoint).",
+            stats.fanned_out.load(Ordering::Relaxed),
+        ),
+        (
+            "ricochet_control_webhook_delivered_total",
+            "counter",
+            "Webhook deliveries answered with a 2xx.",
+            stats.delivered.load(Ordering::Relaxed),
+        ),
+        (
+            "ricochet_control_webhook_failed_attempts_total",
+            "counter",
+            "Webhook attempts that got no 2xx (timeouts, refusals, errors).",
+            stats.failed_attempts.load(Ordering::Relaxed),
+        ),
+        (
+            "ricochet_control_webhook_dead_total",
+            "counter",
+            "Webhook deliveries moved to the dead-letter list.",
+            stats.dead.load(Ordering::Relaxed),
+        ),
+        (
+            "ricochet_control_webhook_endpoints_disabled_total",
+            "counter",
+            "Webhook endpoints disabled after failing for webhooks.disable_after.",
+            stats.endpoints_disabled.load(Ordering::Relaxed),
+        ),
+        (
+            "ricochet_control_webhook_delivery_lag_milliseconds_sum",
+            "counter",
+            "Milliseconds from events' logging to their successful delivery, summed.",
+            stats.lag_ms_sum.load(Ordering::Relaxed),
+        ),
+        (
+            "ricochet_control_webhook_delivery_lag_milliseconds_count",
+            "counter",
+            "Successful deliveries counted in the sum above.",
+            stats.lag_count.load(Ordering::Relaxed),
+        ),
+    ] {
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+        ));
+    }
+    out
 }

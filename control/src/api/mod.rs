@@ -11,6 +11,11 @@
 //! - `GET|POST /api/v1/keys`, `DELETE /api/v1/keys/{id}` (see [`keys`])
 //! - `GET|POST /api/v1/denylist`, `DELETE /api/v1/denylist/{host}`,
 //!   `GET /api/v1/denylist/check?url=` (blocked destinations; see [`denylist`])
+//! - `GET|POST /api/v1/webhooks`, `GET|PATCH|DELETE /api/v1/webhooks/{id}`,
+//!   `POST /api/v1/webhooks/{id}/{test,secret}`, `GET /api/v1/webhooks/{id}/deliveries`,
+//!   `GET /api/v1/webhook-deliveries[/{id}]`, `POST /api/v1/webhook-deliveries/{id}/redeliver`
+//!   (see [`webhooks`])
+//! - `GET /api/v1/events` (Server-Sent Events of the workspace; see [`events`])
 //! - `GET /api/v1/links/{id}/analytics/{series,breakdown}`, `GET /api/v1/analytics/{top-links,overview}`
 //! - `GET /api/v1/openapi.json` (generated from the handlers)
 //! - `GET /internal/v1/changes`, `POST /internal/v1/clicks` (engines, cluster token)
@@ -29,6 +34,7 @@ pub mod denylist;
 pub mod domains;
 pub mod endpoint;
 pub mod error;
+pub mod events;
 pub mod intake;
 pub mod internal;
 pub mod keys;
@@ -37,6 +43,7 @@ pub mod openapi;
 pub mod qr;
 pub mod schema;
 pub mod types;
+pub mod webhooks;
 pub mod workspaces;
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -76,6 +83,13 @@ pub struct AppState {
     pub openapi: web::Bytes,
     /// Looks domains' verification records up.
     pub dns: std::sync::Arc<dyn crate::service::TxtLookup>,
+    /// Webhook endpoints and deliveries.
+    pub webhooks: crate::webhooks::Webhooks,
+    pub webhook_stats: std::sync::Arc<crate::webhooks::dispatch::WebhookStats>,
+    /// Who wants click events (open streams register here).
+    pub click_subscribers: std::sync::Arc<crate::events::clicks::ClickSubscribers>,
+    /// Open `GET /api/v1/events` streams.
+    pub event_streams: std::sync::atomic::AtomicUsize,
 }
 
 /// The click reader, set at start.
@@ -101,6 +115,21 @@ pub fn configure(config: &mut web::ServiceConfig) {
         Endpoint::new("/api/v1/links/{id}/analytics/breakdown").get(analytics::breakdown),
         Endpoint::new("/api/v1/analytics/top-links").get(analytics::top_links),
         Endpoint::new("/api/v1/analytics/overview").get(analytics::overview),
+        Endpoint::new("/api/v1/events").get(events::stream_events),
+        Endpoint::new("/api/v1/webhooks")
+            .get(webhooks::list_webhooks)
+            .post(webhooks::create_webhook),
+        Endpoint::new("/api/v1/webhooks/{id}")
+            .get(webhooks::get_webhook)
+            .patch(webhooks::patch_webhook)
+            .delete(webhooks::delete_webhook),
+        Endpoint::new("/api/v1/webhooks/{id}/test").post(webhooks::test_webhook),
+        Endpoint::new("/api/v1/webhooks/{id}/secret").post(webhooks::rotate_webhook_secret),
+        Endpoint::new("/api/v1/webhooks/{id}/deliveries").get(webhooks::list_webhook_deliveries),
+        Endpoint::new("/api/v1/webhook-deliveries").get(webhooks::list_deliveries),
+        Endpoint::new("/api/v1/webhook-deliveries/{id}").get(webhooks::get_delivery),
+        Endpoint::new("/api/v1/webhook-deliveries/{id}/redeliver")
+            .post(webhooks::redeliver_delivery),
         Endpoint::new("/api/v1/domains")
             .post(domains::create_domain)
             .get(domains::list_domains),

@@ -83,6 +83,18 @@ use super::{AppState, behaviour_schema, error, types};
         super::denylist::add,
         super::denylist::remove,
         super::denylist::check,
+        super::events::stream_events,
+        super::webhooks::list_webhooks,
+        super::webhooks::create_webhook,
+        super::webhooks::get_webhook,
+        super::webhooks::patch_webhook,
+        super::webhooks::delete_webhook,
+        super::webhooks::test_webhook,
+        super::webhooks::rotate_webhook_secret,
+        super::webhooks::list_webhook_deliveries,
+        super::webhooks::list_deliveries,
+        super::webhooks::get_delivery,
+        super::webhooks::redeliver_delivery,
     ),
     components(schemas(
         types::CreateLink, types::PatchLink, types::UtmInput, types::UtmView, types::LinkView, types::LinkList, types::BulkItem,
@@ -108,7 +120,14 @@ use super::{AppState, behaviour_schema, error, types};
         super::keys::CreateKey, super::keys::KeyView, super::keys::IssuedKey, super::keys::KeyList,
         super::denylist::AddDeniedHost, super::denylist::DeniedHostView,
         super::denylist::DenylistFileView, super::denylist::DenylistView,
-        super::denylist::DenylistChange, super::denylist::BlockView, super::denylist::CheckResult
+        super::denylist::DenylistChange, super::denylist::BlockView, super::denylist::CheckResult,
+        super::events::EventView, super::events::EventData, super::events::LinkEventData,
+        super::events::LinkExpiredData, super::events::ClicksData, super::events::LinkClicksView,
+        super::events::ValueCounts, super::events::DomainEventData,
+        super::events::CertificateEventData, super::events::TestEventData,
+        super::webhooks::CreateWebhook, super::webhooks::PatchWebhook, super::webhooks::WebhookView,
+        super::webhooks::WebhookList, super::webhooks::AttemptView, super::webhooks::DeliveryView,
+        super::webhooks::DeliveryList
     )),
     modifiers(&ApiKeyAuth, &CommonErrors)
 )]

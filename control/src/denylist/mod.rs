@@ -368,7 +368,7 @@ impl Denylist {
                         None => unblocked += 1,
                     }
                     link.extensions.blocked = verdict;
-                    txn.put_link(link);
+                    txn.put_link(link)?;
                 }
                 Ok::<_, StoreError>((blocked, unblocked))
             })?;

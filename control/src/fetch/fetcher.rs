@@ -43,6 +43,15 @@ impl Fetcher {
         &self.policy
     }
 
+    /// Whether `url` could be fetched: an http(s) URL whose host is, or
+    /// resolves to, only allowed addresses. Checked again at every fetch
+    /// (a name may point elsewhere by then).
+    pub fn check_url(&self, url: &str) -> Result<(), FetchError> {
+        let url = Url::parse(url).map_err(|_| FetchError::InvalidUrl)?;
+        self.pin(&url, Instant::now() + self.policy.timeout)
+            .map(|_| ())
+    }
+
     /// Sends `request` and follows redirects within the policy's time limit.
     pub fn fetch(&self, request: &FetchRequest) -> Result<Fetched, FetchError> {
         self.fetch_by(request, Instant::now() + self.policy.timeout)

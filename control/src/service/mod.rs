@@ -46,7 +46,7 @@ pub use verification::{TxtAnswer, TxtLookup};
 use crate::cards::CardFetcher;
 use crate::denylist::Denylist;
 use crate::keys::random_string;
-use crate::store::{ControlStore, IdempotentResponse, LinkPage, WriteTxn};
+use crate::store::{ControlStore, IdempotentResponse, LinkPage, StoreError, WriteTxn};
 
 /// Codes nobody may take: paths engines or operators may need.
 pub const BUILT_IN_RESERVED: &[&str] = &[
@@ -330,7 +330,7 @@ impl LinkService {
             if let Some(denylist) = &self.denylist {
                 denylist.count_edit(was_blocked, link.extensions.blocked.is_some());
             }
-            Ok(txn.put_link(link))
+            Ok(txn.put_link(link)?)
         })
     }
 
@@ -366,7 +366,7 @@ impl LinkService {
             };
             link.state = state;
             link.updated_at = now;
-            Ok(txn.put_link(link))
+            Ok(txn.put_link(link)?)
         })
     }
 
@@ -408,7 +408,7 @@ impl LinkService {
             return Err(LinkError::ExpiryInPast);
         }
         let link = self.prepare_create(txn, workspace, input, access, now)?;
-        Ok(stage_new(txn, workspace, link))
+        Ok(stage_new(txn, workspace, link)?)
     }
 
     /// The validated record a create of `input` would store (its code free,
@@ -548,7 +548,11 @@ impl LinkService {
 }
 
 /// Stages a new link and its ownership by `workspace`.
-pub(crate) fn stage_new(txn: &mut WriteTxn<'_>, workspace: &str, link: LinkRecord) -> LinkRecord {
+pub(crate) fn stage_new(
+    txn: &mut WriteTxn<'_>,
+    workspace: &str,
+    link: LinkRecord,
+) -> Result<LinkRecord, StoreError> {
     txn.claim_link(workspace, link.id);
     txn.put_link(link)
 }

@@ -8,6 +8,7 @@
 //! only on verified domains, and only verified domains get certificates.
 
 use super::{DomainInfo, LinkError, LinkService};
+use crate::events::{EventKind, NewEvent, Subject};
 use crate::store::{DomainRecord, DomainVerification, VerificationMethod, VerificationStatus};
 
 /// The label the TXT record sits under.
@@ -208,6 +209,10 @@ impl LinkService {
                 return Ok(record);
             }
             verification.last_checked_at = Some(now);
+            let before = (
+                verification.status,
+                verification.record_missing_since.is_some(),
+            );
             match (verification.status, failure) {
                 (VerificationStatus::Verified, None) => {
                     verification.record_missing_since = None;
@@ -237,9 +242,47 @@ impl LinkService {
                         .filter(|_| !is_expired(verification, now));
                 }
             }
+            if let Some(kind) = domain_event(before, &record.verification) {
+                txn.stage_event(NewEvent {
+                    kind,
+                    workspace: record.workspace_id.clone(),
+                    subject: Subject::Domain {
+                        domain: name.to_owned(),
+                        status: status_name(record.verification.status).to_owned(),
+                        failure: record.verification.failure.clone(),
+                    },
+                });
+            }
             txn.put_domain(name, &record);
             Ok(record)
         })
+    }
+}
+
+/// The event a check is: `domain.verified` when the domain became verified,
+/// `domain.failed` when a pending one failed its first check since it was
+/// pending, or a verified one's record went missing; else none (a check that
+/// changes nothing is not an event).
+fn domain_event(
+    (status, was_missing): (VerificationStatus, bool),
+    after: &DomainVerification,
+) -> Option<EventKind> {
+    match (status, after.status) {
+        (VerificationStatus::Verified, VerificationStatus::Verified) => (!was_missing
+            && after.record_missing_since.is_some())
+        .then_some(EventKind::DomainFailed),
+        (_, VerificationStatus::Verified) => Some(EventKind::DomainVerified),
+        (VerificationStatus::Failed, VerificationStatus::Failed) => None,
+        (_, VerificationStatus::Failed) => Some(EventKind::DomainFailed),
+        _ => None,
+    }
+}
+
+fn status_name(status: VerificationStatus) -> &'static str {
+    match status {
+        VerificationStatus::Pending => "pending",
+        VerificationStatus::Verified => "verified",
+        VerificationStatus::Failed => "failed",
     }
 }
 
@@ -298,6 +341,50 @@ pub fn is_expired(verification: &DomainVerification, now: i64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn checks_are_events_only_when_the_outcome_changes() {
+        let after = |status, missing: bool| {
+            let mut verification = DomainVerification::existing();
+            verification.status = status;
+            verification.record_missing_since = missing.then_some(1);
+            verification
+        };
+        use VerificationStatus::{Failed, Pending, Verified};
+        let cases = [
+            (
+                (Pending, false),
+                after(Verified, false),
+                Some(EventKind::DomainVerified),
+            ),
+            (
+                (Failed, false),
+                after(Verified, false),
+                Some(EventKind::DomainVerified),
+            ),
+            (
+                (Pending, false),
+                after(Failed, false),
+                Some(EventKind::DomainFailed),
+            ),
+            ((Failed, false), after(Failed, false), None),
+            ((Verified, false), after(Verified, false), None),
+            (
+                (Verified, false),
+                after(Verified, true),
+                Some(EventKind::DomainFailed),
+            ),
+            ((Verified, true), after(Verified, true), None),
+            ((Verified, true), after(Verified, false), None),
+        ];
+        for (before, after, expected) in cases {
+            assert_eq!(
+                domain_event(before, &after),
+                expected,
+                "{before:?} -> {after:?}"
+            );
+        }
+    }
 
     #[test]
     fn reasons_name_what_to_do() {

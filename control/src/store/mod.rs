@@ -17,6 +17,7 @@ mod bulk;
 mod certificates;
 mod code_index;
 mod denylist;
+mod events;
 mod keys;
 mod links;
 mod verification;
@@ -26,6 +27,7 @@ pub use accounts::{SessionRecord, UserRecord};
 pub use bulk::DEFAULT_BULK_CHUNK;
 pub use certificates::{AcmeState, CertificateRecord, CertificateSource, Revocation};
 pub use denylist::DeniedHost;
+pub use events::{Attempt, DeliveryRecord, DeliveryState, EndpointRecord, MAX_ATTEMPTS_KEPT};
 pub use keys::ApiKeyRecord;
 pub use links::{LinkFilter, LinkPage, LinkSort, MAX_EXAMINED};
 pub use verification::{DomainVerification, VerificationMethod, VerificationStatus};
@@ -81,6 +83,8 @@ pub struct IdempotentResponse {
 struct Writer {
     version: u64,
     next_id: u64,
+    /// Number of the last logged event.
+    event_seq: u64,
 }
 
 /// The control plane's store.
@@ -99,8 +103,13 @@ pub struct ControlStore {
     meta: Keyspace,
     accounts: accounts::AccountSpaces,
     spaces: workspaces::WorkspaceSpaces,
+    /// The event log and the webhooks' records ([`events`]).
+    event_spaces: events::EventSpaces,
     writer: Mutex<Writer>,
     latest: AtomicU64,
+    latest_event: AtomicU64,
+    /// Told the latest event number after every commit that logged one.
+    event_watch: tokio::sync::watch::Sender<u64>,
     /// Committed changes go here in version order, for the publisher.
     published: Mutex<Option<Sender<Change>>>,
     /// The open bulk load, if any ([`bulk`]).
@@ -147,6 +156,7 @@ impl ControlStore {
         let codes = db.keyspace("codes", || {
             KeyspaceCreateOptions::default().filter_block_pinning_policy(PinningPolicy::all(true))
         })?;
+        let meta = keyspace("meta")?;
         let store = Self {
             links: keyspace("links")?,
             codes,
@@ -156,7 +166,6 @@ impl ControlStore {
             api_keys: keyspace("api_keys")?,
             denylist: keyspace("denylist")?,
             idempotency: keyspace("idempotency")?,
-            meta: keyspace("meta")?,
             accounts: accounts::AccountSpaces {
                 users: keyspace("users")?,
                 user_emails: keyspace("user_emails")?,
@@ -172,12 +181,17 @@ impl ControlStore {
                 workspace_links: keyspace("workspace_links")?,
                 suspended: keyspace("suspended")?,
             },
+            event_spaces: events::EventSpaces::open(keyspace, &meta)?,
+            meta,
             db,
             writer: Mutex::new(Writer {
                 version: 0,
                 next_id: 1,
+                event_seq: 0,
             }),
             latest: AtomicU64::new(0),
+            latest_event: AtomicU64::new(0),
+            event_watch: tokio::sync::watch::Sender::new(0),
             published: Mutex::new(None),
             bulk: Mutex::new(None),
             bulk_chunk: bulk::DEFAULT_BULK_CHUNK.into(),
@@ -185,8 +199,15 @@ impl ControlStore {
         store.recover_bulk_load()?;
         let version = read_u64(&store.meta, META_VERSION)?;
         let next_id = read_u64(&store.meta, META_NEXT_ID)?.max(1);
-        *store.writer.lock().unwrap() = Writer { version, next_id };
+        let event_seq = read_u64(&store.meta, events::META_EVENT_SEQ)?;
+        *store.writer.lock().unwrap() = Writer {
+            version,
+            next_id,
+            event_seq,
+        };
         store.latest.store(version, Ordering::Release);
+        store.latest_event.store(event_seq, Ordering::Release);
+        store.event_watch.send_replace(event_seq);
         store.upgrade()?;
         Ok(store)
     }
@@ -234,6 +255,7 @@ impl ControlStore {
             staged_codes: std::collections::HashMap::new(),
             staged_owners: std::collections::HashMap::new(),
             bulk: self.bulk_load_open().then(bulk::BulkStage::default),
+            events: Vec::new(),
         };
         let value = build(&mut txn)?;
         let WriteTxn {
@@ -242,11 +264,14 @@ impl ControlStore {
             next_id,
             changes,
             bulk: staged,
+            events,
             ..
         } = txn;
         batch.insert(&self.meta, META_VERSION, version.to_be_bytes());
         batch.insert(&self.meta, META_NEXT_ID, next_id.to_be_bytes());
+        let event_seq = self.stage_events(&mut batch, writer.event_seq, events);
         batch.commit().map_err(StoreError::from)?;
+        self.events_committed(&mut writer, event_seq);
         if let Some(staged) = staged {
             self.add_to_bulk_load(staged)?;
         }
@@ -264,6 +289,55 @@ impl ControlStore {
             }
         }
         Ok(value)
+    }
+
+    /// Stages `events` after number `last` in `batch`; the new last number.
+    fn stage_events(
+        &self,
+        batch: &mut OwnedWriteBatch,
+        mut last: u64,
+        events: Vec<crate::events::NewEvent>,
+    ) -> u64 {
+        if events.is_empty() {
+            return last;
+        }
+        let now = ricochet_model::now_millis();
+        for event in events {
+            last += 1;
+            let record = crate::events::EventRecord {
+                seq: last,
+                kind: event.kind,
+                workspace: event.workspace,
+                created_at: now,
+                subject: event.subject,
+            };
+            batch.insert(
+                &self.event_spaces.events,
+                last.to_be_bytes(),
+                serde_json::to_vec(&record).expect("serializes"),
+            );
+        }
+        batch.insert(&self.meta, events::META_EVENT_SEQ, last.to_be_bytes());
+        last
+    }
+
+    /// Publishes event number `last` once its batch is committed.
+    fn events_committed(&self, writer: &mut Writer, last: u64) {
+        if last != writer.event_seq {
+            writer.event_seq = last;
+            self.latest_event.store(last, Ordering::Release);
+            self.event_watch.send_replace(last);
+        }
+    }
+
+    /// Logs one event on its own (no change with it); its number.
+    pub fn log_event(&self, event: crate::events::NewEvent) -> Result<u64, StoreError> {
+        let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let mut batch = self.db.batch();
+        let last = self.stage_events(&mut batch, writer.event_seq, vec![event]);
+        batch.commit()?;
+        self.events_committed(&mut writer, last);
+        Ok(last)
     }
 
     /// Up to `limit` changes with versions above `after`.
@@ -375,6 +449,8 @@ pub struct WriteTxn<'s> {
     /// During a bulk load: this transaction's link entries, added to the
     /// load when it commits.
     bulk: Option<bulk::BulkStage>,
+    /// Events logged with this transaction's changes.
+    events: Vec<crate::events::NewEvent>,
 }
 
 impl WriteTxn<'_> {
@@ -425,8 +501,34 @@ impl WriteTxn<'_> {
         self.store.link(id)
     }
 
-    /// Stages an upsert of `link` as the next version and returns the stored record.
-    pub fn put_link(&mut self, mut link: LinkRecord) -> LinkRecord {
+    /// Logs `event` with this transaction's changes.
+    pub fn stage_event(&mut self, event: crate::events::NewEvent) {
+        self.events.push(event);
+    }
+
+    /// Stages an upsert of `link` as the next version and returns the stored
+    /// record; logs `link.created`, `link.updated` or `link.deleted` (not
+    /// during a bulk load, which only fills a store without links).
+    pub fn put_link(&mut self, link: LinkRecord) -> Result<LinkRecord, StoreError> {
+        if self.bulk.is_some() {
+            return Ok(self.write_link(link));
+        }
+        let previous = self.link(link.id)?;
+        let workspace = self.link_workspace(link.id)?;
+        let link = self.write_link(link);
+        if let Some(workspace) = workspace {
+            self.events.push(crate::events::NewEvent {
+                kind: crate::events::link_event_kind(previous.as_ref(), &link),
+                workspace,
+                subject: crate::events::Subject::Link {
+                    link: Box::new(link.clone()),
+                },
+            });
+        }
+        Ok(link)
+    }
+
+    fn write_link(&mut self, mut link: LinkRecord) -> LinkRecord {
         self.version += 1;
         link.version = self.version;
         let key = link.key();

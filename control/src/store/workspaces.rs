@@ -662,6 +662,17 @@ impl WriteTxn<'_> {
     /// Stages the removal of a link for good: its record, code, ownership and
     /// suspension go, and engines get a purge change.
     pub fn purge_link(&mut self, workspace_id: &str, link: &LinkRecord) {
+        if link.state != LinkState::Deleted {
+            let mut gone = link.clone();
+            gone.state = LinkState::Deleted;
+            self.stage_event(crate::events::NewEvent {
+                kind: crate::events::EventKind::LinkDeleted,
+                workspace: workspace_id.to_owned(),
+                subject: crate::events::Subject::Link {
+                    link: Box::new(gone),
+                },
+            });
+        }
         let store = self.store;
         let id = link.id.to_be_bytes();
         self.batch.remove(&store.links, id);

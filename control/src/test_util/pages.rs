@@ -96,8 +96,20 @@ impl PageServer {
     /// `127.0.0.2`) and answers each request with `answer(path)`.
     pub fn start(ip: &str, answer: impl Fn(&str) -> Reply + Send + Sync + 'static) -> Self {
         let ip: IpAddr = ip.parse().expect("an IP address");
-        assert!(ip.is_loopback(), "test servers listen on loopback only");
-        let listener = TcpListener::bind((ip, 0)).expect("bind a loopback port");
+        Self::start_at(SocketAddr::new(ip, 0), answer)
+    }
+
+    /// Listens on `addr` (a loopback address; port 0 picks one), e.g. the
+    /// address of a server stopped earlier, to bring it back.
+    pub fn start_at(
+        addr: SocketAddr,
+        answer: impl Fn(&str) -> Reply + Send + Sync + 'static,
+    ) -> Self {
+        assert!(
+            addr.ip().is_loopback(),
+            "test servers listen on loopback only"
+        );
+        let listener = TcpListener::bind(addr).expect("bind a loopback port");
         let addr = listener.local_addr().expect("bound address");
         let shared = Arc::new(Shared {
             connections: AtomicUsize::new(0),

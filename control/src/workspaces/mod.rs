@@ -306,7 +306,7 @@ impl Workspaces {
                     txn.suspend(workspace_id, id, link.state);
                     link.state = LinkState::Deleted;
                     link.updated_at = now;
-                    txn.put_link(link);
+                    txn.put_link(link)?;
                 }
                 Ok::<_, WorkspaceError>(())
             })?;
@@ -346,7 +346,7 @@ impl Workspaces {
                     {
                         link.state = before;
                         link.updated_at = now;
-                        txn.put_link(link);
+                        txn.put_link(link)?;
                     }
                     txn.unsuspend(workspace_id, id);
                 }

@@ -1,0 +1,502 @@
+//! The dispatcher: a coordinating thread and a pool of delivery workers.
+//!
+//! Every 200 ms the coordinator (1) reads the event log after the fan-out
+//! cursor and writes a delivery for each (event, endpoint wanting it) with
+//! the cursor's move in one batch, (2) hands deliveries that are due to the
+//! workers (each delivery to one worker at a time), and every minute (3)
+//! prunes events and finished deliveries past their retention. A worker
+//! signs and POSTs one delivery, then writes what happened: delivered, a
+//! retry scheduled, or dead; and the endpoint's health (failing since when,
+//! disabled after a day of failures).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::signing::{SIGNATURE_HEADER, sign};
+use super::{Webhooks, delivery_id};
+use crate::events::{EventKind, EventRecord};
+use crate::fetch::{FetchError, FetchRequest};
+use crate::store::{
+    Attempt, ControlStore, DeliveryRecord, DeliveryState, EndpointRecord, MAX_ATTEMPTS_KEPT,
+    StoreError,
+};
+
+/// Events fanned out per pass.
+const FAN_OUT_BATCH: usize = 500;
+/// Deliveries handed out per pass at most.
+const SCHEDULE_BATCH: usize = 256;
+const TICK: Duration = Duration::from_millis(200);
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+/// What the dispatcher did, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct WebhookStats {
+    pub delivered: AtomicU64,
+    pub failed_attempts: AtomicU64,
+    pub dead: AtomicU64,
+    pub endpoints_disabled: AtomicU64,
+    /// Deliveries written by the fan-out.
+    pub fanned_out: AtomicU64,
+    /// Sum and count of milliseconds from an event's logging to its
+    /// successful delivery (first attempts and retries alike).
+    pub lag_ms_sum: AtomicU64,
+    pub lag_count: AtomicU64,
+}
+
+/// A delivery of `event` to `endpoint`, due at `now`.
+pub fn new_delivery(
+    id: u64,
+    endpoint: &EndpointRecord,
+    event: &EventRecord,
+    now: i64,
+) -> DeliveryRecord {
+    DeliveryRecord {
+        id,
+        endpoint_id: endpoint.id.clone(),
+        workspace: endpoint.workspace.clone(),
+        event_seq: event.seq,
+        event_type: event.kind,
+        state: DeliveryState::Pending,
+        attempts: 0,
+        retries_from: 0,
+        log: Vec::new(),
+        next_attempt_at: Some(now),
+        created_at: now,
+        delivered_at: None,
+    }
+}
+
+/// Starts the coordinator and `settings.workers` workers; they stop when
+/// `stop` is set (a worker finishes the attempt it is making).
+pub fn spawn(
+    webhooks: Webhooks,
+    stats: Arc<WebhookStats>,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<Vec<JoinHandle<()>>> {
+    let workers = webhooks.settings.workers.max(1);
+    let (jobs, queue) = std::sync::mpsc::sync_channel::<DeliveryRecord>(workers * 4);
+    let queue = Arc::new(Mutex::new(queue));
+    let in_flight: Arc<Mutex<HashSet<u64>>> = Arc::default();
+    let bodies: Arc<Bodies> = Arc::default();
+    let mut threads = Vec::with_capacity(workers + 1);
+    for index in 0..workers {
+        let worker = Worker {
+            webhooks: webhooks.clone(),
+            stats: stats.clone(),
+            in_flight: in_flight.clone(),
+            bodies: bodies.clone(),
+        };
+        let queue = queue.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("ricochet-control-webhook-{index}"))
+                .spawn(move || worker.run(&queue))?,
+        );
+    }
+    let coordinator = Coordinator {
+        webhooks,
+        stats,
+        in_flight,
+        jobs,
+    };
+    threads.push(
+        std::thread::Builder::new()
+            .name("ricochet-control-webhooks".into())
+            .spawn(move || coordinator.run(&stop))?,
+    );
+    Ok(threads)
+}
+
+struct Coordinator {
+    webhooks: Webhooks,
+    stats: Arc<WebhookStats>,
+    in_flight: Arc<Mutex<HashSet<u64>>>,
+    jobs: SyncSender<DeliveryRecord>,
+}
+
+impl Coordinator {
+    fn run(self, stop: &AtomicBool) {
+        let mut pruned = Instant::now();
+        while !stop.load(Ordering::Acquire) {
+            let now = ricochet_model::now_millis();
+            if let Err(error) = self.fan_out(now) {
+                tracing::warn!(%error, "could not make webhook deliveries");
+            }
+            if let Err(error) = self.schedule(now) {
+                tracing::warn!(%error, "could not read due webhook deliveries");
+            }
+            if pruned.elapsed() >= PRUNE_EVERY {
+                pruned = Instant::now();
+                if let Err(error) = self.prune(now) {
+                    tracing::warn!(%error, "could not prune events and deliveries");
+                }
+            }
+            std::thread::sleep(TICK);
+        }
+        // Dropping `jobs` ends the workers once the queue is empty.
+    }
+
+    /// Writes the deliveries of the events after the cursor; how many.
+    fn fan_out(&self, now: i64) -> Result<usize, StoreError> {
+        let store = self.webhooks.store();
+        let mut made = 0;
+        loop {
+            let cursor = store.webhook_cursor()?;
+            let events = store.events_after(cursor, FAN_OUT_BATCH)?;
+            let Some(last) = events.last().map(|e| e.seq) else {
+                return Ok(made);
+            };
+            let endpoints = store.endpoints()?;
+            let pairs: Vec<(&EndpointRecord, &EventRecord)> = events
+                .iter()
+                .filter(|event| event.kind != EventKind::WebhookTest)
+                .flat_map(|event| {
+                    endpoints
+                        .iter()
+                        .filter(move |e| e.workspace == event.workspace && e.wants(event.kind))
+                        .map(move |endpoint| (endpoint, event))
+                })
+                .collect();
+            let ids = store.next_delivery_ids(pairs.len() as u64)?;
+            let deliveries: Vec<DeliveryRecord> = pairs
+                .into_iter()
+                .zip(ids)
+                .map(|((endpoint, event), id)| new_delivery(id, endpoint, event, now))
+                .collect();
+            store.fan_out(&deliveries, last)?;
+            made += deliveries.len();
+            self.stats
+                .fanned_out
+                .fetch_add(deliveries.len() as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Hands due deliveries that no worker holds to the workers.
+    fn schedule(&self, now: i64) -> Result<(), StoreError> {
+        let due = self.webhooks.store().due_deliveries(now, SCHEDULE_BATCH)?;
+        for delivery in due {
+            let id = delivery.id;
+            if !self
+                .in_flight
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(id)
+            {
+                continue;
+            }
+            match self.jobs.try_send(delivery) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                    self.in_flight
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&id);
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops events past their retention or beyond the most kept (never
+    /// one not yet fanned out), and finished deliveries past retention.
+    fn prune(&self, now: i64) -> Result<(), StoreError> {
+        let store = self.webhooks.store();
+        let settings = self.webhooks.settings();
+        let retention = i64::try_from(settings.retention.as_millis()).unwrap_or(i64::MAX);
+        let by_age = store.last_event_before(now.saturating_sub(retention))?;
+        let by_count = store.latest_event().saturating_sub(settings.max_events);
+        let mut through = by_age.max(by_count).min(store.webhook_cursor()?);
+        if let Some(earliest) = store.earliest_pending_event()? {
+            through = through.min(earliest.saturating_sub(1));
+        }
+        if through > 0 {
+            store.prune_events(through)?;
+        }
+        store.prune_deliveries(now.saturating_sub(retention))?;
+        Ok(())
+    }
+}
+
+struct Worker {
+    webhooks: Webhooks,
+    stats: Arc<WebhookStats>,
+    in_flight: Arc<Mutex<HashSet<u64>>>,
+    bodies: Arc<Bodies>,
+}
+
+/// An event's JSON, as every delivery of it sends it.
+pub struct Body {
+    pub json: String,
+    /// When the event was logged (for the delivery lag).
+    pub created_at: i64,
+}
+
+/// Rendered bodies of recent events, shared by the workers: an event sent
+/// to many endpoints is rendered once. Deliveries keep only the event's
+/// number; the body is rendered from the event log at each attempt (the
+/// same bytes every time).
+#[derive(Default)]
+pub struct Bodies {
+    cache: Mutex<HashMap<u64, Arc<Body>>>,
+}
+
+impl Bodies {
+    const KEPT: usize = 256;
+
+    /// Event `seq`'s body; `None` when the event is no longer kept.
+    pub fn body(&self, store: &ControlStore, seq: u64) -> Result<Option<Arc<Body>>, StoreError> {
+        if let Some(body) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&seq)
+        {
+            return Ok(Some(body.clone()));
+        }
+        let Some(event) = store.event(seq)? else {
+            return Ok(None);
+        };
+        let body = Arc::new(Body {
+            json: crate::api::events::render_json(&event),
+            created_at: event.created_at,
+        });
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= Self::KEPT {
+            cache.clear();
+        }
+        cache.insert(seq, body.clone());
+        Ok(Some(body))
+    }
+}
+
+impl Worker {
+    fn run(self, queue: &Mutex<Receiver<DeliveryRecord>>) {
+        loop {
+            let next = queue.lock().unwrap_or_else(|e| e.into_inner()).recv();
+            let Ok(delivery) = next else {
+                return;
+            };
+            let id = delivery.id;
+            if let Err(error) = self.attempt(delivery) {
+                tracing::warn!(%error, delivery = %delivery_id(id), "could not record a webhook attempt");
+            }
+            self.in_flight
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&id);
+        }
+    }
+
+    fn attempt(&self, mut delivery: DeliveryRecord) -> Result<(), StoreError> {
+        let store = self.webhooks.store();
+        let Some(endpoint) = store.endpoint(&delivery.endpoint_id)? else {
+            // Removed with its deliveries.
+            return Ok(());
+        };
+        let was_due = delivery.next_attempt_at;
+        let now = ricochet_model::now_millis();
+        if !endpoint.enabled && delivery.event_type != EventKind::WebhookTest {
+            delivery.state = DeliveryState::Dead;
+            delivery.next_attempt_at = None;
+            push_attempt(
+                &mut delivery,
+                Attempt {
+                    at: now,
+                    status: None,
+                    latency_ms: 0,
+                    error: Some("the endpoint is disabled".into()),
+                },
+            );
+            self.stats.dead.fetch_add(1, Ordering::Relaxed);
+            return store.put_delivery(&delivery, was_due);
+        }
+        let Some(body) = self.bodies.body(store, delivery.event_seq)? else {
+            delivery.state = DeliveryState::Dead;
+            delivery.next_attempt_at = None;
+            push_attempt(
+                &mut delivery,
+                Attempt {
+                    at: now,
+                    status: None,
+                    latency_ms: 0,
+                    error: Some("the event is no longer kept (webhooks.retention)".into()),
+                },
+            );
+            self.stats.dead.fetch_add(1, Ordering::Relaxed);
+            return store.put_delivery(&delivery, was_due);
+        };
+        let (attempt, ok) = self.send(&endpoint, &delivery, &body, now);
+        delivery.attempts += 1;
+        push_attempt(&mut delivery, attempt);
+        if ok {
+            delivery.state = DeliveryState::Delivered;
+            delivery.delivered_at = Some(now);
+            delivery.next_attempt_at = None;
+            self.stats.delivered.fetch_add(1, Ordering::Relaxed);
+            self.stats.lag_ms_sum.fetch_add(
+                now.saturating_sub(body.created_at).max(0) as u64,
+                Ordering::Relaxed,
+            );
+            self.stats.lag_count.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.stats.failed_attempts.fetch_add(1, Ordering::Relaxed);
+            let retry = (delivery.attempts - delivery.retries_from - 1) as usize;
+            match self.webhooks.settings().retry_delays.get(retry) {
+                Some(delay) => {
+                    delivery.next_attempt_at = Some(now + jittered(*delay));
+                }
+                None => {
+                    delivery.state = DeliveryState::Dead;
+                    delivery.next_attempt_at = None;
+                    self.stats.dead.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(
+                        delivery = %delivery_id(delivery.id),
+                        endpoint = %endpoint.id,
+                        "webhook delivery failed every retry: on the dead-letter list"
+                    );
+                }
+            }
+        }
+        // An endpoint removed during the attempt took its deliveries along.
+        if store.endpoint(&delivery.endpoint_id)?.is_none() {
+            return Ok(());
+        }
+        store.put_delivery(&delivery, was_due)?;
+        self.record_health(&endpoint.id, ok, now)
+    }
+
+    /// POSTs the delivery; the attempt's record and whether it succeeded.
+    fn send(
+        &self,
+        endpoint: &EndpointRecord,
+        delivery: &DeliveryRecord,
+        body: &Body,
+        now: i64,
+    ) -> (Attempt, bool) {
+        let body = body.json.as_bytes();
+        let request = FetchRequest::post(&endpoint.url, body.to_vec())
+            .header("Content-Type", "application/json")
+            .header(SIGNATURE_HEADER, &sign(&endpoint.secret, now / 1000, body))
+            .header(
+                "Ricochet-Event-Id",
+                &crate::events::event_id(delivery.event_seq),
+            )
+            .header("Ricochet-Event-Type", delivery.event_type.as_str())
+            .header("Ricochet-Delivery-Id", &delivery_id(delivery.id));
+        let started = Instant::now();
+        let result = self.webhooks.fetcher().fetch(&request);
+        let latency_ms = started.elapsed().as_millis() as u64;
+        match result {
+            Ok(answer) if answer.is_success() => (
+                Attempt {
+                    at: now,
+                    status: Some(answer.status),
+                    latency_ms,
+                    error: None,
+                },
+                true,
+            ),
+            Ok(answer) => (
+                Attempt {
+                    at: now,
+                    status: Some(answer.status),
+                    latency_ms,
+                    error: Some(format!("answered {}, not 2xx", answer.status)),
+                },
+                false,
+            ),
+            Err(error) => (
+                Attempt {
+                    at: now,
+                    status: None,
+                    latency_ms,
+                    error: Some(match error {
+                        FetchError::TooManyRedirects { .. } => {
+                            "answered a redirect; webhooks do not follow redirects".to_owned()
+                        }
+                        other => other.to_string(),
+                    }),
+                },
+                false,
+            ),
+        }
+    }
+
+    /// Keeps the endpoint's health: a success clears its failures; a
+    /// failure starts or continues them, and disables the endpoint once
+    /// they have lasted `disable_after`.
+    fn record_health(&self, id: &str, ok: bool, now: i64) -> Result<(), StoreError> {
+        let _lock = self
+            .webhooks
+            .endpoint_lock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let store = self.webhooks.store();
+        let Some(mut endpoint) = store.endpoint(id)? else {
+            return Ok(());
+        };
+        let mut disabled = false;
+        if ok {
+            endpoint.failing_since = None;
+            endpoint.last_success_at = Some(now);
+        } else {
+            let since = *endpoint.failing_since.get_or_insert(now);
+            endpoint.last_failure_at = Some(now);
+            let limit = i64::try_from(self.webhooks.settings().disable_after.as_millis())
+                .unwrap_or(i64::MAX);
+            if endpoint.enabled && now.saturating_sub(since) >= limit {
+                endpoint.enabled = false;
+                endpoint.disabled_at = Some(now);
+                endpoint.disabled_reason = Some(format!(
+                    "every delivery failed for {}",
+                    humantime::format_duration(self.webhooks.settings().disable_after)
+                ));
+                disabled = true;
+            }
+        }
+        store.put_endpoint(&endpoint)?;
+        if disabled {
+            self.stats
+                .endpoints_disabled
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                endpoint = %endpoint.id,
+                workspace = %endpoint.workspace,
+                "webhook endpoint disabled: every delivery failed for too long"
+            );
+            self.webhooks.refresh_subscribers()?;
+        }
+        Ok(())
+    }
+}
+
+fn push_attempt(delivery: &mut DeliveryRecord, attempt: Attempt) {
+    delivery.log.push(attempt);
+    if delivery.log.len() > MAX_ATTEMPTS_KEPT {
+        delivery.log.remove(0);
+    }
+}
+
+/// `delay` ±10 %, in milliseconds.
+fn jittered(delay: Duration) -> i64 {
+    let millis = delay.as_millis() as f64;
+    (millis * rand::random_range(0.9..=1.1)).round() as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_within_ten_percent() {
+        for _ in 0..1000 {
+            let wait = jittered(Duration::from_secs(60));
+            assert!((54_000..=66_000).contains(&wait), "{wait}");
+        }
+    }
+}
