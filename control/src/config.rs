@@ -63,6 +63,9 @@ pub struct WebhooksConfig {
     pub retention: Duration,
     /// Events kept at most, whatever their age.
     pub max_events: u64,
+    /// Links a window's `link.clicked` events carry at most per workspace
+    /// (those with the most clicks); the others are summed in `other_links`.
+    pub clicked_links_per_window: usize,
 }
 
 impl Default for WebhooksConfig {
@@ -78,6 +81,7 @@ impl Default for WebhooksConfig {
             workers: settings.workers,
             retention: settings.retention,
             max_events: settings.max_events,
+            clicked_links_per_window: 1000,
         }
     }
 }
@@ -502,9 +506,10 @@ impl ControlConfig {
             || !(1..=64).contains(&webhooks.workers)
             || !(1..=1000).contains(&webhooks.max_endpoints)
             || webhooks.max_events < 100
+            || !(1..=100_000).contains(&webhooks.clicked_links_per_window)
         {
             problems.push(
-                "webhooks: disable_after and retention above 0, workers 1 to 64, max_endpoints 1 to 1000, max_events at least 100"
+                "webhooks: disable_after and retention above 0, workers 1 to 64, max_endpoints 1 to 1000, max_events at least 100, clicked_links_per_window 1 to 100000"
                     .to_owned(),
             );
         }

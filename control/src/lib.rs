@@ -224,6 +224,7 @@ impl ControlPlane {
                 store.clone(),
                 click_subscribers.clone(),
                 click_store.reader().cloned(),
+                config.webhooks.clicked_links_per_window,
             ),
             events::expiry::Expiries::new(store.clone()),
             stop.clone(),

@@ -556,7 +556,8 @@ fn window(link: u64, at: i64, humans: u64, country: &str) -> WindowBatch {
 #[test]
 fn closed_windows_become_one_clicked_event_per_window_and_limits_expire_links() {
     let (server, _) = receiver(true);
-    let test = start(|_| {});
+    // One link per window in full; the others summed.
+    let test = start(|config| config.webhooks.clicked_links_per_window = 1);
     let api = test.client();
     add_endpoint(
         &api,
@@ -603,14 +604,19 @@ fn closed_windows_become_one_clicked_event_per_window_and_limits_expire_links() 
         data["window_start"].as_str().unwrap().len()
     );
     let links = data["links"].as_array().unwrap();
-    assert_eq!(links.len(), 2, "{data}");
-    let by_id = |id: u64| links.iter().find(|l| l["link_id"] == id).unwrap();
-    assert_eq!(by_id(plain)["humans"], 5, "shards add up: {data}");
+    assert_eq!(links.len(), 1, "{data}");
+    // Both have 5 clicks: the older link comes first.
+    assert_eq!(links[0]["link_id"], plain, "{data}");
+    assert_eq!(links[0]["humans"], 5, "shards add up: {data}");
     assert_eq!(
-        by_id(plain)["breakdowns"]["country"],
+        links[0]["breakdowns"]["country"],
         json!([{"value": "FR", "humans": 3, "bots": 0}, {"value": "US", "humans": 2, "bots": 0}])
     );
-    assert_eq!(by_id(limited)["humans"], 5);
+    assert_eq!(
+        data["other_links"],
+        json!({"links": 1, "humans": 5, "bots": 0}),
+        "{data}"
+    );
     let expired = of_type(&server, "link.expired");
     assert_eq!(expired.len(), 1, "{expired:?}");
     assert_eq!(expired[0]["data"]["reason"], "click_limit");
@@ -677,4 +683,126 @@ fn another_workspaces_endpoints_and_deliveries_are_not_found() {
         json!([]),
         "other workspaces' endpoints are not listed"
     );
+}
+
+/// A form post of the console, with the session's CSRF token.
+fn form_post(console: &ApiClient, path: &str, fields: &[(&str, &str)]) -> (u16, String) {
+    let mut body = form_urlencoded::Serializer::new(String::new());
+    body.append_pair("csrf_token", console.csrf.as_deref().unwrap());
+    for (name, value) in fields {
+        body.append_pair(name, value);
+    }
+    let body = body.finish();
+    let answer = console.send(
+        "POST",
+        path,
+        Some(("application/x-www-form-urlencoded", body.as_bytes())),
+        &[],
+    );
+    (answer.status, answer.text)
+}
+
+#[test]
+fn the_console_adds_tests_pauses_and_removes_endpoints() {
+    let test = TestControl::start();
+    let console = test.owner_client();
+    let page = console.get("/console/webhooks");
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert!(page.text.contains("No endpoints yet."), "{}", page.text);
+    assert!(
+        page.text
+            .contains("href=\"/console/webhooks\" aria-current=\"page\"")
+    );
+
+    // A private address is refused next to its field; nothing is kept.
+    let (status, text) = form_post(
+        &console,
+        "/console/webhooks",
+        &[
+            ("url", "http://127.0.0.1:9/hook"),
+            ("events", "link.created"),
+        ],
+    );
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("id=\"webhook-url-error\""), "{text}");
+    assert!(text.contains("value=\"http://127.0.0.1:9/hook\""), "{text}");
+    let (status, text) = form_post(
+        &console,
+        "/console/webhooks",
+        &[("url", "https://93.184.216.34/hook")],
+    );
+    assert_eq!(status, 400, "no event chosen: {text}");
+    assert!(text.contains("id=\"webhook-events-error\""), "{text}");
+
+    let (status, text) = form_post(
+        &console,
+        "/console/webhooks",
+        &[
+            ("url", "https://93.184.216.34/hook"),
+            ("description", "<script>alert(1)</script>"),
+            ("events", "link.created"),
+            ("events", "link.deleted"),
+        ],
+    );
+    assert_eq!(status, 201, "{text}");
+    assert!(text.contains("id=\"new-secret\">whsec_"), "{text}");
+    assert!(!text.contains("<script>alert(1)"), "escaped: {text}");
+    assert!(
+        text.contains("&#60;script&#62;alert(1)&#60;/script&#62;"),
+        "{text}"
+    );
+    assert!(text.contains("link.created, link.deleted"), "{text}");
+    let id = text
+        .split("/console/webhooks/")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap()
+        .to_owned();
+    assert!(id.starts_with("wh_"), "{id}");
+    // The secret is shown once: not on the list afterwards.
+    let listed = console.get("/console/webhooks");
+    assert!(!listed.text.contains("whsec_"), "{}", listed.text);
+
+    // Actions answer 303 to the list with a notice.
+    let act = |action: &str, notice: &str| {
+        let answer = console.without_redirects().send(
+            "POST",
+            &format!("/console/webhooks/{id}/{action}"),
+            Some((
+                "application/x-www-form-urlencoded",
+                format!("csrf_token={}", console.csrf.as_deref().unwrap()).as_bytes(),
+            )),
+            &[],
+        );
+        assert_eq!(answer.status, 303, "{action}: {}", answer.text);
+        assert_eq!(
+            answer.header("location"),
+            Some(format!("/console/webhooks?notice={notice}").as_str())
+        );
+        console
+            .get(&format!("/console/webhooks?notice={notice}"))
+            .text
+    };
+    let paused = act("pause", "webhook-saved");
+    assert!(paused.contains(">paused<"), "{paused}");
+    assert!(paused.contains("Endpoint saved."), "{paused}");
+    let api = test.client();
+    assert_eq!(
+        api.get(&format!("/api/v1/webhooks/{id}")).body["enabled"],
+        false
+    );
+    let resumed = act("resume", "webhook-saved");
+    assert!(resumed.contains(">active<"), "{resumed}");
+    let tested = act("test", "webhook-test-sent");
+    assert!(tested.contains("Test event sent"), "{tested}");
+    assert!(tested.contains(">webhook.test<"), "{tested}");
+    let (status, _) = form_post(&console, &format!("/console/webhooks/{id}/explode"), &[]);
+    assert_eq!(status, 404);
+
+    let removed = act("delete", "webhook-removed");
+    assert!(removed.contains("Endpoint removed."), "{removed}");
+    assert!(removed.contains("No endpoints yet."), "{removed}");
+    assert_eq!(api.get(&format!("/api/v1/webhooks/{id}")).status, 404);
+    let (status, _) = form_post(&console, &format!("/console/webhooks/{id}/test"), &[]);
+    assert_eq!(status, 404);
 }

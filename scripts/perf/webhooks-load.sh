@@ -137,21 +137,13 @@ for round in $(seq 1 "$ROUNDS"); do
         python3 - "$OUT/run-$round-$enabled.json" "$round" "$enabled" "$stats" >>"$RESULTS" <<'EOF'
 import json, sys
 report = json.load(open(sys.argv[1]))
+run = report["runs"][0] if "runs" in report else report
 stats = json.loads(sys.argv[4])
-phase = report["phases"][0] if "phases" in report else report
-def find(d, *names):
-    for name in names:
-        if isinstance(d, dict) and name in d:
-            return d[name]
-    return None
-throughput = find(phase, "throughput", "requests_per_second", "rps")
-latency = find(phase, "latency", "latency_ms") or {}
-p99 = find(latency, "p99", "p99_ms")
-server = find(phase, "server") or {}
-cpu = find(server, "cpu_us_per_request", "us_per_request")
 print("\t".join(str(x) for x in [sys.argv[2], "on" if sys.argv[3] == "true" else "off",
-    throughput, p99, cpu, stats["deliveries"], stats["distinct_events"], stats["bytes"],
-    stats["link_entries"], stats["lag_ms_p50"], stats["lag_ms_p99"], stats["lag_ms_max"]]))
+    round(run["throughput"]), run["latency_ms"]["p99"],
+    round((run.get("server") or {}).get("cpu_per_request_us", 0), 2),
+    stats["deliveries"], stats["distinct_events"], stats["bytes"], stats["link_entries"],
+    stats["lag_ms_p50"], stats["lag_ms_p99"], stats["lag_ms_max"]]))
 EOF
     done
 done

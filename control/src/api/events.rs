@@ -99,6 +99,17 @@ pub struct ClicksData {
     pub part: u32,
     /// Links by most human clicks.
     pub links: Vec<LinkClicksView>,
+    /// When the window held more of the workspace's links than
+    /// `webhooks.clicked_links_per_window` (1,000): how many were left out
+    /// and their clicks, on the last part; else `null`.
+    pub other_links: Option<OtherLinksView>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct OtherLinksView {
+    pub links: u64,
+    pub humans: u64,
+    pub bots: u64,
 }
 
 /// One link's clicks in the window.
@@ -198,11 +209,17 @@ pub fn render(event: &EventRecord) -> EventView {
             window_start,
             part,
             links,
+            others,
         } => EventData::Clicks(ClicksData {
             window_start: to_datetime(*window_start),
             window_end: to_datetime(window_start + ricochet_model::clicks::WINDOW_MILLIS),
             part: *part,
             links: clicks_view(links),
+            other_links: others.map(|others| OtherLinksView {
+                links: others.links,
+                humans: others.humans,
+                bots: others.bots,
+            }),
         }),
         Subject::Domain {
             domain,

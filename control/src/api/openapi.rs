@@ -123,7 +123,7 @@ use super::{AppState, behaviour_schema, error, types};
         super::denylist::DenylistChange, super::denylist::BlockView, super::denylist::CheckResult,
         super::events::EventView, super::events::EventData, super::events::LinkEventData,
         super::events::LinkExpiredData, super::events::ClicksData, super::events::LinkClicksView,
-        super::events::ValueCounts, super::events::DomainEventData,
+        super::events::ValueCounts, super::events::OtherLinksView, super::events::DomainEventData,
         super::events::CertificateEventData, super::events::TestEventData,
         super::webhooks::CreateWebhook, super::webhooks::PatchWebhook, super::webhooks::WebhookView,
         super::webhooks::WebhookList, super::webhooks::AttemptView, super::webhooks::DeliveryView,

@@ -13,6 +13,8 @@
 //!   `POST /console/domains/{domain}/{verify,delete}`
 //! - `GET /console/members`, `POST /console/members/{invite,role,remove,revoke}`
 //! - `GET|POST /console/keys`, `POST /console/keys/{id}/revoke`
+//! - `GET|POST /console/webhooks`, `POST /console/webhooks/{id}/{test,pause,resume,delete}`,
+//!   `POST /console/webhooks/deliveries/{id}/redeliver`
 //! - `GET /console/settings`, `POST /console/settings/{name,password,sessions/end}`,
 //!   `POST /console/workspaces/{switch,create}`
 //! - `GET /console/assets/{name}` (CSS, script, licence)
@@ -32,6 +34,7 @@ pub mod session;
 pub mod settings;
 pub mod sign_in;
 pub mod transfer;
+pub mod webhooks;
 
 use actix_web::{HttpResponse, web};
 
@@ -80,6 +83,13 @@ pub fn configure(config: &mut web::ServiceConfig) {
             .route("/keys", web::get().to(keys::list))
             .route("/keys", web::post().to(keys::create))
             .route("/keys/{id}/revoke", web::post().to(keys::revoke))
+            .route("/webhooks", web::get().to(webhooks::list))
+            .route("/webhooks", web::post().to(webhooks::create))
+            .route(
+                "/webhooks/deliveries/{id}/redeliver",
+                web::post().to(webhooks::redeliver),
+            )
+            .route("/webhooks/{id}/{action}", web::post().to(webhooks::act))
             .route("/settings", web::get().to(settings::page))
             .route("/settings/name", web::post().to(settings::rename))
             .route(

@@ -29,7 +29,7 @@ use ricochet_clickstore::{ClickReader, ClickSink, SinkError};
 use ricochet_model::clicks::{Dimension, WINDOW_MILLIS, WindowBatch};
 use ricochet_model::{LinkRecord, LinkState};
 
-use super::{EventKind, ExpiryReason, LinkClicks, NewEvent, Subject};
+use super::{EventKind, ExpiryReason, LinkClicks, NewEvent, OtherLinks, Subject};
 use crate::store::{ControlStore, StoreError};
 
 /// Links one `link.clicked` event carries at most; a window with more of a
@@ -236,6 +236,9 @@ fn link_clicks(link: &LinkRecord, tally: Tally) -> LinkClicks {
 pub struct ClickEvents {
     store: Arc<ControlStore>,
     subscribers: Arc<ClickSubscribers>,
+    /// Links a window's events carry at most per workspace (those with the
+    /// most clicks); the rest are summed in `others`.
+    links_per_window: usize,
     /// Counted clicks of links with a click limit.
     reader: Option<Arc<dyn ClickReader>>,
 }
@@ -245,11 +248,13 @@ impl ClickEvents {
         store: Arc<ControlStore>,
         subscribers: Arc<ClickSubscribers>,
         reader: Option<Arc<dyn ClickReader>>,
+        links_per_window: usize,
     ) -> Self {
         Self {
             store,
             subscribers,
             reader,
+            links_per_window: links_per_window.max(1),
         }
     }
 
@@ -295,6 +300,16 @@ impl ClickEvents {
                 links.sort_by(|a, b| {
                     (b.humans, b.bots, a.link_id).cmp(&(a.humans, a.bots, b.link_id))
                 });
+                let others = (links.len() > self.links_per_window).then(|| {
+                    let mut others = OtherLinks::default();
+                    for link in links.drain(self.links_per_window..) {
+                        others.links += 1;
+                        others.humans += link.humans;
+                        others.bots += link.bots;
+                    }
+                    others
+                });
+                let parts = links.len().div_ceil(LINKS_PER_EVENT);
                 for (part, chunk) in links.chunks(LINKS_PER_EVENT).enumerate() {
                     events.push(NewEvent {
                         kind: EventKind::LinkClicked,
@@ -303,6 +318,7 @@ impl ClickEvents {
                             window_start,
                             part: part as u32,
                             links: chunk.to_vec(),
+                            others: others.filter(|_| part + 1 == parts),
                         },
                     });
                 }

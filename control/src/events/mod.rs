@@ -116,6 +116,14 @@ pub struct LinkClicks {
     pub breakdowns: Vec<(String, ValueCounts)>,
 }
 
+/// Links of a window left out of its events, summed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct OtherLinks {
+    pub links: u64,
+    pub humans: u64,
+    pub bots: u64,
+}
+
 /// What an event is about.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "subject", rename_all = "snake_case")]
@@ -132,6 +140,11 @@ pub enum Subject {
         window_start: UnixMillis,
         part: u32,
         links: Vec<LinkClicks>,
+        /// The workspace's links of the window beyond the most an event
+        /// window carries (`webhooks.clicked_links_per_window`), summed;
+        /// on the last part only.
+        #[serde(default)]
+        others: Option<OtherLinks>,
     },
     Domain {
         domain: String,

@@ -165,6 +165,20 @@ impl ApiClient {
         }
     }
 
+    /// This client, answering redirects instead of following them (a
+    /// followed redirect would not carry the session cookie).
+    pub fn without_redirects(&self) -> Self {
+        Self {
+            agent: ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .max_redirects(0)
+                .timeout_global(Some(Duration::from_secs(30)))
+                .build()
+                .into(),
+            ..self.clone()
+        }
+    }
+
     /// This client, carrying the session cookie and CSRF token of a sign-in answer.
     pub fn signed_in(&self, sign_in: &ApiResponse) -> Self {
         Self {
