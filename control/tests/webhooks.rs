@@ -806,3 +806,32 @@ fn the_console_adds_tests_pauses_and_removes_endpoints() {
     let (status, _) = form_post(&console, &format!("/console/webhooks/{id}/test"), &[]);
     assert_eq!(status, 404);
 }
+
+#[test]
+fn an_endpoint_that_never_answers_does_not_hold_up_the_others() {
+    // Two workers: the stalled endpoint may hold one of them.
+    let stalled = PageServer::start("127.0.0.1", |_| Reply::Stall);
+    let (server, _) = receiver(true);
+    let test = start(|config| {
+        config.webhooks.workers = 2;
+        config.webhooks.timeout = Duration::from_secs(5);
+    });
+    let api = test.client();
+    add_endpoint(&api, &stalled.url("/slow"), json!(["link.created"]));
+    add_endpoint(&api, &server.url("/fast"), json!(["link.created"]));
+    for n in 0..6 {
+        let created = api.post(
+            "/api/v1/links",
+            &json!({"url": format!("https://example.com/s{n}")}),
+        );
+        assert_eq!(created.status, 201);
+    }
+    // Well before the stalled deliveries time out, the other endpoint has
+    // every one of its deliveries.
+    assert!(
+        eventually(Duration::from_secs(3), || server.requests().len() == 6),
+        "{:?}",
+        server.paths()
+    );
+    assert!(stalled.connections() >= 1);
+}

@@ -80,7 +80,7 @@ pub fn spawn(
     let workers = webhooks.settings.workers.max(1);
     let (jobs, queue) = std::sync::mpsc::sync_channel::<DeliveryRecord>(workers * 4);
     let queue = Arc::new(Mutex::new(queue));
-    let in_flight: Arc<Mutex<HashSet<u64>>> = Arc::default();
+    let in_flight: Arc<Mutex<InFlight>> = Arc::default();
     let bodies: Arc<Bodies> = Arc::default();
     let mut threads = Vec::with_capacity(workers + 1);
     for index in 0..workers {
@@ -98,6 +98,7 @@ pub fn spawn(
         );
     }
     let coordinator = Coordinator {
+        per_endpoint: (workers / 4).max(1),
         webhooks,
         stats,
         in_flight,
@@ -111,10 +112,52 @@ pub fn spawn(
     Ok(threads)
 }
 
+/// Deliveries handed to the workers (queued or being attempted).
+#[derive(Default)]
+struct InFlight {
+    deliveries: HashSet<u64>,
+    per_endpoint: HashMap<String, usize>,
+}
+
+impl InFlight {
+    /// Takes `delivery` unless it is held already or its endpoint holds
+    /// `cap` deliveries.
+    fn take(&mut self, delivery: &DeliveryRecord, cap: usize) -> bool {
+        let held = self
+            .per_endpoint
+            .get(&delivery.endpoint_id)
+            .copied()
+            .unwrap_or(0);
+        if held >= cap || !self.deliveries.insert(delivery.id) {
+            return false;
+        }
+        *self
+            .per_endpoint
+            .entry(delivery.endpoint_id.clone())
+            .or_default() += 1;
+        true
+    }
+
+    fn release(&mut self, id: u64, endpoint: &str) {
+        if !self.deliveries.remove(&id) {
+            return;
+        }
+        if let Some(held) = self.per_endpoint.get_mut(endpoint) {
+            *held -= 1;
+            if *held == 0 {
+                self.per_endpoint.remove(endpoint);
+            }
+        }
+    }
+}
+
 struct Coordinator {
     webhooks: Webhooks,
     stats: Arc<WebhookStats>,
-    in_flight: Arc<Mutex<HashSet<u64>>>,
+    in_flight: Arc<Mutex<InFlight>>,
+    /// Deliveries one endpoint may hold at once (a quarter of the workers),
+    /// so endpoints that answer slowly or not at all cannot hold them all.
+    per_endpoint: usize,
     jobs: SyncSender<DeliveryRecord>,
 }
 
@@ -179,12 +222,12 @@ impl Coordinator {
     fn schedule(&self, now: i64) -> Result<(), StoreError> {
         let due = self.webhooks.store().due_deliveries(now, SCHEDULE_BATCH)?;
         for delivery in due {
-            let id = delivery.id;
+            let (id, endpoint) = (delivery.id, delivery.endpoint_id.clone());
             if !self
                 .in_flight
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .insert(id)
+                .take(&delivery, self.per_endpoint)
             {
                 continue;
             }
@@ -194,7 +237,7 @@ impl Coordinator {
                     self.in_flight
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
-                        .remove(&id);
+                        .release(id, &endpoint);
                     break;
                 }
             }
@@ -225,7 +268,7 @@ impl Coordinator {
 struct Worker {
     webhooks: Webhooks,
     stats: Arc<WebhookStats>,
-    in_flight: Arc<Mutex<HashSet<u64>>>,
+    in_flight: Arc<Mutex<InFlight>>,
     bodies: Arc<Bodies>,
 }
 
@@ -281,14 +324,14 @@ impl Worker {
             let Ok(delivery) = next else {
                 return;
             };
-            let id = delivery.id;
+            let (id, endpoint) = (delivery.id, delivery.endpoint_id.clone());
             if let Err(error) = self.attempt(delivery) {
                 tracing::warn!(%error, delivery = %delivery_id(id), "could not record a webhook attempt");
             }
             self.in_flight
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .remove(&id);
+                .release(id, &endpoint);
         }
     }
 
@@ -491,6 +534,40 @@ fn jittered(delay: Duration) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn delivery(id: u64, endpoint: &str) -> DeliveryRecord {
+        DeliveryRecord {
+            id,
+            endpoint_id: endpoint.into(),
+            workspace: "default".into(),
+            event_seq: 1,
+            event_type: EventKind::LinkCreated,
+            state: DeliveryState::Pending,
+            attempts: 0,
+            retries_from: 0,
+            log: Vec::new(),
+            next_attempt_at: Some(0),
+            created_at: 0,
+            delivered_at: None,
+        }
+    }
+
+    #[test]
+    fn one_endpoint_holds_at_most_its_share_of_the_workers() {
+        let mut held = InFlight::default();
+        assert!(held.take(&delivery(1, "wh_slow"), 2));
+        assert!(!held.take(&delivery(1, "wh_slow"), 2), "once");
+        assert!(held.take(&delivery(2, "wh_slow"), 2));
+        assert!(!held.take(&delivery(3, "wh_slow"), 2), "over its share");
+        assert!(held.take(&delivery(4, "wh_fast"), 2), "others go on");
+        held.release(1, "wh_slow");
+        assert!(held.take(&delivery(3, "wh_slow"), 2));
+        held.release(9, "wh_slow");
+        assert!(
+            !held.take(&delivery(5, "wh_slow"), 2),
+            "an unknown release frees nothing"
+        );
+    }
 
     #[test]
     fn jitter_stays_within_ten_percent() {
