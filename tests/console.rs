@@ -5,7 +5,7 @@
 //! creates and revokes an API key, and invites a member who accepts and, as
 //! a viewer, is refused what viewers may not do. Hostile names are shown as
 //! text, and forged forms, ended sessions and other workspaces' records get
-//! clear refusals.
+//! clear refusals. The activity page follows the workspace's events live.
 
 use std::time::Duration;
 
@@ -499,5 +499,49 @@ async fn pages_are_labelled_fit_a_phone_and_can_be_captured() -> anyhow::Result<
             }
         }
     }
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_activity_page_follows_the_workspaces_events_live() -> anyhow::Result<()> {
+    let stack = Stack::start().await?;
+    let browser = &stack.browser;
+    let owner = stack.control.owner_client();
+    let before = owner.post(
+        "/api/v1/links",
+        &json!({"url": "https://example.com/before", "code": "before-page"}),
+    );
+    assert_eq!(before.status, 201, "{}", before.text);
+    stack.sign_in_as_owner().await?;
+    browser.goto(&stack.url("/console/activity")).await?;
+    // The history, rendered by the server.
+    let first = browser.text("#activity li").await?;
+    assert!(
+        first.contains("link.created") && first.contains("before-page"),
+        "{first}"
+    );
+    browser.wait_for("#activity-state:not([hidden])").await?;
+    // Live: a change made elsewhere shows at the top.
+    let live = owner.post(
+        "/api/v1/links",
+        &json!({"url": "https://example.com/live", "code": "live-one"}),
+    );
+    assert_eq!(live.status, 201, "{}", live.text);
+    let top = browser
+        .wait_for_text("#activity li:first-child", "live-one")
+        .await?;
+    assert!(top.starts_with("link.created"), "{top}");
+    assert!(
+        top.contains("/live-one \u{2192} https://example.com/live"),
+        "{top}"
+    );
+    let deleted = owner.delete(&format!("/api/v1/links/{}", live.body["id"]));
+    assert_eq!(deleted.status, 200, "{}", deleted.text);
+    let top = browser
+        .wait_for_text("#activity li:first-child", "link.deleted")
+        .await?;
+    assert!(top.contains("live-one"), "{top}");
+    // Three events listed: the one before, and the two live ones.
+    assert_eq!(browser.texts("#activity li").await?.len(), 3);
     Ok(())
 }

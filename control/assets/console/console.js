@@ -52,3 +52,48 @@
     });
   });
 })();
+(function () {
+  // The activity page follows the workspace's events (Server-Sent Events on
+  // the same session), newest first. Text only: nothing is parsed as HTML.
+  var list = document.querySelector("ol[data-events]");
+  if (!list || !window.EventSource) { return; }
+  var url = list.getAttribute("data-events") + "?last_event_id=" +
+    encodeURIComponent(list.getAttribute("data-last-event-id"));
+  var source = new EventSource(url);
+  var state = document.getElementById("activity-state");
+  source.addEventListener("open", function () { if (state) { state.hidden = false; } });
+  function summary(type, data) {
+    var link = data.link;
+    if (link) { return link.domain + "/" + link.code + " \u2192 " + link.url; }
+    if (data.links) {
+      var humans = 0, bots = 0, count = data.links.length;
+      data.links.forEach(function (l) { humans += l.humans; bots += l.bots; });
+      if (data.other_links) {
+        humans += data.other_links.humans; bots += data.other_links.bots; count += data.other_links.links;
+      }
+      return humans + " human and " + bots + " bot clicks on " + count + " links" +
+        (data.part > 0 ? " (part " + (data.part + 1) + ")" : "");
+    }
+    if (data.endpoint_id) { return "test sent to " + data.endpoint_id; }
+    var detail = data.failure || data.error;
+    return (data.domain || "") + (detail ? ": " + detail : "");
+  }
+  list.getAttribute("data-types").split(" ").forEach(function (type) {
+    source.addEventListener(type, function (message) {
+      var event = JSON.parse(message.data);
+      var item = document.createElement("li");
+      item.setAttribute("data-event-id", event.id);
+      var kind = document.createElement("span");
+      kind.className = "mono";
+      kind.textContent = event.type;
+      var when = document.createElement("span");
+      when.className = "muted";
+      when.textContent = new Date(event.created_at).toLocaleString();
+      item.append(kind, " " + summary(event.type, event.data) + " ", when);
+      list.prepend(item);
+      while (list.children.length > 200) { list.lastElementChild.remove(); }
+      var empty = document.getElementById("activity-empty");
+      if (empty) { empty.remove(); }
+    });
+  });
+})();

@@ -9,6 +9,7 @@
 //!   `GET|POST /console/links/{id}/edit`, `GET /console/links/{id}/qr`,
 //!   `GET|POST /console/links/import`, `GET /console/links/export`
 //! - `GET /console/analytics` (workspace overview and top links)
+//! - `GET /console/activity` (the workspace's events, live)
 //! - `GET|POST /console/domains`, `GET /console/domains/{domain}`,
 //!   `POST /console/domains/{domain}/{verify,delete}`
 //! - `GET /console/members`, `POST /console/members/{invite,role,remove,revoke}`
@@ -19,6 +20,7 @@
 //!   `POST /console/workspaces/{switch,create}`
 //! - `GET /console/assets/{name}` (CSS, script, licence)
 
+pub mod activity;
 pub mod analytics;
 pub mod assets;
 pub mod chart;
@@ -68,6 +70,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
             .route("/links/{id}/edit", web::post().to(links::update))
             .route("/links/{id}/qr", web::get().to(links::qr))
             .route("/analytics", web::get().to(analytics::overview))
+            .route("/activity", web::get().to(activity::page))
             .route("/domains", web::get().to(domains::list))
             .route("/domains", web::post().to(domains::add))
             .route("/domains/{domain}", web::get().to(domains::detail))

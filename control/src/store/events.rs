@@ -206,6 +206,29 @@ impl ControlStore {
         Ok(out)
     }
 
+    /// The newest `limit` events of `workspace` that `wanted` keeps, newest
+    /// first (read from the end of the log).
+    pub fn recent_events(
+        &self,
+        workspace: &str,
+        limit: usize,
+        wanted: impl Fn(&EventRecord) -> bool,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.event_spaces.events.iter().rev() {
+            let (_, value) = item.into_inner()?;
+            let event: EventRecord =
+                serde_json::from_slice(&value).map_err(|e| corrupt("event", e))?;
+            if event.workspace == workspace && wanted(&event) {
+                out.push(event);
+                if out.len() == limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Sequence number of the oldest event still logged (0 when none).
     pub fn oldest_event(&self) -> Result<u64, StoreError> {
         match self.event_spaces.events.first_key_value() {
