@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use std::sync::LazyLock;
 
+use crate::behaviour::bio_page::{PAGE_HEADERS, PAGE_POLICY as BIO_PAGE_POLICY, PagePlan};
 use crate::behaviour::page::{GONE_PAGE, PAGE_POLICY, password_form};
 use crate::behaviour::password::{Refused, Verifier, form_password};
 use crate::behaviour::{Choice, Compiled, SplitRef, Target, Visitor};
@@ -372,6 +373,9 @@ impl RedirectHandler {
                 None => gone(response),
             });
         }
+        if let Some(page) = &plan.page {
+            return Handled::Answered(self.answer_page(request, response, entry, page, now));
+        }
         if let Some(gate) = &plan.password
             && !gate.admits(request.cookie, now)
         {
@@ -469,6 +473,37 @@ impl RedirectHandler {
 }
 
 const PRIVATE_NO_CACHE: &[u8] = b"Cache-Control: private, no-cache\r\n";
+
+impl RedirectHandler {
+    /// A link-in-bio page: the document of this instant, or 304 when the
+    /// visitor's copy is current. A GET counts as a view (`page_view`),
+    /// revalidations too.
+    fn answer_page(
+        &self,
+        request: &Request<'_>,
+        response: ResponseWriter<'_>,
+        entry: &LinkEntry,
+        page: &PagePlan,
+        now: i64,
+    ) -> u16 {
+        let rendition = page.at(now);
+        self.count(request, &response, entry, Chosen::page_view().pack());
+        let fresh = !request.if_none_match.is_empty() && rendition.matches(request.if_none_match);
+        let status = if fresh { 304 } else { 200 };
+        let head = response
+            .start(status)
+            .raw_line(rendition.etag_line())
+            .raw_line(PAGE_HEADERS);
+        if fresh {
+            head.finish_without_body(rendition.body.len());
+        } else {
+            head.raw_line(BIO_PAGE_POLICY)
+                .header(b"Content-Type", b"text/html; charset=utf-8")
+                .finish(&rendition.body);
+        }
+        status
+    }
+}
 
 /// Writes the destination, with the request's query appended when the link
 /// forwards it. A query with an encoded control byte, or one making the

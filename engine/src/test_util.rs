@@ -582,7 +582,12 @@ impl Client {
                         .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
                         .and_then(|(_, v)| std::str::from_utf8(v).ok()?.parse::<usize>().ok())
                         .unwrap_or(0);
-                    let body_len = if head_request { 0 } else { length };
+                    // HEAD, 204 and 304 answers have no body whatever their Content-Length.
+                    let body_len = if head_request || status == 204 || status == 304 {
+                        0
+                    } else {
+                        length
+                    };
                     while self.buf.len() < head_len + body_len {
                         self.fill()?;
                     }

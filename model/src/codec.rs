@@ -9,7 +9,9 @@ use crate::link::{LinkKey, LinkRecord};
 use crate::tls::TlsChange;
 
 /// Format byte of records written now.
-pub const FORMAT: u8 = 3;
+pub const FORMAT: u8 = 4;
+/// Format 3: extensions ended at `blocked` (before `page`).
+const FORMAT_3: u8 = 3;
 /// Format 2: extensions ended at `password_hash` (before `blocked`).
 const FORMAT_2: u8 = 2;
 /// Format 1: extensions held only `click_limit` (before rules, variants, cards).
@@ -38,18 +40,23 @@ pub fn decode_record(bytes: &[u8]) -> Result<LinkRecord, CodecError> {
     match bytes.split_first() {
         None => Err(CodecError::Empty),
         Some((&FORMAT, body)) => Ok(postcard::from_bytes(body)?),
-        Some((&FORMAT_2, body)) => {
-            // Format 3 only appended `extensions.blocked`, the record's last
-            // field: a format 2 body followed by `None` (one zero byte) is
-            // the same record in format 3.
-            let mut upgraded = Vec::with_capacity(body.len() + 1);
-            upgraded.extend_from_slice(body);
-            upgraded.push(0);
-            Ok(postcard::from_bytes(&upgraded)?)
-        }
+        // Formats 3 and 4 each appended one optional field at the record's
+        // end (`extensions.blocked`, then `extensions.page`): an older body
+        // followed by one `None` (a zero byte) per missing field is the
+        // same record now.
+        Some((&FORMAT_3, body)) => decode_appended(body, 1),
+        Some((&FORMAT_2, body)) => decode_appended(body, 2),
         Some((&FORMAT_1, body)) => Ok(postcard::from_bytes::<v1::LinkRecord>(body)?.into()),
         Some((&other, _)) => Err(CodecError::UnknownFormat(other)),
     }
+}
+
+/// Decodes an older body with `missing` trailing optional fields absent.
+fn decode_appended(body: &[u8], missing: usize) -> Result<LinkRecord, CodecError> {
+    let mut upgraded = Vec::with_capacity(body.len() + missing);
+    upgraded.extend_from_slice(body);
+    upgraded.resize(body.len() + missing, 0);
+    Ok(postcard::from_bytes(&upgraded)?)
 }
 
 /// The record layout of format 1, read to upgrade stored records.
@@ -400,6 +407,42 @@ mod tests {
         let again = encode_record(&record);
         assert_eq!(again[0], FORMAT);
         assert_eq!(decode_record(&again).unwrap(), record);
+    }
+
+    #[test]
+    fn format_3_records_still_decode() {
+        use crate::block::{Block, BlockSource};
+        let mut record =
+            LinkRecord::new(9, "example.com", "abc", "https://bad.example/x", 1).unwrap();
+        record.extensions.blocked = Some(Block {
+            host: "bad.example".into(),
+            source: BlockSource::Api,
+            reason: None,
+        });
+        // Format 3 is format 4 without the trailing `page` (None: one 0).
+        let mut bytes = encode_record(&record);
+        assert_eq!(bytes.pop(), Some(0));
+        bytes[0] = FORMAT_3;
+        assert_eq!(decode_record(&bytes).unwrap(), record);
+    }
+
+    #[test]
+    fn pages_round_trip() {
+        use crate::page::{PageBody, PagePart};
+        let mut record =
+            LinkRecord::new(3, "example.com", "me", "https://example.com/me", 1).unwrap();
+        record.extensions.page = Some(PageBody {
+            parts: vec![
+                PagePart::always("<p>hi</p>"),
+                PagePart {
+                    html: "<a>x</a>".into(),
+                    from: Some(5),
+                    until: None,
+                },
+            ],
+        });
+        let bytes = encode_record(&record);
+        assert_eq!(decode_record(&bytes).unwrap(), record);
     }
 
     #[test]

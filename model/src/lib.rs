@@ -6,7 +6,7 @@
 //! cards and their validation), [`block`] (why a blocked link does not
 //! redirect), [`domain`] (per-domain settings), [`tls`]
 //! (certificates and ACME challenge answers for engines), [`validate`] (codes, domains,
-//! destinations), [`change`] (versioned change events), [`codec`] (the stored
+//! destinations), [`page`] (link-in-bio pages as engines serve them), [`change`] (versioned change events), [`codec`] (the stored
 //! binary form with a format byte so later fields need no rewrite), [`transfer`]
 //! (the CSV and JSON Lines rows of import and export), [`startup`] (with the
 //! `startup` feature: layered configuration and log set-up of the binaries).
@@ -19,6 +19,7 @@ pub mod clicks;
 pub mod codec;
 pub mod domain;
 pub mod link;
+pub mod page;
 #[cfg(feature = "startup")]
 pub mod startup;
 pub mod tls;

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::UnixMillis;
 use crate::behaviour::{Card, Rule, Variant, check};
 use crate::block::Block;
+use crate::page::PageBody;
 use crate::validate::{self, ValidationError};
 
 /// Stable identifier of a link, assigned when it is created. Click analytics key on it.
@@ -205,6 +206,10 @@ pub struct LinkExtensions {
     /// threat list: the link answers a 451 page instead of redirecting.
     #[serde(default)]
     pub blocked: Option<Block>,
+    /// Set on the record of a link-in-bio page (its code is the page's
+    /// handle): engines answer with the page instead of redirecting.
+    #[serde(default)]
+    pub page: Option<PageBody>,
 }
 
 impl LinkExtensions {

@@ -4,6 +4,7 @@
 //! lowercased, cheap checks first), splits with their cookies, the card
 //! page rendered, the click limit with its reached flag.
 
+use super::bio_page::PagePlan;
 use super::key::CookieKey;
 use super::page;
 use super::password::Gate;
@@ -215,6 +216,9 @@ pub struct Compiled {
     /// Whether the answer depends on the visitor (steps or a split): such
     /// answers are not cacheable and are counted by destination.
     pub varies: bool,
+    /// A link-in-bio page: it answers with the page (the rest of the plan
+    /// is empty).
+    pub page: Option<Box<PagePlan>>,
 }
 
 impl Compiled {
@@ -230,11 +234,21 @@ impl Compiled {
             && extensions.password_hash.is_none()
             && extensions.click_limit.is_none()
             && extensions.blocked.is_none()
+            && extensions.page.is_none()
         {
             return None;
         }
         if let Some(block) = &extensions.blocked {
             return Some(Self::blocked(block));
+        }
+        if let Some(body) = &extensions.page {
+            return Some(Self {
+                page: Some(Box::new(PagePlan::compile(
+                    body,
+                    ricochet_model::now_millis(),
+                ))),
+                ..Self::empty()
+            });
         }
         let mut text = TextBuilder::default();
         let mut languages: Vec<String> = Vec::new();
@@ -309,6 +323,7 @@ impl Compiled {
             default,
             text: text.0.into(),
             varies,
+            page: None,
         })
     }
 
@@ -316,6 +331,14 @@ impl Compiled {
     fn blocked(block: &ricochet_model::block::Block) -> Self {
         Self {
             blocked: Some(page::blocked_page(block)),
+            ..Self::empty()
+        }
+    }
+
+    /// A plan with nothing in it, completed by [`Self::blocked`] and pages.
+    fn empty() -> Self {
+        Self {
+            blocked: None,
             fallback: None,
             card: None,
             password: None,
@@ -326,6 +349,7 @@ impl Compiled {
             default: StoredChoice::One(TargetSpan::default()),
             text: Box::default(),
             varies: false,
+            page: None,
         }
     }
 
@@ -369,6 +393,7 @@ impl Compiled {
             + self.checks.len() * std::mem::size_of::<Check>()
             + self.splits.len() * std::mem::size_of::<Split>()
             + self.text.len()
+            + self.page.as_ref().map_or(0, |page| page.heap_size())
     }
 }
 

@@ -19,10 +19,12 @@
 //! - [`agent`]: user agents into device, OS, browser and crawler, cached per worker thread.
 //! - [`split`]: A/B picks, sticky through a signed cookie.
 //! - [`key`]: the key those cookies are signed with.
+//! - [`bio_page`]: link-in-bio pages, one document per stretch between scheduled items' instants.
 //! - [`page`]: the card page, the password form and the page of a gone link.
 //! - [`password`]: password gates, their passes and the verifier thread.
 
 pub mod agent;
+pub mod bio_page;
 pub mod compile;
 pub mod key;
 pub mod page;

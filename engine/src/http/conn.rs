@@ -299,6 +299,7 @@ fn parse_one<H: Handler>(
     let empty: &[u8] = b"";
     let (mut user_agent, mut referer, mut accept_language, mut forwarded_for, mut cookie) =
         (empty, empty, empty, empty, empty);
+    let mut if_none_match = empty;
     for header in parsed.headers.iter() {
         let name = header.name.as_bytes();
         if name.eq_ignore_ascii_case(b"user-agent") {
@@ -339,6 +340,8 @@ fn parse_one<H: Handler>(
         {
             prefetch |= contains_ignore_case(header.value, b"prefetch")
                 || contains_ignore_case(header.value, b"prerender");
+        } else if name.eq_ignore_ascii_case(b"if-none-match") {
+            if_none_match = header.value;
         }
     }
     // RFC 9112 3.2: HTTP/1.1 requests carry exactly one valid Host.
@@ -387,6 +390,7 @@ fn parse_one<H: Handler>(
         accept_language,
         cookie,
         forwarded_for,
+        if_none_match,
         peer,
         secure,
         body: &input[head_length..head_length + body],

@@ -43,6 +43,9 @@ pub struct Request<'a> {
     pub cookie: &'a [u8],
     /// `X-Forwarded-For` value (empty when absent); trusted only when configured.
     pub forwarded_for: &'a [u8],
+    /// `If-None-Match` value (empty when absent): pages answer 304 when it
+    /// names their ETag.
+    pub if_none_match: &'a [u8],
     /// The client's address.
     pub peer: Option<std::net::IpAddr>,
     /// Whether the request came over TLS.

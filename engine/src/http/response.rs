@@ -10,6 +10,7 @@ pub fn status_reason(status: u16) -> &'static str {
         301 => "Moved Permanently",
         302 => "Found",
         303 => "See Other",
+        304 => "Not Modified",
         307 => "Temporary Redirect",
         308 => "Permanent Redirect",
         400 => "Bad Request",
@@ -34,6 +35,7 @@ fn status_line(status: u16) -> &'static [u8] {
         301 => b"HTTP/1.1 301 Moved Permanently\r\n",
         302 => b"HTTP/1.1 302 Found\r\n",
         303 => b"HTTP/1.1 303 See Other\r\n",
+        304 => b"HTTP/1.1 304 Not Modified\r\n",
         307 => b"HTTP/1.1 307 Temporary Redirect\r\n",
         308 => b"HTTP/1.1 308 Permanent Redirect\r\n",
         400 => b"HTTP/1.1 400 Bad Request\r\n",
@@ -182,12 +184,25 @@ impl HeadWriter<'_> {
         self.out
     }
 
+    /// Ends the head of an answer without content (a 304) that stands for
+    /// a body of `length` bytes: its `Content-Length` (RFC 9110 8.6), no body.
+    #[inline]
+    pub fn finish_without_body(mut self, length: usize) {
+        self.head_only = true;
+        self.finish_with_length(length, b"");
+    }
+
     /// Ends the head with `Content-Length` (and `Connection` when needed) and
     /// appends the body unless the request was HEAD.
     #[inline]
     pub fn finish(self, body: &[u8]) {
-        let mut length = itoa_buffer();
-        let digits = format_len(body.len(), &mut length);
+        self.finish_with_length(body.len(), body);
+    }
+
+    #[inline]
+    fn finish_with_length(self, length: usize, body: &[u8]) {
+        let mut digits = itoa_buffer();
+        let digits = format_len(length, &mut digits);
         self.out.extend_from_slice(b"Content-Length: ");
         self.out.extend_from_slice(digits);
         self.out.extend_from_slice(match self.persistence {

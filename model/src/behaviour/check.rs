@@ -342,6 +342,36 @@ pub fn check_extensions(extensions: &LinkExtensions) -> Result<(), FieldError> {
             "blocked host empty or too long, or reason too long or with control characters",
         ));
     }
+    if let Some(page) = &extensions.page {
+        page.check()?;
+        // A page answers with itself: nothing else of a link applies to it.
+        let LinkExtensions {
+            click_limit,
+            rules,
+            variants,
+            fallback_url,
+            card,
+            ios,
+            android,
+            password_hash,
+            blocked: _,
+            page: _,
+        } = extensions;
+        if click_limit.is_some()
+            || !rules.is_empty()
+            || !variants.is_empty()
+            || fallback_url.is_some()
+            || card.is_some()
+            || ios.is_some()
+            || android.is_some()
+            || password_hash.is_some()
+        {
+            return Err(FieldError::new(
+                "page",
+                "a page has no rules, variants, fallback, card, app links, password or click limit",
+            ));
+        }
+    }
     Ok(())
 }
 

@@ -79,9 +79,12 @@ pub enum ChosenBy {
     Android,
     /// The rule at this index.
     Rule(u8),
+    /// Not a redirect: a view of a link-in-bio page (label `page_view`).
+    Page,
 }
 
 const BY_URL: u16 = 0;
+const BY_PAGE: u16 = 0xfc;
 const BY_IOS: u16 = 0xfe;
 const BY_ANDROID: u16 = 0xfd;
 
@@ -96,6 +99,17 @@ impl Chosen {
         }
     }
 
+    /// A page view (the click kind of a link-in-bio page's own record).
+    pub const fn page_view() -> Self {
+        Self {
+            by: ChosenBy::Page,
+            variant: None,
+        }
+    }
+
+    /// The label of a page view in the `destination` dimension.
+    pub const PAGE_VIEW: &str = "page_view";
+
     /// Packs into a `u16`: the high byte says what chose (0 the URL, a rule's
     /// index plus one, or the ios/android marks), the low byte the variant plus one.
     pub fn pack(self) -> u16 {
@@ -103,6 +117,7 @@ impl Chosen {
             ChosenBy::Url => BY_URL,
             ChosenBy::Ios => BY_IOS,
             ChosenBy::Android => BY_ANDROID,
+            ChosenBy::Page => BY_PAGE,
             ChosenBy::Rule(index) => index as u16 + 1,
         };
         (by << 8) | self.variant.map_or(0, |v| v as u16 + 1)
@@ -118,6 +133,7 @@ impl Chosen {
             BY_URL => ChosenBy::Url,
             BY_IOS => ChosenBy::Ios,
             BY_ANDROID => ChosenBy::Android,
+            BY_PAGE => ChosenBy::Page,
             index if index as usize <= MAX_RULES => ChosenBy::Rule(index as u8 - 1),
             _ => return None,
         };
@@ -137,6 +153,7 @@ impl Chosen {
             ChosenBy::Ios => Some("ios".to_owned()),
             ChosenBy::Android => Some("android".to_owned()),
             ChosenBy::Rule(index) => Some(format!("rules[{index}]")),
+            ChosenBy::Page => return Self::PAGE_VIEW.to_owned(),
         };
         match (by, self.variant) {
             (None, None) => "url".to_owned(),
@@ -155,6 +172,7 @@ mod tests {
     fn chosen_packs_and_labels() {
         let cases = [
             (Chosen::url(), "url"),
+            (Chosen::page_view(), "page_view"),
             (
                 Chosen {
                     by: ChosenBy::Url,
