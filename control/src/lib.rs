@@ -15,6 +15,7 @@
 //! - [`events`]: what happened, logged with the changes: link, domain,
 //!   certificate and click events.
 //! - [`webhooks`]: workspaces' endpoints, signed deliveries with retries.
+//! - [`pages`]: link-in-bio pages, rendered into records engines serve.
 //! - [`cards`]: a link's card read from its destination's page at creation.
 //! - [`qr`]: QR codes of short links (SVG or PNG of an exact size), for the
 //!   API and the console.
@@ -34,6 +35,7 @@ pub mod events;
 pub mod fetch;
 pub mod keys;
 pub mod mailer;
+pub mod pages;
 pub mod publisher;
 pub mod qr;
 pub mod service;
@@ -282,8 +284,10 @@ impl ControlPlane {
             let _ = click_source.set(reader.clone());
         }
         let intake = Arc::new(api::intake::IntakeStats::default());
+        let pages = pages::PageService::new(service.clone());
         let state = web::Data::new(api::AppState {
             service,
+            pages,
             workspaces,
             console_url: match config.accounts.console_url.trim_end_matches('/') {
                 "" => console::PREFIX.to_owned(),

@@ -429,6 +429,10 @@ pub fn export(
     let mut lookup = None;
     store
         .for_each_link(|link: LinkRecord| {
+            // Pages are not links to export: their records are rendered.
+            if link.extensions.page.is_some() {
+                return true;
+            }
             if let Some(workspace) = workspace {
                 match store.link_workspace(link.id) {
                     Ok(owner) if owner.as_deref() == Some(workspace) => {}

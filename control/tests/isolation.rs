@@ -81,6 +81,7 @@ const EXPECTED_LISTS: &[&str] = &[
     "/api/v1/workspaces",
     "/api/v1/webhooks",
     "/api/v1/webhook-deliveries",
+    "/api/v1/pages",
 ];
 
 const MEMBER_PASSWORD: &str = "orchard-velvet-93";
@@ -97,6 +98,7 @@ struct WorkspaceA {
     invitation_id: String,
     webhook_id: String,
     delivery_id: String,
+    page_id: u64,
     member_id: String,
     member_email: String,
     /// Strings that must never appear in anything B is answered.
@@ -287,6 +289,22 @@ fn world() -> World {
             markers.push(link[field].as_str().unwrap().to_owned());
         }
     }
+    // A's link-in-bio page, showing A's first link.
+    let page = a_admin.post(
+        "/api/v1/pages",
+        &json!({"handle": "alpha-page", "title": "A's bio page", "bio": "A's private bio",
+                "items": [{"type": "link", "link_id": link_ids[0], "label": "A's button"}]}),
+    );
+    let page_id = created(&page, "A's page")["id"].as_u64().unwrap();
+    markers.extend(
+        [
+            "alpha-page",
+            "A's bio page",
+            "A's private bio",
+            "A's button",
+        ]
+        .map(str::to_owned),
+    );
     let key = a_admin.post(
         "/api/v1/keys",
         &json!({"name": "a-reader", "scopes": ["links:read"]}),
@@ -381,6 +399,7 @@ fn world() -> World {
             invitation_id,
             webhook_id,
             delivery_id,
+            page_id,
             member_id,
             member_email,
             markers,
@@ -444,6 +463,7 @@ fn a_values(a: &WorkspaceA, path: &str, param: &str) -> Vec<String> {
         "id" if path.starts_with("/api/v1/keys/") => vec![a.key_id.clone()],
         "id" if path.starts_with("/api/v1/webhooks/") => vec![a.webhook_id.clone()],
         "id" if path.starts_with("/api/v1/webhook-deliveries/") => vec![a.delivery_id.clone()],
+        "id" if path.starts_with("/api/v1/pages/") => vec![a.page_id.to_string()],
         "domain" => vec![a.domain.clone()],
         "user_id" => vec![a.member_id.clone()],
         "invitation_id" => vec![a.invitation_id.clone()],
@@ -453,7 +473,7 @@ fn a_values(a: &WorkspaceA, path: &str, param: &str) -> Vec<String> {
 
 /// An id of the same kind that exists nowhere.
 fn missing_value(path: &str, param: &str) -> String {
-    if param == "id" && path.starts_with("/api/v1/links/") {
+    if param == "id" && (path.starts_with("/api/v1/links/") || path.starts_with("/api/v1/pages/")) {
         "987654321".to_owned()
     } else {
         format!("no-such-{}", param.replace('_', "-"))
@@ -764,6 +784,7 @@ fn snapshot(world: &World) -> Vec<(String, Value)> {
         format!("/api/v1/workspaces/{}/members", a.id),
         format!("/api/v1/workspaces/{}/invitations", a.id),
     ];
+    paths.push(format!("/api/v1/pages/{}", a.page_id));
     for id in &a.link_ids {
         paths.push(format!("/api/v1/links/{id}"));
         paths.push(format!(

@@ -75,6 +75,7 @@
         (data.part > 0 ? " (part " + (data.part + 1) + ")" : "");
     }
     if (data.endpoint_id) { return "test sent to " + data.endpoint_id; }
+    if (data.handle) { return "page " + data.domain + "/" + data.handle + " " + data.change; }
     var detail = data.failure || data.error;
     return (data.domain || "") + (detail ? ": " + detail : "");
   }

@@ -170,7 +170,7 @@ pub struct Overview {
     pub top_links: Vec<TopLink>,
 }
 
-fn reader(state: &AppState) -> Result<Arc<dyn ClickReader>, ApiError> {
+pub(super) fn reader(state: &AppState) -> Result<Arc<dyn ClickReader>, ApiError> {
     state.clicks.get().cloned().ok_or_else(|| {
         ApiError::new(
             503,
@@ -180,7 +180,10 @@ fn reader(state: &AppState) -> Result<Arc<dyn ClickReader>, ApiError> {
     })
 }
 
-fn range(from: Option<OffsetDateTime>, to: Option<OffsetDateTime>) -> Result<(i64, i64), ApiError> {
+pub(super) fn range(
+    from: Option<OffsetDateTime>,
+    to: Option<OffsetDateTime>,
+) -> Result<(i64, i64), ApiError> {
     let to = to.map(to_millis).unwrap_or_else(now_millis);
     let from = from.map(to_millis).unwrap_or(to - 86_400_000);
     if from >= to {

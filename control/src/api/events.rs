@@ -68,6 +68,9 @@ pub enum EventData {
     Certificate(CertificateEventData),
     /// `webhook.test`.
     Test(TestEventData),
+    /// `page.updated`: a page was created, edited (or rendered again
+    /// because a link it shows changed) or deleted.
+    Page(PageEventData),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -156,6 +159,16 @@ pub struct CertificateEventData {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PageEventData {
+    pub page_id: u64,
+    pub domain: String,
+    pub handle: String,
+    /// `created`, `updated` or `deleted`.
+    #[schema(example = "updated")]
+    pub change: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct TestEventData {
     pub endpoint_id: String,
     pub message: String,
@@ -238,6 +251,17 @@ pub fn render(event: &EventRecord) -> EventView {
             domain: domain.clone(),
             not_after: not_after.map(to_datetime),
             error: error.clone(),
+        }),
+        Subject::Page {
+            page_id,
+            domain,
+            handle,
+            change,
+        } => EventData::Page(PageEventData {
+            page_id: *page_id,
+            domain: domain.clone(),
+            handle: handle.clone(),
+            change: change.as_str().to_owned(),
         }),
         Subject::Test { endpoint_id } => EventData::Test(TestEventData {
             endpoint_id: endpoint_id.clone(),

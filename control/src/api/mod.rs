@@ -15,6 +15,9 @@
 //!   `POST /api/v1/webhooks/{id}/{test,secret}`, `GET /api/v1/webhooks/{id}/deliveries`,
 //!   `GET /api/v1/webhook-deliveries[/{id}]`, `POST /api/v1/webhook-deliveries/{id}/redeliver`
 //!   (see [`webhooks`])
+//! - `GET|POST /api/v1/pages`, `GET|PATCH|DELETE /api/v1/pages/{id}`,
+//!   `POST /api/v1/pages/{id}/reorder`, `GET /api/v1/pages/{id}/{qr,analytics}`
+//!   (link-in-bio pages; see [`pages`])
 //! - `GET /api/v1/events` (Server-Sent Events of the workspace; see [`events`])
 //! - `GET /api/v1/links/{id}/analytics/{series,breakdown}`, `GET /api/v1/analytics/{top-links,overview}`
 //! - `GET /api/v1/openapi.json` (generated from the handlers)
@@ -40,6 +43,7 @@ pub mod internal;
 pub mod keys;
 pub mod links;
 pub mod openapi;
+pub mod pages;
 pub mod qr;
 pub mod schema;
 pub mod types;
@@ -60,6 +64,8 @@ use error::ApiError;
 /// What every handler shares.
 pub struct AppState {
     pub service: LinkService,
+    /// Link-in-bio pages.
+    pub pages: crate::pages::PageService,
     /// Workspaces, members and invitations.
     pub workspaces: Workspaces,
     /// Base of invitation links (`accounts.console_url`), without a trailing slash.
@@ -115,6 +121,16 @@ pub fn configure(config: &mut web::ServiceConfig) {
         Endpoint::new("/api/v1/links/{id}/analytics/breakdown").get(analytics::breakdown),
         Endpoint::new("/api/v1/analytics/top-links").get(analytics::top_links),
         Endpoint::new("/api/v1/analytics/overview").get(analytics::overview),
+        Endpoint::new("/api/v1/pages")
+            .post(pages::create_page)
+            .get(pages::list_pages),
+        Endpoint::new("/api/v1/pages/{id}")
+            .get(pages::get_page)
+            .patch(pages::patch_page)
+            .delete(pages::delete_page),
+        Endpoint::new("/api/v1/pages/{id}/reorder").post(pages::reorder_page),
+        Endpoint::new("/api/v1/pages/{id}/qr").get(pages::page_qr),
+        Endpoint::new("/api/v1/pages/{id}/analytics").get(pages::page_analytics),
         Endpoint::new("/api/v1/events").get(events::stream_events),
         Endpoint::new("/api/v1/webhooks")
             .get(webhooks::list_webhooks)

@@ -83,6 +83,14 @@ use super::{AppState, behaviour_schema, error, types};
         super::denylist::add,
         super::denylist::remove,
         super::denylist::check,
+        super::pages::create_page,
+        super::pages::list_pages,
+        super::pages::get_page,
+        super::pages::patch_page,
+        super::pages::delete_page,
+        super::pages::reorder_page,
+        super::pages::page_qr,
+        super::pages::page_analytics,
         super::events::stream_events,
         super::webhooks::list_webhooks,
         super::webhooks::create_webhook,
@@ -125,9 +133,14 @@ use super::{AppState, behaviour_schema, error, types};
         super::events::LinkExpiredData, super::events::ClicksData, super::events::LinkClicksView,
         super::events::ValueCounts, super::events::OtherLinksView, super::events::DomainEventData,
         super::events::CertificateEventData, super::events::TestEventData,
+        super::events::PageEventData,
         super::webhooks::CreateWebhook, super::webhooks::PatchWebhook, super::webhooks::WebhookView,
         super::webhooks::WebhookList, super::webhooks::AttemptView, super::webhooks::DeliveryView,
-        super::webhooks::DeliveryList
+        super::webhooks::DeliveryList,
+        super::pages::CreatePage, super::pages::PatchPage, super::pages::ThemeBody,
+        super::pages::ColorsBody, super::pages::SocialBody, super::pages::ItemBody,
+        super::pages::CardBody, super::pages::ReorderItems, super::pages::PageView,
+        super::pages::PageList, super::pages::PageAnalytics, super::pages::ItemClicks
     )),
     modifiers(&ApiKeyAuth, &CommonErrors)
 )]

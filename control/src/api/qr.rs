@@ -77,6 +77,22 @@ pub(crate) async fn answer(
     request: &HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(raw_id)?;
+    let service = state.service.clone();
+    let workspace = workspace.to_owned();
+    image_answer(request, move || {
+        let link = service.link(&workspace, id)?;
+        let text = service.short_url(&link)?;
+        Ok((link.code, text))
+    })
+    .await
+}
+
+/// The QR code of the URL `resolve` gives (with the file name's stem), as
+/// the request's query asks for it; `resolve` runs on the blocking pool.
+pub(crate) async fn image_answer(
+    request: &HttpRequest,
+    resolve: impl FnOnce() -> Result<(String, String), ApiError> + Send + 'static,
+) -> Result<HttpResponse, ApiError> {
     let query = read_query(request)?;
     let options = QrOptions::parse(&RequestedOptions {
         format: query.format.as_deref(),
@@ -86,16 +102,13 @@ pub(crate) async fn answer(
     })
     .map_err(refused)?;
     let disposition = disposition(query.download.as_deref())?;
-    let service = state.service.clone();
-    let workspace = workspace.to_owned();
-    let (code, image) = blocking(move || {
-        let link = service.link(&workspace, id)?;
-        let text = service.short_url(&link)?;
+    let (stem, image) = blocking(move || {
+        let (stem, text) = resolve()?;
         let image = qr::render(&text, &options).map_err(refused)?;
-        Ok::<_, ApiError>((link.code, image))
+        Ok::<_, ApiError>((stem, image))
     })
     .await?;
-    let filename = format!("{code}.{}", options.format.extension());
+    let filename = format!("{stem}.{}", options.format.extension());
     Ok(HttpResponse::Ok()
         .content_type(options.format.media_type())
         .insert_header((header::CACHE_CONTROL, CACHE_CONTROL))

@@ -43,6 +43,12 @@ fn summary(event: &EventRecord) -> String {
         Subject::Link { link } | Subject::Expired { link, .. } => {
             format!("{}/{} → {}", link.domain, link.code, link.url)
         }
+        Subject::Page {
+            domain,
+            handle,
+            change,
+            ..
+        } => format!("page {domain}/{handle} {}", change.as_str()),
         Subject::Clicks {
             links,
             others,

@@ -158,6 +158,54 @@ pub enum Subject {
     },
     /// A webhook test: the endpoint it was sent to.
     Test { endpoint_id: String },
+    /// A link-in-bio page was created, edited (or rendered again because
+    /// a link it shows changed) or removed.
+    Page {
+        page_id: u64,
+        domain: String,
+        handle: String,
+        change: PageChange,
+    },
+}
+
+/// What happened to a page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PageChange {
+    Created,
+    Updated,
+    Deleted,
+}
+
+impl PageChange {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Updated => "updated",
+            Self::Deleted => "deleted",
+        }
+    }
+}
+
+impl Subject {
+    /// The subject of a write of `link` (`created`: there was no record):
+    /// the page for a page's record, else the link.
+    pub fn of_link(created: bool, link: &LinkRecord) -> Self {
+        if link.extensions.page.is_none() {
+            return Self::Link {
+                link: Box::new(link.clone()),
+            };
+        }
+        Self::Page {
+            page_id: link.id,
+            domain: link.domain.clone(),
+            handle: link.code.clone(),
+            change: match created {
+                true => PageChange::Created,
+                false => PageChange::Updated,
+            },
+        }
+    }
 }
 
 /// An event about to be logged (its sequence number is given at commit).
@@ -204,6 +252,9 @@ pub fn parse_event_id(text: &str) -> Option<u64> {
 /// no record, deleted when it became deleted, else updated. A restore (from
 /// deleted to active) is an update.
 pub fn link_event_kind(previous: Option<&LinkRecord>, next: &LinkRecord) -> EventKind {
+    if next.extensions.page.is_some() {
+        return EventKind::PageUpdated;
+    }
     match previous {
         None => EventKind::LinkCreated,
         Some(before) if before.state != LinkState::Deleted && next.state == LinkState::Deleted => {

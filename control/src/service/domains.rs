@@ -279,7 +279,7 @@ impl LinkService {
                     let owner = txn
                         .link_workspace(id)?
                         .unwrap_or_else(|| workspace.to_owned());
-                    txn.purge_link(&owner, &link);
+                    txn.purge_link(&owner, &link)?;
                     purged += 1;
                 }
                 Ok::<_, LinkError>(purged)

@@ -380,7 +380,11 @@ impl LinkService {
         if self.store.link_workspace(id)?.as_deref() != Some(workspace) {
             return Ok(None);
         }
-        Ok(self.store.link(id)?)
+        // A page's record is edited as a page, not as a link.
+        Ok(self
+            .store
+            .link(id)?
+            .filter(|link| link.extensions.page.is_none()))
     }
 
     /// A page of the links of `workspace`.
@@ -423,16 +427,7 @@ impl LinkService {
         access: &PreparedAccess,
         now: i64,
     ) -> Result<LinkRecord, LinkError> {
-        let domain = match &input.domain {
-            Some(domain) => validate::normalize_domain(domain)?,
-            None => self.settings.default_domain.clone(),
-        };
-        let Some(domain_record) = self.usable_domain(workspace, &domain)? else {
-            return Err(LinkError::UnknownDomain { domain });
-        };
-        if !domain_record.verification.is_verified() {
-            return Err(LinkError::DomainNotVerified { domain });
-        }
+        let (domain, domain_record) = self.creatable_domain(workspace, input.domain.as_deref())?;
         let mut url = validate::validate_destination(&input.url)?;
         if !input.utm.is_empty() {
             url = validate::validate_destination(&utm::apply(&url, &input.utm)?)?;
@@ -443,20 +438,7 @@ impl LinkService {
         self.apply_behaviour(&input.behaviour, &mut extensions)?;
         let code = match &input.code {
             Some(code) => {
-                validate::validate_code(code)?;
-                if self.is_reserved(code) {
-                    return Err(LinkError::Reserved { code: code.clone() });
-                }
-                let key = LinkKey {
-                    domain: domain.clone(),
-                    code: code.clone(),
-                };
-                if txn.code_owner(&key)?.is_some() {
-                    return Err(LinkError::CodeTaken {
-                        domain,
-                        code: code.clone(),
-                    });
-                }
+                self.check_free_code(txn, &domain, code)?;
                 code.clone()
             }
             None => self.random_code(txn, &domain)?,
@@ -474,6 +456,53 @@ impl LinkService {
         access.apply(&mut link.extensions);
         link.validate()?;
         Ok(link)
+    }
+
+    /// The normalized domain (`None`: the default one) and its record, when
+    /// `workspace` may create links on it and it is verified.
+    pub(crate) fn creatable_domain(
+        &self,
+        workspace: &str,
+        domain: Option<&str>,
+    ) -> Result<(String, crate::store::DomainRecord), LinkError> {
+        let domain = match domain {
+            Some(domain) => validate::normalize_domain(domain)?,
+            None => self.settings.default_domain.clone(),
+        };
+        let Some(record) = self.usable_domain(workspace, &domain)? else {
+            return Err(LinkError::UnknownDomain { domain });
+        };
+        if !record.verification.is_verified() {
+            return Err(LinkError::DomainNotVerified { domain });
+        }
+        Ok((domain, record))
+    }
+
+    /// Refuses `code` on `domain` unless it is valid, not reserved and not
+    /// taken (by a link or a page).
+    pub(crate) fn check_free_code(
+        &self,
+        txn: &WriteTxn<'_>,
+        domain: &str,
+        code: &str,
+    ) -> Result<(), LinkError> {
+        validate::validate_code(code)?;
+        if self.is_reserved(code) {
+            return Err(LinkError::Reserved {
+                code: code.to_owned(),
+            });
+        }
+        let key = LinkKey {
+            domain: domain.to_owned(),
+            code: code.to_owned(),
+        };
+        if txn.code_owner(&key)?.is_some() {
+            return Err(LinkError::CodeTaken {
+                domain: domain.to_owned(),
+                code: code.to_owned(),
+            });
+        }
+        Ok(())
     }
 
     /// Validates `changes` and applies them to `extensions`, refusing any
@@ -562,5 +591,8 @@ fn existing(txn: &WriteTxn<'_>, workspace: &str, id: u64) -> Result<LinkRecord, 
     if txn.link_workspace(id)?.as_deref() != Some(workspace) {
         return Err(LinkError::NotFound { id });
     }
-    txn.link(id)?.ok_or(LinkError::NotFound { id })
+    // A page's record is edited as a page, not as a link.
+    txn.link(id)?
+        .filter(|link| link.extensions.page.is_none())
+        .ok_or(LinkError::NotFound { id })
 }

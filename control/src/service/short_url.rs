@@ -5,7 +5,8 @@
 
 use ricochet_model::LinkRecord;
 
-use super::{LinkError, LinkService};
+use super::{LinkError, LinkService, LinkSettings};
+use crate::store::{ControlStore, StoreError};
 
 impl LinkService {
     /// The URL that redirects to `link`'s destination.
@@ -19,14 +20,23 @@ impl LinkService {
 
     /// `scheme://host[:port]` of short links on `domain`, no trailing slash.
     pub fn domain_base_url(&self, domain: &str) -> Result<String, LinkError> {
-        let settings = self.settings();
-        if domain == settings.default_domain {
-            if !settings.short_url_base.is_empty() {
-                return Ok(settings.short_url_base.trim_end_matches('/').to_owned());
-            }
-        } else if settings.acme || self.store().certificate(domain)?.is_some() {
-            return Ok(format!("https://{domain}"));
-        }
-        Ok(format!("http://{domain}"))
+        Ok(base_url(self.settings(), self.store(), domain)?)
     }
+}
+
+/// `scheme://host[:port]` of short links on `domain` under `settings`, no
+/// trailing slash.
+pub fn base_url(
+    settings: &LinkSettings,
+    store: &ControlStore,
+    domain: &str,
+) -> Result<String, StoreError> {
+    if domain == settings.default_domain {
+        if !settings.short_url_base.is_empty() {
+            return Ok(settings.short_url_base.trim_end_matches('/').to_owned());
+        }
+    } else if settings.acme || store.certificate(domain)?.is_some() {
+        return Ok(format!("https://{domain}"));
+    }
+    Ok(format!("http://{domain}"))
 }

@@ -32,6 +32,10 @@ pub struct LinkFilter {
 
 impl LinkFilter {
     fn keeps(&self, link: &LinkRecord) -> bool {
+        // A page's record is listed with the pages, not the links.
+        if link.extensions.page.is_some() {
+            return false;
+        }
         if self.domain.as_ref().is_some_and(|d| *d != link.domain)
             || self.state.is_some_and(|s| s != link.state)
             || self.tag.as_ref().is_some_and(|t| !link.tags.contains(t))

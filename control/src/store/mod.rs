@@ -20,6 +20,7 @@ mod denylist;
 mod events;
 mod keys;
 mod links;
+mod pages;
 mod verification;
 mod workspaces;
 
@@ -30,6 +31,7 @@ pub use denylist::DeniedHost;
 pub use events::{Attempt, DeliveryRecord, DeliveryState, EndpointRecord, MAX_ATTEMPTS_KEPT};
 pub use keys::ApiKeyRecord;
 pub use links::{LinkFilter, LinkPage, LinkSort, MAX_EXAMINED};
+pub use pages::PageRenderer;
 pub use verification::{DomainVerification, VerificationMethod, VerificationStatus};
 pub use workspaces::{
     DEFAULT_WORKSPACE, DomainRecord, InvitationRecord, MembershipRecord, Role, WorkspaceRecord,
@@ -105,6 +107,8 @@ pub struct ControlStore {
     spaces: workspaces::WorkspaceSpaces,
     /// The event log and the webhooks' records ([`events`]).
     event_spaces: events::EventSpaces,
+    /// Link-in-bio pages ([`pages`]).
+    page_spaces: pages::PageSpaces,
     writer: Mutex<Writer>,
     latest: AtomicU64,
     latest_event: AtomicU64,
@@ -182,6 +186,7 @@ impl ControlStore {
                 suspended: keyspace("suspended")?,
             },
             event_spaces: events::EventSpaces::open(keyspace, &meta)?,
+            page_spaces: pages::PageSpaces::open(keyspace)?,
             meta,
             db,
             writer: Mutex::new(Writer {
@@ -256,8 +261,12 @@ impl ControlStore {
             staged_owners: std::collections::HashMap::new(),
             bulk: self.bulk_load_open().then(bulk::BulkStage::default),
             events: Vec::new(),
+            pages_to_render: Vec::new(),
+            pages_removed: Vec::new(),
+            purged_links: Vec::new(),
         };
         let value = build(&mut txn)?;
+        txn.render_changed_pages()?;
         let WriteTxn {
             mut batch,
             version,
@@ -451,9 +460,21 @@ pub struct WriteTxn<'s> {
     bulk: Option<bulk::BulkStage>,
     /// Events logged with this transaction's changes.
     events: Vec<crate::events::NewEvent>,
+    /// Pages showing links this transaction changed, rendered before it
+    /// commits ([`pages`]).
+    pages_to_render: Vec<u64>,
+    /// Pages this transaction removed.
+    pages_removed: Vec<u64>,
+    /// Links this transaction purged.
+    purged_links: Vec<u64>,
 }
 
-impl WriteTxn<'_> {
+impl<'s> WriteTxn<'s> {
+    /// The store, for reads of what is committed.
+    pub fn store(&self) -> &'s ControlStore {
+        self.store
+    }
+
     /// A new link id.
     pub fn next_id(&mut self) -> u64 {
         let id = self.next_id;
@@ -491,6 +512,9 @@ impl WriteTxn<'_> {
 
     /// The record with `id`, counting what this transaction staged.
     pub fn link(&self, id: u64) -> Result<Option<LinkRecord>, StoreError> {
+        if self.purged_links.contains(&id) {
+            return Ok(None);
+        }
         for change in self.changes.iter().rev() {
             if let ChangeOp::Upsert { link } = &change.op
                 && link.id == id
@@ -516,13 +540,14 @@ impl WriteTxn<'_> {
         let previous = self.link(link.id)?;
         let workspace = self.link_workspace(link.id)?;
         let link = self.write_link(link);
+        if link.extensions.page.is_none() {
+            self.note_link_changed(link.id)?;
+        }
         if let Some(workspace) = workspace {
             self.events.push(crate::events::NewEvent {
                 kind: crate::events::link_event_kind(previous.as_ref(), &link),
                 workspace,
-                subject: crate::events::Subject::Link {
-                    link: Box::new(link.clone()),
-                },
+                subject: crate::events::Subject::of_link(previous.is_none(), &link),
             });
         }
         Ok(link)

@@ -661,17 +661,34 @@ impl WriteTxn<'_> {
 
     /// Stages the removal of a link for good: its record, code, ownership and
     /// suspension go, and engines get a purge change.
-    pub fn purge_link(&mut self, workspace_id: &str, link: &LinkRecord) {
-        if link.state != LinkState::Deleted {
-            let mut gone = link.clone();
-            gone.state = LinkState::Deleted;
+    pub fn purge_link(&mut self, workspace_id: &str, link: &LinkRecord) -> Result<(), StoreError> {
+        if link.extensions.page.is_some() {
+            if let Some(page) = self.store.page(link.id)? {
+                self.remove_page(&page);
+            }
             self.stage_event(crate::events::NewEvent {
-                kind: crate::events::EventKind::LinkDeleted,
+                kind: crate::events::EventKind::PageUpdated,
                 workspace: workspace_id.to_owned(),
-                subject: crate::events::Subject::Link {
-                    link: Box::new(gone),
+                subject: crate::events::Subject::Page {
+                    page_id: link.id,
+                    domain: link.domain.clone(),
+                    handle: link.code.clone(),
+                    change: crate::events::PageChange::Deleted,
                 },
             });
+        } else {
+            self.note_link_changed(link.id)?;
+            if link.state != LinkState::Deleted {
+                let mut gone = link.clone();
+                gone.state = LinkState::Deleted;
+                self.stage_event(crate::events::NewEvent {
+                    kind: crate::events::EventKind::LinkDeleted,
+                    workspace: workspace_id.to_owned(),
+                    subject: crate::events::Subject::Link {
+                        link: Box::new(gone),
+                    },
+                });
+            }
         }
         let store = self.store;
         let id = link.id.to_be_bytes();
@@ -694,5 +711,7 @@ impl WriteTxn<'_> {
         );
         self.staged_codes.remove(&link.key());
         self.changes.push(change);
+        self.purged_links.push(link.id);
+        Ok(())
     }
 }

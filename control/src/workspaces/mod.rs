@@ -390,7 +390,7 @@ impl Workspaces {
             self.store.write(|txn| {
                 for &id in &ids {
                     match txn.link(id)? {
-                        Some(link) => txn.purge_link(workspace_id, &link),
+                        Some(link) => txn.purge_link(workspace_id, &link)?,
                         None => txn.drop_owner(workspace_id, id),
                     }
                 }
