@@ -392,3 +392,63 @@ fn scheduled_items_show_on_time_and_views_and_clicks_are_counted() {
     assert!((rate - 3.0 / views as f64).abs() < 1e-9, "{analytics}");
     assert!((analytics["click_through_rate"].as_f64().unwrap() - rate).abs() < 1e-9);
 }
+
+#[test]
+fn a_domain_dedicated_to_a_page_serves_it_at_its_root() {
+    let (_control, engine, api) = setup();
+    let domain = api.post("/api/v1/domains", &json!({"domain": "bio.example"}));
+    assert_eq!(domain.status, 201, "{}", domain.text);
+    let root = |host: &str| {
+        let mut client = Client::connect(engine.addr());
+        client.get("/", host)
+    };
+    let first = api.post(
+        "/api/v1/pages",
+        &json!({"handle": "first", "domain": "bio.example", "title": "First", "at_root": true}),
+    );
+    assert_eq!(first.status, 201, "{}", first.text);
+    assert_eq!(first.body["at_root"], true);
+    let first_id = first.body["id"].as_u64().unwrap();
+    assert!(eventually(Duration::from_secs(10), || root("bio.example")
+        .text()
+        .contains("<title>First</title>")));
+
+    // Another page takes the root; the first leaves it.
+    let second = api.post(
+        "/api/v1/pages",
+        &json!({"handle": "second", "domain": "bio.example", "title": "Second", "at_root": true}),
+    );
+    assert_eq!(second.status, 201, "{}", second.text);
+    let second_id = second.body["id"].as_u64().unwrap();
+    assert!(eventually(Duration::from_secs(10), || root("bio.example")
+        .text()
+        .contains("<title>Second</title>")));
+    assert_eq!(
+        api.get(&format!("/api/v1/pages/{first_id}")).body["at_root"],
+        false
+    );
+    // Both keep their handles.
+    let mut client = Client::connect(engine.addr());
+    assert_eq!(client.get("/first", "bio.example").status, 200);
+
+    // Off the root (or deleted), the root is the domain's 404 again.
+    let off = api.patch(
+        &format!("/api/v1/pages/{second_id}"),
+        &json!({"at_root": false}),
+    );
+    assert_eq!(off.status, 200, "{}", off.text);
+    assert!(eventually(Duration::from_secs(10), || root("bio.example")
+        .status
+        == 404));
+    api.patch(
+        &format!("/api/v1/pages/{first_id}"),
+        &json!({"at_root": true}),
+    );
+    assert!(eventually(Duration::from_secs(10), || root("bio.example")
+        .status
+        == 200));
+    assert_eq!(api.delete(&format!("/api/v1/pages/{first_id}")).status, 204);
+    assert!(eventually(Duration::from_secs(10), || root("bio.example")
+        .status
+        == 404));
+}

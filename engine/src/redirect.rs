@@ -162,8 +162,16 @@ impl Handler for RedirectHandler {
             {
                 return Handled::Answered(acme_answer(response, answer));
             }
+            let root = request.path == b"/";
+            // A domain dedicated to a page answers its root with the page.
+            if root
+                && let Some(entry) = reader.root_page(domain)
+                && let Some(plan) = entry.plan()
+            {
+                return self.answer_planned(request, response, entry, plan);
+            }
             // The domain's settings say where its root and unknown codes go.
-            return Handled::Answered(match reader.miss(domain, request.path == b"/") {
+            return Handled::Answered(match reader.miss(domain, root) {
                 Some(url) => to_fallback(response, url),
                 None => not_found(response),
             });

@@ -203,3 +203,34 @@ fn scheduled_items_appear_and_disappear_on_time() {
     }));
     assert!(gone_at >= until, "hidden {} ms early", until - gone_at);
 }
+
+#[test]
+fn a_domain_dedicated_to_a_page_answers_its_root_with_it() {
+    let engine = TestEngine::start();
+    engine.upsert(page("ada", vec![PagePart::always("<p>Ada</p>")]));
+    let mut client = Client::connect(engine.addr());
+    assert_eq!(request(&mut client, "GET", "/", &[]).status, 404);
+
+    let mut settings = ricochet_model::DomainSettings::empty("localhost");
+    settings.root_page = Some("ada".into());
+    settings.not_found_url = Some("https://example.com/missing".into());
+    engine.set_domain(settings.clone());
+    let root = request(&mut client, "GET", "/", &[]);
+    assert_eq!((root.status, root.text().as_str()), (200, "<p>Ada</p>"));
+    let etag = root.header("etag").unwrap();
+    assert_eq!(
+        request(&mut client, "GET", "/", &[("If-None-Match", &etag)]).status,
+        304
+    );
+    // The handle still answers, and other paths are the domain's misses.
+    assert_eq!(request(&mut client, "GET", "/ada", &[]).status, 200);
+    let miss = request(&mut client, "GET", "/nope", &[]);
+    assert_eq!(miss.status, 302);
+
+    // Without the page (purged), the root is the domain's 404 again.
+    engine.purge("localhost", "ada");
+    assert_eq!(request(&mut client, "GET", "/", &[]).status, 404);
+    settings.root_page = None;
+    engine.set_domain(settings);
+    assert_eq!(request(&mut client, "GET", "/", &[]).status, 404);
+}

@@ -108,6 +108,7 @@ mod v1 {
                 updated_at: old.updated_at,
                 https_redirect: false,
                 hsts: None,
+                root_page: None,
             }
         }
     }
@@ -144,7 +145,9 @@ const CHANGE_TLS: u8 = 3;
 /// Format byte of stored TLS changes.
 const TLS_FORMAT: u8 = 1;
 /// Format byte of stored domain settings.
-const DOMAIN_FORMAT: u8 = 2;
+const DOMAIN_FORMAT: u8 = 3;
+/// Format 2: domain settings before `root_page`.
+const DOMAIN_FORMAT_2: u8 = 2;
 /// Format 1: domain settings before `https_redirect` and `hsts`.
 const DOMAIN_FORMAT_1: u8 = 1;
 
@@ -160,6 +163,13 @@ pub fn decode_domain(bytes: &[u8]) -> Result<DomainSettings, CodecError> {
     match bytes.split_first() {
         None => Err(CodecError::Empty),
         Some((&DOMAIN_FORMAT, body)) => Ok(postcard::from_bytes(body)?),
+        // Format 3 appended `root_page` (an option) at the end: a format 2
+        // body and one `None` byte.
+        Some((&DOMAIN_FORMAT_2, body)) => {
+            let mut upgraded = body.to_vec();
+            upgraded.push(0);
+            Ok(postcard::from_bytes(&upgraded)?)
+        }
         Some((&DOMAIN_FORMAT_1, body)) => {
             let old: v1::DomainSettings = postcard::from_bytes(body)?;
             Ok(old.into())
@@ -474,6 +484,30 @@ mod tests {
             decode_record(&[FORMAT, 0xff]),
             Err(CodecError::Corrupt(_))
         ));
+    }
+
+    #[test]
+    fn format_2_domain_settings_still_decode_and_root_pages_round_trip() {
+        // Format 2 is format 3 without the trailing `root_page` (None: one 0).
+        let settings = DomainSettings {
+            https_redirect: true,
+            ..DomainSettings::empty("go.example.com")
+        };
+        let mut bytes = encode_domain(&settings);
+        assert_eq!(bytes.pop(), Some(0));
+        bytes[0] = DOMAIN_FORMAT_2;
+        assert_eq!(decode_domain(&bytes).unwrap(), settings);
+        let page = DomainSettings {
+            root_page: Some("ada".into()),
+            ..settings
+        };
+        assert_eq!(decode_domain(&encode_domain(&page)).unwrap(), page);
+        assert!(page.redirects_misses());
+        let bad = DomainSettings {
+            root_page: Some("no/slash".into()),
+            ..page
+        };
+        assert_eq!(bad.validate().unwrap_err().field(), "root_page");
     }
 
     #[test]

@@ -31,6 +31,10 @@ pub struct DomainSettings {
     /// The `Strict-Transport-Security` policy HTTPS answers carry.
     #[serde(default)]
     pub hsts: Option<Hsts>,
+    /// The code (a link-in-bio page's handle) whose answer `/` gets, on a
+    /// domain dedicated to one page; before `root_url`.
+    #[serde(default)]
+    pub root_page: Option<String>,
 }
 
 /// An HSTS policy (RFC 6797).
@@ -102,6 +106,7 @@ impl DomainSettings {
             updated_at: 0,
             https_redirect: false,
             hsts: None,
+            root_page: None,
         }
     }
 
@@ -117,7 +122,7 @@ impl DomainSettings {
 
     /// Whether engines answer anything but their 404 page for this domain.
     pub fn redirects_misses(&self) -> bool {
-        self.root_url.is_some() || self.not_found_url.is_some()
+        self.root_url.is_some() || self.not_found_url.is_some() || self.root_page.is_some()
     }
 
     /// Checks what engines rely on: a normalized domain and normalized,
@@ -145,6 +150,9 @@ impl DomainSettings {
         }
         if let Some(hsts) = &self.hsts {
             hsts.validate()?;
+        }
+        if let Some(code) = &self.root_page {
+            validate::validate_code(code).map_err(|error| field_error("root_page", error))?;
         }
         Ok(())
     }

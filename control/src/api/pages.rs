@@ -33,6 +33,10 @@ pub struct CreatePage {
     pub handle: String,
     /// A verified domain of the workspace; the default domain when absent.
     pub domain: Option<String>,
+    /// Serve the page at the domain's root too (a domain of the workspace
+    /// dedicated to it; another page there leaves the root).
+    #[serde(default)]
+    pub at_root: bool,
     /// The display name (1 to 80 characters).
     #[schema(example = "Ada Lovelace")]
     pub title: String,
@@ -58,6 +62,7 @@ pub struct CreatePage {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchPage {
+    pub at_root: Option<bool>,
     pub title: Option<String>,
     #[serde(default, deserialize_with = "optional_field")]
     #[schema(value_type = Option<String>)]
@@ -166,6 +171,8 @@ pub struct PageView {
     pub id: u64,
     pub domain: String,
     pub handle: String,
+    /// Also served at the domain's root.
+    pub at_root: bool,
     /// Where the page is served.
     #[schema(example = "https://go.example.com/ada")]
     pub url: String,
@@ -357,6 +364,7 @@ pub(crate) fn view(page: &PageRecord, url: String, live: bool) -> PageView {
         id: page.id,
         domain: page.domain.clone(),
         handle: page.handle.clone(),
+        at_root: page.at_root,
         url,
         live,
         title: content.title.clone(),
@@ -446,6 +454,7 @@ pub async fn create_page(
     let input = NewPage {
         handle: body.handle,
         domain: body.domain,
+        at_root: body.at_root,
         content: ContentInput {
             title: body.title,
             bio: body.bio,
@@ -533,6 +542,7 @@ pub async fn patch_page(
     let id = parse_id(&id)?;
     let body: PatchPage = super::read_json(&request, payload, state.max_body_bytes).await?;
     let changes = PageChanges {
+        at_root: body.at_root,
         title: body.title,
         bio: body.bio,
         avatar_url: body.avatar_url,

@@ -31,6 +31,9 @@ pub struct PageRecord {
     pub workspace: String,
     pub domain: String,
     pub handle: String,
+    /// Also served at the root of `domain` (a domain dedicated to it).
+    #[serde(default)]
+    pub at_root: bool,
     pub content: PageContent,
     pub created_at: UnixMillis,
     pub updated_at: UnixMillis,

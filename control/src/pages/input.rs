@@ -21,6 +21,8 @@ pub struct NewPage {
     pub handle: String,
     /// `None`: the default domain.
     pub domain: Option<String>,
+    /// Serve the page at the domain's root too.
+    pub at_root: bool,
     pub content: ContentInput,
 }
 
@@ -39,6 +41,7 @@ pub struct ContentInput {
 /// An edit: absent fields stay; `Some(None)` clears a clearable one.
 #[derive(Debug, Clone, Default)]
 pub struct PageChanges {
+    pub at_root: Option<bool>,
     pub title: Option<String>,
     pub bio: Option<Option<String>>,
     pub avatar_url: Option<Option<String>>,

@@ -99,12 +99,14 @@ impl PageService {
                 workspace: workspace.to_owned(),
                 domain,
                 handle: input.handle.clone(),
+                at_root: input.at_root,
                 content,
                 created_at: now,
                 updated_at: now,
             };
             txn.claim_link(workspace, page.id);
             self.publish(txn, &page, None, now)?;
+            self.place_at_root(txn, &page, false, now)?;
             Ok(page)
         })
     }
@@ -121,6 +123,7 @@ impl PageService {
             let before = self.page(workspace, id)?;
             let mut input = ContentInput::from(&before.content);
             let PageChanges {
+                at_root,
                 title,
                 bio,
                 avatar_url,
@@ -155,10 +158,12 @@ impl PageService {
             check_item_links(txn, workspace, &content.items)?;
             let page = PageRecord {
                 content,
+                at_root: at_root.unwrap_or(before.at_root),
                 updated_at: now,
                 ..before.clone()
             };
             self.publish(txn, &page, Some(&before), now)?;
+            self.place_at_root(txn, &page, before.at_root, now)?;
             Ok(page)
         })
     }
@@ -198,7 +203,10 @@ impl PageService {
     /// is free again.
     pub fn delete(&self, workspace: &str, id: u64) -> Result<(), PageError> {
         self.store.write(|txn| {
-            self.page(workspace, id)?;
+            let mut page = self.page(workspace, id)?;
+            let was_at_root = page.at_root;
+            page.at_root = false;
+            self.place_at_root(txn, &page, was_at_root, ricochet_model::now_millis())?;
             let record = txn.link(id)?.ok_or(PageError::NotFound { id })?;
             txn.purge_link(workspace, &record)?;
             Ok(())
@@ -246,6 +254,7 @@ impl PageService {
             workspace: workspace.to_owned(),
             domain: self.links.settings().default_domain.clone(),
             handle: handle.to_owned(),
+            at_root: false,
             content,
             created_at: now,
             updated_at: now,
@@ -264,6 +273,70 @@ impl PageService {
             Err(PreviewOutcome::Failed(error)) => Err(error),
             Ok(()) => unreachable!("a preview never commits"),
         }
+    }
+
+    /// Puts `page` at its domain's root (or takes it off, `was` saying
+    /// where it was): the domain's settings name it, and a page that was
+    /// there before is there no longer.
+    fn place_at_root(
+        &self,
+        txn: &mut WriteTxn<'_>,
+        page: &PageRecord,
+        was: bool,
+        now: UnixMillis,
+    ) -> Result<(), PageError> {
+        if page.at_root == was {
+            return Ok(());
+        }
+        let mut domain =
+            txn.store()
+                .domain(&page.domain)?
+                .ok_or_else(|| LinkError::DomainNotFound {
+                    domain: page.domain.clone(),
+                })?;
+        if page.at_root && domain.workspace_id != page.workspace {
+            return Err(PageError::Invalid(FieldError::new(
+                "at_root",
+                "only a domain of this workspace can be dedicated to a page (not the shared default domain)",
+            )));
+        }
+        if page.at_root {
+            if let Some(previous) = domain.root_page.take() {
+                self.leave_root(txn, &page.domain, &previous)?;
+            }
+            domain.root_page = Some(page.handle.clone());
+        } else if domain.root_page.as_deref() == Some(page.handle.as_str()) {
+            domain.root_page = None;
+        } else {
+            return Ok(());
+        }
+        domain.updated_at = now;
+        txn.put_domain_settings(&page.domain, &domain);
+        Ok(())
+    }
+
+    /// Marks the page at `handle` on `domain` as no longer at the root.
+    fn leave_root(
+        &self,
+        txn: &mut WriteTxn<'_>,
+        domain: &str,
+        handle: &str,
+    ) -> Result<(), PageError> {
+        let key = ricochet_model::LinkKey {
+            domain: domain.to_owned(),
+            code: handle.to_owned(),
+        };
+        let Some(id) = txn.code_owner(&key)? else {
+            return Ok(());
+        };
+        if let Some(before) = self.store.page(id)? {
+            let page = PageRecord {
+                at_root: false,
+                ..before.clone()
+            };
+            txn.put_page(&page, Some(&before));
+        }
+        Ok(())
     }
 
     /// Stages `page` (replacing `before`) and its record.

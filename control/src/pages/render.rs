@@ -477,6 +477,7 @@ mod tests {
             workspace: "main".into(),
             domain: "go.example".into(),
             handle: "@ada".into(),
+            at_root: false,
             content,
             created_at: 1,
             updated_at: 2,

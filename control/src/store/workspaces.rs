@@ -130,6 +130,9 @@ pub struct DomainRecord {
     /// verified.
     #[serde(default)]
     pub verification: DomainVerification,
+    /// The handle of the page served at `/` (a domain dedicated to it).
+    #[serde(default)]
+    pub root_page: Option<String>,
 }
 
 impl DomainRecord {
@@ -145,6 +148,7 @@ impl DomainRecord {
             updated_at: 0,
             https_redirect: false,
             hsts: None,
+            root_page: None,
             verification: DomainVerification::verified_by(
                 super::verification::VerificationMethod::Configuration,
                 created_at,
@@ -162,6 +166,7 @@ impl DomainRecord {
             updated_at: self.updated_at,
             https_redirect: self.https_redirect,
             hsts: self.hsts,
+            root_page: self.root_page.clone(),
         }
     }
 }

@@ -302,6 +302,13 @@ impl<'t> TableReader<'t> {
         }
     }
 
+    /// The entry answering `domain`'s root: the page its settings put there,
+    /// when it exists.
+    pub fn root_page(&self, domain: DomainId) -> Option<&LinkEntry> {
+        let misses = self.table.misses.get(&domain, &self.guard)?;
+        self.get(domain, misses.root_page.as_deref()?)
+    }
+
     /// The HTTPS settings of `domain`, if it has any; one atomic load while
     /// no domain has them.
     #[inline]
@@ -335,14 +342,17 @@ pub struct Transport {
 struct DomainMisses {
     root: Option<Box<[u8]>>,
     not_found: Option<Box<[u8]>>,
+    /// The code whose entry answers `/` (a page's handle).
+    root_page: Option<Box<[u8]>>,
 }
 
 impl DomainMisses {
     fn new(settings: &DomainSettings) -> Self {
-        let bytes = |url: &Option<String>| url.as_deref().map(|u| Box::from(u.as_bytes()));
+        let bytes = |text: &Option<String>| text.as_deref().map(|t| Box::from(t.as_bytes()));
         Self {
             root: bytes(&settings.root_url),
             not_found: bytes(&settings.not_found_url),
+            root_page: bytes(&settings.root_page),
         }
     }
 }
