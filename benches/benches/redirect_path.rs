@@ -9,6 +9,10 @@
 //! suite sends them, so the per-worker GeoIP cache is read from memory
 //! rather than the CPU's caches.
 //!
+//! `pages_1m/*` (`-- pages_1m/` alone) is a link-in-bio page's answer
+//! (200 with a 6,000-byte document, or 304 to a revalidation) against a
+//! plain redirect, in one table of 1,000,000 links and 100,000 pages.
+//!
 //! `limited/*` (about 40 s more; `-- limited/` alone) is the cost of a
 //! redirect of a link with a click limit: handle, await the counter, write.
 //! `embedded_*` counts in a fjall store in `target/` (an fsync per batch);
@@ -92,12 +96,13 @@ fn parse(input: &[u8]) -> Option<Request<'_>> {
     let mut host = None;
     let mut close = false;
     let mut prefetch = false;
-    let (mut user_agent, mut referer, mut accept_language, mut cookie): (
+    let (mut user_agent, mut referer, mut accept_language, mut cookie, mut if_none_match): (
         &[u8],
         &[u8],
         &[u8],
         &[u8],
-    ) = (b"", b"", b"", b"");
+        &[u8],
+    ) = (b"", b"", b"", b"", b"");
     for header in parsed.headers.iter() {
         let name = header.name.as_bytes();
         if name.eq_ignore_ascii_case(b"user-agent") {
@@ -122,6 +127,8 @@ fn parse(input: &[u8]) -> Option<Request<'_>> {
         } else if name.eq_ignore_ascii_case(b"sec-purpose") || name.eq_ignore_ascii_case(b"purpose")
         {
             prefetch = true;
+        } else if name.eq_ignore_ascii_case(b"if-none-match") {
+            if_none_match = header.value;
         }
     }
     black_box(close);
@@ -145,7 +152,7 @@ fn parse(input: &[u8]) -> Option<Request<'_>> {
         accept_language,
         cookie,
         forwarded_for: b"",
-        if_none_match: b"",
+        if_none_match,
         peer: Some(PEER),
         secure: false,
         body: b"",
@@ -572,5 +579,117 @@ impl Drop for BenchRedis {
     }
 }
 
-criterion_group!(benches, redirect_path, limited_redirects);
+/// Pages served next to the links of the same table.
+const PAGES: usize = 100_000;
+/// Bytes of each page's document: a rendered page with a dozen items.
+const PAGE_BYTES: usize = 6_000;
+
+/// A link-in-bio page's answer (200 with its document, 304 to a
+/// revalidation) against a plain redirect, in one table of 1,000,000 links
+/// and 100,000 pages: `pages_1m/parse_and_handle/{redirect,page_200,page_304}`.
+fn pages_against_redirects(c: &mut Criterion) {
+    use ricochet_model::page::{PageBody, PagePart};
+    let started = Instant::now();
+    let table = LinkTable::with_capacity(Some(data::DOMAIN), LINKS + PAGES);
+    for i in 0..LINKS as u64 {
+        table.upsert(&data::record(i));
+    }
+    let filler = "<li><a class=\"button\" href=\"/abcdefg\">A link of the page</a></li>";
+    for i in LINKS as u64..(LINKS + PAGES) as u64 {
+        let mut record = data::record(i);
+        let mut html = format!("<!doctype html><title>Page {i}</title><ul>");
+        while html.len() < PAGE_BYTES {
+            html.push_str(filler);
+        }
+        html.truncate(PAGE_BYTES);
+        record.extensions.page = Some(PageBody {
+            parts: vec![PagePart::always(html)],
+        });
+        table.upsert(&record);
+    }
+    eprintln!(
+        "built {LINKS} links and {PAGES} pages in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    let mut handler = RedirectHandler::new(
+        Arc::new(table),
+        Arc::new(RedirectSettings::new(3600)),
+        None,
+    );
+    let clock = Clock::batch();
+    let links = data::shuffled_codes(LINKS, 3);
+    let mut pages: Vec<[u8; CODE_LEN]> = (LINKS as u64..(LINKS + PAGES) as u64)
+        .map(data::code)
+        .collect();
+    let mut rng = SplitMix64::new(17);
+    for i in (1..pages.len()).rev() {
+        pages.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
+    }
+    // Each page's ETag, read from a first answer, for its revalidation.
+    let mut out = Vec::with_capacity(16 * 1024);
+    let etags: Vec<String> = pages
+        .iter()
+        .map(|code| {
+            let mut path = [b'/'; CODE_LEN + 1];
+            path[1..].copy_from_slice(code);
+            let request = get_request(&path, b"", b"curl/8.5.0", b"", PEER);
+            out.clear();
+            assert_eq!(
+                status(handler.handle(&request, ResponseWriter::close_after(&mut out, &clock))),
+                200
+            );
+            let head = std::str::from_utf8(&out[..out.len() - PAGE_BYTES]).expect("ASCII head");
+            let line = head.lines().find(|l| l.starts_with("ETag: ")).expect("an ETag");
+            line["ETag: ".len()..].to_owned()
+        })
+        .collect();
+
+    let mut group = c.benchmark_group("pages_1m");
+    group
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(40);
+    let mut requests = Requests::new(&links, CURL);
+    group.bench_function("parse_and_handle/redirect", |b| {
+        b.iter(|| {
+            let request = parse(requests.next()).expect("valid request");
+            out.clear();
+            status(handler.handle(&request, ResponseWriter::close_after(&mut out, &clock)))
+        })
+    });
+    let mut requests = Requests::new(&pages, CURL);
+    group.bench_function("parse_and_handle/page_200", |b| {
+        b.iter(|| {
+            let request = parse(requests.next()).expect("valid request");
+            out.clear();
+            status(handler.handle(&request, ResponseWriter::close_after(&mut out, &clock)))
+        })
+    });
+    // Revalidations: the curl request with `If-None-Match` of that page.
+    let revalidations: Vec<Vec<u8>> = pages
+        .iter()
+        .zip(&etags)
+        .map(|(code, etag)| {
+            let mut request = b"GET /".to_vec();
+            request.extend_from_slice(code);
+            request.extend_from_slice(
+                format!(" HTTP/1.1\r\nHost: go.example\r\nUser-Agent: curl/8.5.0\r\nAccept: */*\r\nIf-None-Match: {etag}\r\n\r\n")
+                    .as_bytes(),
+            );
+            request
+        })
+        .collect();
+    let mut next = 0usize;
+    group.bench_function("parse_and_handle/page_304", |b| {
+        b.iter(|| {
+            let request = parse(&revalidations[next]).expect("valid request");
+            next = if next + 1 == revalidations.len() { 0 } else { next + 1 };
+            out.clear();
+            status(handler.handle(&request, ResponseWriter::close_after(&mut out, &clock)))
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, redirect_path, limited_redirects, pages_against_redirects);
 criterion_main!(benches);
