@@ -214,6 +214,10 @@ struct RunArgs {
     behaviour: Option<PathBuf>,
     #[arg(long)]
     head: bool,
+    /// A header every request carries, `Name: value` (repeatable), e.g.
+    /// `If-None-Match: "…"` to measure revalidations of pages.
+    #[arg(long = "header")]
+    headers: Vec<String>,
     /// Host header for keys on the default domain (default: the URL's).
     #[arg(long)]
     host: Option<String>,
@@ -459,6 +463,7 @@ fn run_command(args: RunArgs, stop: &AtomicBool, command_line: &str) -> anyhow::
             bot_share: args.bot_share,
             method: if args.head { Method::Head } else { Method::Get },
             visitors: args.visitors.visitors()?,
+            extra_headers: checked_headers(&args.headers)?,
             ..TrafficShape::default()
         },
         warmup: args.warmup,
@@ -673,4 +678,40 @@ fn fixed_server_command(args: FixedServerArgs, stop: &AtomicBool) -> anyhow::Res
     let stats = server.stop();
     eprintln!("answered {} requests", thousands(stats.requests as f64));
     Ok(())
+}
+
+/// `--header` values: `Name: value` with a token name and no line break.
+fn checked_headers(headers: &[String]) -> anyhow::Result<Vec<String>> {
+    headers
+        .iter()
+        .map(|header| {
+            let (name, value) = header
+                .split_once(':')
+                .ok_or_else(|| anyhow::anyhow!("--header {header:?}: expected Name: value"))?;
+            let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+            if name.is_empty() || !name.bytes().all(token) {
+                bail!("--header {header:?}: {name:?} is not a header name");
+            }
+            if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+                bail!("--header {header:?}: the value has a line break or NUL");
+            }
+            Ok(format!("{name}: {}", value.trim()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::checked_headers;
+
+    #[test]
+    fn headers_are_name_value_lines_without_breaks() {
+        assert_eq!(
+            checked_headers(&["If-None-Match:  \"x\" ".into()]).unwrap(),
+            ["If-None-Match: \"x\""]
+        );
+        for bad in ["NoColon", ": value", "Bad Name: x", "X-Evil: a\r\nHost: b"] {
+            assert!(checked_headers(&[bad.into()]).is_err(), "{bad}");
+        }
+    }
 }

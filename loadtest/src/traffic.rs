@@ -81,6 +81,8 @@ pub struct TrafficShape {
     /// Who sends the requests: their User-Agent, Accept-Language and
     /// X-Forwarded-For.
     pub visitors: Visitors,
+    /// Header lines every request carries besides those (each `Name: value`).
+    pub extra_headers: Vec<String>,
 }
 
 impl Default for TrafficShape {
@@ -93,6 +95,7 @@ impl Default for TrafficShape {
             unknown_status: 404,
             seed: 1,
             visitors: Visitors::Plain,
+            extra_headers: Vec::new(),
         }
     }
 }
@@ -236,14 +239,18 @@ impl RequestMaker {
                 let agents = if bot { BOT_AGENTS } else { BROWSER_AGENTS };
                 let agent = agents[self.rng.random_range(0..agents.len())];
                 out.extend_from_slice(agent.as_bytes());
-                out.extend_from_slice(b"\r\nAccept: */*\r\n\r\n");
+                out.extend_from_slice(b"\r\nAccept: */*\r\n");
             }
             Visitors::Varied(mix) => {
                 out.extend_from_slice(b"\r\n");
                 mix.render(&mut self.rng, bot, out);
-                out.extend_from_slice(b"\r\n");
             }
         }
+        for line in &self.shape.extra_headers {
+            out.extend_from_slice(line.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
     }
 
     pub fn method(&self) -> Method {
@@ -276,6 +283,39 @@ mod tests {
             .filter(|_| maker.pick(1).0 == Pick::Known(0))
             .count();
         assert!(first > 1000, "{first}");
+    }
+
+    #[test]
+    fn extra_headers_end_every_request_head() {
+        use crate::networks::ClientNetworks;
+        let keys = KeySet::generated(GeneratedKeys {
+            count: 10,
+            ..GeneratedKeys::default()
+        })
+        .unwrap();
+        for visitors in [
+            Visitors::Plain,
+            Visitors::varied(ClientNetworks::generated()),
+        ] {
+            let shape = TrafficShape {
+                visitors,
+                extra_headers: vec!["If-None-Match: \"abc\"".into()],
+                ..TrafficShape::default()
+            };
+            let mut maker = RequestMaker::new(&shape, &keys, "localhost", 0).unwrap();
+            let mut out = Vec::new();
+            let (pick, bot) = maker.pick(1);
+            maker.render(&keys, pick, bot, &mut out);
+            let text = String::from_utf8(out).unwrap();
+            assert!(
+                text.ends_with("\r\nIf-None-Match: \"abc\"\r\n\r\n"),
+                "{text}"
+            );
+            assert_eq!(text.matches("\r\n\r\n").count(), 1, "{text}");
+            let mut headers = [httparse::EMPTY_HEADER; 16];
+            let mut request = httparse::Request::new(&mut headers);
+            assert!(request.parse(text.as_bytes()).unwrap().is_complete());
+        }
     }
 
     #[test]

@@ -289,12 +289,11 @@ impl ControlStore {
     }
 
     pub fn endpoint(&self, id: &str) -> Result<Option<EndpointRecord>, StoreError> {
-        match self.event_spaces.webhooks.get(id.as_bytes())? {
-            Some(value) => Ok(Some(
-                serde_json::from_slice(&value).map_err(|e| corrupt("webhook endpoint", e))?,
-            )),
-            None => Ok(None),
-        }
+        super::read_json(
+            &self.event_spaces.webhooks,
+            id.as_bytes(),
+            "webhook endpoint",
+        )
     }
 
     /// Every endpoint of every workspace, by id.
@@ -408,12 +407,7 @@ impl ControlStore {
     }
 
     pub fn delivery(&self, id: u64) -> Result<Option<DeliveryRecord>, StoreError> {
-        match self.event_spaces.deliveries.get(id.to_be_bytes())? {
-            Some(value) => Ok(Some(
-                serde_json::from_slice(&value).map_err(|e| corrupt("delivery", e))?,
-            )),
-            None => Ok(None),
-        }
+        super::read_json(&self.event_spaces.deliveries, id.to_be_bytes(), "delivery")
     }
 
     /// Up to `limit` pending deliveries due at or before `now`, earliest first.
@@ -471,12 +465,7 @@ impl ControlStore {
 
     /// Event `seq`, if it is still kept.
     pub fn event(&self, seq: u64) -> Result<Option<EventRecord>, StoreError> {
-        match self.event_spaces.events.get(seq.to_be_bytes())? {
-            Some(value) => Ok(Some(
-                serde_json::from_slice(&value).map_err(|e| corrupt("event", e))?,
-            )),
-            None => Ok(None),
-        }
+        super::read_json(&self.event_spaces.events, seq.to_be_bytes(), "event")
     }
 
     /// An endpoint's deliveries, newest first, with ids below `before`,

@@ -129,6 +129,20 @@ impl std::fmt::Debug for ControlStore {
     }
 }
 
+/// The JSON record at `key` (`what` names it in a corruption error).
+fn read_json<T: serde::de::DeserializeOwned>(
+    keyspace: &Keyspace,
+    key: impl AsRef<[u8]>,
+    what: &str,
+) -> Result<Option<T>, StoreError> {
+    match keyspace.get(key)? {
+        Some(value) => serde_json::from_slice(&value)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt(format!("{what}: {e}"))),
+        None => Ok(None),
+    }
+}
+
 fn read_u64(keyspace: &Keyspace, key: &[u8]) -> Result<u64, StoreError> {
     Ok(keyspace
         .get(key)?

@@ -53,10 +53,6 @@ fn item_key(link_id: u64, page_id: u64) -> [u8; 16] {
     key
 }
 
-fn decode(bytes: &[u8]) -> Result<PageRecord, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("page record: {e}")))
-}
-
 impl ControlStore {
     /// Installs what renders pages again when their links change (the
     /// first call wins).
@@ -66,10 +62,7 @@ impl ControlStore {
 
     /// The page with `id`.
     pub fn page(&self, id: u64) -> Result<Option<PageRecord>, StoreError> {
-        match self.page_spaces.pages.get(id.to_be_bytes())? {
-            Some(bytes) => Ok(Some(decode(&bytes)?)),
-            None => Ok(None),
-        }
+        super::read_json(&self.page_spaces.pages, id.to_be_bytes(), "page record")
     }
 
     /// The pages of `workspace`, oldest first.

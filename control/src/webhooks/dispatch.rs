@@ -335,6 +335,30 @@ impl Worker {
         }
     }
 
+    /// Puts `delivery` on the dead-letter list without sending it, saying
+    /// why in its log.
+    fn give_up(
+        &self,
+        mut delivery: DeliveryRecord,
+        now: i64,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let was_due = delivery.next_attempt_at;
+        delivery.state = DeliveryState::Dead;
+        delivery.next_attempt_at = None;
+        push_attempt(
+            &mut delivery,
+            Attempt {
+                at: now,
+                status: None,
+                latency_ms: 0,
+                error: Some(reason.to_owned()),
+            },
+        );
+        self.stats.dead.fetch_add(1, Ordering::Relaxed);
+        self.webhooks.store().put_delivery(&delivery, was_due)
+    }
+
     fn attempt(&self, mut delivery: DeliveryRecord) -> Result<(), StoreError> {
         let store = self.webhooks.store();
         let Some(endpoint) = store.endpoint(&delivery.endpoint_id)? else {
@@ -344,34 +368,14 @@ impl Worker {
         let was_due = delivery.next_attempt_at;
         let now = ricochet_model::now_millis();
         if !endpoint.enabled && delivery.event_type != EventKind::WebhookTest {
-            delivery.state = DeliveryState::Dead;
-            delivery.next_attempt_at = None;
-            push_attempt(
-                &mut delivery,
-                Attempt {
-                    at: now,
-                    status: None,
-                    latency_ms: 0,
-                    error: Some("the endpoint is disabled".into()),
-                },
-            );
-            self.stats.dead.fetch_add(1, Ordering::Relaxed);
-            return store.put_delivery(&delivery, was_due);
+            return self.give_up(delivery, now, "the endpoint is disabled");
         }
         let Some(body) = self.bodies.body(store, delivery.event_seq)? else {
-            delivery.state = DeliveryState::Dead;
-            delivery.next_attempt_at = None;
-            push_attempt(
-                &mut delivery,
-                Attempt {
-                    at: now,
-                    status: None,
-                    latency_ms: 0,
-                    error: Some("the event is no longer kept (webhooks.retention)".into()),
-                },
+            return self.give_up(
+                delivery,
+                now,
+                "the event is no longer kept (webhooks.retention)",
             );
-            self.stats.dead.fetch_add(1, Ordering::Relaxed);
-            return store.put_delivery(&delivery, was_due);
         };
         let (attempt, ok) = self.send(&endpoint, &delivery, &body, now);
         delivery.attempts += 1;

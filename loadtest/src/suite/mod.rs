@@ -525,6 +525,7 @@ fn convert_traffic(at: &Locator<'_>, raw: &RawTraffic) -> Result<TrafficShape> {
         unknown_status: raw.unknown_status.unwrap_or(defaults.unknown_status),
         seed: raw.seed.unwrap_or(defaults.seed),
         visitors,
+        extra_headers: Vec::new(),
     };
     shape.validate().map_err(|e| {
         let key = match &e {
