@@ -6,13 +6,15 @@
 //! a viewer, is refused what viewers may not do. Hostile names are shown as
 //! text, and forged forms, ended sessions and other workspaces' records get
 //! clear refusals. The activity page follows the workspace's events live.
+//! A link-in-bio page is built in the editor, its preview following the
+//! form as one types; its forms are guarded and what it shows is escaped.
 
 use std::time::Duration;
 
 use anyhow::Context as _;
 use ricochet_control::config::VerificationMode;
 use ricochet_control::test_util::browser::{Browser, BrowserOptions, Cookie};
-use ricochet_control::test_util::{ApiClient, TestControl, free_port};
+use ricochet_control::test_util::{ApiClient, ApiResponse, TestControl, free_port};
 use ricochet_engine::test_util::{TestEngine, eventually};
 use ricochet_model::bus::LocalBus;
 use serde_json::json;
@@ -441,6 +443,7 @@ async fn pages_are_labelled_fit_a_phone_and_can_be_captured() -> anyhow::Result<
     let stack = Stack::start().await?;
     let browser = &stack.browser;
     let owner = stack.control.owner_client();
+    let mut links = Vec::new();
     for (code, title, tags) in [
         ("spring", "Spring sale", json!(["launch", "spring"])),
         ("guide", "Documentation", json!(["docs"])),
@@ -452,9 +455,20 @@ async fn pages_are_labelled_fit_a_phone_and_can_be_captured() -> anyhow::Result<
                     "code": code, "title": title, "tags": tags}),
         );
         assert_eq!(created.status, 201, "{}", created.text);
+        links.push(created.body["id"].clone());
     }
     let domain = owner.post("/api/v1/domains", &json!({"domain": "go.example.com"}));
     assert_eq!(domain.status, 201, "{}", domain.text);
+    let bio_page = owner.post(
+        "/api/v1/pages",
+        &json!({"handle": "ada", "title": "Ada Lovelace", "bio": "Analyst of engines.",
+                "socials": [{"network": "github", "url": "https://github.com/ada"}],
+                "items": [{"type": "header", "text": "Reading"},
+                          {"type": "link", "link_id": links[1], "label": "The documentation, in full detail"},
+                          {"type": "link", "link_id": links[0]}]}),
+    );
+    assert_eq!(bio_page.status, 201, "{}", bio_page.text);
+    let bio_page = bio_page.body["id"].as_u64().unwrap();
     stack.sign_in_as_owner().await?;
     let pages = [
         ("links", "/console/links".to_owned()),
@@ -465,6 +479,8 @@ async fn pages_are_labelled_fit_a_phone_and_can_be_captured() -> anyhow::Result<
         ("keys", "/console/keys".to_owned()),
         ("analytics", "/console/analytics".to_owned()),
         ("settings", "/console/settings".to_owned()),
+        ("pages", "/console/pages".to_owned()),
+        ("page-editor", format!("/console/pages/{bio_page}/edit")),
     ];
     let target = std::env::var_os("RICOCHET_SCREENSHOT_DIR").map(std::path::PathBuf::from);
     for (width, height, device) in [(1280, 800, "desktop"), (390, 844, "phone")] {
@@ -543,5 +559,433 @@ async fn the_activity_page_follows_the_workspaces_events_live() -> anyhow::Resul
     assert!(top.contains("live-one"), "{top}");
     // Three events listed: the one before, and the two live ones.
     assert_eq!(browser.texts("#activity li").await?.len(), 3);
+    Ok(())
+}
+
+/// Percent-encodes `text` for a form body.
+fn form_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Posts a console form as a browser without script would.
+fn post_form(client: &ApiClient, path: &str, fields: &[(&str, &str)]) -> ApiResponse {
+    let body = fields
+        .iter()
+        .map(|(name, value)| format!("{}={}", form_encode(name), form_encode(value)))
+        .collect::<Vec<_>>()
+        .join("&");
+    client.send(
+        "POST",
+        path,
+        Some(("application/x-www-form-urlencoded", body.as_bytes())),
+        &[],
+    )
+}
+
+/// The `srcdoc` of the editor's preview frame once it contains `needle`.
+async fn wait_for_preview(browser: &Browser, needle: &str) -> anyhow::Result<String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let srcdoc = browser
+            .attr("#page-preview", "srcdoc")
+            .await?
+            .unwrap_or_default();
+        if srcdoc.contains(needle) {
+            return Ok(srcdoc);
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "the preview never showed {needle:?}: {srcdoc}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_page_is_built_in_the_editor_with_a_live_preview() -> anyhow::Result<()> {
+    let stack = Stack::start().await?;
+    let browser = &stack.browser;
+    let owner = stack.control.owner_client();
+    let mut links = Vec::new();
+    for (code, title) in [("guide", "Documentation"), ("shop", "Shop")] {
+        let created = owner.post(
+            "/api/v1/links",
+            &json!({"url": format!("https://example.com/{code}"), "code": code, "title": title}),
+        );
+        assert_eq!(created.status, 201, "{}", created.text);
+        links.push(created.body["id"].as_u64().unwrap());
+    }
+    let (docs, shop) = (links[0], links[1]);
+    stack.sign_in_as_owner().await?;
+
+    // A new page from the list, then its editor.
+    browser.click("a[href='/console/pages']").await?;
+    browser.fill("#handle", "ada").await?;
+    browser.fill("#page-title", "Ada").await?;
+    browser.click("#new-page button[type=submit]").await?;
+    let editor = browser.wait_for_url("notice=page-created").await?;
+    let id: u64 = editor
+        .path_segments()
+        .and_then(|mut s| s.nth(2))
+        .and_then(|s| s.parse().ok())
+        .context("the page's editor")?;
+    assert!(editor.path().ends_with("/edit"), "{editor}");
+
+    // Two links and a heading, put in order by their positions.
+    browser.select("#item_0_link", &docs.to_string()).await?;
+    browser.fill("#item_0_label", "Read the docs").await?;
+    browser.fill("#item_0_position", "3").await?;
+    browser.select("#item_1_type", "header").await?;
+    browser.fill("#item_1_label", "Elsewhere").await?;
+    browser.fill("#item_1_position", "1").await?;
+    browser.select("#item_2_link", &shop.to_string()).await?;
+    browser.fill("#item_2_position", "2").await?;
+    browser.click("#save-page").await?;
+    browser.wait_for_url("notice=page-saved").await?;
+    browser.wait_for_text("main", "Page saved.").await?;
+    let page = owner.get(&format!("/api/v1/pages/{id}"));
+    assert_eq!(page.status, 200, "{}", page.text);
+    let items = page.body["items"].as_array().context("items")?;
+    let stored: Vec<_> = items
+        .iter()
+        .map(|i| {
+            (
+                i["type"].clone(),
+                i["link_id"].clone(),
+                i["label"].clone(),
+                i["text"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        stored,
+        [
+            (
+                json!("header"),
+                json!(null),
+                json!(null),
+                json!("Elsewhere")
+            ),
+            (json!("link"), json!(shop), json!(null), json!(null)),
+            (
+                json!("link"),
+                json!(docs),
+                json!("Read the docs"),
+                json!(null)
+            ),
+        ]
+    );
+    // The editor shows them in that order, with empty rows for more.
+    assert_eq!(
+        browser.attr("#item_0_label", "value").await?.as_deref(),
+        Some("Elsewhere")
+    );
+    assert!(browser.exists("#item_5_link").await?);
+    assert!(!browser.exists("#item_6_link").await?);
+
+    // Typing updates the preview, which renders with the page's own styles;
+    // nothing is saved.
+    wait_for_preview(browser, "<h1>Ada</h1>").await?;
+    browser.fill("#title", "Ada Lovelace").await?;
+    let srcdoc = wait_for_preview(browser, "<h1>Ada Lovelace</h1>").await?;
+    assert!(srcdoc.contains("Read the docs"), "{srcdoc}");
+    browser.client().enter_frame(0).await?;
+    assert_eq!(browser.text("h1").await?, "Ada Lovelace");
+    assert_eq!(
+        browser.texts(".items li").await?,
+        ["Elsewhere", "Shop", "Read the docs"]
+    );
+    let width = browser
+        .wait_for("main")
+        .await?
+        .css_value("max-width")
+        .await?;
+    assert_eq!(width, "576px", "the page's inline stylesheet applies");
+    browser.client().enter_parent_frame().await?;
+    let stored = owner.get(&format!("/api/v1/pages/{id}"));
+    assert_eq!(stored.body["title"], "Ada");
+
+    // The Preview button (the way without script) fills the frame too.
+    browser
+        .execute(
+            "document.getElementById('title').value = 'Set without events';",
+            vec![],
+        )
+        .await?;
+    browser.click("#preview-page").await?;
+    browser.client().enter_frame(0).await?;
+    browser.wait_for_text("h1", "Set without events").await?;
+    browser.client().enter_parent_frame().await?;
+
+    // A bad value: the preview says which field, and saving puts the error
+    // next to it, keeps what was typed and stores nothing.
+    browser.fill("#title", "Ada Lovelace").await?;
+    browser.fill("#avatar_url", "javascript:x").await?;
+    wait_for_preview(browser, "Avatar image URL: must be an http(s) URL").await?;
+    browser.click("#save-page").await?;
+    let error = browser.wait_for("#avatar_url-error").await?;
+    assert!(error.text().await?.contains("http(s) URL"));
+    assert_eq!(
+        browser
+            .attr("#avatar_url", "aria-invalid")
+            .await?
+            .as_deref(),
+        Some("true")
+    );
+    assert_eq!(
+        browser.attr("#avatar_url", "value").await?.as_deref(),
+        Some("javascript:x")
+    );
+    assert_eq!(
+        browser.attr("#title", "value").await?.as_deref(),
+        Some("Ada Lovelace")
+    );
+    let stored = owner.get(&format!("/api/v1/pages/{id}"));
+    assert_eq!(stored.body["title"], "Ada");
+    assert_eq!(stored.body["avatar_url"], json!(null));
+
+    // The page is served, and listed with its address.
+    browser.goto(&stack.url("/console/pages")).await?;
+    let listed = browser.text("#pages").await?;
+    assert!(
+        listed.contains(&format!("http://{}/ada", stack.engine.addr())),
+        "{listed}"
+    );
+    assert!(listed.contains("live"), "{listed}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_page_editor_escapes_what_it_shows_and_guards_its_forms() -> anyhow::Result<()> {
+    let control = TestControl::start();
+    let owner = control.owner_client().without_redirects();
+    let csrf = owner.csrf.clone().context("a CSRF token")?;
+    let link = owner.post(
+        "/api/v1/links",
+        &json!({"url": "https://example.com/a", "code": "a-link", "title": "A link"}),
+    );
+    assert_eq!(link.status, 201, "{}", link.text);
+    let link_id = link.body["id"].as_u64().unwrap().to_string();
+    let hostile = "\"><script>alert(1)</script>";
+    let created = owner.post(
+        "/api/v1/pages",
+        &json!({"handle": "ada", "title": hostile, "avatar_url": "https://img.example/ada.png"}),
+    );
+    assert_eq!(created.status, 201, "{}", created.text);
+    let id = created.body["id"].as_u64().unwrap();
+    let stored = || owner.get(&format!("/api/v1/pages/{id}")).body;
+
+    // The hostile title is text in the list, the editor and its preview.
+    for path in [
+        "/console/pages".to_owned(),
+        format!("/console/pages/{id}/edit"),
+    ] {
+        let answer = owner.get(&path);
+        assert_eq!(answer.status, 200, "{path}: {}", answer.text);
+        assert!(
+            answer
+                .text
+                .contains("&#60;script&#62;alert(1)&#60;/script&#62;"),
+            "{path}: {}",
+            answer.text
+        );
+        assert!(!answer.text.contains("<script>alert(1)"), "{path}");
+    }
+    let editor = owner.get(&format!("/console/pages/{id}/edit"));
+    let policy = editor.header("content-security-policy").unwrap_or("");
+    assert!(policy.contains("frame-src 'self'"), "{policy}");
+    assert!(policy.contains("script-src 'self'"), "{policy}");
+    // The stored page, rendered into the frame's srcdoc (escaped twice).
+    assert!(
+        editor.text.contains("&#38;lt;script&#38;gt;alert(1)"),
+        "{}",
+        editor.text
+    );
+
+    // The preview: the page the form describes, sandboxed, stored nowhere.
+    let preview = format!("/console/pages/{id}/preview");
+    fn fields<'a>(csrf: &'a str, avatar: &'a str, link: &'a str) -> Vec<(&'a str, &'a str)> {
+        vec![
+            ("csrf_token", csrf),
+            ("title", "Preview <b>title</b>"),
+            ("avatar_url", avatar),
+            ("theme_preset", "ocean"),
+            ("theme_appearance", "dark"),
+            ("item_0_id", ""),
+            ("item_0_type", "link"),
+            ("item_0_link", link),
+            ("item_0_label", "Read it"),
+            ("item_0_position", "1"),
+        ]
+    }
+    let form = fields(&csrf, "", &link_id);
+    let answer = post_form(&owner, &preview, &form);
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert!(
+        answer
+            .header("content-type")
+            .unwrap_or("")
+            .starts_with("text/html")
+    );
+    assert_eq!(
+        answer.header("content-security-policy"),
+        Some(
+            "default-src 'none'; style-src 'unsafe-inline'; img-src http: https:; \
+             base-uri 'none'; form-action 'none'; frame-ancestors 'self'; sandbox"
+        )
+    );
+    assert_eq!(answer.header("x-frame-options"), Some("SAMEORIGIN"));
+    assert!(
+        answer
+            .text
+            .contains("<h1>Preview &lt;b&gt;title&lt;/b&gt;</h1>"),
+        "{}",
+        answer.text
+    );
+    assert!(answer.text.contains(">Read it</a>"), "{}", answer.text);
+    assert_eq!(stored()["title"], hostile, "a preview stores nothing");
+    // Refused without the session's CSRF token, or with another one.
+    for token in ["", "forged"] {
+        let form = fields(token, "", &link_id);
+        let refused = post_form(&owner.with_csrf(None), &preview, &form);
+        assert_eq!(refused.status, 403, "{token:?}: {}", refused.text);
+        assert!(
+            refused
+                .text
+                .contains("stale or did not come from this console")
+        );
+    }
+    let signed_out = ApiClient::new(&control.base_url(), None).without_redirects();
+    let refused = post_form(&signed_out, &preview, &fields(&csrf, "", &link_id));
+    assert_eq!(refused.status, 303);
+    // A bad value answers 400 naming the field, escaped, for the frame.
+    let form = fields(&csrf, "javascript:<x>", &link_id);
+    let refused = post_form(&owner, &preview, &form);
+    assert_eq!(refused.status, 400, "{}", refused.text);
+    assert!(
+        refused
+            .text
+            .contains("Avatar image URL: must be an http(s) URL"),
+        "{}",
+        refused.text
+    );
+    assert!(!refused.text.contains("<x>"), "{}", refused.text);
+    assert!(
+        refused
+            .header("content-security-policy")
+            .is_some_and(|p| p.ends_with("sandbox"))
+    );
+
+    // Saving a bad value: the error next to its field (on the row it came
+    // from), what was typed kept, nothing stored.
+    let edit = format!("/console/pages/{id}/edit");
+    let form = fields(&csrf, "javascript:x", &link_id);
+    let refused = post_form(&owner, &edit, &form);
+    assert_eq!(refused.status, 400, "{}", refused.text);
+    assert!(
+        refused
+            .text
+            .contains(r#"aria-invalid="true" aria-describedby="avatar_url-error""#)
+    );
+    assert!(
+        refused
+            .text
+            .contains(r#"<p class="field-error" id="avatar_url-error">"#)
+    );
+    assert!(refused.text.contains(r#"value="javascript:x""#));
+    let long = "h".repeat(101);
+    let refused = post_form(
+        &owner,
+        &edit,
+        &[
+            ("csrf_token", &csrf),
+            ("title", "Ada"),
+            ("item_0_type", "header"),
+            ("item_0_label", "Fine"),
+            ("item_0_position", "2"),
+            ("item_1_type", "header"),
+            ("item_1_label", &long),
+            ("item_1_position", "1"),
+        ],
+    );
+    assert_eq!(refused.status, 400, "{}", refused.text);
+    assert!(
+        refused
+            .text
+            .contains(r#"<p class="field-error" id="item_1_label-error">"#),
+        "{}",
+        refused.text
+    );
+    assert!(!refused.text.contains(r#"id="item_0_label-error""#));
+    let page = stored();
+    assert_eq!(page["title"], hostile);
+    assert_eq!(page["avatar_url"], "https://img.example/ada.png");
+    assert_eq!(page["items"], json!([]));
+    let refused = post_form(&owner, &edit, &[("title", "No token")]);
+    assert_eq!(refused.status, 403);
+    assert_eq!(stored()["title"], hostile);
+
+    // A good save redirects to the editor with a notice.
+    let saved = post_form(
+        &owner,
+        &edit,
+        &[
+            ("csrf_token", &csrf),
+            ("title", "Ada"),
+            ("avatar_url", "https://img.example/ada.png"),
+            ("social_github", "https://github.com/ada"),
+            ("social_email", "ada@example.org"),
+            ("custom_colors", "on"),
+            ("color_background", "#000000"),
+            ("color_text", "#ffffff"),
+            ("color_button", "#112233"),
+            ("color_button_text", "#ffffff"),
+            ("item_0_type", "link"),
+            ("item_0_link", &link_id),
+            ("item_0_position", "1"),
+            ("item_0_from", "2030-01-31T18:00"),
+        ],
+    );
+    assert_eq!(saved.status, 303, "{}", saved.text);
+    let location = format!("{edit}?notice=page-saved");
+    assert_eq!(saved.header("location"), Some(location.as_str()));
+    let page = stored();
+    assert_eq!(page["title"], "Ada");
+    assert_eq!(page["theme"]["colors"]["button"], "#112233");
+    assert_eq!(
+        page["socials"],
+        json!([{"network": "github", "url": "https://github.com/ada"},
+               {"network": "email", "url": "mailto:ada@example.org"}])
+    );
+    assert_eq!(page["items"][0]["visible_from"], "2030-01-31T18:00:00Z");
+    let editor = owner.get(&format!("{edit}?notice=page-saved"));
+    assert!(editor.text.contains("Page saved."));
+    assert!(editor.text.contains(r#"value="2030-01-31T18:00""#));
+
+    // The QR code of its address, and removal (asked with the token only).
+    let qr = owner.get(&format!("/console/pages/{id}/qr"));
+    assert_eq!(qr.status, 200, "{}", qr.text);
+    assert_eq!(qr.header("content-type"), Some("image/svg+xml"));
+    assert!(qr.text.contains("<svg"), "{}", qr.text);
+    let remove = format!("/console/pages/{id}/delete");
+    assert_eq!(post_form(&owner, &remove, &[]).status, 403);
+    assert_eq!(owner.get(&format!("/api/v1/pages/{id}")).status, 200);
+    let removed = post_form(&owner, &remove, &[("csrf_token", &csrf)]);
+    assert_eq!(removed.status, 303, "{}", removed.text);
+    assert_eq!(
+        removed.header("location"),
+        Some("/console/pages?notice=page-removed")
+    );
+    assert_eq!(owner.get(&format!("/api/v1/pages/{id}")).status, 404);
+    let list = owner.get("/console/pages?notice=page-removed");
+    assert!(list.text.contains("Page removed."));
+    assert!(list.text.contains("No pages yet."));
     Ok(())
 }

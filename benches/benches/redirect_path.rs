@@ -96,13 +96,9 @@ fn parse(input: &[u8]) -> Option<Request<'_>> {
     let mut host = None;
     let mut close = false;
     let mut prefetch = false;
-    let (mut user_agent, mut referer, mut accept_language, mut cookie, mut if_none_match): (
-        &[u8],
-        &[u8],
-        &[u8],
-        &[u8],
-        &[u8],
-    ) = (b"", b"", b"", b"", b"");
+    let empty: &[u8] = b"";
+    let (mut user_agent, mut referer, mut accept_language, mut cookie, mut if_none_match) =
+        (empty, empty, empty, empty, empty);
     for header in parsed.headers.iter() {
         let name = header.name.as_bytes();
         if name.eq_ignore_ascii_case(b"user-agent") {
@@ -611,11 +607,8 @@ fn pages_against_redirects(c: &mut Criterion) {
         "built {LINKS} links and {PAGES} pages in {:.1}s",
         started.elapsed().as_secs_f64()
     );
-    let mut handler = RedirectHandler::new(
-        Arc::new(table),
-        Arc::new(RedirectSettings::new(3600)),
-        None,
-    );
+    let mut handler =
+        RedirectHandler::new(Arc::new(table), Arc::new(RedirectSettings::new(3600)), None);
     let clock = Clock::batch();
     let links = data::shuffled_codes(LINKS, 3);
     let mut pages: Vec<[u8; CODE_LEN]> = (LINKS as u64..(LINKS + PAGES) as u64)
@@ -639,7 +632,10 @@ fn pages_against_redirects(c: &mut Criterion) {
                 200
             );
             let head = std::str::from_utf8(&out[..out.len() - PAGE_BYTES]).expect("ASCII head");
-            let line = head.lines().find(|l| l.starts_with("ETag: ")).expect("an ETag");
+            let line = head
+                .lines()
+                .find(|l| l.starts_with("ETag: "))
+                .expect("an ETag");
             line["ETag: ".len()..].to_owned()
         })
         .collect();
@@ -683,7 +679,11 @@ fn pages_against_redirects(c: &mut Criterion) {
     group.bench_function("parse_and_handle/page_304", |b| {
         b.iter(|| {
             let request = parse(&revalidations[next]).expect("valid request");
-            next = if next + 1 == revalidations.len() { 0 } else { next + 1 };
+            next = if next + 1 == revalidations.len() {
+                0
+            } else {
+                next + 1
+            };
             out.clear();
             status(handler.handle(&request, ResponseWriter::close_after(&mut out, &clock)))
         })
@@ -691,5 +691,10 @@ fn pages_against_redirects(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, redirect_path, limited_redirects, pages_against_redirects);
+criterion_group!(
+    benches,
+    redirect_path,
+    limited_redirects,
+    pages_against_redirects
+);
 criterion_main!(benches);

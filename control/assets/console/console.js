@@ -98,3 +98,66 @@
     });
   });
 })();
+(function () {
+  // The page editor: its preview follows the form as one types (the form is
+  // posted to the preview route, as its Preview button would, 300 ms after
+  // the last change, and the answer shown in the sandboxed frame: no script
+  // runs there), items move up and down with buttons, and a heading row
+  // hides its link menu.
+  var frame = document.getElementById("page-preview");
+  var form = frame && document.getElementById(frame.getAttribute("data-form"));
+  if (!form) { return; }
+  var url = frame.getAttribute("data-preview");
+  var timer = null, sent = 0, shown = 0;
+  function refresh() {
+    var id = ++sent;
+    fetch(url, {
+      method: "POST", body: new URLSearchParams(new FormData(form)),
+      credentials: "same-origin", redirect: "manual"
+    }).then(function (response) {
+      if (response.type === "opaqueredirect") {
+        return "<!doctype html><title>Preview</title><p>Your session has ended: sign in again to see the preview.</p>";
+      }
+      return response.text();
+    }).then(function (html) {
+      // Answers may arrive out of order: only a newer one replaces the frame.
+      if (id < shown) { return; }
+      shown = id;
+      frame.srcdoc = html;
+    }).catch(function () { /* the next change tries again */ });
+  }
+  function later() { clearTimeout(timer); timer = setTimeout(refresh, 300); }
+  form.addEventListener("input", later);
+  form.addEventListener("change", later);
+
+  var rows = document.querySelectorAll("fieldset[data-item]");
+  function renumber() {
+    form.querySelectorAll("fieldset[data-item] input[data-position]").forEach(function (input, index) {
+      input.value = index + 1;
+    });
+    later();
+  }
+  rows.forEach(function (row) {
+    var kind = row.querySelector("select[data-item-type]");
+    var link = row.querySelector("[data-item-link]");
+    function showLink() { if (kind && link) { link.hidden = kind.value === "header"; } }
+    if (kind) { kind.addEventListener("change", showLink); }
+    showLink();
+    var legend = row.querySelector("legend");
+    [["up", "\u2191", "Move up"], ["down", "\u2193", "Move down"]].forEach(function (move) {
+      var button = document.createElement("button");
+      button.type = "button";
+      button.className = "link move";
+      button.textContent = move[1];
+      button.setAttribute("aria-label", move[2] + ": " + legend.textContent);
+      button.addEventListener("click", function () {
+        var other = move[0] === "up" ? row.previousElementSibling : row.nextElementSibling;
+        if (!other || !other.matches("fieldset[data-item]")) { return; }
+        if (move[0] === "up") { other.before(row); } else { other.after(row); }
+        button.focus();
+        renumber();
+      });
+      legend.append(" ", button);
+    });
+  });
+})();

@@ -323,16 +323,22 @@ impl FormPage {
 async fn usable_domains(console: &Console) -> Result<Vec<String>, ConsoleError> {
     let service = console.state.service.clone();
     let workspace = console.workspace_id().to_owned();
-    Ok(blocking(move || {
-        service.domains(&workspace).map(|domains| {
-            domains
-                .into_iter()
-                .filter(|d| d.is_default || d.verification.is_verified())
-                .map(|d| d.name)
-                .collect()
-        })
-    })
-    .await?)
+    Ok(blocking(move || domain_names(&service, &workspace)).await?)
+}
+
+/// Names of the domains `workspace` may create links (and pages) on: the
+/// default one first, then its verified ones.
+pub(super) fn domain_names(
+    service: &crate::service::LinkService,
+    workspace: &str,
+) -> Result<Vec<String>, crate::api::error::ApiError> {
+    let mut domains: Vec<_> = service
+        .domains(workspace)?
+        .into_iter()
+        .filter(|d| d.is_default || d.verification.is_verified())
+        .collect();
+    domains.sort_by_key(|d| !d.is_default);
+    Ok(domains.into_iter().map(|d| d.name).collect())
 }
 
 /// `GET /console/links/new`.

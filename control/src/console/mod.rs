@@ -8,6 +8,9 @@
 //!   `GET|POST /console/links/new`, `GET /console/links/{id}`,
 //!   `GET|POST /console/links/{id}/edit`, `GET /console/links/{id}/qr`,
 //!   `GET|POST /console/links/import`, `GET /console/links/export`
+//! - `GET|POST /console/pages`, `GET|POST /console/pages/{id}/edit`,
+//!   `POST /console/pages/{id}/preview` (the editor's unsaved page, rendered),
+//!   `GET /console/pages/{id}/qr`, `POST /console/pages/{id}/delete`
 //! - `GET /console/analytics` (workspace overview and top links)
 //! - `GET /console/activity` (the workspace's events, live)
 //! - `GET|POST /console/domains`, `GET /console/domains/{domain}`,
@@ -32,6 +35,8 @@ pub mod link_form;
 pub mod links;
 pub mod members;
 pub mod page;
+pub mod page_form;
+pub mod pages;
 pub mod session;
 pub mod settings;
 pub mod sign_in;
@@ -69,6 +74,13 @@ pub fn configure(config: &mut web::ServiceConfig) {
             .route("/links/{id}/edit", web::get().to(links::edit_page))
             .route("/links/{id}/edit", web::post().to(links::update))
             .route("/links/{id}/qr", web::get().to(links::qr))
+            .route("/pages", web::get().to(pages::list))
+            .route("/pages", web::post().to(pages::create))
+            .route("/pages/{id}/edit", web::get().to(pages::edit_page))
+            .route("/pages/{id}/edit", web::post().to(pages::update))
+            .route("/pages/{id}/preview", web::post().to(pages::preview))
+            .route("/pages/{id}/qr", web::get().to(pages::qr))
+            .route("/pages/{id}/delete", web::post().to(pages::remove))
             .route("/analytics", web::get().to(analytics::overview))
             .route("/activity", web::get().to(activity::page))
             .route("/domains", web::get().to(domains::list))

@@ -96,6 +96,9 @@ pub fn notice(code: &str) -> Option<&'static str> {
     Some(match code {
         "link-created" => "Link created.",
         "link-saved" => "Link saved.",
+        "page-created" => "Page created: add its items below.",
+        "page-saved" => "Page saved.",
+        "page-removed" => "Page removed.",
         "links-updated" => "Links updated.",
         "domain-added" => "Domain added. Create the DNS record below, then verify.",
         "domain-verified" => "Domain verified.",
