@@ -146,7 +146,8 @@ pub fn seed_via_api(
 }
 
 /// Waits until `base` answers key `index` with one of its expected
-/// redirects (its own target or one of its behaviour's).
+/// redirects (its own target or one of its behaviour's), or with its
+/// expected status when that is not a redirect (a page's 200 or 304).
 pub fn wait_served(
     base: &Url,
     host: &str,
@@ -173,7 +174,16 @@ pub fn wait_served(
                         .location
                         .as_deref()
                         .is_some_and(|l| keys.location_matches(index, l.as_bytes()));
-                if status_ok && location_ok && (300..400).contains(&response.status) {
+                let redirect = |status: u16| (300..400).contains(&status) && status != 304;
+                let served = match record.status {
+                    // Not a redirect (a page's 200, or its 304: asked without
+                    // the validator, a page answers 200): the status alone.
+                    Some(expected) if !redirect(expected) => {
+                        response.status == expected || (expected == 304 && response.status == 200)
+                    }
+                    _ => status_ok && location_ok && redirect(response.status),
+                };
+                if served {
                     return Ok(started.elapsed());
                 }
                 last = format!(
@@ -189,4 +199,51 @@ pub fn wait_served(
         url: format!("{base}{path}"),
         message: format!("not served within {timeout:?} (last: {last})"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    use super::*;
+
+    /// A server answering every request on each connection with `answer`.
+    fn server(answer: &'static [u8]) -> Url {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 4096];
+                    while let Ok(n) = stream.read(&mut buf) {
+                        if n == 0 || stream.write_all(answer).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Url::parse(&format!("http://{addr}")).unwrap()
+    }
+
+    #[test]
+    fn pages_are_served_by_their_status_and_redirects_by_their_location() {
+        let page = server(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi");
+        let wait = |url: &Url, keys: &str| {
+            let keys = KeySet::parse(keys, "keys").unwrap();
+            wait_served(url, "localhost", &keys, 0, Duration::from_millis(300))
+        };
+        assert!(wait(&page, ",abc,https://x.example/,200\n").is_ok());
+        // A revalidation key: the check's GET has no validator, so 200.
+        assert!(wait(&page, ",abc,https://x.example/,304\n").is_ok());
+        assert!(wait(&page, ",abc,https://x.example/,302\n").is_err());
+        let redirect = server(
+            b"HTTP/1.1 302 Found\r\nLocation: https://x.example/\r\nContent-Length: 0\r\n\r\n",
+        );
+        assert!(wait(&redirect, ",abc,https://x.example/,302\n").is_ok());
+        assert!(wait(&redirect, ",abc,https://y.example/,302\n").is_err());
+        assert!(wait(&redirect, ",abc,https://x.example/,200\n").is_err());
+    }
 }

@@ -2,7 +2,10 @@
 """A webhook receiver for load tests: answers every POST 200 at once and
 counts deliveries, bytes, event types and distinct event ids, with the lag
 from each event's created_at to its arrival. GET /stats answers the counts as
-JSON; GET /reset clears them.
+JSON; GET /reset clears them. Misbehaving endpoints for soaks: a POST to
+/slow/... answers 200 after 3 s, /fail/... answers 500 at once, /hang/...
+answers after 15 s (past the sender's time limit); their POSTs are counted
+apart (`slow`, `failed`, `hung`), not as deliveries.
 
     python3 scripts/perf/webhook-receiver.py 127.0.0.1:9100
 """
@@ -18,7 +21,8 @@ LOCK = threading.Lock()
 
 
 def empty():
-    return {"deliveries": 0, "bytes": 0, "types": {}, "ids": set(), "lags_ms": [], "links": 0}
+    return {"deliveries": 0, "bytes": 0, "types": {}, "ids": set(), "lags_ms": [], "links": 0,
+            "slow": 0, "failed": 0, "hung": 0}
 
 
 STATS = empty()
@@ -37,6 +41,9 @@ def summary():
             "lag_ms_p50": pick(0.50),
             "lag_ms_p99": pick(0.99),
             "lag_ms_max": lags[-1] if lags else None,
+            "slow": STATS["slow"],
+            "failed": STATS["failed"],
+            "hung": STATS["hung"],
         }
 
 
@@ -56,6 +63,14 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         length = int(self.headers.get("Content-Length", "0"))
         body = self.rfile.read(length)
+        for prefix, key, delay, status in (("/slow/", "slow", 3, 200), ("/fail/", "failed", 0, 500),
+                                           ("/hang/", "hung", 15, 200)):
+            if self.path.startswith(prefix):
+                with LOCK:
+                    STATS[key] += 1
+                time.sleep(delay)
+                self.answer(status)
+                return
         arrived = time.time()
         try:
             event = json.loads(body)
