@@ -835,3 +835,38 @@ fn an_endpoint_that_never_answers_does_not_hold_up_the_others() {
     );
     assert!(stalled.connections() >= 1);
 }
+
+#[test]
+fn a_backlog_at_stalled_endpoints_does_not_stand_in_front_of_the_others() {
+    // Two endpoints that never answer build up hundreds of pending
+    // deliveries, more than any one pass hands out; the healthy endpoint
+    // still gets each of its own at once, and faster than one a tick.
+    let stalled = PageServer::start("127.0.0.1", |_| Reply::Stall);
+    let (server, _) = receiver(true);
+    let test = start(|config| {
+        config.webhooks.workers = 8;
+        config.webhooks.timeout = Duration::from_secs(20);
+        config.rate_limit.requests_per_second = 1_000_000;
+        config.rate_limit.burst = 1_000_000;
+    });
+    let api = test.client();
+    for path in ["/a", "/b"] {
+        add_endpoint(&api, &stalled.url(path), json!(["link.created"]));
+    }
+    add_endpoint(&api, &server.url("/fast"), json!(["link.created"]));
+    let links: Vec<Value> = (0..300)
+        .map(|n| json!({"url": format!("https://example.com/b{n}")}))
+        .collect();
+    for chunk in links.chunks(100) {
+        let created = api.post("/api/v1/links/bulk", &json!(chunk));
+        assert_eq!(created.status, 200, "{}", created.text);
+    }
+    // 300 deliveries at two slots an endpoint, refilled as attempts end:
+    // handed out once per 200 ms tick behind the stalled endpoints'
+    // backlog, they would take at least 30 s.
+    assert!(
+        eventually(Duration::from_secs(15), || server.requests().len() == 300),
+        "{} of 300 delivered",
+        server.requests().len()
+    );
+}

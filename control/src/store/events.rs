@@ -3,8 +3,9 @@
 //! Keyspaces: `events` (sequence number → [`EventRecord`] as JSON), written
 //! by [`ControlStore::write`] in the batch of the change an event describes;
 //! `webhooks` (endpoint id → [`EndpointRecord`]); `deliveries` (delivery id →
-//! [`DeliveryRecord`]), with `delivery_due` (due instant, id) for the
-//! dispatcher and `endpoint_deliveries` (endpoint, id) for the delivery log;
+//! [`DeliveryRecord`]), with `delivery_due` (due instant, id) of pending
+//! ones, `endpoint_due` (endpoint, due instant, id) for the dispatcher and
+//! `endpoint_deliveries` (endpoint, id) for the delivery log;
 //! `click_pending` (window, node, shard → a closed window's rows) for the
 //! windows not yet turned into `link.clicked` events. `meta.event_seq` is the
 //! last event's number, `meta.webhook_cursor` the last event fanned out to
@@ -31,6 +32,10 @@ pub(crate) struct EventSpaces {
     webhooks: Keyspace,
     deliveries: Keyspace,
     due: Keyspace,
+    /// (endpoint, due instant, id) of pending deliveries: the dispatcher
+    /// fills each endpoint's free slots from its own earliest, so a backlog
+    /// at one endpoint never stands in front of the others'.
+    endpoint_due: Keyspace,
     endpoint_deliveries: Keyspace,
     click_pending: Keyspace,
     /// Allocates delivery ids (the dispatcher and the API's test sends).
@@ -47,6 +52,7 @@ impl EventSpaces {
             webhooks: keyspace("webhooks")?,
             deliveries: keyspace("deliveries")?,
             due: keyspace("delivery_due")?,
+            endpoint_due: keyspace("endpoint_due")?,
             endpoint_deliveries: keyspace("endpoint_deliveries")?,
             click_pending: keyspace("click_pending")?,
             delivery_seq: Mutex::new(read_u64(meta, META_DELIVERY_SEQ)?),
@@ -154,6 +160,15 @@ fn due_key(at: i64, id: u64) -> [u8; 16] {
     // Offset so negative instants still sort before positive ones.
     key[..8].copy_from_slice(&((at as u64) ^ (1 << 63)).to_be_bytes());
     key[8..].copy_from_slice(&id.to_be_bytes());
+    key
+}
+
+/// `endpoint`, a 0 byte, then the [`due_key`] of (`at`, `id`).
+fn endpoint_due_key(endpoint: &str, at: i64, id: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(endpoint.len() + 17);
+    key.extend_from_slice(endpoint.as_bytes());
+    key.push(0);
+    key.extend_from_slice(&due_key(at, id));
     key
 }
 
@@ -329,6 +344,7 @@ impl ControlStore {
                 && let Some(at) = delivery.next_attempt_at
             {
                 batch.remove(&spaces.due, due_key(at, delivery_id));
+                batch.remove(&spaces.endpoint_due, endpoint_due_key(id, at, delivery_id));
             }
             batch.remove(&spaces.deliveries, delivery_id.to_be_bytes());
             batch.remove(&spaces.endpoint_deliveries, key);
@@ -386,13 +402,23 @@ impl ControlStore {
         was_due: Option<i64>,
     ) {
         let spaces = &self.event_spaces;
+        let endpoint = delivery.endpoint_id.as_str();
         if let Some(at) = was_due {
             batch.remove(&spaces.due, due_key(at, delivery.id));
+            batch.remove(
+                &spaces.endpoint_due,
+                endpoint_due_key(endpoint, at, delivery.id),
+            );
         }
         if let Some(at) = delivery.next_attempt_at
             && delivery.state == DeliveryState::Pending
         {
             batch.insert(&spaces.due, due_key(at, delivery.id), b"");
+            batch.insert(
+                &spaces.endpoint_due,
+                endpoint_due_key(endpoint, at, delivery.id),
+                b"",
+            );
         }
         batch.insert(
             &spaces.deliveries,
@@ -410,22 +436,26 @@ impl ControlStore {
         super::read_json(&self.event_spaces.deliveries, id.to_be_bytes(), "delivery")
     }
 
-    /// Up to `limit` pending deliveries due at or before `now`, earliest first.
-    pub fn due_deliveries(
+    /// Up to `limit` pending deliveries to `endpoint` due at or before
+    /// `now`, earliest first.
+    pub fn endpoint_due_deliveries(
         &self,
+        endpoint: &str,
         now: i64,
         limit: usize,
     ) -> Result<Vec<DeliveryRecord>, StoreError> {
+        let start = endpoint_due_key(endpoint, i64::MIN, 0);
+        let end = endpoint_due_key(endpoint, now, u64::MAX);
         let mut out = Vec::new();
         for item in self
             .event_spaces
-            .due
-            .range(..=due_key(now, u64::MAX))
+            .endpoint_due
+            .range(start..=end)
             .take(limit)
         {
             let key = item.key()?;
             let Some(id) = key
-                .get(8..16)
+                .get(key.len().saturating_sub(8)..)
                 .and_then(|b| <[u8; 8]>::try_from(b).ok())
                 .map(u64::from_be_bytes)
             else {
@@ -436,6 +466,39 @@ impl ControlStore {
             }
         }
         Ok(out)
+    }
+
+    /// Fills the per-endpoint due index of a store from before it (once:
+    /// while it is empty and deliveries are pending); how many entries.
+    pub(super) fn backfill_endpoint_due(&self) -> Result<usize, StoreError> {
+        let spaces = &self.event_spaces;
+        if !spaces.endpoint_due.is_empty()? || spaces.due.is_empty()? {
+            return Ok(0);
+        }
+        let mut batch = self.db.batch();
+        let mut filled = 0;
+        for item in spaces.due.iter() {
+            let key = item.key()?;
+            let Some(id) = key
+                .get(8..16)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(u64::from_be_bytes)
+            else {
+                continue;
+            };
+            if let Some(delivery) = self.delivery(id)?
+                && let Some(at) = delivery.next_attempt_at
+            {
+                batch.insert(
+                    &spaces.endpoint_due,
+                    endpoint_due_key(&delivery.endpoint_id, at, id),
+                    b"",
+                );
+                filled += 1;
+            }
+        }
+        batch.commit()?;
+        Ok(filled)
     }
 
     /// Pending deliveries (due now or later).

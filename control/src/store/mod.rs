@@ -228,6 +228,13 @@ impl ControlStore {
         store.latest_event.store(event_seq, Ordering::Release);
         store.event_watch.send_replace(event_seq);
         store.upgrade()?;
+        let indexed = store.backfill_endpoint_due()?;
+        if indexed > 0 {
+            tracing::info!(
+                deliveries = indexed,
+                "indexed pending webhook deliveries by endpoint"
+            );
+        }
         Ok(store)
     }
 

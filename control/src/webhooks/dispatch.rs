@@ -3,15 +3,18 @@
 //! Every 200 ms the coordinator (1) reads the event log after the fan-out
 //! cursor and writes a delivery for each (event, endpoint wanting it) with
 //! the cursor's move in one batch, (2) hands deliveries that are due to the
-//! workers (each delivery to one worker at a time), and every minute (3)
-//! prunes events and finished deliveries past their retention. A worker
+//! workers: each endpoint's earliest, up to its share of the workers, so a
+//! backlog at one endpoint never stands in front of another's (and each
+//! delivery to one worker at a time), and every minute (3) prunes events
+//! and finished deliveries past their retention. A worker that finishes an
+//! attempt wakes the coordinator to hand out (2) again at once. A worker
 //! signs and POSTs one delivery, then writes what happened: delivered, a
 //! retry scheduled, or dead; and the endpoint's health (failing since when,
 //! disabled after a day of failures).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -27,8 +30,6 @@ use crate::store::{
 
 /// Events fanned out per pass.
 const FAN_OUT_BATCH: usize = 500;
-/// Deliveries handed out per pass at most.
-const SCHEDULE_BATCH: usize = 256;
 const TICK: Duration = Duration::from_millis(200);
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
@@ -82,6 +83,8 @@ pub fn spawn(
     let queue = Arc::new(Mutex::new(queue));
     let in_flight: Arc<Mutex<InFlight>> = Arc::default();
     let bodies: Arc<Bodies> = Arc::default();
+    // Wakes coalesce: one pending wake is as good as many.
+    let (wake, woken) = std::sync::mpsc::sync_channel::<()>(1);
     let mut threads = Vec::with_capacity(workers + 1);
     for index in 0..workers {
         let worker = Worker {
@@ -89,6 +92,7 @@ pub fn spawn(
             stats: stats.clone(),
             in_flight: in_flight.clone(),
             bodies: bodies.clone(),
+            wake: wake.clone(),
         };
         let queue = queue.clone();
         threads.push(
@@ -103,6 +107,8 @@ pub fn spawn(
         stats,
         in_flight,
         jobs,
+        woken,
+        next_endpoint: std::cell::Cell::new(0),
     };
     threads.push(
         std::thread::Builder::new()
@@ -138,6 +144,11 @@ impl InFlight {
         true
     }
 
+    /// Deliveries `endpoint` holds.
+    fn held(&self, endpoint: &str) -> usize {
+        self.per_endpoint.get(endpoint).copied().unwrap_or(0)
+    }
+
     fn release(&mut self, id: u64, endpoint: &str) {
         if !self.deliveries.remove(&id) {
             return;
@@ -159,15 +170,25 @@ struct Coordinator {
     /// so endpoints that answer slowly or not at all cannot hold them all.
     per_endpoint: usize,
     jobs: SyncSender<DeliveryRecord>,
+    /// A worker finished an attempt: a slot is free.
+    woken: Receiver<()>,
+    /// Where the next pass starts among the endpoints, so none is always
+    /// served first when the workers' queue fills.
+    next_endpoint: std::cell::Cell<usize>,
 }
 
 impl Coordinator {
     fn run(self, stop: &AtomicBool) {
         let mut pruned = Instant::now();
+        let mut ticked = Instant::now() - TICK;
         while !stop.load(Ordering::Acquire) {
             let now = ricochet_model::now_millis();
-            if let Err(error) = self.fan_out(now) {
-                tracing::warn!(%error, "could not make webhook deliveries");
+            let tick = ticked.elapsed() >= TICK;
+            if tick {
+                ticked = Instant::now();
+                if let Err(error) = self.fan_out(now) {
+                    tracing::warn!(%error, "could not make webhook deliveries");
+                }
             }
             if let Err(error) = self.schedule(now) {
                 tracing::warn!(%error, "could not read due webhook deliveries");
@@ -178,7 +199,9 @@ impl Coordinator {
                     tracing::warn!(%error, "could not prune events and deliveries");
                 }
             }
-            std::thread::sleep(TICK);
+            let _ = self
+                .woken
+                .recv_timeout(TICK.saturating_sub(ticked.elapsed()));
         }
         // Dropping `jobs` ends the workers once the queue is empty.
     }
@@ -218,27 +241,43 @@ impl Coordinator {
         }
     }
 
-    /// Hands due deliveries that no worker holds to the workers.
+    /// Hands due deliveries that no worker holds to the workers: each
+    /// endpoint's earliest, as many as its free slots.
     fn schedule(&self, now: i64) -> Result<(), StoreError> {
-        let due = self.webhooks.store().due_deliveries(now, SCHEDULE_BATCH)?;
-        for delivery in due {
-            let (id, endpoint) = (delivery.id, delivery.endpoint_id.clone());
-            if !self
+        let store = self.webhooks.store();
+        let endpoints = store.endpoints()?;
+        if endpoints.is_empty() {
+            return Ok(());
+        }
+        let start = self.next_endpoint.get() % endpoints.len();
+        self.next_endpoint.set(start + 1);
+        for endpoint in endpoints[start..].iter().chain(&endpoints[..start]) {
+            let held = self
                 .in_flight
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .take(&delivery, self.per_endpoint)
-            {
+                .held(&endpoint.id);
+            let free = self.per_endpoint.saturating_sub(held);
+            if free == 0 {
                 continue;
             }
-            match self.jobs.try_send(delivery) {
-                Ok(()) => {}
-                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+            for delivery in store.endpoint_due_deliveries(&endpoint.id, now, free)? {
+                let id = delivery.id;
+                if !self
+                    .in_flight
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .take(&delivery, self.per_endpoint)
+                {
+                    continue;
+                }
+                if self.jobs.try_send(delivery).is_err() {
+                    // The queue is full: the next pass goes on from here.
                     self.in_flight
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
-                        .release(id, &endpoint);
-                    break;
+                        .release(id, &endpoint.id);
+                    return Ok(());
                 }
             }
         }
@@ -270,6 +309,7 @@ struct Worker {
     stats: Arc<WebhookStats>,
     in_flight: Arc<Mutex<InFlight>>,
     bodies: Arc<Bodies>,
+    wake: SyncSender<()>,
 }
 
 /// An event's JSON, as every delivery of it sends it.
@@ -332,6 +372,7 @@ impl Worker {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .release(id, &endpoint);
+            let _ = self.wake.try_send(());
         }
     }
 
