@@ -497,18 +497,25 @@ impl RedirectHandler {
         let rendition = page.at(now);
         self.count(request, &response, entry, Chosen::page_view().pack());
         let fresh = !request.if_none_match.is_empty() && rendition.matches(request.if_none_match);
+        let (encoded, gzipped) = rendition.for_client(request.accept_encoding);
         let status = if fresh { 304 } else { 200 };
-        let head = response
+        let mut head = response
             .start(status)
-            .raw_line(rendition.etag_line())
+            .raw_line(encoded.etag_line())
             .raw_line(PAGE_HEADERS);
-        if fresh {
-            head.finish_without_body(rendition.body.len());
-        } else {
-            head.raw_line(BIO_PAGE_POLICY)
-                .header(b"Content-Type", b"text/html; charset=utf-8")
-                .finish(&rendition.body);
+        if rendition.gzip.is_some() {
+            head = head.raw_line(b"Vary: Accept-Encoding\r\n");
         }
+        if fresh {
+            head.finish_without_body(encoded.body.len());
+            return status;
+        }
+        if gzipped {
+            head = head.raw_line(b"Content-Encoding: gzip\r\n");
+        }
+        head.raw_line(BIO_PAGE_POLICY)
+            .header(b"Content-Type", b"text/html; charset=utf-8")
+            .finish(&encoded.body);
         status
     }
 }

@@ -234,3 +234,59 @@ fn a_domain_dedicated_to_a_page_answers_its_root_with_it() {
     engine.set_domain(settings);
     assert_eq!(request(&mut client, "GET", "/", &[]).status, 404);
 }
+
+#[test]
+fn browsers_get_the_page_gzipped_with_its_own_tag() {
+    let engine = TestEngine::start();
+    let html = format!(
+        "<!doctype html><title>Ada</title><ul>{}</ul>",
+        "<li><a class=\"button\" href=\"/abc\">A link</a></li>".repeat(60)
+    );
+    engine.upsert(page("ada", vec![PagePart::always(html.clone())]));
+    let mut client = Client::connect(engine.addr());
+    let browser = [("Accept-Encoding", "gzip, deflate, br, zstd")];
+    let packed = request(&mut client, "GET", "/ada", &browser);
+    assert_eq!(packed.status, 200);
+    assert_eq!(packed.header("content-encoding").as_deref(), Some("gzip"));
+    assert_eq!(packed.header("vary").as_deref(), Some("Accept-Encoding"));
+    assert!(
+        packed.body.len() * 4 < html.len(),
+        "{} bytes",
+        packed.body.len()
+    );
+    let mut unpacked = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::GzDecoder::new(&packed.body[..]),
+        &mut unpacked,
+    )
+    .unwrap();
+    assert_eq!(unpacked, html);
+
+    let plain = request(
+        &mut client,
+        "GET",
+        "/ada",
+        &[("Accept-Encoding", "gzip;q=0")],
+    );
+    assert_eq!(plain.header("content-encoding"), None);
+    assert_eq!(plain.text(), html);
+    let (packed_tag, plain_tag) = (
+        packed.header("etag").unwrap(),
+        plain.header("etag").unwrap(),
+    );
+    assert_ne!(packed_tag, plain_tag);
+    // A copy in either encoding is current; the 304 names the encoding asked for.
+    let again = request(
+        &mut client,
+        "GET",
+        "/ada",
+        &[("Accept-Encoding", "gzip"), ("If-None-Match", &plain_tag)],
+    );
+    assert_eq!(again.status, 304);
+    assert_eq!(again.header("etag"), Some(packed_tag.clone()));
+    let head = request(&mut client, "HEAD", "/ada", &browser);
+    assert_eq!(
+        head.header("content-length").as_deref(),
+        Some(packed.body.len().to_string().as_str())
+    );
+}

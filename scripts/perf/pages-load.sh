@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Link-in-bio pages against redirects in one engine holding 1,000,000 links
 # and 100,000 pages (docs/PERFORMANCE.md, "Pages"): pipelined runs of
-# redirects (302), page answers (200 with a 6,000-byte document) and page
-# revalidations (304, If-None-Match of the page's ETag), in rotating order,
-# ROUNDS times; the server's CPU per request from /proc.
+# redirects (302), page answers (200 with a 6,000-byte document, as is and
+# gzipped for a browser's Accept-Encoding) and page revalidations (304,
+# If-None-Match of the page's ETag), in rotating order, ROUNDS times; the
+# server's CPU per request from /proc.
 #
 # `page-store` writes the engine's data directory and the key files; the
 # engine (one worker, CPU 0, default settings: clicks captured) serves them
@@ -75,7 +76,7 @@ FIRST_PAGE=$(head -1 "$OUT/pages.csv" | cut -d, -f2)
 wait_status "http://127.0.0.1:$PORT/$FIRST_LINK" 302 go.example || die "the engine does not serve the links"
 KINDS=(redirect)
 if [[ $(curl -s -o /dev/null -w '%{http_code}' -H 'Host: go.example' "http://127.0.0.1:$PORT/$FIRST_PAGE") == 200 ]]; then
-    KINDS=(redirect page_200 page_304)
+    KINDS=(redirect page_200 page_200_gzip page_304)
     ETAG=$(curl -sI -H 'Host: go.example' "http://127.0.0.1:$PORT/$FIRST_PAGE" | awk -F': ' 'tolower($1) == "etag" { print $2 }' | tr -d '\r')
     [[ -n $ETAG ]] || die "pages answer without an ETag"
 else
@@ -92,6 +93,7 @@ for round in $(seq 1 "$ROUNDS"); do
         case $kind in
             redirect) args=(--keys "$OUT/links.csv") ;;
             page_200) args=(--keys "$OUT/pages.csv") ;;
+            page_200_gzip) args=(--keys "$OUT/pages.csv" --header "Accept-Encoding: gzip, deflate, br, zstd") ;;
             page_304) args=(--keys "$OUT/pages-304.csv" --header "If-None-Match: $ETAG") ;;
         esac
         log "round $round: $kind"

@@ -299,7 +299,7 @@ fn parse_one<H: Handler>(
     let empty: &[u8] = b"";
     let (mut user_agent, mut referer, mut accept_language, mut forwarded_for, mut cookie) =
         (empty, empty, empty, empty, empty);
-    let mut if_none_match = empty;
+    let (mut if_none_match, mut accept_encoding) = (empty, empty);
     for header in parsed.headers.iter() {
         let name = header.name.as_bytes();
         if name.eq_ignore_ascii_case(b"user-agent") {
@@ -340,6 +340,8 @@ fn parse_one<H: Handler>(
         {
             prefetch |= contains_ignore_case(header.value, b"prefetch")
                 || contains_ignore_case(header.value, b"prerender");
+        } else if name.eq_ignore_ascii_case(b"accept-encoding") {
+            accept_encoding = header.value;
         } else if name.eq_ignore_ascii_case(b"if-none-match") {
             if_none_match = header.value;
         }
@@ -391,6 +393,7 @@ fn parse_one<H: Handler>(
         cookie,
         forwarded_for,
         if_none_match,
+        accept_encoding,
         peer,
         secure,
         body: &input[head_length..head_length + body],

@@ -46,6 +46,9 @@ pub struct Request<'a> {
     /// `If-None-Match` value (empty when absent): pages answer 304 when it
     /// names their ETag.
     pub if_none_match: &'a [u8],
+    /// `Accept-Encoding` value (empty when absent): pages are sent gzipped
+    /// when it takes gzip.
+    pub accept_encoding: &'a [u8],
     /// The client's address.
     pub peer: Option<std::net::IpAddr>,
     /// Whether the request came over TLS.
