@@ -111,11 +111,54 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A page document of `bytes` bytes: a dozen or so buttons.
+/// A page document of `bytes` bytes shaped like a rendered page: a
+/// stylesheet, then buttons with distinct addresses and labels, so it
+/// compresses about as well as a real page does (3 to 4 times), not as a
+/// repeated string would.
 fn document(bytes: usize) -> String {
-    let mut html = String::from("<!doctype html><html lang=\"en\"><title>A page</title><ul>");
+    const WORDS: &[&str] = &[
+        "spring",
+        "notes",
+        "talk",
+        "shop",
+        "newsletter",
+        "podcast",
+        "video",
+        "essay",
+        "gallery",
+        "events",
+        "tickets",
+        "store",
+        "music",
+        "tour",
+        "recipes",
+        "journal",
+    ];
+    let mut rng = data::SplitMix64::new(bytes as u64);
+    let mut html = String::from(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>A page</title><style>",
+    );
+    for rule in 0..24 {
+        html.push_str(&format!(
+            ".c{rule}{{margin:{}rem {}rem;color:#{:06x};border-radius:{}px}}",
+            rng.next_u64() % 4,
+            rng.next_u64() % 3,
+            rng.next_u64() % 0xff_ffff,
+            rng.next_u64() % 16
+        ));
+    }
+    html.push_str("</style></head><body><main><ul class=\"items\">");
     while html.len() < bytes {
-        html.push_str("<li><a class=\"button\" href=\"/abcdefg\">A link of the page</a></li>");
+        let code = data::code(rng.next_u64() % 1_000_000);
+        let label =
+            |rng: &mut data::SplitMix64| WORDS[(rng.next_u64() % WORDS.len() as u64) as usize];
+        html.push_str(&format!(
+            "<li><a class=\"button\" href=\"/{}\">My {} {} {}</a></li>",
+            std::str::from_utf8(&code).expect("codes are ASCII"),
+            label(&mut rng),
+            label(&mut rng),
+            rng.next_u64() % 1000
+        ));
     }
     html.truncate(bytes);
     html
