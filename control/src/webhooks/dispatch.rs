@@ -271,6 +271,19 @@ impl Coordinator {
                 {
                     continue;
                 }
+                // Read again now that it is held: a worker may have finished
+                // it (and let go of it) since the due list was read.
+                let still_due = store.delivery(id)?.filter(|current| {
+                    current.state == DeliveryState::Pending
+                        && current.next_attempt_at.is_some_and(|at| at <= now)
+                });
+                let Some(delivery) = still_due else {
+                    self.in_flight
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .release(id, &endpoint.id);
+                    continue;
+                };
                 if self.jobs.try_send(delivery).is_err() {
                     // The queue is full: the next pass goes on from here.
                     self.in_flight
