@@ -12,10 +12,11 @@
 //! (counts), `run` (one measured run), `report` (tables, JSON), `plot`
 //! (SVG), `suite` (TOML suites), `target` (servers under test), `seed`,
 //! `edits`, `flood` (wrong passwords for a protected link beside the load),
-//! `restart`, `compare`, `nginx` (the comparison config), `certificate` (the
-//! self-signed certificate HTTPS targets share), `http` (a small blocking
-//! client), `fixed_server` and `calibrate` (the generator's own ceiling),
-//! `procstat` (CPU and memory from /proc).
+//! `restart`, `compare`, `hlog` (HdrHistogram interval logs), `nginx` (the
+//! comparison config), `certificate` (the self-signed certificate HTTPS
+//! targets share), `http` (a small blocking client), `fixed_server` and
+//! `calibrate` (the generator's own ceiling), `procstat` (CPU and memory
+//! from /proc).
 
 pub mod behaviour;
 pub mod calibrate;
@@ -28,6 +29,7 @@ pub mod error;
 pub mod fixed_server;
 pub mod flood;
 pub mod geoip;
+pub mod hlog;
 pub mod http;
 pub mod keys;
 pub mod networks;

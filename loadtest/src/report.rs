@@ -1,6 +1,7 @@
 //! What a user reads: the live progress line, the table at the end, the JSON
 //! document (`--json`), and the files of a run directory (report.json,
-//! report.txt, one latency and one throughput SVG per phase).
+//! report.txt, one latency and one throughput SVG per phase, one
+//! HdrHistogram interval log per run).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -520,7 +521,8 @@ impl Report {
         out
     }
 
-    /// Writes report.json, report.txt and the plots into `dir`.
+    /// Writes report.json, report.txt, the plots and one HdrHistogram
+    /// interval log per run into `dir`.
     pub fn write_files(&self, dir: &Path) -> Result<Vec<PathBuf>> {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
@@ -583,6 +585,25 @@ impl Report {
                 format!("throughput-{file}.svg"),
                 plot::throughput_over_time(&format!("{suite} / {phase}: throughput"), &throughput),
             )?;
+        }
+        for run in &self.runs {
+            let name = format!(
+                "latency-{}-{}-r{}.hlog",
+                sanitize(&run.phase),
+                sanitize(&run.target),
+                run.round
+            );
+            let path = dir.join(name);
+            let comment = format!(
+                "{}: suite {}, target {}, phase {}, round {}",
+                self.tool,
+                self.suite.as_deref().unwrap_or("run"),
+                run.target,
+                run.phase,
+                run.round
+            );
+            crate::hlog::write_log(&run.intervals, &comment, &path)?;
+            written.push(path);
         }
         Ok(written)
     }

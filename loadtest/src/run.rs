@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -14,6 +14,7 @@ use serde::Serialize;
 use crate::client::{ThreadPlan, drive};
 use crate::error::{Error, Result};
 use crate::flood::FloodResult;
+use crate::hlog::LatencyIntervals;
 use crate::keys::KeySet;
 use crate::procstat;
 use crate::schedule::{Mode, Timetable};
@@ -295,6 +296,9 @@ pub struct RunResult {
     /// Wrong passwords sent beside the load (`[flood]`) and their answers.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub flood: Option<FloodResult>,
+    /// Latencies per second of the run, for the `.hlog` files (not in JSON).
+    #[serde(skip)]
+    pub intervals: LatencyIntervals,
 }
 
 /// Connections of thread `index` when `total` are spread over `threads`.
@@ -314,6 +318,7 @@ pub fn run(
     let load = &spec.load;
     let server_before = spec.server_pid.and_then(procstat::tree_cpu);
     let start = Instant::now() + Duration::from_millis(5);
+    let started = SystemTime::now() + Duration::from_millis(5);
     let deadline = start + load.duration;
     let hard_end = deadline + load.grace.min(load.timeout);
     let live: Vec<LiveCounters> = (0..load.threads).map(|_| LiveCounters::default()).collect();
@@ -424,6 +429,10 @@ pub fn run(
     for recorder in recorders {
         total.merge(&recorder?);
     }
+    let intervals = LatencyIntervals {
+        started: Some(started),
+        seconds: std::mem::take(&mut total.intervals).finish(),
+    };
     let elapsed = Duration::from_nanos(total.elapsed_ns.max(1));
     let server = spec.server_pid.and_then(|pid| {
         let at_end = procstat::tree_cpu(pid)?;
@@ -442,7 +451,9 @@ pub fn run(
             rss_mb: procstat::tree_rss_bytes(pid).unwrap_or(0) as f64 / (1024.0 * 1024.0),
         })
     });
-    Ok(summarize(spec, &total, elapsed, server))
+    let mut result = summarize(spec, &total, elapsed, server);
+    result.intervals = intervals;
+    Ok(result)
 }
 
 /// Waits `settle`, then until `pid` (with its descendants) is idle, at most
@@ -521,6 +532,7 @@ fn summarize(
         propagation: None,
         restart: None,
         flood: None,
+        intervals: LatencyIntervals::default(),
     }
 }
 

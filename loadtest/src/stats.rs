@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use crate::hlog::IntervalRecorder;
+
 /// Latencies are recorded in microseconds, 1 µs to one hour, 3 digits.
 pub const HISTOGRAM_MAX_US: u64 = 3_600_000_000;
 
@@ -78,6 +80,8 @@ pub struct Recorder {
     /// Response latency in µs: from the intended send time (open loop) or the
     /// actual send time (closed loop) to the end of the response.
     pub latency: Histogram<u64>,
+    /// The same latencies, one histogram per second (for `.hlog` files).
+    pub intervals: IntervalRecorder,
     /// Open loop: how late requests were sent after their intended time, µs.
     pub send_lag: Histogram<u64>,
     /// Responses by status code (index = status).
@@ -118,6 +122,7 @@ impl Recorder {
             || Histogram::new_with_bounds(1, HISTOGRAM_MAX_US, 3).expect("valid histogram bounds");
         Self {
             latency: histogram(),
+            intervals: IntervalRecorder::new(),
             send_lag: histogram(),
             statuses: vec![0; 600],
             errors: [0; ErrorKind::ALL.len()],
@@ -146,6 +151,7 @@ impl Recorder {
             *slot += 1;
         }
         self.latency.saturating_record(latency_us.max(1));
+        self.intervals.record(second, latency_us);
         bump(&mut self.per_second, second, 1);
     }
 
@@ -170,6 +176,7 @@ impl Recorder {
     /// Adds another thread's counts.
     pub fn merge(&mut self, other: &Recorder) {
         let _ = self.latency.add(&other.latency);
+        self.intervals.merge(&other.intervals);
         let _ = self.send_lag.add(&other.send_lag);
         for (a, b) in self.statuses.iter_mut().zip(&other.statuses) {
             *a += b;
