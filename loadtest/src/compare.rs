@@ -25,6 +25,7 @@ use crate::seed::{seed_via_api, wait_served};
 use crate::stats::Progress;
 use crate::suite::{SeedMethod, Suite};
 use crate::target::{SuiteFiles, Target, links_carry_behaviour, needs_certificate, uses};
+use crate::thresholds;
 
 /// Medians over rounds of one target in one phase.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -318,7 +319,9 @@ pub fn execute(
         }
     }
     drop(targets);
+    report.description = suite.description.clone();
     report.finish();
+    report.thresholds = thresholds::evaluate(&suite.thresholds, &report.runs);
     Ok(report)
 }
 

@@ -12,11 +12,12 @@
 //! (counts), `run` (one measured run), `report` (tables, JSON), `plot`
 //! (SVG), `suite` (TOML suites), `target` (servers under test), `seed`,
 //! `edits`, `flood` (wrong passwords for a protected link beside the load),
-//! `restart`, `compare`, `hlog` (HdrHistogram interval logs), `nginx` (the
-//! comparison config), `certificate` (the self-signed certificate HTTPS
-//! targets share), `http` (a small blocking client), `fixed_server` and
-//! `calibrate` (the generator's own ceiling), `procstat` (CPU and memory
-//! from /proc).
+//! `restart`, `compare`, `diff` (two reports against the noise of their
+//! rounds), `thresholds` (what a run must meet, checked on its medians),
+//! `hlog` (HdrHistogram interval logs), `nginx` (the comparison config),
+//! `certificate` (the self-signed certificate HTTPS targets share), `http`
+//! (a small blocking client), `fixed_server` and `calibrate` (the
+//! generator's own ceiling), `procstat` (CPU and memory from /proc).
 
 pub mod behaviour;
 pub mod calibrate;
@@ -24,6 +25,7 @@ pub mod certificate;
 pub mod check;
 pub mod client;
 pub mod compare;
+pub mod diff;
 pub mod edits;
 pub mod error;
 pub mod fixed_server;
@@ -47,6 +49,7 @@ pub mod suite;
 pub mod target;
 #[cfg(feature = "test-util")]
 pub mod test_util;
+pub mod thresholds;
 pub mod traffic;
 pub mod transport;
 pub mod visitors;

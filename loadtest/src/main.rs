@@ -1,8 +1,11 @@
-//! `ricochet-loadtest`: load runs, suites, side-by-side comparisons, the
-//! nginx comparison config, and the generator's own ceiling.
+//! `ricochet-loadtest`: load runs, suites, side-by-side comparisons, diffs
+//! of two reports, the nginx comparison config, and the generator's own
+//! ceiling. Exit status: 0, 1 on an error, `THRESHOLDS_FAILED` (99) when a
+//! threshold failed, `REGRESSED` (98) for `--fail-on-regression`.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
@@ -12,6 +15,7 @@ use clap::{Args, Parser, Subcommand};
 use ricochet_loadtest::behaviour::Behaviour;
 use ricochet_loadtest::calibrate::{self, CalibrateOptions, DEFAULT_CEILING_FILE};
 use ricochet_loadtest::compare::{ExecOptions, execute};
+use ricochet_loadtest::diff::{Rounds, diff};
 use ricochet_loadtest::keys::{DEFAULT_STATUS, DEFAULT_URL_PREFIX, GeneratedKeys};
 use ricochet_loadtest::networks::ClientNetworks;
 use ricochet_loadtest::nginx::{NginxOptions, write_config};
@@ -19,7 +23,14 @@ use ricochet_loadtest::report::{Report, ceiling_line, progress_line, thousands};
 use ricochet_loadtest::stats::Progress;
 use ricochet_loadtest::suite::{KeysSource, Phase, SeedMethod, SeedSpec, Suite};
 use ricochet_loadtest::target::TargetSpec;
+use ricochet_loadtest::thresholds::Threshold;
 use ricochet_loadtest::{LoadSpec, Method, Mode, Popularity, TrafficShape, Visitors};
+
+/// Exit status when a threshold failed (as k6's).
+const THRESHOLDS_FAILED: u8 = 99;
+/// Exit status when a metric is worse than the baseline beyond the noise
+/// and `--fail-on-regression` was given.
+const REGRESSED: u8 = 98;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -48,6 +59,55 @@ enum Command {
     Calibrate(CalibrateArgs),
     /// Serve the fixed 301 the calibration uses (e.g. to try other generators on it).
     FixedServer(FixedServerArgs),
+    /// Compare two report.json files per phase, target and metric, against
+    /// the spread of their rounds.
+    Diff(DiffArgs),
+}
+
+#[derive(Debug, Args)]
+struct DiffArgs {
+    /// The earlier report.json (the baseline).
+    base: PathBuf,
+    /// The later report.json.
+    new: PathBuf,
+    /// Print the diff as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Exit with status 98 when a metric is worse beyond the noise.
+    #[arg(long)]
+    fail_on_regression: bool,
+}
+
+/// What a run must meet, and the baseline it is compared with.
+#[derive(Debug, Args)]
+struct GateArgs {
+    /// A threshold for every phase and target, e.g. "p99 < 2 ms",
+    /// "errors = 0", "throughput >= 100000" (repeatable); when one fails
+    /// the command exits with status 99.
+    #[arg(long = "threshold")]
+    thresholds: Vec<String>,
+    /// Compare the run with this report.json (per phase, target and
+    /// metric, against the spread of the rounds).
+    #[arg(long)]
+    baseline: Option<PathBuf>,
+    /// Save the run's report.json here, as a baseline for later runs.
+    #[arg(long)]
+    save_baseline: Option<PathBuf>,
+    /// With --baseline: exit with status 98 when a metric is worse beyond the noise.
+    #[arg(long, requires = "baseline")]
+    fail_on_regression: bool,
+}
+
+impl GateArgs {
+    fn thresholds(&self) -> anyhow::Result<Vec<Threshold>> {
+        self.thresholds
+            .iter()
+            .map(|text| {
+                Threshold::parse(text, None, None, "--threshold".into())
+                    .map_err(|m| anyhow::anyhow!("--threshold {text:?}: {m}"))
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Args)]
@@ -138,7 +198,8 @@ struct OutputArgs {
     /// Print the report as JSON on stdout (the table goes nowhere).
     #[arg(long)]
     json: bool,
-    /// Directory for report.json, report.txt and the SVG plots
+    /// Directory for report.json, report.txt, the SVG plots and the
+    /// HdrHistogram interval logs (.hlog)
     /// (default: loadtest-results/NAME-TIME); "none" writes no files.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -231,6 +292,8 @@ struct RunArgs {
     name: String,
     #[command(flatten)]
     output: OutputArgs,
+    #[command(flatten)]
+    gate: GateArgs,
 }
 
 #[derive(Debug, Args)]
@@ -272,6 +335,8 @@ struct SuiteArgs {
     work: Option<PathBuf>,
     #[command(flatten)]
     output: OutputArgs,
+    #[command(flatten)]
+    gate: GateArgs,
 }
 
 #[derive(Debug, Args)]
@@ -319,7 +384,7 @@ struct CalibrateArgs {
     json: bool,
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     let stop = Arc::new(AtomicBool::new(false));
     // First Ctrl-C: stop the run and report; second: exit at once.
@@ -332,9 +397,10 @@ fn main() -> anyhow::Result<()> {
         Command::Run(args) => run_command(args, &stop, &command_line),
         Command::Suite(args) => suite_command(args, &stop, &command_line, false),
         Command::Compare(args) => suite_command(args, &stop, &command_line, true),
-        Command::NginxConfig(args) => nginx_command(args),
-        Command::Calibrate(args) => calibrate_command(args, &stop),
-        Command::FixedServer(args) => fixed_server_command(args, &stop),
+        Command::NginxConfig(args) => nginx_command(args).map(|()| ExitCode::SUCCESS),
+        Command::Calibrate(args) => calibrate_command(args, &stop).map(|()| ExitCode::SUCCESS),
+        Command::FixedServer(args) => fixed_server_command(args, &stop).map(|()| ExitCode::SUCCESS),
+        Command::Diff(args) => diff_command(args),
     }
 }
 
@@ -409,7 +475,7 @@ fn emit(report: &Report, output: &OutputArgs, dir: Option<&Path>) -> anyhow::Res
     Ok(())
 }
 
-fn run_command(args: RunArgs, stop: &AtomicBool, command_line: &str) -> anyhow::Result<()> {
+fn run_command(args: RunArgs, stop: &AtomicBool, command_line: &str) -> anyhow::Result<ExitCode> {
     let popularity = match (args.zipf, args.popularity.as_str()) {
         (Some(_), _) | (None, "zipf") => Popularity::Zipf {
             exponent: args.zipf.unwrap_or(1.0),
@@ -486,17 +552,20 @@ fn run_command(args: RunArgs, stop: &AtomicBool, command_line: &str) -> anyhow::
             start_timeout: Duration::from_secs(60),
             ..TargetSpec::default()
         }],
+        thresholds: args.gate.thresholds()?,
     };
-    execute_and_emit(&suite, &args.output, None, stop, command_line)
+    suite.check_thresholds()?;
+    execute_and_emit(&suite, &args.output, &args.gate, None, stop, command_line)
 }
 
 fn execute_and_emit(
     suite: &Suite,
     output: &OutputArgs,
+    gate: &GateArgs,
     work: Option<PathBuf>,
     stop: &AtomicBool,
     command_line: &str,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<ExitCode> {
     let dir = out_dir(output, &suite.name);
     let work_dir = work
         .or_else(|| dir.as_ref().map(|d| d.join("work")))
@@ -516,7 +585,71 @@ fn execute_and_emit(
     };
     let report = execute(suite, &options, &mut |label, p| printer.show(label, p));
     printer.finish();
-    emit(&report?, output, dir.as_deref())
+    let report = report?;
+    emit(&report, output, dir.as_deref())?;
+    if let Some(path) = &gate.save_baseline {
+        std::fs::write(path, report.to_json())
+            .with_context(|| format!("cannot write the baseline {}", path.display()))?;
+        eprintln!("saved the baseline to {}", path.display());
+    }
+    let mut regressed = false;
+    if let Some(path) = &gate.baseline {
+        let changes = diff(
+            &Rounds::from_file(path)?,
+            &Rounds::from_report(&report)?,
+            &path.display().to_string(),
+            "this run",
+        );
+        // With --json, stdout holds the report: the diff table goes to stderr.
+        if output.json {
+            eprint!("{}", changes.table());
+        } else {
+            print!("\n{}", changes.table());
+        }
+        if let Some(dir) = &dir {
+            std::fs::write(dir.join("diff.json"), changes.to_json())?;
+            std::fs::write(dir.join("diff.txt"), changes.table())?;
+        }
+        regressed = changes.regressions > 0;
+    }
+    Ok(exit_status(&report, regressed && gate.fail_on_regression))
+}
+
+/// 99 when a threshold failed, else 98 when `regressed` counts, else 0.
+fn exit_status(report: &Report, regressed: bool) -> ExitCode {
+    let failed: Vec<String> = report
+        .thresholds
+        .iter()
+        .filter(|t| !t.passed)
+        .map(|t| format!("{} {}: {}", t.phase, t.target, t.expression))
+        .collect();
+    if !failed.is_empty() {
+        eprintln!("thresholds failed: {}", failed.join("; "));
+        return ExitCode::from(THRESHOLDS_FAILED);
+    }
+    if regressed {
+        eprintln!("worse than the baseline beyond the noise (--fail-on-regression)");
+        return ExitCode::from(REGRESSED);
+    }
+    ExitCode::SUCCESS
+}
+
+fn diff_command(args: DiffArgs) -> anyhow::Result<ExitCode> {
+    let changes = diff(
+        &Rounds::from_file(&args.base)?,
+        &Rounds::from_file(&args.new)?,
+        &args.base.display().to_string(),
+        &args.new.display().to_string(),
+    );
+    if args.json {
+        println!("{}", changes.to_json());
+    } else {
+        print!("{}", changes.table());
+    }
+    Ok(match args.fail_on_regression && changes.regressions > 0 {
+        true => ExitCode::from(REGRESSED),
+        false => ExitCode::SUCCESS,
+    })
 }
 
 /// `NAME=VALUE` or `VALUE` (for the first target).
@@ -532,7 +665,7 @@ fn suite_command(
     stop: &AtomicBool,
     command_line: &str,
     compare: bool,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<ExitCode> {
     let mut suite = Suite::from_file(&args.suite)?;
     if !args.targets.is_empty() {
         suite.targets = args
@@ -603,7 +736,16 @@ fn suite_command(
     for phase in &suite.phases {
         phase.load.validate()?;
     }
-    execute_and_emit(&suite, &args.output, args.work.clone(), stop, command_line)
+    suite.thresholds.extend(args.gate.thresholds()?);
+    suite.check_thresholds()?;
+    execute_and_emit(
+        &suite,
+        &args.output,
+        &args.gate,
+        args.work.clone(),
+        stop,
+        command_line,
+    )
 }
 
 fn nginx_command(args: NginxArgs) -> anyhow::Result<()> {

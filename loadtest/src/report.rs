@@ -14,12 +14,16 @@ use crate::error::{Error, Result};
 use crate::plot::{self, Series};
 use crate::run::RunResult;
 use crate::stats::Progress;
+use crate::thresholds::{self, ThresholdResult};
 
 /// Everything one invocation measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub tool: String,
     pub suite: Option<String>,
+    /// The suite's description.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub description: String,
     pub started_at: String,
     /// The command line that produced the report.
     pub command: String,
@@ -34,6 +38,9 @@ pub struct Report {
     /// without it, per target (medians).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub flood_ratios: Vec<FloodRatio>,
+    /// Each threshold checked for each phase and target it applies to
+    /// (medians over rounds; errors summed).
+    pub thresholds: Vec<ThresholdResult>,
     pub notes: Vec<String>,
 }
 
@@ -139,6 +146,7 @@ impl Report {
         Self {
             tool: format!("ricochet-loadtest {}", env!("CARGO_PKG_VERSION")),
             suite,
+            description: String::new(),
             started_at: utc_now(),
             command,
             ceiling,
@@ -146,8 +154,14 @@ impl Report {
             summary: Vec::new(),
             ratios: Vec::new(),
             flood_ratios: Vec::new(),
+            thresholds: Vec::new(),
             notes: Vec::new(),
         }
+    }
+
+    /// Whether every threshold passed (true when there are none).
+    pub fn thresholds_passed(&self) -> bool {
+        self.thresholds.iter().all(|t| t.passed)
     }
 
     /// Computes the summary and ratios from the runs.
@@ -515,6 +529,7 @@ impl Report {
                 );
             }
         }
+        out.push_str(&thresholds::table(&self.thresholds));
         for note in &self.notes {
             let _ = writeln!(out, "note: {note}");
         }

@@ -1,7 +1,8 @@
 //! Suites: TOML files (see `config/loadtest/`) naming the link set and the
 //! behaviour its links carry, the traffic shape and its visitors, the load
 //! phases, seeding, warm-up, repeats, edits, a flood of wrong passwords or a
-//! restart during the run, and the targets. Every mistake is reported with the file's line and column.
+//! restart during the run, the targets, and the thresholds the run must
+//! meet. Every mistake is reported with the file's line and column.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,12 +20,15 @@ use crate::restart::RestartSpec;
 use crate::run::LoadSpec;
 use crate::schedule::Mode;
 use crate::target::TargetSpec;
+use crate::thresholds::Threshold;
 use crate::traffic::{Method, Popularity, TrafficShape};
 use crate::visitors::Visitors;
 
 mod locator;
+mod thresholds;
 
 use locator::Locator;
+use thresholds::{RawThreshold, convert_thresholds};
 
 /// Where a suite's keys come from.
 #[derive(Debug, Clone, PartialEq)]
@@ -91,6 +95,8 @@ pub struct Suite {
     pub flood: Option<FloodSpec>,
     pub restart: Option<RestartSpec>,
     pub targets: Vec<TargetSpec>,
+    /// What the run must meet (`[[threshold]]`, `--threshold`).
+    pub thresholds: Vec<Threshold>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -114,6 +120,8 @@ struct RawSuite {
     restart: Option<RawRestart>,
     #[serde(default, rename = "target")]
     targets: Vec<TargetSpec>,
+    #[serde(default, rename = "threshold")]
+    thresholds: Vec<RawThreshold>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -326,6 +334,7 @@ impl Suite {
                 return Err(at.invalid("target", index, "url", "each target needs a url"));
             }
         }
+        let thresholds = convert_thresholds(&at, &raw.thresholds, &phases, &raw.targets)?;
         let repeat = raw.repeat.unwrap_or(1);
         if repeat == 0 {
             return Err(at.invalid("", 0, "repeat", "must be at least 1"));
@@ -350,7 +359,21 @@ impl Suite {
             flood,
             restart,
             targets: raw.targets,
+            thresholds,
         })
+    }
+
+    /// Checks that every threshold names phases and targets the suite has
+    /// (after command-line targets replaced the file's).
+    pub fn check_thresholds(&self) -> Result<()> {
+        let phases: Vec<&str> = self.phases.iter().map(|p| p.name.as_str()).collect();
+        let targets: Vec<&str> = self.targets.iter().map(|t| t.name.as_str()).collect();
+        for threshold in &self.thresholds {
+            threshold
+                .check_names(&phases, &targets)
+                .map_err(|m| Error::Invalid(format!("{}: {m}", threshold.origin)))?;
+        }
+        Ok(())
     }
 
     /// Changes every phase's load (command-line overrides).
