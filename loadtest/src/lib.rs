@@ -14,10 +14,11 @@
 //! `edits`, `flood` (wrong passwords for a protected link beside the load),
 //! `restart`, `compare`, `diff` (two reports against the noise of their
 //! rounds), `thresholds` (what a run must meet, checked on its medians),
-//! `hlog` (HdrHistogram interval logs), `nginx` (the comparison config),
-//! `certificate` (the self-signed certificate HTTPS targets share), `http`
-//! (a small blocking client), `fixed_server` and `calibrate` (the
-//! generator's own ceiling), `procstat` (CPU and memory from /proc).
+//! `hlog` (HdrHistogram interval logs), `report_html` (the HTML report),
+//! `nginx` (the comparison config), `certificate` (the self-signed
+//! certificate HTTPS targets share), `http` (a small blocking client),
+//! `fixed_server` and `calibrate` (the generator's own ceiling), `procstat`
+//! (CPU and memory from /proc).
 
 pub mod behaviour;
 pub mod calibrate;
@@ -39,6 +40,7 @@ pub mod nginx;
 pub mod plot;
 pub mod procstat;
 pub mod report;
+pub mod report_html;
 pub mod response;
 pub mod restart;
 pub mod run;

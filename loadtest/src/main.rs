@@ -198,8 +198,8 @@ struct OutputArgs {
     /// Print the report as JSON on stdout (the table goes nowhere).
     #[arg(long)]
     json: bool,
-    /// Directory for report.json, report.txt, the SVG plots and the
-    /// HdrHistogram interval logs (.hlog)
+    /// Directory for report.json, report.txt, report.html, the SVG plots
+    /// and the HdrHistogram interval logs (.hlog)
     /// (default: loadtest-results/NAME-TIME); "none" writes no files.
     #[arg(long)]
     out: Option<PathBuf>,

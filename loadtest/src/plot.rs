@@ -1,7 +1,10 @@
 //! SVG plots written by hand: latency by percentile (log scales, one line per
-//! run or target, overlaid) and throughput over time.
+//! run or target, overlaid) and throughput over time, per phase of a report.
 
 use std::fmt::Write as _;
+
+use crate::report::Report;
+use crate::run::RunResult;
 
 const WIDTH: f64 = 760.0;
 const HEIGHT: f64 = 420.0;
@@ -226,6 +229,74 @@ fn nice_step(raw: f64) -> f64 {
         10.0
     };
     nice * magnitude
+}
+
+/// Per phase, the latency-by-percentile and throughput-over-time SVGs,
+/// every target and round overlaid.
+pub fn phase_plots(report: &Report) -> Vec<PhasePlots> {
+    let mut phases: Vec<&str> = Vec::new();
+    for run in &report.runs {
+        if !phases.contains(&run.phase.as_str()) {
+            phases.push(&run.phase);
+        }
+    }
+    let suite = report.suite.as_deref().unwrap_or("run");
+    phases
+        .into_iter()
+        .map(|phase| {
+            let runs: Vec<&RunResult> = report.runs.iter().filter(|r| r.phase == phase).collect();
+            let label = |r: &RunResult| {
+                if runs.iter().any(|o| o.round != r.round) {
+                    format!("{} #{}", r.target, r.round)
+                } else {
+                    r.target.clone()
+                }
+            };
+            let latency: Vec<Series> = runs
+                .iter()
+                .map(|r| Series {
+                    label: label(r),
+                    points: r.percentiles.clone(),
+                })
+                .collect();
+            // Whole seconds of the run only: the drain after it is partial.
+            let throughput: Vec<Series> = runs
+                .iter()
+                .map(|r| Series {
+                    label: label(r),
+                    points: r
+                        .per_second
+                        .iter()
+                        .take((r.load.duration.as_secs() as usize).max(1))
+                        .enumerate()
+                        .map(|(s, n)| (s as f64 + 0.5, *n as f64))
+                        .collect(),
+                })
+                .collect();
+            PhasePlots {
+                phase: phase.to_owned(),
+                file: crate::report::sanitize(phase),
+                latency: latency_percentiles(
+                    &format!("{suite} / {phase}: latency by percentile"),
+                    &latency,
+                ),
+                throughput: throughput_over_time(
+                    &format!("{suite} / {phase}: throughput"),
+                    &throughput,
+                ),
+            }
+        })
+        .collect()
+}
+
+/// One phase's plots (SVG documents).
+#[derive(Debug, Clone)]
+pub struct PhasePlots {
+    pub phase: String,
+    /// The phase's name as it appears in file names.
+    pub file: String,
+    pub latency: String,
+    pub throughput: String,
 }
 
 #[cfg(test)]

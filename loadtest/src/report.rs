@@ -1,7 +1,6 @@
 //! What a user reads: the live progress line, the table at the end, the JSON
 //! document (`--json`), and the files of a run directory (report.json,
-//! report.txt, one latency and one throughput SVG per phase, one
-//! HdrHistogram interval log per run).
+//! report.txt, one latency and one throughput SVG per phase).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -11,7 +10,7 @@ use serde::Serialize;
 use crate::calibrate::Ceiling;
 use crate::compare::{Ratio, SummaryRow, median, ratios, summarize};
 use crate::error::{Error, Result};
-use crate::plot::{self, Series};
+use crate::plot;
 use crate::run::RunResult;
 use crate::stats::Progress;
 use crate::thresholds::{self, ThresholdResult};
@@ -536,8 +535,8 @@ impl Report {
         out
     }
 
-    /// Writes report.json, report.txt, the plots and one HdrHistogram
-    /// interval log per run into `dir`.
+    /// Writes report.json, report.txt, report.html, the plots and one
+    /// HdrHistogram interval log per run into `dir`.
     pub fn write_files(&self, dir: &Path) -> Result<Vec<PathBuf>> {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
@@ -551,56 +550,18 @@ impl Report {
         };
         write("report.json".into(), self.to_json())?;
         write("report.txt".into(), self.to_table())?;
-        let mut phases: Vec<&str> = Vec::new();
-        for run in &self.runs {
-            if !phases.contains(&run.phase.as_str()) {
-                phases.push(&run.phase);
-            }
-        }
-        for phase in phases {
-            let runs: Vec<&RunResult> = self.runs.iter().filter(|r| r.phase == phase).collect();
-            let label = |r: &RunResult| {
-                if runs.iter().any(|o| o.round != r.round) {
-                    format!("{} #{}", r.target, r.round)
-                } else {
-                    r.target.clone()
-                }
-            };
-            let latency: Vec<Series> = runs
-                .iter()
-                .map(|r| Series {
-                    label: label(r),
-                    points: r.percentiles.clone(),
-                })
-                .collect();
-            // Whole seconds of the run only: the drain after it is partial.
-            let throughput: Vec<Series> = runs
-                .iter()
-                .map(|r| Series {
-                    label: label(r),
-                    points: r
-                        .per_second
-                        .iter()
-                        .take((r.load.duration.as_secs() as usize).max(1))
-                        .enumerate()
-                        .map(|(s, n)| (s as f64 + 0.5, *n as f64))
-                        .collect(),
-                })
-                .collect();
-            let suite = self.suite.as_deref().unwrap_or("run");
-            let file = sanitize(phase);
+        let plots = plot::phase_plots(self);
+        for plot in &plots {
+            write(format!("latency-{}.svg", plot.file), plot.latency.clone())?;
             write(
-                format!("latency-{file}.svg"),
-                plot::latency_percentiles(
-                    &format!("{suite} / {phase}: latency by percentile"),
-                    &latency,
-                ),
-            )?;
-            write(
-                format!("throughput-{file}.svg"),
-                plot::throughput_over_time(&format!("{suite} / {phase}: throughput"), &throughput),
+                format!("throughput-{}.svg", plot.file),
+                plot.throughput.clone(),
             )?;
         }
+        write(
+            "report.html".into(),
+            crate::report_html::render(self, &plots)?,
+        )?;
         for run in &self.runs {
             let name = format!(
                 "latency-{}-{}-r{}.hlog",
@@ -696,7 +657,7 @@ fn truncate(text: &str, width: usize) -> String {
     }
 }
 
-fn sanitize(name: &str) -> String {
+pub(crate) fn sanitize(name: &str) -> String {
     name.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
