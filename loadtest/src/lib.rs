@@ -30,6 +30,7 @@ pub mod flood;
 pub mod geoip;
 pub mod http;
 pub mod keys;
+pub mod mix;
 pub mod networks;
 pub mod nginx;
 pub mod plot;

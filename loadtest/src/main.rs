@@ -13,6 +13,7 @@ use ricochet_loadtest::behaviour::Behaviour;
 use ricochet_loadtest::calibrate::{self, CalibrateOptions, DEFAULT_CEILING_FILE};
 use ricochet_loadtest::compare::{ExecOptions, execute};
 use ricochet_loadtest::keys::{DEFAULT_STATUS, DEFAULT_URL_PREFIX, GeneratedKeys};
+use ricochet_loadtest::mix::Mix;
 use ricochet_loadtest::networks::ClientNetworks;
 use ricochet_loadtest::nginx::{NginxOptions, write_config};
 use ricochet_loadtest::report::{Report, ceiling_line, progress_line, thousands};
@@ -214,6 +215,11 @@ struct RunArgs {
     behaviour: Option<PathBuf>,
     #[arg(long)]
     head: bool,
+    /// A traffic mix file (e.g. config/loadtest/mixes/default.toml):
+    /// weighted request shapes instead of --visitors, --head,
+    /// --unknown-share and --bot-share.
+    #[arg(long)]
+    mix: Option<PathBuf>,
     /// A header every request carries, `Name: value` (repeatable), e.g.
     /// `If-None-Match: "…"` to measure revalidations of pages.
     #[arg(long = "header")]
@@ -464,6 +470,12 @@ fn run_command(args: RunArgs, stop: &AtomicBool, command_line: &str) -> anyhow::
             method: if args.head { Method::Head } else { Method::Get },
             visitors: args.visitors.visitors()?,
             extra_headers: checked_headers(&args.headers)?,
+            mix: args
+                .mix
+                .as_deref()
+                .map(Mix::from_file)
+                .transpose()?
+                .map(Arc::new),
             ..TrafficShape::default()
         },
         warmup: args.warmup,

@@ -14,6 +14,7 @@ use crate::edits::EditsSpec;
 use crate::error::{Error, Result};
 use crate::flood::{FloodSpec, MAX_ADDRESSES, MAX_CONNECTIONS};
 use crate::keys::{DEFAULT_STATUS, DEFAULT_URL_PREFIX, GeneratedKeys, KeySet, valid_code};
+use crate::mix::Mix;
 use crate::networks::ClientNetworks;
 use crate::restart::RestartSpec;
 use crate::run::LoadSpec;
@@ -22,7 +23,7 @@ use crate::target::TargetSpec;
 use crate::traffic::{Method, Popularity, TrafficShape};
 use crate::visitors::Visitors;
 
-mod locator;
+pub(crate) mod locator;
 
 use locator::Locator;
 
@@ -142,6 +143,8 @@ struct RawTraffic {
     seed: Option<u64>,
     visitors: Option<String>,
     client_networks: Option<Vec<String>>,
+    /// A mix file (mix.rs), relative to the suite.
+    mix: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -236,7 +239,15 @@ impl Suite {
             )),
         };
         let keys = convert_keys(&at, raw.keys)?;
-        let traffic = convert_traffic(&at, &raw.traffic)?;
+        let mut traffic = convert_traffic(&at, &raw.traffic)?;
+        if let Some(file) = &raw.traffic.mix {
+            let mix = Mix::from_file(&dir.join(file))
+                .map_err(|e| at.invalid("traffic", 0, "mix", e.to_string()))?;
+            traffic.mix = Some(Arc::new(mix));
+            traffic
+                .validate()
+                .map_err(|e| at.invalid("traffic", 0, "mix", e.to_string()))?;
+        }
         if raw.load.name.is_some() {
             return Err(at.invalid(
                 "load",
@@ -526,6 +537,7 @@ fn convert_traffic(at: &Locator<'_>, raw: &RawTraffic) -> Result<TrafficShape> {
         seed: raw.seed.unwrap_or(defaults.seed),
         visitors,
         extra_headers: Vec::new(),
+        mix: None,
     };
     shape.validate().map_err(|e| {
         let key = match &e {
