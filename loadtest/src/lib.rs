@@ -49,6 +49,7 @@ pub mod test_util;
 pub mod traffic;
 pub mod transport;
 pub mod visitors;
+pub mod worker;
 
 pub use error::{Error, Result};
 pub use keys::{GeneratedKeys, KeySet};

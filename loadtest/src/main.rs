@@ -20,6 +20,7 @@ use ricochet_loadtest::report::{Report, ceiling_line, progress_line, thousands};
 use ricochet_loadtest::stats::Progress;
 use ricochet_loadtest::suite::{KeysSource, Phase, SeedMethod, SeedSpec, Suite};
 use ricochet_loadtest::target::TargetSpec;
+use ricochet_loadtest::worker::{self, LISTENING, LocalWorkers};
 use ricochet_loadtest::{LoadSpec, Method, Mode, Popularity, TrafficShape, Visitors};
 
 #[derive(Debug, Parser)]
@@ -49,6 +50,19 @@ enum Command {
     Calibrate(CalibrateArgs),
     /// Serve the fixed 301 the calibration uses (e.g. to try other generators on it).
     FixedServer(FixedServerArgs),
+    /// Generate load for a coordinator (`run --workers`, a suite's `workers`).
+    Worker(WorkerArgs),
+}
+
+#[derive(Debug, Args)]
+struct WorkerArgs {
+    /// Address to listen on for coordinators (port 0: any free port; the
+    /// address is printed on stdout as "listening on ADDR").
+    #[arg(long, default_value = "127.0.0.1:7070")]
+    listen: std::net::SocketAddr,
+    /// Pin the generator threads to these CPUs, e.g. 2 or 2,3.
+    #[arg(long, value_delimiter = ',')]
+    cpu: Vec<usize>,
 }
 
 #[derive(Debug, Args)]
@@ -233,6 +247,18 @@ struct RunArgs {
     /// Server process to measure (CPU per request, memory), with its children.
     #[arg(long)]
     pid: Option<u32>,
+    /// Run the phase on these workers (`ricochet-loadtest worker`), e.g.
+    /// 10.0.0.5:7070,10.0.0.6:7070: the rate, connections and requests are
+    /// split evenly and their histograms merged.
+    #[arg(long, value_delimiter = ',', conflicts_with = "spawn_workers")]
+    workers: Vec<String>,
+    /// Start N local workers, each pinned to its own CPU (--worker-cpus,
+    /// else the last N CPUs), and run the phase on them.
+    #[arg(long)]
+    spawn_workers: Option<usize>,
+    /// CPUs of the --spawn-workers workers, one each.
+    #[arg(long, value_delimiter = ',', requires = "spawn_workers")]
+    worker_cpus: Vec<usize>,
     #[arg(long, default_value = "run")]
     name: String,
     #[command(flatten)]
@@ -341,6 +367,7 @@ fn main() -> anyhow::Result<()> {
         Command::NginxConfig(args) => nginx_command(args),
         Command::Calibrate(args) => calibrate_command(args, &stop),
         Command::FixedServer(args) => fixed_server_command(args, &stop),
+        Command::Worker(args) => worker_command(args, &stop),
     }
 }
 
@@ -416,6 +443,26 @@ fn emit(report: &Report, output: &OutputArgs, dir: Option<&Path>) -> anyhow::Res
 }
 
 fn run_command(args: RunArgs, stop: &AtomicBool, command_line: &str) -> anyhow::Result<()> {
+    let mut suite = run_suite(&args)?;
+    // Kept until the run ends: dropping them stops the local workers.
+    let local_workers = match args.spawn_workers {
+        None | Some(0) => None,
+        Some(count) => Some(LocalWorkers::spawn(
+            &std::env::current_exe()?,
+            count,
+            &args.worker_cpus,
+        )?),
+    };
+    if let Some(workers) = &local_workers {
+        suite.adjust_loads(|load| load.workers = workers.addresses().to_vec());
+    }
+    let outcome = execute_and_emit(&suite, &args.output, None, stop, command_line);
+    drop(local_workers);
+    outcome
+}
+
+/// The one-phase suite `run` describes.
+fn run_suite(args: &RunArgs) -> anyhow::Result<Suite> {
     let popularity = match (args.zipf, args.popularity.as_str()) {
         (Some(_), _) | (None, "zipf") => Popularity::Zipf {
             exponent: args.zipf.unwrap_or(1.0),
@@ -445,6 +492,7 @@ fn run_command(args: RunArgs, stop: &AtomicBool, command_line: &str) -> anyhow::
         requests_per_connection: args.requests_per_connection,
         tls_resumption: args.tls_resumption,
         source: args.source.clone(),
+        workers: args.workers.clone(),
     };
     load.validate()?;
     if args.tls_resumption && !args.url.starts_with("https://") {
@@ -499,7 +547,8 @@ fn run_command(args: RunArgs, stop: &AtomicBool, command_line: &str) -> anyhow::
             ..TargetSpec::default()
         }],
     };
-    execute_and_emit(&suite, &args.output, None, stop, command_line)
+    suite.traffic.validate()?;
+    Ok(suite)
 }
 
 fn execute_and_emit(
@@ -689,6 +738,31 @@ fn fixed_server_command(args: FixedServerArgs, stop: &AtomicBool) -> anyhow::Res
     }
     let stats = server.stop();
     eprintln!("answered {} requests", thousands(stats.requests as f64));
+    Ok(())
+}
+
+fn worker_command(args: WorkerArgs, stop: &AtomicBool) -> anyhow::Result<()> {
+    let cores: Vec<usize> = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    if let Some(cpu) = args.cpu.iter().find(|cpu| !cores.contains(cpu)) {
+        bail!("--cpu {cpu}: no such CPU on this machine");
+    }
+    let listener = std::net::TcpListener::bind(args.listen)
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    // The only line on stdout: whoever started the worker reads it.
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{LISTENING}{addr}")?;
+    out.flush()?;
+    drop(out);
+    eprintln!(
+        "worker on {addr}, generator threads on CPUs {:?} (Ctrl-C stops it)",
+        args.cpu
+    );
+    worker::serve(&listener, &args.cpu, stop, &mut |line| eprintln!("{line}"))?;
     Ok(())
 }
 

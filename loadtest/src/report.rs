@@ -155,6 +155,14 @@ impl Report {
         self.ratios = ratios(&self.summary);
         self.flood_ratios = flood_ratios(&self.runs);
         for run in &self.runs {
+            for worker in &run.workers {
+                if let Some(why) = &worker.lost {
+                    self.notes.push(format!(
+                        "{} {} round {}: worker {} {why}; its share ({} requests) is counted as not_sent",
+                        run.target, run.phase, run.round, worker.address, worker.not_sent
+                    ));
+                }
+            }
             let ceiling = self.ceiling.as_ref().map(|c| {
                 let per_thread = if run.load.depth > 1 {
                     c.pipelined_rate

@@ -166,6 +166,8 @@ struct RawLoad {
     requests_per_connection: Option<u64>,
     tls_resumption: Option<bool>,
     source: Option<Vec<std::net::IpAddr>>,
+    /// Worker addresses (`ricochet-loadtest worker`) the phase runs on.
+    workers: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -624,6 +626,17 @@ fn convert_load(
     if let Some(v) = &raw.source {
         load.source = v.clone();
     }
+    if let Some(v) = &raw.workers {
+        if let Some(bad) = v.iter().find(|a| !a.contains(':')) {
+            return Err(at.invalid(
+                section,
+                index,
+                "workers",
+                format!("{bad:?} is not a worker address (host:port)"),
+            ));
+        }
+        load.workers = v.clone();
+    }
     if let Some(v) = at.duration(section, index, "duration", raw.duration.as_ref())? {
         load.duration = v;
     }
@@ -646,6 +659,7 @@ fn convert_load(
             "duration",
             "timeout",
             "rate",
+            "workers",
         ]
         .into_iter()
         .find(|k| message.contains(k))
