@@ -41,6 +41,7 @@ pub mod restart;
 pub mod run;
 pub mod schedule;
 pub mod seed;
+pub mod soak;
 pub mod stats;
 pub mod suite;
 pub mod target;

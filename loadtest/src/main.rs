@@ -17,11 +17,12 @@ use ricochet_loadtest::mix::Mix;
 use ricochet_loadtest::networks::ClientNetworks;
 use ricochet_loadtest::nginx::{NginxOptions, write_config};
 use ricochet_loadtest::report::{Report, ceiling_line, progress_line, thousands};
+use ricochet_loadtest::soak::{DriftTolerance, SoakSpec, row_line, soak};
 use ricochet_loadtest::stats::Progress;
 use ricochet_loadtest::suite::{KeysSource, Phase, SeedMethod, SeedSpec, Suite};
 use ricochet_loadtest::target::TargetSpec;
 use ricochet_loadtest::worker::{self, LISTENING, LocalWorkers};
-use ricochet_loadtest::{LoadSpec, Method, Mode, Popularity, TrafficShape, Visitors};
+use ricochet_loadtest::{LoadSpec, Method, Mode, Popularity, RunSpec, TrafficShape, Visitors};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -52,6 +53,9 @@ enum Command {
     FixedServer(FixedServerArgs),
     /// Generate load for a coordinator (`run --workers`, a suite's `workers`).
     Worker(WorkerArgs),
+    /// Hours at one rate: a row per interval (latency, server RSS and CPU)
+    /// and a drift verdict at the end.
+    Soak(SoakArgs),
 }
 
 #[derive(Debug, Args)]
@@ -63,6 +67,27 @@ struct WorkerArgs {
     /// Pin the generator threads to these CPUs, e.g. 2 or 2,3.
     #[arg(long, value_delimiter = ',')]
     cpu: Vec<usize>,
+}
+
+#[derive(Debug, Args)]
+struct SoakArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// Length of each row (percentiles, server RSS and CPU).
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    interval: Duration,
+    /// Memory drift: the last quarter's median RSS over the first's above
+    /// 1 + this (and by more than --rss-floor-mb).
+    #[arg(long, default_value_t = DriftTolerance::default().rss_growth)]
+    rss_growth: f64,
+    #[arg(long, default_value_t = DriftTolerance::default().rss_floor_mb)]
+    rss_floor_mb: f64,
+    /// Latency drift: the last quarter's median p99 over the first's above
+    /// 1 + this (and by more than --p99-floor-ms).
+    #[arg(long, default_value_t = DriftTolerance::default().p99_growth)]
+    p99_growth: f64,
+    #[arg(long, default_value_t = DriftTolerance::default().p99_floor_ms)]
+    p99_floor_ms: f64,
 }
 
 #[derive(Debug, Args)]
@@ -245,7 +270,7 @@ struct RunArgs {
     #[arg(long, value_delimiter = ',')]
     cpus: Vec<usize>,
     /// Server process to measure (CPU per request, memory), with its children.
-    #[arg(long)]
+    #[arg(long, visible_alias = "server-pid")]
     pid: Option<u32>,
     /// Run the phase on these workers (`ricochet-loadtest worker`), e.g.
     /// 10.0.0.5:7070,10.0.0.6:7070: the rate, connections and requests are
@@ -368,6 +393,7 @@ fn main() -> anyhow::Result<()> {
         Command::Calibrate(args) => calibrate_command(args, &stop),
         Command::FixedServer(args) => fixed_server_command(args, &stop),
         Command::Worker(args) => worker_command(args, &stop),
+        Command::Soak(args) => soak_command(args, &stop, &command_line),
     }
 }
 
@@ -461,7 +487,7 @@ fn run_command(args: RunArgs, stop: &AtomicBool, command_line: &str) -> anyhow::
     outcome
 }
 
-/// The one-phase suite `run` describes.
+/// The one-phase suite `run` and `soak` describe.
 fn run_suite(args: &RunArgs) -> anyhow::Result<Suite> {
     let popularity = match (args.zipf, args.popularity.as_str()) {
         (Some(_), _) | (None, "zipf") => Popularity::Zipf {
@@ -763,6 +789,72 @@ fn worker_command(args: WorkerArgs, stop: &AtomicBool) -> anyhow::Result<()> {
         args.cpu
     );
     worker::serve(&listener, &args.cpu, stop, &mut |line| eprintln!("{line}"))?;
+    Ok(())
+}
+
+fn soak_command(args: SoakArgs, stop: &AtomicBool, command_line: &str) -> anyhow::Result<()> {
+    let run = &args.run;
+    if run.rate.is_none() {
+        bail!("a soak needs --rate (it holds one open-loop rate)");
+    }
+    if !run.workers.is_empty() || run.spawn_workers.is_some() {
+        bail!("a soak runs on this generator: --workers and --spawn-workers are for `run`");
+    }
+    let suite = run_suite(run)?;
+    let url = ricochet_loadtest::http::Url::parse(&run.url)?;
+    let keys = Arc::new(suite.keys.load()?.with_behaviour(suite.behaviour.clone()));
+    let mut load = suite.phases[0].load.clone();
+    load.duration = args.interval;
+    let spec = SoakSpec {
+        run: RunSpec {
+            target: run.url.clone(),
+            phase: "soak".into(),
+            round: 1,
+            addr: url.resolve()?,
+            host: run.host.clone().unwrap_or_else(|| url.authority.clone()),
+            tls: url.tls,
+            load,
+            shape: suite.traffic.clone(),
+            keys,
+            server_pid: run.pid,
+        },
+        duration: run.duration,
+        tolerance: DriftTolerance {
+            rss_growth: args.rss_growth,
+            rss_floor_mb: args.rss_floor_mb,
+            p99_growth: args.p99_growth,
+            p99_floor_ms: args.p99_floor_ms,
+        },
+    };
+    if !run.warmup.is_zero() {
+        let mut warmup = spec.run.clone();
+        warmup.phase = "warm-up".into();
+        warmup.load.duration = run.warmup;
+        warmup.server_pid = None;
+        ricochet_loadtest::run(&warmup, stop, &mut |_| {})?;
+    }
+    let intervals = (run.duration.as_nanos() / args.interval.as_nanos().max(1)) as usize;
+    let quiet = run.output.quiet;
+    let report = soak(
+        &spec,
+        command_line,
+        stop,
+        &mut |row| {
+            if !quiet {
+                eprintln!("{}", row_line(row, intervals));
+            }
+        },
+        &mut |_| {},
+    )?;
+    if run.output.json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.to_table());
+    }
+    if let Some(dir) = out_dir(&run.output, "soak") {
+        report.write_files(&dir)?;
+        eprintln!("wrote soak.json and soak.txt to {}", dir.display());
+    }
     Ok(())
 }
 
