@@ -15,7 +15,9 @@
 //! `restart`, `compare`, `nginx` (the comparison config), `certificate` (the
 //! self-signed certificate HTTPS targets share), `http` (a small blocking
 //! client), `fixed_server` and `calibrate` (the generator's own ceiling),
-//! `procstat` (CPU and memory from /proc).
+//! `procstat` (CPU and memory from /proc), `mix` (weighted request shapes
+//! from a file), `worker` (several generators for one phase, histograms
+//! merged), `soak` (hours at one rate, per-interval rows, a drift verdict).
 
 pub mod behaviour;
 pub mod calibrate;
