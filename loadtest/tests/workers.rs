@@ -227,6 +227,51 @@ fn a_worker_killed_mid_phase_is_reported() {
 }
 
 #[test]
+fn a_worker_that_falls_silent_mid_phase_is_reported() {
+    let server = FixedServer::start(None).unwrap();
+    let workers =
+        LocalWorkers::spawn(env!("CARGO_BIN_EXE_ricochet-loadtest").as_ref(), 2, &[]).unwrap();
+    let addresses = workers.addresses().to_vec();
+    let addr = server.addr();
+    let phase = std::thread::spawn(move || {
+        let refs: Vec<&str> = addresses.iter().map(String::as_str).collect();
+        run_once(
+            addr,
+            KEYS,
+            open_loop(1000.0, 3000, &refs),
+            TrafficShape::default(),
+        )
+    });
+    let give_up = Instant::now() + Duration::from_secs(30);
+    while server.requests() < 300 && Instant::now() < give_up {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Stopped, not dead: its connection stays open and says nothing.
+    let stopped = Command::new("kill")
+        .args(["-STOP", &workers.pids()[0].to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    let result = phase.join().unwrap();
+    let [silent, alive] = &result.workers[..] else {
+        panic!("{:?}", result.workers);
+    };
+    let reason = silent
+        .lost
+        .as_deref()
+        .expect("the silent worker is reported");
+    assert!(reason.contains("fell silent"), "{reason}");
+    assert_eq!(silent.not_sent, 1500);
+    assert!(alive.lost.is_none(), "{alive:?}");
+    assert_eq!(result.responses, alive.responses);
+    assert_eq!(
+        result.errors.get("not_sent").copied(),
+        Some(1500 + alive.not_sent)
+    );
+    drop(workers);
+}
+
+#[test]
 fn run_spawns_pinned_local_workers_from_the_command_line() {
     let server = FixedServer::start(None).unwrap();
     let dir = tempfile::tempdir().unwrap();

@@ -381,4 +381,28 @@ mod tests {
         assert_eq!(planned(&uncapped), 2000);
         assert_eq!(planned(&parts[0]), 3);
     }
+
+    #[test]
+    fn histograms_merge_into_the_distribution_of_every_request() {
+        let (mut fast, mut slow) = (Recorder::new(), Recorder::new());
+        for _ in 0..1000 {
+            fast.response(301, 100, 0);
+            slow.response(301, 10_000, 1);
+        }
+        let mut total = Recorder::new();
+        merge_exactly(&mut total, &fast).unwrap();
+        merge_exactly(&mut total, &slow).unwrap();
+        assert_eq!(total.latency.len(), 2000);
+        assert_eq!(total.responses, 2000);
+        assert_eq!(total.per_second, [1000, 1000]);
+        // Half the requests took 100 µs and half 10 ms: no request took the
+        // 5 ms an average of the two medians would claim.
+        let near = |q: f64, us: u64| {
+            total
+                .latency
+                .equivalent(total.latency.value_at_quantile(q), us)
+        };
+        assert!(near(0.25, 100) && near(0.75, 10_000));
+        assert!(near(0.5, 100), "{}", total.latency.value_at_quantile(0.5));
+    }
 }
