@@ -63,9 +63,11 @@ fn open_loop(rate: f64, duration_ms: u64, workers: &[&str]) -> LoadSpec {
     spec
 }
 
-/// Larger over smaller: 1 for equal figures.
-fn ratio(a: f64, b: f64) -> f64 {
-    let (a, b) = (a.max(0.001), b.max(0.001));
+/// Larger over smaller, figures below `floor` counting as `floor`: 1 for
+/// figures alike. (A loaded test machine stalls a thread now and then; a
+/// floor keeps a few milliseconds of that from reading as another shape.)
+fn ratio(a: f64, b: f64, floor: f64) -> f64 {
+    let (a, b) = (a.max(floor), b.max(floor));
     a.max(b) / a.min(b)
 }
 
@@ -117,15 +119,16 @@ fn two_workers_at_2r_merge_into_what_one_worker_at_2r_sees() {
     assert_eq!(one.workers[0].rate, Some(2000.0));
     assert_eq!(server.requests(), 8000);
     // The same shape: the median and p99 of the merged histogram within an
-    // order of magnitude of one worker's (no timing is asserted).
+    // order of magnitude of one worker's (no timing is asserted: below 1 ms
+    // and 10 ms they count as equal).
     assert!(
-        ratio(two.latency_ms.p50, one.latency_ms.p50) < 10.0,
+        ratio(two.latency_ms.p50, one.latency_ms.p50, 1.0) < 10.0,
         "{:?} {:?}",
         two.latency_ms,
         one.latency_ms
     );
     assert!(
-        ratio(two.latency_ms.p99, one.latency_ms.p99) < 10.0,
+        ratio(two.latency_ms.p99, one.latency_ms.p99, 10.0) < 10.0,
         "{:?} {:?}",
         two.latency_ms,
         one.latency_ms
