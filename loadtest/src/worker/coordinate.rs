@@ -7,7 +7,7 @@
 
 use std::io::{BufReader, ErrorKind as IoErrorKind};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::protocol::{Command, Message, Order, receive, send};
@@ -309,7 +309,7 @@ fn follow(
     let mut buffer = Vec::new();
     let mut heard = Instant::now();
     let mut stop_sent = false;
-    let heard_responses = AtomicU64::new(0);
+    let mut heard_responses = 0;
     let outcome = loop {
         if stop.load(Ordering::Relaxed) && !stop_sent {
             stop_sent = true;
@@ -320,7 +320,7 @@ fn follow(
             break Err(format!(
                 "fell silent for {} s mid-phase (after {} answers)",
                 SILENCE.as_secs(),
-                heard_responses.load(Ordering::Relaxed)
+                heard_responses
             ));
         }
         if now > last_end + SILENCE * 2 {
@@ -329,7 +329,7 @@ fn follow(
         match receive::<Message>(input, &mut buffer) {
             Ok(Some(Message::Progress(p))) => {
                 heard = Instant::now();
-                heard_responses.store(p.responses, Ordering::Relaxed);
+                heard_responses = p.responses;
                 live.publish(p.responses, p.errors, p.in_flight, p.max_latency_us);
             }
             Ok(Some(Message::Done(counts))) => {
@@ -340,7 +340,7 @@ fn follow(
             Ok(None) => {
                 break Err(format!(
                     "closed the connection mid-phase (died?) after {} answers",
-                    heard_responses.load(Ordering::Relaxed)
+                    heard_responses
                 ));
             }
             Err(e) if matches!(e.kind(), IoErrorKind::WouldBlock | IoErrorKind::TimedOut) => {}
