@@ -100,6 +100,7 @@ pub struct ShapeDraw {
 /// A compiled mix, shared read-only by every generator thread.
 pub struct Mix {
     name: String,
+    description: String,
     /// Where it came from, for messages and reports.
     origin: String,
     /// The file's text: workers compile the same mix from it.
@@ -150,7 +151,6 @@ impl Mix {
             let offset = e.span().map_or(0, |s| s.start);
             at.error_at_offset(offset, e.message().trim().to_owned())
         })?;
-        let _ = raw.description;
         if raw.shapes.is_empty() {
             return Err(at.invalid(
                 "",
@@ -189,6 +189,7 @@ impl Mix {
             .unwrap_or_else(|| "mix".into());
         Ok(Self {
             name: raw.name.unwrap_or(default_name),
+            description: raw.description.unwrap_or_default(),
             origin: origin.to_owned(),
             source: source.to_owned(),
             shapes,
@@ -198,6 +199,10 @@ impl Mix {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    pub fn description(&self) -> &str {
+        &self.description
     }
 
     /// The file's text (what a worker is sent).
