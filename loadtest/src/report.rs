@@ -169,7 +169,8 @@ impl Report {
                 } else {
                     c.rate
                 };
-                per_thread * run.load.threads as f64
+                // Every generator thread, on all workers when there were some.
+                per_thread * run.generator.threads.max(1) as f64
             });
             if let Some(ceiling) = ceiling
                 && run.throughput > 0.8 * ceiling
