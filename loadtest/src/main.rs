@@ -784,11 +784,14 @@ fn worker_command(args: WorkerArgs, stop: &AtomicBool) -> anyhow::Result<()> {
     writeln!(out, "{LISTENING}{addr}")?;
     out.flush()?;
     drop(out);
-    eprintln!(
-        "worker on {addr}, generator threads on CPUs {:?} (Ctrl-C stops it)",
-        args.cpu
-    );
-    worker::serve(&listener, &args.cpu, stop, &mut |line| eprintln!("{line}"))?;
+    let pinned = match args.cpu.is_empty() {
+        true => "not pinned".to_owned(),
+        false => format!("generator threads on CPUs {:?}", args.cpu),
+    };
+    eprintln!("worker on {addr}, {pinned} (Ctrl-C stops it)");
+    worker::serve(&listener, &args.cpu, stop, &mut |line| {
+        eprintln!("worker {addr}: {line}")
+    })?;
     Ok(())
 }
 

@@ -340,6 +340,26 @@ impl Report {
                     .collect();
                 let _ = writeln!(out, "  destinations: {}", shares.join(", "));
             }
+            if !run.workers.is_empty() {
+                let parts: Vec<String> = run
+                    .workers
+                    .iter()
+                    .map(|w| match &w.lost {
+                        None => format!(
+                            "{} sent {}, answered {}",
+                            w.address,
+                            thousands(w.sent as f64),
+                            thousands(w.responses as f64)
+                        ),
+                        Some(_) => format!(
+                            "{} LOST ({} not sent)",
+                            w.address,
+                            thousands(w.not_sent as f64)
+                        ),
+                    })
+                    .collect();
+                let _ = writeln!(out, "  workers: {}", parts.join("; "));
+            }
             if let Some(lag) = &run.send_lag_ms
                 && lag.p99 > 1.0
             {
