@@ -116,6 +116,8 @@ pub struct SoakReport {
 
 /// Fewest intervals a verdict needs (one per quarter).
 pub const MIN_INTERVALS: usize = 4;
+/// Fewer intervals per quarter than this, and the verdict says it is noisy.
+const FEW_PER_QUARTER: usize = 3;
 
 fn median(values: &mut [f64]) -> Option<f64> {
     values.sort_by(f64::total_cmp);
@@ -185,11 +187,18 @@ pub fn drift(rows: &[SoakRow], tolerance: DriftTolerance) -> Drift {
             g.last
         ));
     }
-    let verdict = match (findings.is_empty(), rss_mb.is_some()) {
+    let mut verdict = match (findings.is_empty(), rss_mb.is_some()) {
         (false, _) => format!("drift: {}", findings.join("; ")),
         (true, true) => "no drift".to_owned(),
         (true, false) => "no latency drift (memory not watched: give the server's pid)".to_owned(),
     };
+    if quarter < FEW_PER_QUARTER {
+        let _ = write!(
+            verdict,
+            " (from {quarter} interval{} per quarter: a noisy verdict)",
+            if quarter == 1 { "" } else { "s" }
+        );
+    }
     Drift {
         quarter,
         rss_mb,
@@ -362,7 +371,7 @@ mod tests {
         let p99 = [2.0, 2.4, 1.9, 2.2, 2.1, 2.6, 2.0, 2.3];
         let verdict = drift(&rows(&rss, &p99), DriftTolerance::default());
         assert_eq!(verdict.quarter, 2);
-        assert_eq!(verdict.verdict, "no drift");
+        assert!(verdict.verdict.starts_with("no drift (from 2 intervals"));
         assert!(!verdict.rss_mb.unwrap().drift);
     }
 
@@ -397,7 +406,10 @@ mod tests {
             DriftTolerance::default(),
         );
         assert_eq!(verdict.quarter, 1);
-        assert_eq!(verdict.verdict, "no drift");
+        assert_eq!(
+            verdict.verdict,
+            "no drift (from 1 interval per quarter: a noisy verdict)"
+        );
         let short = drift(&rows(&[1.0; 3], &[1.0; 3]), DriftTolerance::default());
         assert_eq!(short.quarter, 0);
         assert!(short.verdict.starts_with("too short"), "{}", short.verdict);

@@ -47,7 +47,11 @@ fn a_short_soak_reports_every_interval_and_a_verdict() {
     assert_eq!(report["drift"]["quarter"].as_u64(), Some(1));
     let verdict = report["drift"]["verdict"].as_str().unwrap();
     assert!(
-        verdict == "no drift" || verdict.starts_with("drift: "),
+        verdict.starts_with("no drift") || verdict.starts_with("drift: "),
+        "{verdict}"
+    );
+    assert!(
+        verdict.ends_with("(from 1 interval per quarter: a noisy verdict)"),
         "{verdict}"
     );
     assert!(report["drift"]["rss_mb"]["first"].as_f64().unwrap() > 1.0);
