@@ -383,6 +383,29 @@ mod tests {
     }
 
     #[test]
+    fn a_worker_refuses_an_order_it_cannot_read() {
+        use std::io::Write;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            scope.spawn(|| super::super::serve(&listener, &[], &stop, &mut |_| {}));
+            let mut stream = connect(&address).unwrap();
+            stream
+                .write_all(b"{\"prepare\": {\"protocol\": 9}}\n")
+                .unwrap();
+            stream.set_read_timeout(Some(READY_WAIT)).unwrap();
+            let mut input = BufReader::new(stream);
+            let answer = receive::<Message>(&mut input, &mut Vec::new()).unwrap();
+            let Some(Message::Failed { message }) = answer else {
+                panic!("{answer:?}");
+            };
+            assert!(message.starts_with("cannot read the order: "), "{message}");
+            stop.store(true, Ordering::Relaxed);
+        });
+    }
+
+    #[test]
     fn histograms_merge_into_the_distribution_of_every_request() {
         let (mut fast, mut slow) = (Recorder::new(), Recorder::new());
         for _ in 0..1000 {

@@ -27,6 +27,9 @@ use crate::stats::{ErrorKind, Recorder};
 use crate::traffic::{Method, Popularity, TrafficShape};
 use crate::visitors::Visitors;
 
+/// The protocol's version: a worker refuses orders of another.
+pub const PROTOCOL: u32 = 1;
+
 /// Longest line either side accepts (a key file travels in one).
 pub const MAX_LINE: usize = 1 << 30;
 
@@ -61,6 +64,9 @@ pub struct WorkerProgress {
 /// One worker's part of a phase.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Order {
+    /// [`PROTOCOL`] of the coordinator.
+    #[serde(default)]
+    pub protocol: u32,
     pub target: String,
     pub phase: String,
     pub round: usize,
@@ -140,6 +146,7 @@ impl Order {
         // Each worker its own random sequence.
         traffic.seed = traffic.seed.wrapping_add((index as u64) << 32);
         Self {
+            protocol: PROTOCOL,
             target: spec.target.clone(),
             phase: spec.phase.clone(),
             round: spec.round,
@@ -155,6 +162,12 @@ impl Order {
 
     /// The run this order describes, on this worker's CPUs (`cpus`).
     pub fn run_spec(&self, cpus: &[usize]) -> Result<RunSpec> {
+        if self.protocol != PROTOCOL {
+            return Err(Error::Invalid(format!(
+                "the coordinator speaks protocol {}, this worker {PROTOCOL}: run the same ricochet-loadtest on both",
+                self.protocol
+            )));
+        }
         let mut load = self.load.clone();
         load.workers.clear();
         load.cpus = cpus.to_vec();
@@ -463,5 +476,62 @@ mod tests {
             back.behaviour().map(|b| b.destinations().to_vec()),
             keys.behaviour().map(|b| b.destinations().to_vec())
         );
+    }
+
+    #[test]
+    fn an_order_travels_and_other_versions_are_refused() {
+        use crate::schedule::Mode;
+        let spec = RunSpec {
+            target: "t".into(),
+            phase: "p".into(),
+            round: 2,
+            addr: "127.0.0.1:9".parse().unwrap(),
+            host: "go.example".into(),
+            tls: true,
+            load: LoadSpec {
+                mode: Mode::Open { rate: 500.0 },
+                connections: 3,
+                depth: 4,
+                source: vec!["127.0.0.2".parse().unwrap()],
+                ..LoadSpec::default()
+            },
+            shape: TrafficShape {
+                popularity: Popularity::Zipf { exponent: 1.2 },
+                bot_share: 0.1,
+                visitors: Visitors::varied(Arc::new(
+                    ClientNetworks::given(&["203.0.113.0/24".into()]).unwrap(),
+                )),
+                ..TrafficShape::default()
+            },
+            keys: Arc::new(KeySet::generated(GeneratedKeys::default()).unwrap()),
+            server_pid: Some(1),
+        };
+        let order = Order::new(&spec, spec.load.clone(), 1, 1000);
+        let line = serde_json::to_string(&Command::Prepare(Box::new(order))).unwrap();
+        let Command::Prepare(order) = serde_json::from_str(&line).unwrap() else {
+            panic!("{line}");
+        };
+        let back = order.run_spec(&[1]).unwrap();
+        assert_eq!(back.load.cpus, [1]);
+        assert_eq!(
+            LoadSpec {
+                cpus: Vec::new(),
+                ..back.load
+            },
+            spec.load
+        );
+        assert_eq!(
+            (back.host, back.tls, back.round),
+            (spec.host.clone(), true, 2)
+        );
+        assert_eq!(back.shape.popularity, spec.shape.popularity);
+        assert_eq!(back.shape.visitors, spec.shape.visitors);
+        // Worker 1's own random sequence.
+        assert_ne!(back.shape.seed, spec.shape.seed);
+        assert_eq!(back.server_pid, None);
+        let mut other = order.clone();
+        other.protocol = PROTOCOL + 1;
+        let message = other.run_spec(&[]).unwrap_err().to_string();
+        assert!(message.contains("protocol 2, this worker 1"), "{message}");
     }
 }

@@ -87,7 +87,20 @@ fn serve_phase(
         Ok(Some(Command::Prepare(order))) => order,
         Ok(Some(other)) => return Err(Error::Invalid(format!("expected an order, not {other:?}"))),
         Ok(None) => return Ok(()),
-        Err(e) => return Err(io("no order")(e)),
+        Err(e) if matches!(e.kind(), IoErrorKind::WouldBlock | IoErrorKind::TimedOut) => {
+            return Err(io("no order")(e));
+        }
+        Err(e) => {
+            // Most likely another version of the tool: say why.
+            let message = format!("cannot read the order: {e}");
+            let _ = send(
+                &mut out,
+                &Message::Failed {
+                    message: message.clone(),
+                },
+            );
+            return Err(Error::Invalid(message));
+        }
     };
     let spec = match order.run_spec(cpus) {
         Ok(spec) => spec,
