@@ -196,3 +196,31 @@ fn suites_name_a_mix_and_its_mistakes() {
         "{message}"
     );
 }
+
+#[test]
+fn the_binary_reports_a_bad_mix_with_its_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad-mix.toml");
+    std::fs::write(&path, "[[shape]]\nuser_agents = [\"A/1\"]\nweight = 0\n").unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_ricochet-loadtest"))
+        .args(["run", "http://127.0.0.1:9", "--generate", "10"])
+        .args(["--mix", path.to_str().unwrap(), "--out", "none"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("bad-mix.toml:3:1: [shape] weight: must be a number above 0, not 0"),
+        "{stderr}"
+    );
+    // A mix and a traffic share it replaces: refused before anything runs.
+    let good = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/loadtest/mixes/default.toml");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_ricochet-loadtest"))
+        .args(["run", "http://127.0.0.1:9", "--generate", "10", "--head"])
+        .args(["--mix", good.to_str().unwrap(), "--out", "none"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("method comes from the mix"), "{stderr}");
+}
