@@ -179,6 +179,14 @@ impl KeySet {
         })
     }
 
+    /// How the keys are generated; `None` for keys from a file.
+    pub fn generated_spec(&self) -> Option<&GeneratedKeys> {
+        match &self.source {
+            Source::Generated(spec) => Some(spec),
+            Source::Loaded(_) => None,
+        }
+    }
+
     /// The same keys (shared, not copied) with `behaviour` on every link,
     /// or with none.
     pub fn with_behaviour(&self, behaviour: Option<Arc<Behaviour>>) -> Self {

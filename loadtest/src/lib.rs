@@ -18,7 +18,9 @@
 //! `nginx` (the comparison config), `certificate` (the self-signed
 //! certificate HTTPS targets share), `http` (a small blocking client),
 //! `fixed_server` and `calibrate` (the generator's own ceiling), `procstat`
-//! (CPU and memory from /proc).
+//! (CPU and memory from /proc), `mix` (weighted request shapes from a file),
+//! `worker` (several generators for one phase, histograms merged), `soak`
+//! (hours at one rate, per-interval rows, a drift verdict).
 
 pub mod behaviour;
 pub mod calibrate;
@@ -35,6 +37,7 @@ pub mod geoip;
 pub mod hlog;
 pub mod http;
 pub mod keys;
+pub mod mix;
 pub mod networks;
 pub mod nginx;
 pub mod plot;
@@ -46,6 +49,7 @@ pub mod restart;
 pub mod run;
 pub mod schedule;
 pub mod seed;
+pub mod soak;
 pub mod stats;
 pub mod suite;
 pub mod target;
@@ -55,6 +59,7 @@ pub mod thresholds;
 pub mod traffic;
 pub mod transport;
 pub mod visitors;
+pub mod worker;
 
 pub use error::{Error, Result};
 pub use keys::{GeneratedKeys, KeySet};

@@ -17,14 +17,17 @@ use ricochet_loadtest::calibrate::{self, CalibrateOptions, DEFAULT_CEILING_FILE}
 use ricochet_loadtest::compare::{ExecOptions, execute};
 use ricochet_loadtest::diff::{Rounds, diff};
 use ricochet_loadtest::keys::{DEFAULT_STATUS, DEFAULT_URL_PREFIX, GeneratedKeys};
+use ricochet_loadtest::mix::Mix;
 use ricochet_loadtest::networks::ClientNetworks;
 use ricochet_loadtest::nginx::{NginxOptions, write_config};
 use ricochet_loadtest::report::{Report, ceiling_line, progress_line, thousands};
+use ricochet_loadtest::soak::{DriftTolerance, SoakSpec, row_line, soak};
 use ricochet_loadtest::stats::Progress;
 use ricochet_loadtest::suite::{KeysSource, Phase, SeedMethod, SeedSpec, Suite};
 use ricochet_loadtest::target::TargetSpec;
 use ricochet_loadtest::thresholds::Threshold;
-use ricochet_loadtest::{LoadSpec, Method, Mode, Popularity, TrafficShape, Visitors};
+use ricochet_loadtest::worker::{self, LISTENING, LocalWorkers};
+use ricochet_loadtest::{LoadSpec, Method, Mode, Popularity, RunSpec, TrafficShape, Visitors};
 
 /// Exit status when a threshold failed (as k6's).
 const THRESHOLDS_FAILED: u8 = 99;
@@ -62,6 +65,11 @@ enum Command {
     /// Compare two report.json files per phase, target and metric, against
     /// the spread of their rounds.
     Diff(DiffArgs),
+    /// Generate load for a coordinator (`run --workers`, a suite's `workers`).
+    Worker(WorkerArgs),
+    /// Hours at one rate: a row per interval (latency, server RSS and CPU)
+    /// and a drift verdict at the end.
+    Soak(SoakArgs),
 }
 
 #[derive(Debug, Args)]
@@ -108,6 +116,38 @@ impl GateArgs {
             })
             .collect()
     }
+}
+
+#[derive(Debug, Args)]
+struct WorkerArgs {
+    /// Address to listen on for coordinators (port 0: any free port; the
+    /// address is printed on stdout as "listening on ADDR").
+    #[arg(long, default_value = "127.0.0.1:7070")]
+    listen: std::net::SocketAddr,
+    /// Pin the generator threads to these CPUs, e.g. 2 or 2,3.
+    #[arg(long, value_delimiter = ',')]
+    cpu: Vec<usize>,
+}
+
+#[derive(Debug, Args)]
+struct SoakArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// Length of each row (percentiles, server RSS and CPU).
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    interval: Duration,
+    /// Memory drift: the last quarter's median RSS over the first's above
+    /// 1 + this (and by more than --rss-floor-mb).
+    #[arg(long, default_value_t = DriftTolerance::default().rss_growth)]
+    rss_growth: f64,
+    #[arg(long, default_value_t = DriftTolerance::default().rss_floor_mb)]
+    rss_floor_mb: f64,
+    /// Latency drift: the last quarter's median p99 over the first's above
+    /// 1 + this (and by more than --p99-floor-ms).
+    #[arg(long, default_value_t = DriftTolerance::default().p99_growth)]
+    p99_growth: f64,
+    #[arg(long, default_value_t = DriftTolerance::default().p99_floor_ms)]
+    p99_floor_ms: f64,
 }
 
 #[derive(Debug, Args)]
@@ -275,6 +315,11 @@ struct RunArgs {
     behaviour: Option<PathBuf>,
     #[arg(long)]
     head: bool,
+    /// A traffic mix file (e.g. config/loadtest/mixes/default.toml):
+    /// weighted request shapes instead of --visitors, --head,
+    /// --unknown-share and --bot-share.
+    #[arg(long)]
+    mix: Option<PathBuf>,
     /// A header every request carries, `Name: value` (repeatable), e.g.
     /// `If-None-Match: "…"` to measure revalidations of pages.
     #[arg(long = "header")]
@@ -286,8 +331,20 @@ struct RunArgs {
     #[arg(long, value_delimiter = ',')]
     cpus: Vec<usize>,
     /// Server process to measure (CPU per request, memory), with its children.
-    #[arg(long)]
+    #[arg(long, visible_alias = "server-pid")]
     pid: Option<u32>,
+    /// Run the phase on these workers (`ricochet-loadtest worker`), e.g.
+    /// 10.0.0.5:7070,10.0.0.6:7070: the rate, connections and requests are
+    /// split evenly and their histograms merged.
+    #[arg(long, value_delimiter = ',', conflicts_with = "spawn_workers")]
+    workers: Vec<String>,
+    /// Start N local workers, each pinned to its own CPU (--worker-cpus,
+    /// else the last N CPUs), and run the phase on them.
+    #[arg(long)]
+    spawn_workers: Option<usize>,
+    /// CPUs of the --spawn-workers workers, one each.
+    #[arg(long, value_delimiter = ',', requires = "spawn_workers")]
+    worker_cpus: Vec<usize>,
     #[arg(long, default_value = "run")]
     name: String,
     #[command(flatten)]
@@ -401,6 +458,8 @@ fn main() -> anyhow::Result<ExitCode> {
         Command::Calibrate(args) => calibrate_command(args, &stop).map(|()| ExitCode::SUCCESS),
         Command::FixedServer(args) => fixed_server_command(args, &stop).map(|()| ExitCode::SUCCESS),
         Command::Diff(args) => diff_command(args),
+        Command::Worker(args) => worker_command(args, &stop).map(|()| ExitCode::SUCCESS),
+        Command::Soak(args) => soak_command(args, &stop, &command_line).map(|()| ExitCode::SUCCESS),
     }
 }
 
@@ -476,6 +535,28 @@ fn emit(report: &Report, output: &OutputArgs, dir: Option<&Path>) -> anyhow::Res
 }
 
 fn run_command(args: RunArgs, stop: &AtomicBool, command_line: &str) -> anyhow::Result<ExitCode> {
+    let mut suite = run_suite(&args)?;
+    suite.thresholds = args.gate.thresholds()?;
+    suite.check_thresholds()?;
+    // Kept until the run ends: dropping them stops the local workers.
+    let local_workers = match args.spawn_workers {
+        None | Some(0) => None,
+        Some(count) => Some(LocalWorkers::spawn(
+            &std::env::current_exe()?,
+            count,
+            &args.worker_cpus,
+        )?),
+    };
+    if let Some(workers) = &local_workers {
+        suite.adjust_loads(|load| load.workers = workers.addresses().to_vec());
+    }
+    let outcome = execute_and_emit(&suite, &args.output, &args.gate, None, stop, command_line);
+    drop(local_workers);
+    outcome
+}
+
+/// The one-phase suite `run` and `soak` describe.
+fn run_suite(args: &RunArgs) -> anyhow::Result<Suite> {
     let popularity = match (args.zipf, args.popularity.as_str()) {
         (Some(_), _) | (None, "zipf") => Popularity::Zipf {
             exponent: args.zipf.unwrap_or(1.0),
@@ -505,6 +586,7 @@ fn run_command(args: RunArgs, stop: &AtomicBool, command_line: &str) -> anyhow::
         requests_per_connection: args.requests_per_connection,
         tls_resumption: args.tls_resumption,
         source: args.source.clone(),
+        workers: args.workers.clone(),
     };
     load.validate()?;
     if args.tls_resumption && !args.url.starts_with("https://") {
@@ -530,6 +612,12 @@ fn run_command(args: RunArgs, stop: &AtomicBool, command_line: &str) -> anyhow::
             method: if args.head { Method::Head } else { Method::Get },
             visitors: args.visitors.visitors()?,
             extra_headers: checked_headers(&args.headers)?,
+            mix: args
+                .mix
+                .as_deref()
+                .map(Mix::from_file)
+                .transpose()?
+                .map(Arc::new),
             ..TrafficShape::default()
         },
         warmup: args.warmup,
@@ -554,8 +642,8 @@ fn run_command(args: RunArgs, stop: &AtomicBool, command_line: &str) -> anyhow::
         }],
         thresholds: args.gate.thresholds()?,
     };
-    suite.check_thresholds()?;
-    execute_and_emit(&suite, &args.output, &args.gate, None, stop, command_line)
+    suite.traffic.validate()?;
+    Ok(suite)
 }
 
 fn execute_and_emit(
@@ -819,6 +907,106 @@ fn fixed_server_command(args: FixedServerArgs, stop: &AtomicBool) -> anyhow::Res
     }
     let stats = server.stop();
     eprintln!("answered {} requests", thousands(stats.requests as f64));
+    Ok(())
+}
+
+fn worker_command(args: WorkerArgs, stop: &AtomicBool) -> anyhow::Result<()> {
+    let cores: Vec<usize> = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    if let Some(cpu) = args.cpu.iter().find(|cpu| !cores.contains(cpu)) {
+        bail!("--cpu {cpu}: no such CPU on this machine");
+    }
+    let listener = std::net::TcpListener::bind(args.listen)
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    // The only line on stdout: whoever started the worker reads it.
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{LISTENING}{addr}")?;
+    out.flush()?;
+    drop(out);
+    let pinned = match args.cpu.is_empty() {
+        true => "not pinned".to_owned(),
+        false => format!("generator threads on CPUs {:?}", args.cpu),
+    };
+    eprintln!("worker on {addr}, {pinned} (Ctrl-C stops it)");
+    worker::serve(&listener, &args.cpu, stop, &mut |line| {
+        eprintln!("worker {addr}: {line}")
+    })?;
+    Ok(())
+}
+
+fn soak_command(args: SoakArgs, stop: &AtomicBool, command_line: &str) -> anyhow::Result<()> {
+    let run = &args.run;
+    if run.rate.is_none() {
+        bail!("a soak needs --rate (it holds one open-loop rate)");
+    }
+    if !run.workers.is_empty() || run.spawn_workers.is_some() {
+        bail!("a soak runs on this generator: --workers and --spawn-workers are for `run`");
+    }
+    let gate = &run.gate;
+    if !gate.thresholds.is_empty() || gate.baseline.is_some() || gate.save_baseline.is_some() {
+        bail!(
+            "a soak judges drift, not thresholds: --threshold and --baseline are for `run` and suites"
+        );
+    }
+    let suite = run_suite(run)?;
+    let url = ricochet_loadtest::http::Url::parse(&run.url)?;
+    let keys = Arc::new(suite.keys.load()?.with_behaviour(suite.behaviour.clone()));
+    let mut load = suite.phases[0].load.clone();
+    load.duration = args.interval;
+    let spec = SoakSpec {
+        run: RunSpec {
+            target: run.url.clone(),
+            phase: "soak".into(),
+            round: 1,
+            addr: url.resolve()?,
+            host: run.host.clone().unwrap_or_else(|| url.authority.clone()),
+            tls: url.tls,
+            load,
+            shape: suite.traffic.clone(),
+            keys,
+            server_pid: run.pid,
+        },
+        duration: run.duration,
+        tolerance: DriftTolerance {
+            rss_growth: args.rss_growth,
+            rss_floor_mb: args.rss_floor_mb,
+            p99_growth: args.p99_growth,
+            p99_floor_ms: args.p99_floor_ms,
+        },
+    };
+    if !run.warmup.is_zero() {
+        let mut warmup = spec.run.clone();
+        warmup.phase = "warm-up".into();
+        warmup.load.duration = run.warmup;
+        warmup.server_pid = None;
+        ricochet_loadtest::run(&warmup, stop, &mut |_| {})?;
+    }
+    let intervals = (run.duration.as_nanos() / args.interval.as_nanos().max(1)) as usize;
+    let quiet = run.output.quiet;
+    let report = soak(
+        &spec,
+        command_line,
+        stop,
+        &mut |row| {
+            if !quiet {
+                eprintln!("{}", row_line(row, intervals));
+            }
+        },
+        &mut |_| {},
+    )?;
+    if run.output.json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.to_table());
+    }
+    if let Some(dir) = out_dir(&run.output, "soak") {
+        report.write_files(&dir)?;
+        eprintln!("wrote soak.json and soak.txt to {}", dir.display());
+    }
     Ok(())
 }
 

@@ -146,6 +146,11 @@ impl ClientNetworks {
         packed
     }
 
+    /// The suite's list; `None` for the generated set.
+    pub fn given_list(&self) -> Option<&[String]> {
+        self.given.as_deref()
+    }
+
     /// Number of networks.
     pub fn len(&self) -> usize {
         self.v4.len() + self.v6.len()

@@ -169,13 +169,22 @@ impl Report {
         self.ratios = ratios(&self.summary);
         self.flood_ratios = flood_ratios(&self.runs);
         for run in &self.runs {
+            for worker in &run.workers {
+                if let Some(why) = &worker.lost {
+                    self.notes.push(format!(
+                        "{} {} round {}: worker {} {why}; its share ({} requests) is counted as not_sent",
+                        run.target, run.phase, run.round, worker.address, worker.not_sent
+                    ));
+                }
+            }
             let ceiling = self.ceiling.as_ref().map(|c| {
                 let per_thread = if run.load.depth > 1 {
                     c.pipelined_rate
                 } else {
                     c.rate
                 };
-                per_thread * run.load.threads as f64
+                // Every generator thread, on all workers when there were some.
+                per_thread * run.generator.threads.max(1) as f64
             });
             if let Some(ceiling) = ceiling
                 && run.throughput > 0.8 * ceiling
@@ -344,6 +353,26 @@ impl Report {
                     })
                     .collect();
                 let _ = writeln!(out, "  destinations: {}", shares.join(", "));
+            }
+            if !run.workers.is_empty() {
+                let parts: Vec<String> = run
+                    .workers
+                    .iter()
+                    .map(|w| match &w.lost {
+                        None => format!(
+                            "{} sent {}, answered {}",
+                            w.address,
+                            thousands(w.sent as f64),
+                            thousands(w.responses as f64)
+                        ),
+                        Some(_) => format!(
+                            "{} LOST ({} not sent)",
+                            w.address,
+                            thousands(w.not_sent as f64)
+                        ),
+                    })
+                    .collect();
+                let _ = writeln!(out, "  workers: {}", parts.join("; "));
             }
             if let Some(lag) = &run.send_lag_ms
                 && lag.p99 > 1.0

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::client::{ThreadPlan, drive};
 use crate::error::{Error, Result};
@@ -23,7 +23,8 @@ use crate::traffic::{RequestMaker, TrafficShape};
 use crate::transport::TlsClient;
 
 /// How hard and how long to push.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct LoadSpec {
     #[serde(flatten)]
     pub mode: Mode,
@@ -65,7 +66,16 @@ pub struct LoadSpec {
     /// the OS picks.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub source: Vec<IpAddr>,
+    /// Worker addresses (`ricochet-loadtest worker`): the phase starts on
+    /// all of them at one instant, each with an equal share of the rate,
+    /// connections and requests, and their histograms are merged. Empty:
+    /// this process generates the load.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub workers: Vec<String>,
 }
+
+/// Most workers one phase may run on.
+pub const MAX_WORKERS: usize = 256;
 
 /// Longest wait for the target to go idle after `settle`.
 pub const IDLE_WAIT: Duration = Duration::from_secs(180);
@@ -89,6 +99,7 @@ impl Default for LoadSpec {
             requests_per_connection: None,
             tls_resumption: false,
             source: Vec::new(),
+            workers: Vec::new(),
         }
     }
 }
@@ -121,6 +132,9 @@ impl LoadSpec {
             && !(rate > 0.0 && rate.is_finite())
         {
             return bad(format!("the open loop needs a positive rate, not {rate}"));
+        }
+        if self.workers.len() > MAX_WORKERS {
+            return bad(format!("at most {MAX_WORKERS} workers"));
         }
         if self.requests_per_connection == Some(0) {
             return bad(
@@ -299,6 +313,26 @@ pub struct RunResult {
     /// Latencies per second of the run, for the `.hlog` files (not in JSON).
     #[serde(skip)]
     pub intervals: LatencyIntervals,
+    /// Each worker's part when the phase ran on several (`workers`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub workers: Vec<WorkerShare>,
+}
+
+/// What one worker of a phase did. A worker lost mid-phase contributes no
+/// latencies; its whole share is counted as `not_sent`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WorkerShare {
+    pub address: String,
+    /// Its part of the open loop's rate.
+    pub rate: Option<f64>,
+    pub sent: u64,
+    pub responses: u64,
+    /// Requests of its share counted as `not_sent` because it was lost.
+    pub not_sent: u64,
+    /// Why it was lost (it died, stopped answering or failed); `None`
+    /// when it reported its counts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lost: Option<String>,
 }
 
 /// Connections of thread `index` when `total` are spread over `threads`.
@@ -307,7 +341,8 @@ fn share(total: u64, threads: usize, index: usize) -> u64 {
     total / threads + u64::from((index as u64) < total % threads)
 }
 
-/// Runs `spec`, calling `on_progress` about four times a second.
+/// Runs `spec`, calling `on_progress` about four times a second. With
+/// `workers` in the load, the phase runs on them instead (`worker`).
 pub fn run(
     spec: &RunSpec,
     stop: &AtomicBool,
@@ -315,10 +350,35 @@ pub fn run(
 ) -> Result<RunResult> {
     spec.load.validate()?;
     spec.shape.validate()?;
-    let load = &spec.load;
+    if !spec.load.workers.is_empty() {
+        return crate::worker::coordinate(spec, stop, on_progress);
+    }
     let server_before = spec.server_pid.and_then(procstat::tree_cpu);
     let start = Instant::now() + Duration::from_millis(5);
     let started = SystemTime::now() + Duration::from_millis(5);
+    let mut total = record(spec, start, stop, on_progress)?;
+    let intervals = LatencyIntervals {
+        started: Some(started),
+        seconds: std::mem::take(&mut total.intervals).finish(),
+    };
+    let elapsed = Duration::from_nanos(total.elapsed_ns.max(1));
+    let server = server_use(spec, server_before.as_ref(), &total, elapsed, stop);
+    let mut result = summarize(spec, &total, elapsed, server);
+    result.intervals = intervals;
+    Ok(result)
+}
+
+/// Runs the generator threads of `spec` from `start` (an instant shared
+/// with other workers, or just ahead) and returns their merged counts.
+pub fn record(
+    spec: &RunSpec,
+    start: Instant,
+    stop: &AtomicBool,
+    on_progress: &mut dyn FnMut(&Progress),
+) -> Result<Recorder> {
+    spec.load.validate()?;
+    spec.shape.validate()?;
+    let load = &spec.load;
     let deadline = start + load.duration;
     let hard_end = deadline + load.grace.min(load.timeout);
     let live: Vec<LiveCounters> = (0..load.threads).map(|_| LiveCounters::default()).collect();
@@ -429,31 +489,34 @@ pub fn run(
     for recorder in recorders {
         total.merge(&recorder?);
     }
-    let intervals = LatencyIntervals {
-        started: Some(started),
-        seconds: std::mem::take(&mut total.intervals).finish(),
+    Ok(total)
+}
+
+/// The target's CPU and memory over a run that used `total` requests and
+/// `elapsed`, from its CPU time `before` (none without a process to watch).
+pub(crate) fn server_use(
+    spec: &RunSpec,
+    before: Option<&procstat::CpuSnapshot>,
+    total: &Recorder,
+    elapsed: Duration,
+    stop: &AtomicBool,
+) -> Option<ServerUse> {
+    let pid = spec.server_pid?;
+    let at_end = procstat::tree_cpu(pid)?;
+    let after = match spec.load.settle.is_zero() {
+        true => at_end.clone(),
+        false => settle(pid, spec.load.settle, stop).unwrap_or_else(|| at_end.clone()),
     };
-    let elapsed = Duration::from_nanos(total.elapsed_ns.max(1));
-    let server = spec.server_pid.and_then(|pid| {
-        let at_end = procstat::tree_cpu(pid)?;
-        let after = match load.settle.is_zero() {
-            true => at_end.clone(),
-            false => settle(pid, load.settle, stop).unwrap_or_else(|| at_end.clone()),
-        };
-        let per_request = |ns: u64| ns as f64 / 1000.0 / total.responses.max(1) as f64;
-        let cpu_ns = after.since(server_before.as_ref()?);
-        Some(ServerUse {
-            cpu_s: cpu_ns as f64 / 1e9,
-            // Over the load's time: what the target needs per second of it.
-            cores: cpu_ns as f64 / elapsed.as_nanos().max(1) as f64,
-            cpu_per_request_us: per_request(cpu_ns),
-            deferred_cpu_per_request_us: per_request(after.since(&at_end)),
-            rss_mb: procstat::tree_rss_bytes(pid).unwrap_or(0) as f64 / (1024.0 * 1024.0),
-        })
-    });
-    let mut result = summarize(spec, &total, elapsed, server);
-    result.intervals = intervals;
-    Ok(result)
+    let per_request = |ns: u64| ns as f64 / 1000.0 / total.responses.max(1) as f64;
+    let cpu_ns = after.since(before?);
+    Some(ServerUse {
+        cpu_s: cpu_ns as f64 / 1e9,
+        // Over the load's time: what the target needs per second of it.
+        cores: cpu_ns as f64 / elapsed.as_nanos().max(1) as f64,
+        cpu_per_request_us: per_request(cpu_ns),
+        deferred_cpu_per_request_us: per_request(after.since(&at_end)),
+        rss_mb: procstat::tree_rss_bytes(pid).unwrap_or(0) as f64 / (1024.0 * 1024.0),
+    })
 }
 
 /// Waits `settle`, then until `pid` (with its descendants) is idle, at most
@@ -479,7 +542,7 @@ fn settle(pid: u32, settle: Duration, stop: &AtomicBool) -> Option<procstat::Cpu
     procstat::tree_cpu(pid)
 }
 
-fn summarize(
+pub(crate) fn summarize(
     spec: &RunSpec,
     total: &Recorder,
     elapsed: Duration,
@@ -533,6 +596,7 @@ fn summarize(
         restart: None,
         flood: None,
         intervals: LatencyIntervals::default(),
+        workers: Vec::new(),
     }
 }
 

@@ -178,6 +178,11 @@ impl Recorder {
         let _ = self.latency.add(&other.latency);
         self.intervals.merge(&other.intervals);
         let _ = self.send_lag.add(&other.send_lag);
+        self.merge_counts(other);
+    }
+
+    /// Adds everything of `other` but its histograms.
+    pub fn merge_counts(&mut self, other: &Recorder) {
         for (a, b) in self.statuses.iter_mut().zip(&other.statuses) {
             *a += b;
         }

@@ -1,7 +1,9 @@
 //! Traffic shapes: which key each request asks for (uniform, Zipf, hot keys,
 //! sequential), a share of unknown codes and of bot user agents, who asks
-//! (plain or varied visitors, `visitors.rs`), and the request bytes
-//! themselves.
+//! (plain or varied visitors, `visitors.rs`, or a mix from a file,
+//! `mix.rs`), and the request bytes themselves.
+
+use std::sync::Arc;
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -10,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::keys::KeySet;
+use crate::mix::{Mix, ShapeDraw};
 use crate::visitors::Visitors;
 
 /// User agents of crawlers and link-preview fetchers (plain visitors).
@@ -83,6 +86,19 @@ pub struct TrafficShape {
     pub visitors: Visitors,
     /// Header lines every request carries besides those (each `Name: value`).
     pub extra_headers: Vec<String>,
+    /// Weighted request shapes from a file: their user agents, languages,
+    /// client networks, queries, methods, unknown codes and bots replace
+    /// `visitors`, `method`, `unknown_share` and `bot_share`.
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "mix_origin")]
+    pub mix: Option<Arc<Mix>>,
+}
+
+/// A mix appears in reports as the file it came from.
+fn mix_origin<S: serde::Serializer>(
+    mix: &Option<Arc<Mix>>,
+    serializer: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    mix.as_deref().map(Mix::origin).serialize(serializer)
 }
 
 impl Default for TrafficShape {
@@ -96,6 +112,7 @@ impl Default for TrafficShape {
             seed: 1,
             visitors: Visitors::Plain,
             extra_headers: Vec::new(),
+            mix: None,
         }
     }
 }
@@ -114,6 +131,20 @@ impl TrafficShape {
         };
         share("unknown_share", self.unknown_share)?;
         share("bot_share", self.bot_share)?;
+        if let Some(mix) = &self.mix {
+            let replaced = [
+                ("unknown_share", self.unknown_share > 0.0),
+                ("bot_share", self.bot_share > 0.0),
+                ("method", self.method != Method::Get),
+                ("visitors", self.visitors != Visitors::Plain),
+            ];
+            if let Some((name, _)) = replaced.iter().find(|(_, set)| *set) {
+                return Err(Error::Invalid(format!(
+                    "{name} comes from the mix {} (its shapes' shares), not from the traffic shape",
+                    mix.origin()
+                )));
+            }
+        }
         match self.popularity {
             Popularity::Zipf { exponent } if !(exponent > 0.0 && exponent.is_finite()) => Err(
                 Error::Invalid(format!("zipf exponent must be positive, not {exponent}")),
@@ -136,6 +167,16 @@ pub enum Pick {
     Known(u64),
     /// A code that does not exist.
     Unknown,
+}
+
+/// One request to render: its key, whether a bot sends it, whether it is a
+/// HEAD request, and its mix shape (zero without a mix).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Draw {
+    pub pick: Pick,
+    pub bot: bool,
+    pub head: bool,
+    pub shape: ShapeDraw,
 }
 
 /// Picks keys and renders requests; one per generator thread.
@@ -177,13 +218,33 @@ impl RequestMaker {
         })
     }
 
-    /// The next request's key and whether it comes from a bot. `stride` is
-    /// the number of generator threads: with sequential traffic, thread i
-    /// takes keys i, i+stride, …
-    pub fn pick(&mut self, stride: u64) -> (Pick, bool) {
-        let bot = self.shape.bot_share > 0.0 && self.rng.random::<f64>() < self.shape.bot_share;
-        if self.shape.unknown_share > 0.0 && self.rng.random::<f64>() < self.shape.unknown_share {
-            return (Pick::Unknown, bot);
+    /// The next request: its key, whether it comes from a bot, its method
+    /// and mix shape. `stride` is the number of generator threads: with
+    /// sequential traffic, thread i takes keys i, i+stride, …
+    pub fn pick(&mut self, stride: u64) -> Draw {
+        let (bot, unknown, head, shape) = match &self.shape.mix {
+            Some(mix) => {
+                let shape = mix.draw(&mut self.rng);
+                let head = mix.method(shape) == Method::Head;
+                (mix.bot(shape), mix.unknown(shape), head, shape)
+            }
+            None => {
+                let bot =
+                    self.shape.bot_share > 0.0 && self.rng.random::<f64>() < self.shape.bot_share;
+                let unknown = self.shape.unknown_share > 0.0
+                    && self.rng.random::<f64>() < self.shape.unknown_share;
+                let head = self.shape.method == Method::Head;
+                (bot, unknown, head, ShapeDraw { shape: 0, query: 0 })
+            }
+        };
+        let draw = |pick| Draw {
+            pick,
+            bot,
+            head,
+            shape,
+        };
+        if unknown {
+            return draw(Pick::Unknown);
         }
         let index = match self.shape.popularity {
             Popularity::Uniform => self.rng.random_range(0..self.keys_len),
@@ -204,14 +265,15 @@ impl RequestMaker {
                 index
             }
         };
-        (Pick::Known(index), bot)
+        draw(Pick::Known(index))
     }
 
-    /// Appends one request for `pick` to `out`.
-    pub fn render(&mut self, keys: &KeySet, pick: Pick, bot: bool, out: &mut Vec<u8>) {
-        out.extend_from_slice(self.shape.method.as_str().as_bytes());
+    /// Appends the request `draw` to `out`.
+    pub fn render(&mut self, keys: &KeySet, draw: Draw, out: &mut Vec<u8>) {
+        let method = if draw.head { Method::Head } else { Method::Get };
+        out.extend_from_slice(method.as_str().as_bytes());
         out.extend_from_slice(b" /");
-        let host: &[u8] = match pick {
+        let host: &[u8] = match draw.pick {
             Pick::Known(index) => {
                 keys.write_code(index, out);
                 let domain = keys.domain(index);
@@ -231,9 +293,19 @@ impl RequestMaker {
                 &self.default_host
             }
         };
+        if let Some(mix) = &self.shape.mix {
+            out.extend_from_slice(mix.query(draw.shape));
+        }
         out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
         out.extend_from_slice(host);
+        let bot = draw.bot;
         match &self.shape.visitors {
+            _ if self.shape.mix.is_some() => {
+                out.extend_from_slice(b"\r\n");
+                if let Some(mix) = &self.shape.mix {
+                    mix.render_headers(draw.shape, &mut self.rng, out);
+                }
+            }
             Visitors::Plain => {
                 out.extend_from_slice(b"\r\nUser-Agent: ");
                 let agents = if bot { BOT_AGENTS } else { BROWSER_AGENTS };
@@ -253,8 +325,13 @@ impl RequestMaker {
         out.extend_from_slice(b"\r\n");
     }
 
-    pub fn method(&self) -> Method {
-        self.shape.method
+    /// The mix's query string of `draw` (empty without a mix or a query).
+    #[inline]
+    pub fn query(&self, draw: ShapeDraw) -> &[u8] {
+        self.shape
+            .mix
+            .as_ref()
+            .map_or(&[][..], |mix| mix.query(draw))
     }
 
     pub fn unknown_status(&self) -> u16 {
@@ -280,7 +357,7 @@ mod tests {
         };
         let mut maker = RequestMaker::new(&shape, &keys, "localhost", 0).unwrap();
         let first = (0..10_000)
-            .filter(|_| maker.pick(1).0 == Pick::Known(0))
+            .filter(|_| maker.pick(1).pick == Pick::Known(0))
             .count();
         assert!(first > 1000, "{first}");
     }
@@ -304,8 +381,8 @@ mod tests {
             };
             let mut maker = RequestMaker::new(&shape, &keys, "localhost", 0).unwrap();
             let mut out = Vec::new();
-            let (pick, bot) = maker.pick(1);
-            maker.render(&keys, pick, bot, &mut out);
+            let draw = maker.pick(1);
+            maker.render(&keys, draw, &mut out);
             let text = String::from_utf8(out).unwrap();
             assert!(
                 text.ends_with("\r\nIf-None-Match: \"abc\"\r\n\r\n"),
@@ -335,8 +412,8 @@ mod tests {
         let mut maker = RequestMaker::new(&shape, &keys, "localhost:8080", 0).unwrap();
         let mut out = Vec::new();
         for _ in 0..4000 {
-            let (pick, bot) = maker.pick(1);
-            maker.render(&keys, pick, bot, &mut out);
+            let draw = maker.pick(1);
+            maker.render(&keys, draw, &mut out);
         }
         // Back to back, as a pipelined connection sends them.
         let (mut at, mut bots, mut v6) = (0, 0, 0);
@@ -392,9 +469,9 @@ mod tests {
             ..TrafficShape::default()
         };
         let mut maker = RequestMaker::new(&shape, &keys, "localhost", 0).unwrap();
-        let (pick, bot) = maker.pick(1);
+        let draw = maker.pick(1);
         let mut out = Vec::new();
-        maker.render(&keys, pick, bot, &mut out);
+        maker.render(&keys, draw, &mut out);
         let text = String::from_utf8(out).unwrap();
         assert!(
             text.starts_with("GET /abc HTTP/1.1\r\nHost: go.example\r\n"),

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use super::{Abandon, Conn, Ctx, MAX_READ_BUFFER, Reading, micros};
 use crate::check::judge;
-use crate::response::{BodyState, parse_head};
+use crate::response::{BodyState, Head, parse_head};
 use crate::stats::ErrorKind;
 use crate::transport::Transport;
 
@@ -84,7 +84,9 @@ impl<T: Transport> Ctx<'_, T> {
             match conn.reading {
                 Reading::Head => {
                     let data = &conn.buf[conn.start..conn.end];
-                    let head = match parse_head(data, self.head_requests) {
+                    // A HEAD request's answer has no body.
+                    let head_request = conn.in_flight.front().is_some_and(|f| f.draw.head);
+                    let head = match parse_head(data, head_request) {
                         Ok(Some(head)) => head,
                         Ok(None) => return true,
                         Err(_) => {
@@ -97,7 +99,19 @@ impl<T: Transport> Ctx<'_, T> {
                         self.drop_connection(conn, Abandon::First(ErrorKind::Malformed), now);
                         return false;
                     };
-                    conn.verdict = judge(self.keys, front.pick, &head, self.unknown_status);
+                    let draw = front.draw;
+                    conn.verdict = judge(self.keys, draw.pick, &head, self.unknown_status);
+                    // A link that forwards the query answers with it appended.
+                    if conn.verdict == Err(ErrorKind::WrongTarget)
+                        && let Some(location) = head.location
+                        && let Some(plain) = without_query(location, self.maker.query(draw.shape))
+                    {
+                        let forwarded = Head {
+                            location: Some(plain),
+                            ..head
+                        };
+                        conn.verdict = judge(self.keys, draw.pick, &forwarded, self.unknown_status);
+                    }
                     conn.status = head.status;
                     conn.close_after = head.close;
                     conn.start += head.head_len;
@@ -152,5 +166,33 @@ impl<T: Transport> Ctx<'_, T> {
         }
         conn.failures = 0;
         self.make_ready(index, conn);
+    }
+}
+
+/// `location` without a forwarded `query` (`?a=1` of the request, appended
+/// as `?a=1` or `&a=1`); `None` when it does not end with it.
+fn without_query<'a>(location: &'a [u8], query: &[u8]) -> Option<&'a [u8]> {
+    let parameters = query.strip_prefix(b"?")?;
+    let rest = location.strip_suffix(parameters)?;
+    rest.strip_suffix(b"?").or_else(|| rest.strip_suffix(b"&"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_query;
+
+    #[test]
+    fn a_forwarded_query_is_taken_off() {
+        fn plain<'a>(location: &'a str, query: &str) -> Option<&'a [u8]> {
+            without_query(location.as_bytes(), query.as_bytes())
+        }
+        assert_eq!(plain("https://a/?u=1", "?u=1"), Some(&b"https://a/"[..]));
+        assert_eq!(
+            plain("https://a/?x=2&u=1", "?u=1"),
+            Some(&b"https://a/?x=2"[..])
+        );
+        assert_eq!(plain("https://a/", "?u=1"), None);
+        assert_eq!(plain("https://a/xu=1", "?u=1"), None);
+        assert_eq!(plain("https://a/?u=1", ""), None);
     }
 }

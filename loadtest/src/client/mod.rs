@@ -27,7 +27,7 @@ use crate::procstat;
 use crate::response::BodyState;
 use crate::schedule::Timetable;
 use crate::stats::{ErrorKind, LiveCounters, Recorder};
-use crate::traffic::{Method, Pick, RequestMaker};
+use crate::traffic::{Draw, RequestMaker};
 use crate::transport::{TlsClient, TlsConnection, Transport};
 
 mod answers;
@@ -89,7 +89,8 @@ enum State {
 struct InFlight {
     intended: Instant,
     sent: Instant,
-    pick: Pick,
+    /// Its key, method and mix shape, to judge the answer.
+    draw: Draw,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,7 +172,6 @@ struct Ctx<'a, T: Transport> {
     ready: VecDeque<usize>,
     dirty: Vec<usize>,
     max_latency_us: u64,
-    head_requests: bool,
     unknown_status: u16,
     /// A connection closed and may reconnect at once.
     reconnect_pending: bool,
@@ -217,7 +217,6 @@ fn drive_over<T: Transport>(
         Some(t) => t.limit(),
         None => plan.max_requests.unwrap_or(u64::MAX),
     };
-    let head_requests = maker.method() == Method::Head;
     let unknown_status = maker.unknown_status();
     let registry = poll
         .registry()
@@ -237,7 +236,6 @@ fn drive_over<T: Transport>(
         ready: VecDeque::with_capacity(plan.connections),
         dirty: Vec::with_capacity(plan.connections),
         max_latency_us: 0,
-        head_requests,
         unknown_status,
         reconnect_pending: false,
     };

@@ -39,12 +39,12 @@ impl<T: Transport> Ctx<'_, T> {
                 Some(table) => table.intended(self.sent),
                 None => now,
             };
-            let (pick, bot) = self.maker.pick(self.plan.stride);
-            self.maker.render(self.keys, pick, bot, &mut conn.out);
+            let draw = self.maker.pick(self.plan.stride);
+            self.maker.render(self.keys, draw, &mut conn.out);
             conn.in_flight.push_back(InFlight {
                 intended,
                 sent: now,
-                pick,
+                draw,
             });
             if open_loop {
                 self.rec

@@ -7,13 +7,13 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 
 /// Finds lines in the source for validation messages.
-pub(super) struct Locator<'a> {
-    pub(super) path: String,
-    pub(super) source: &'a str,
+pub(crate) struct Locator<'a> {
+    pub(crate) path: String,
+    pub(crate) source: &'a str,
 }
 
 impl Locator<'_> {
-    pub(super) fn error_at_offset(&self, offset: usize, message: String) -> Error {
+    pub(crate) fn error_at_offset(&self, offset: usize, message: String) -> Error {
         let before = &self.source[..offset.min(self.source.len())];
         let line = before.matches('\n').count() + 1;
         let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
@@ -28,7 +28,7 @@ impl Locator<'_> {
     /// Line of `key` in table `section` (the `index`-th `[[section]]` for
     /// arrays of tables; "" for the top level); the section's header, or
     /// line 1, when the key is absent.
-    pub(super) fn line_of(&self, section: &str, index: usize, key: &str) -> usize {
+    pub(crate) fn line_of(&self, section: &str, index: usize, key: &str) -> usize {
         let mut current = String::new();
         let mut seen = 0usize;
         let mut header_line = None;
@@ -68,7 +68,7 @@ impl Locator<'_> {
         header_line.unwrap_or(1)
     }
 
-    pub(super) fn invalid(
+    pub(crate) fn invalid(
         &self,
         section: &str,
         index: usize,
@@ -89,7 +89,7 @@ impl Locator<'_> {
         }
     }
 
-    pub(super) fn duration(
+    pub(crate) fn duration(
         &self,
         section: &str,
         index: usize,

@@ -15,6 +15,7 @@ use crate::edits::EditsSpec;
 use crate::error::{Error, Result};
 use crate::flood::{FloodSpec, MAX_ADDRESSES, MAX_CONNECTIONS};
 use crate::keys::{DEFAULT_STATUS, DEFAULT_URL_PREFIX, GeneratedKeys, KeySet, valid_code};
+use crate::mix::Mix;
 use crate::networks::ClientNetworks;
 use crate::restart::RestartSpec;
 use crate::run::LoadSpec;
@@ -24,7 +25,7 @@ use crate::thresholds::Threshold;
 use crate::traffic::{Method, Popularity, TrafficShape};
 use crate::visitors::Visitors;
 
-mod locator;
+pub(crate) mod locator;
 mod thresholds;
 
 use locator::Locator;
@@ -150,6 +151,8 @@ struct RawTraffic {
     seed: Option<u64>,
     visitors: Option<String>,
     client_networks: Option<Vec<String>>,
+    /// A mix file (mix.rs), relative to the suite.
+    mix: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -171,6 +174,8 @@ struct RawLoad {
     requests_per_connection: Option<u64>,
     tls_resumption: Option<bool>,
     source: Option<Vec<std::net::IpAddr>>,
+    /// Worker addresses (`ricochet-loadtest worker`) the phase runs on.
+    workers: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -244,7 +249,15 @@ impl Suite {
             )),
         };
         let keys = convert_keys(&at, raw.keys)?;
-        let traffic = convert_traffic(&at, &raw.traffic)?;
+        let mut traffic = convert_traffic(&at, &raw.traffic)?;
+        if let Some(file) = &raw.traffic.mix {
+            let mix = Mix::from_file(&dir.join(file))
+                .map_err(|e| at.invalid("traffic", 0, "mix", e.to_string()))?;
+            traffic.mix = Some(Arc::new(mix));
+            traffic
+                .validate()
+                .map_err(|e| at.invalid("traffic", 0, "mix", e.to_string()))?;
+        }
         if raw.load.name.is_some() {
             return Err(at.invalid(
                 "load",
@@ -549,6 +562,7 @@ fn convert_traffic(at: &Locator<'_>, raw: &RawTraffic) -> Result<TrafficShape> {
         seed: raw.seed.unwrap_or(defaults.seed),
         visitors,
         extra_headers: Vec::new(),
+        mix: None,
     };
     shape.validate().map_err(|e| {
         let key = match &e {
@@ -635,6 +649,17 @@ fn convert_load(
     if let Some(v) = &raw.source {
         load.source = v.clone();
     }
+    if let Some(v) = &raw.workers {
+        if let Some(bad) = v.iter().find(|a| !a.contains(':')) {
+            return Err(at.invalid(
+                section,
+                index,
+                "workers",
+                format!("{bad:?} is not a worker address (host:port)"),
+            ));
+        }
+        load.workers = v.clone();
+    }
     if let Some(v) = at.duration(section, index, "duration", raw.duration.as_ref())? {
         load.duration = v;
     }
@@ -657,6 +682,7 @@ fn convert_load(
             "duration",
             "timeout",
             "rate",
+            "workers",
         ]
         .into_iter()
         .find(|k| message.contains(k))
