@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use std::sync::LazyLock;
 
-use crate::behaviour::bio_page::{PAGE_HEADERS, PAGE_POLICY as BIO_PAGE_POLICY, PagePlan};
+use crate::behaviour::bio_page::PagePlan;
 use crate::behaviour::page::{GONE_PAGE, PAGE_POLICY, password_form};
 use crate::behaviour::password::{Refused, Verifier, form_password};
 use crate::behaviour::{Choice, Compiled, SplitRef, Target, Visitor};
@@ -496,27 +496,18 @@ impl RedirectHandler {
     ) -> u16 {
         let rendition = page.at(now);
         self.count(request, &response, entry, Chosen::page_view().pack());
-        let fresh = !request.if_none_match.is_empty() && rendition.matches(request.if_none_match);
-        let (encoded, gzipped) = rendition.for_client(request.accept_encoding);
-        let status = if fresh { 304 } else { 200 };
-        let mut head = response
-            .start(status)
-            .raw_line(encoded.etag_line())
-            .raw_line(PAGE_HEADERS);
-        if rendition.gzip.is_some() {
-            head = head.raw_line(b"Vary: Accept-Encoding\r\n");
+        let sent = rendition.for_client(request.accept_encoding);
+        if !request.if_none_match.is_empty() && rendition.matches(request.if_none_match) {
+            let mut head = response.start(304);
+            sent.write_etag(head.buffer());
+            head.raw_line(sent.not_modified_lines())
+                .finish_without_body(sent.body().len());
+            return 304;
         }
-        if fresh {
-            head.finish_without_body(encoded.body.len());
-            return status;
-        }
-        if gzipped {
-            head = head.raw_line(b"Content-Encoding: gzip\r\n");
-        }
-        head.raw_line(BIO_PAGE_POLICY)
-            .header(b"Content-Type", b"text/html; charset=utf-8")
-            .finish(&encoded.body);
-        status
+        let mut head = response.start(200);
+        sent.write_etag(head.buffer());
+        head.raw_line(sent.lines()).finish(sent.body());
+        200
     }
 }
 

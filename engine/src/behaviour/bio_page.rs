@@ -15,78 +15,151 @@ use ricochet_model::UnixMillis;
 use ricochet_model::page::PageBody;
 use sha2::{Digest, Sha256};
 
-/// `Content-Security-Policy` of a page: no scripts, no frames, no forms,
-/// styles inline, images (the avatar) over http(s) only.
-pub const PAGE_POLICY: &[u8] = b"Content-Security-Policy: default-src 'none'; style-src 'unsafe-inline'; img-src http: https:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'\r\n";
-
 /// Header lines every page answer carries besides its ETag: browsers and
 /// caches revalidate each visit (a 304 costs a redirect's work), so views
 /// are counted and scheduled items show on time.
-pub const PAGE_HEADERS: &[u8] = b"Cache-Control: no-cache\r\nX-Content-Type-Options: nosniff\r\nReferrer-Policy: strict-origin-when-cross-origin\r\n";
+macro_rules! page_headers {
+    () => {
+        "Cache-Control: no-cache\r\nX-Content-Type-Options: nosniff\r\nReferrer-Policy: strict-origin-when-cross-origin\r\n"
+    };
+}
+
+/// A 200's lines after those: `Content-Security-Policy` (no scripts, no
+/// frames, no forms, styles inline, images (the avatar) over http(s) only)
+/// and the type.
+macro_rules! document_headers {
+    () => {
+        "Content-Security-Policy: default-src 'none'; style-src 'unsafe-inline'; img-src http: https:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'\r\nContent-Type: text/html; charset=utf-8\r\n"
+    };
+}
+
+/// The header lines after an answer's ETag, pre-rendered per kind of
+/// answer, so an answer is the tag and two slice copies.
+struct Lines {
+    not_modified: &'static [u8],
+    ok: &'static [u8],
+}
+
+/// A page without a gzip copy.
+const SOLE: Lines = Lines {
+    not_modified: page_headers!().as_bytes(),
+    ok: concat!(page_headers!(), document_headers!()).as_bytes(),
+};
+/// The document as is, when a gzip copy exists.
+const PLAIN: Lines = Lines {
+    not_modified: concat!(page_headers!(), "Vary: Accept-Encoding\r\n").as_bytes(),
+    ok: concat!(
+        page_headers!(),
+        "Vary: Accept-Encoding\r\n",
+        document_headers!()
+    )
+    .as_bytes(),
+};
+/// The gzip copy.
+const GZIP: Lines = Lines {
+    not_modified: concat!(page_headers!(), "Vary: Accept-Encoding\r\n").as_bytes(),
+    ok: concat!(
+        page_headers!(),
+        "Vary: Accept-Encoding\r\nContent-Encoding: gzip\r\n",
+        document_headers!()
+    )
+    .as_bytes(),
+};
+
+/// Characters of a tag's base (12 digest bytes in base64url).
+const TAG_BASE: usize = 16;
+/// What a gzip copy's tag adds to the base: each encoding has its own
+/// strong tag (RFC 9110 8.8.3), `"…"` and `"…-gz"`.
+const GZIP_SUFFIX: &[u8] = b"-gz";
 
 /// The page as served during one stretch of time.
 #[derive(Debug)]
 pub struct Rendition {
+    /// Both encodings' tag base, in place: a revalidation reads nothing
+    /// but the plan (over 100,000 pages, every other read is a cache miss).
+    tag: [u8; TAG_BASE],
     /// The document as is.
-    pub plain: Encoded,
+    plain: Box<[u8]>,
     /// The document gzipped, when that is smaller.
-    pub gzip: Option<Encoded>,
+    gzip: Option<Box<[u8]>>,
 }
 
-/// One encoding of a rendition: its ETag header line (each encoding has its
-/// own strong tag, RFC 9110 8.8.3) and its bytes.
-#[derive(Debug)]
-pub struct Encoded {
-    /// `ETag: "…"\r\n`.
-    etag_line: Box<[u8]>,
-    pub body: Box<[u8]>,
+/// The encoding of a rendition one client gets.
+pub struct Sent<'a> {
+    rendition: &'a Rendition,
+    body: &'a [u8],
+    lines: &'static Lines,
+    gzip: bool,
 }
 
-impl Encoded {
-    /// The `ETag` header line, CRLF included.
+impl Sent<'_> {
+    /// Appends `ETag: "…"` and its CRLF.
     #[inline]
-    pub fn etag_line(&self) -> &[u8] {
-        &self.etag_line
+    pub fn write_etag(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"ETag: \"");
+        out.extend_from_slice(&self.rendition.tag);
+        if self.gzip {
+            out.extend_from_slice(GZIP_SUFFIX);
+        }
+        out.extend_from_slice(b"\"\r\n");
     }
 
-    /// The quoted entity tag (`"…"`).
+    /// The header lines of a 304 after the tag: caching and `Vary`.
     #[inline]
-    pub fn etag(&self) -> &[u8] {
-        &self.etag_line[b"ETag: ".len()..self.etag_line.len() - 2]
+    pub fn not_modified_lines(&self) -> &'static [u8] {
+        self.lines.not_modified
+    }
+
+    /// The header lines of a 200 after the tag.
+    #[inline]
+    pub fn lines(&self) -> &'static [u8] {
+        self.lines.ok
+    }
+
+    #[inline]
+    pub fn body(&self) -> &[u8] {
+        self.body
     }
 }
 
 impl Rendition {
     fn new(html: String) -> Self {
         let digest = Sha256::digest(html.as_bytes());
-        let tag = URL_SAFE_NO_PAD.encode(&digest[..12]);
-        let line = |suffix: &str| {
-            format!("ETag: \"{tag}{suffix}\"\r\n")
-                .into_bytes()
-                .into_boxed_slice()
-        };
-        let gzip = gzip(html.as_bytes())
-            .filter(|packed| packed.len() < html.len())
-            .map(|packed| Encoded {
-                etag_line: line("-gz"),
-                body: packed.into_boxed_slice(),
-            });
+        let mut tag = [0; TAG_BASE];
+        let written = URL_SAFE_NO_PAD
+            .encode_slice(&digest[..12], &mut tag)
+            .expect("12 bytes are 16 characters");
+        debug_assert_eq!(written, TAG_BASE);
+        let gzip = gzip(html.as_bytes()).filter(|packed| packed.len() < html.len());
         Self {
-            plain: Encoded {
-                etag_line: line(""),
-                body: html.into_bytes().into_boxed_slice(),
-            },
-            gzip,
+            tag,
+            plain: html.into_bytes().into_boxed_slice(),
+            gzip: gzip.map(Vec::into_boxed_slice),
         }
     }
 
-    /// The encoding to send to a client with this `Accept-Encoding`, and
-    /// whether it is gzip.
+    /// What to send a client with this `Accept-Encoding`.
     #[inline]
-    pub fn for_client(&self, accept_encoding: &[u8]) -> (&Encoded, bool) {
+    pub fn for_client(&self, accept_encoding: &[u8]) -> Sent<'_> {
         match &self.gzip {
-            Some(gzip) if takes_gzip(accept_encoding) => (gzip, true),
-            _ => (&self.plain, false),
+            Some(gzip) if takes_gzip(accept_encoding) => Sent {
+                rendition: self,
+                body: gzip,
+                lines: &GZIP,
+                gzip: true,
+            },
+            Some(_) => Sent {
+                rendition: self,
+                body: &self.plain,
+                lines: &PLAIN,
+                gzip: false,
+            },
+            None => Sent {
+                rendition: self,
+                body: &self.plain,
+                lines: &SOLE,
+                gzip: false,
+            },
         }
     }
 
@@ -94,14 +167,49 @@ impl Rendition {
     /// encoding (`*`, or one of its comma-separated tags, weak or strong:
     /// RFC 9110 13.1.2 compares weakly). Both encodings are the same
     /// document, so a copy in either is current.
+    #[inline]
     pub fn matches(&self, if_none_match: &[u8]) -> bool {
-        let plain = self.plain.etag();
-        let gzip = self.gzip.as_ref().map(Encoded::etag);
         if_none_match.split(|&b| b == b',').any(|candidate| {
             let candidate = candidate.trim_ascii();
             let candidate = candidate.strip_prefix(b"W/").unwrap_or(candidate);
-            candidate == b"*" || candidate == plain || Some(candidate) == gzip
+            if candidate == b"*" {
+                return true;
+            }
+            let Some(inner) = candidate
+                .strip_prefix(b"\"")
+                .and_then(|rest| rest.strip_suffix(b"\""))
+            else {
+                return false;
+            };
+            match inner.strip_prefix(&self.tag[..]) {
+                Some(b"") => true,
+                Some(GZIP_SUFFIX) => self.gzip.is_some(),
+                _ => false,
+            }
         })
+    }
+
+    /// The quoted tag of one encoding (`"…"`, `"…-gz"`).
+    pub fn etag(&self, gzip: bool) -> String {
+        let mut line = Vec::new();
+        let sent = Sent {
+            rendition: self,
+            body: &[],
+            lines: &SOLE,
+            gzip,
+        };
+        sent.write_etag(&mut line);
+        String::from_utf8_lossy(&line["ETag: ".len()..line.len() - 2]).into_owned()
+    }
+
+    /// The document as is.
+    pub fn plain(&self) -> &[u8] {
+        &self.plain
+    }
+
+    /// Its gzip copy, if it has one.
+    pub fn gzipped(&self) -> Option<&[u8]> {
+        self.gzip.as_deref()
     }
 }
 
@@ -138,11 +246,13 @@ fn takes_gzip(accept_encoding: &[u8]) -> bool {
 /// A compiled page.
 #[derive(Debug)]
 pub struct PagePlan {
+    /// The stretch holding the compile instant: in place, so a page
+    /// without a schedule is one pointer away from its link.
+    first: Rendition,
     /// The instants after compilation at which the page changes, ascending.
     boundaries: Box<[UnixMillis]>,
-    /// One per stretch: before `boundaries[0]`, between each pair, after
-    /// the last.
-    renditions: Box<[OnceLock<Rendition>]>,
+    /// One per later stretch: between each pair of boundaries, after the last.
+    later: Box<[OnceLock<Rendition>]>,
     /// The parts, kept while a later stretch may still need rendering.
     body: Option<PageBody>,
 }
@@ -151,53 +261,47 @@ impl PagePlan {
     /// Compiles `body` at `now`.
     pub fn compile(body: &PageBody, now: UnixMillis) -> Self {
         let boundaries: Box<[UnixMillis]> = body.boundaries_after(now).into_boxed_slice();
-        let renditions: Box<[OnceLock<Rendition>]> =
-            (0..=boundaries.len()).map(|_| OnceLock::new()).collect();
-        let _ = renditions[0].set(Rendition::new(body.render_at(now)));
         Self {
+            first: Rendition::new(body.render_at(now)),
+            later: boundaries.iter().map(|_| OnceLock::new()).collect(),
             body: (!boundaries.is_empty()).then(|| body.clone()),
             boundaries,
-            renditions,
         }
     }
 
     /// The page at `now`.
     #[inline]
     pub fn at(&self, now: UnixMillis) -> &Rendition {
-        let stretch = match self.boundaries.is_empty() {
-            true => 0,
-            false => self.boundaries.partition_point(|&at| at <= now),
-        };
-        let slot = &self.renditions[stretch];
-        if let Some(rendition) = slot.get() {
-            return rendition;
+        if self.boundaries.first().is_none_or(|&next| now < next) {
+            return &self.first;
         }
+        // `now` is at or past the first boundary: stretch 1 or later.
+        let stretch = self.boundaries.partition_point(|&at| at <= now);
+        let slot = &self.later[stretch - 1];
         slot.get_or_init(|| {
             // Any instant of the stretch renders the same document: its start.
-            let start = stretch
-                .checked_sub(1)
-                .map_or(UnixMillis::MIN, |index| self.boundaries[index]);
             let body = self.body.as_ref().expect("kept while stretches remain");
-            Rendition::new(body.render_at(start))
+            Rendition::new(body.render_at(self.boundaries[stretch - 1]))
         })
     }
 
     /// Heap bytes the plan holds.
     pub fn heap_size(&self) -> usize {
-        let size = |e: &Encoded| e.body.len() + e.etag_line.len();
-        let rendered: usize = self
-            .renditions
-            .iter()
-            .filter_map(OnceLock::get)
-            .map(|r| size(&r.plain) + r.gzip.as_ref().map_or(0, size))
-            .sum();
+        let size = |r: &Rendition| r.plain.len() + r.gzip.as_ref().map_or(0, |g| g.len());
+        let rendered: usize = size(&self.first)
+            + self
+                .later
+                .iter()
+                .filter_map(OnceLock::get)
+                .map(size)
+                .sum::<usize>();
         let parts = self.body.as_ref().map_or(0, |body| {
             body.parts.iter().map(|part| part.html.len() + 48).sum()
         });
         rendered
             + parts
             + self.boundaries.len() * 8
-            + self.renditions.len() * size_of::<OnceLock<Rendition>>()
+            + self.later.len() * size_of::<OnceLock<Rendition>>()
     }
 }
 
@@ -224,15 +328,15 @@ mod tests {
     fn each_stretch_serves_its_own_document_and_tag() {
         let plan = PagePlan::compile(&body(), 0);
         let before = plan.at(999);
-        assert_eq!(&*before.plain.body, b"<p>head</p><p>tail</p>");
+        assert_eq!(before.plain(), b"<p>head</p><p>tail</p>");
         let during = plan.at(1_000);
-        assert_eq!(&*during.plain.body, b"<p>head</p><a>sale</a><p>tail</p>");
-        assert_ne!(before.plain.etag(), during.plain.etag());
+        assert_eq!(during.plain(), b"<p>head</p><a>sale</a><p>tail</p>");
+        assert_ne!(before.etag(false), during.etag(false));
         let after = plan.at(5_000);
-        assert_eq!(&*after.plain.body, b"<p>head</p><p>tail</p>");
+        assert_eq!(after.plain(), b"<p>head</p><p>tail</p>");
         // Same document, same tag: a browser's copy from before the sale
         // is still current after it.
-        assert_eq!(before.plain.etag(), after.plain.etag());
+        assert_eq!(before.etag(false), after.etag(false));
         assert!(std::ptr::eq(plan.at(1_500), during));
     }
 
@@ -240,23 +344,21 @@ mod tests {
     fn compiled_after_a_window_keeps_no_parts() {
         let plan = PagePlan::compile(&body(), 3_000);
         assert!(plan.body.is_none() && plan.boundaries.is_empty());
-        assert_eq!(&*plan.at(i64::MAX).plain.body, b"<p>head</p><p>tail</p>");
+        assert_eq!(plan.at(i64::MAX).plain(), b"<p>head</p><p>tail</p>");
         let inside = PagePlan::compile(&body(), 1_500);
         assert_eq!(&*inside.boundaries, [2_000]);
         assert_eq!(
-            &*inside.at(1_999).plain.body,
+            inside.at(1_999).plain(),
             b"<p>head</p><a>sale</a><p>tail</p>"
         );
-        assert_eq!(&*inside.at(2_000).plain.body, b"<p>head</p><p>tail</p>");
+        assert_eq!(inside.at(2_000).plain(), b"<p>head</p><p>tail</p>");
     }
 
     #[test]
     fn if_none_match_compares_weakly_and_takes_lists() {
         let plan = PagePlan::compile(&body(), 0);
         let rendition = plan.at(0);
-        let tag = std::str::from_utf8(rendition.plain.etag())
-            .unwrap()
-            .to_owned();
+        let tag = rendition.etag(false);
         assert!(tag.starts_with('"') && tag.ends_with('"') && tag.len() == 18);
         assert!(rendition.matches(tag.as_bytes()));
         assert!(rendition.matches(format!("W/{tag}").as_bytes()));
@@ -265,6 +367,19 @@ mod tests {
         assert!(!rendition.matches(b"\"other\""));
         assert!(!rendition.matches(b""));
         assert!(!rendition.matches(&tag.as_bytes()[1..]));
+        assert!(!rendition.matches(&tag.as_bytes()[..tag.len() - 1]));
+        assert!(!rendition.matches(format!("{}x\"", &tag[..tag.len() - 1]).as_bytes()));
+    }
+
+    /// The head an answer writes after its status line.
+    fn head(sent: &Sent<'_>, not_modified: bool) -> String {
+        let mut out = Vec::new();
+        sent.write_etag(&mut out);
+        out.extend_from_slice(match not_modified {
+            true => sent.not_modified_lines(),
+            false => sent.lines(),
+        });
+        String::from_utf8(out).unwrap()
     }
 
     #[test]
@@ -280,22 +395,20 @@ mod tests {
             0,
         );
         let rendition = plan.at(0);
-        let gzip = rendition.gzip.as_ref().expect("a long page compresses");
-        assert!(
-            gzip.body.len() * 4 < html.len(),
-            "{} bytes",
-            gzip.body.len()
-        );
+        let gzip = rendition.gzipped().expect("a long page compresses");
+        assert!(gzip.len() * 4 < html.len(), "{} bytes", gzip.len());
         let mut unpacked = String::new();
-        std::io::Read::read_to_string(
-            &mut flate2::read::GzDecoder::new(&gzip.body[..]),
-            &mut unpacked,
-        )
-        .unwrap();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(gzip), &mut unpacked)
+            .unwrap();
         assert_eq!(unpacked, html);
-        assert_ne!(gzip.etag(), rendition.plain.etag());
+        let (plain_tag, gzip_tag) = (rendition.etag(false), rendition.etag(true));
+        assert_ne!(plain_tag, gzip_tag);
+        assert_eq!(
+            gzip_tag,
+            format!("{}-gz\"", &plain_tag[..plain_tag.len() - 1])
+        );
         // Either encoding's tag is a current copy.
-        assert!(rendition.matches(gzip.etag()) && rendition.matches(rendition.plain.etag()));
+        assert!(rendition.matches(gzip_tag.as_bytes()) && rendition.matches(plain_tag.as_bytes()));
         for (accept, gzipped) in [
             (&b"gzip, deflate, br, zstd"[..], true),
             (b"br;q=1.0, GZIP;q=0.5", true),
@@ -307,16 +420,41 @@ mod tests {
             (b"", false),
             (b"gzipped", false),
         ] {
-            assert_eq!(rendition.for_client(accept).1, gzipped, "{accept:?}");
+            let sent = rendition.for_client(accept);
+            assert_eq!(std::ptr::eq(sent.body(), gzip), gzipped, "{accept:?}");
+            let ok = head(&sent, false);
+            let not_modified = head(&sent, true);
+            let tag = if gzipped { &gzip_tag } else { &plain_tag };
+            assert!(ok.starts_with(&format!("ETag: {tag}\r\n")), "{ok}");
+            assert!(not_modified.starts_with(&format!("ETag: {tag}\r\n")));
+            assert_eq!(ok.contains("Content-Encoding: gzip\r\n"), gzipped, "{ok}");
+            for lines in [&ok, &not_modified] {
+                assert!(lines.contains("Vary: Accept-Encoding\r\n"), "{lines}");
+                assert!(lines.contains("Cache-Control: no-cache\r\n"), "{lines}");
+                assert!(lines.ends_with("\r\n") && !lines.contains("\r\n\r\n"));
+            }
+            assert!(ok.contains("Content-Security-Policy: default-src 'none';"));
+            assert!(!not_modified.contains("Content-Security-Policy"));
+            assert!(!not_modified.contains("Content-Type: text/html"));
+            assert!(ok.contains("Content-Type: text/html; charset=utf-8\r\n"));
         }
-        // A tiny document is not worth it.
+        // A tiny document is not worth it: no copy, no `Vary`.
         let tiny = PagePlan::compile(
             &PageBody {
                 parts: vec![PagePart::always("<p>x</p>")],
             },
             0,
         );
-        assert!(tiny.at(0).gzip.is_none());
-        assert!(!tiny.at(0).for_client(b"gzip").1);
+        let tiny = tiny.at(0);
+        assert!(tiny.gzipped().is_none());
+        let sent = tiny.for_client(b"gzip");
+        assert_eq!(sent.body(), b"<p>x</p>");
+        assert!(
+            !head(&sent, false).contains("Vary")
+                && !head(&sent, false).contains("Content-Encoding")
+        );
+        // Without a gzip copy, a "-gz" tag names nothing.
+        assert!(!tiny.matches(tiny.etag(true).as_bytes()));
+        assert!(tiny.matches(tiny.etag(false).as_bytes()));
     }
 }
