@@ -68,7 +68,10 @@ impl Setup {
                 c.acme.directory_url = Pebble::directory_url(directory);
                 c.acme.root_certificate = root_path.display().to_string();
                 c.acme.challenge = challenge;
-                c.acme.challenge_delay = Duration::from_millis(500);
+                // Time for the engine to get the answer through the change
+                // log before the authority asks (the default is 2 s); 500 ms
+                // was too short once while the machine was loaded.
+                c.acme.challenge_delay = Duration::from_millis(1500);
                 c.acme.check_interval = Duration::from_millis(300);
             },
             bus,

@@ -837,6 +837,45 @@ fn an_endpoint_that_never_answers_does_not_hold_up_the_others() {
 }
 
 #[test]
+fn several_hanging_endpoints_cannot_hold_every_worker() {
+    // Six endpoints that never answer, two slots each: twelve, more than
+    // the eight workers. Once their first attempts time out they are
+    // struggling and share half the workers; the healthy endpoint has the
+    // other half. Without that share, each worker freed by a timeout takes
+    // another hanging delivery as often as a healthy one, and the healthy
+    // endpoint's 200 deliveries crawl at a few per timeout.
+    let stalled = PageServer::start("127.0.0.1", |_| Reply::Stall);
+    let (server, _) = receiver(true);
+    let test = start(|config| {
+        config.webhooks.workers = 8;
+        config.webhooks.timeout = Duration::from_secs(2);
+        config.rate_limit.requests_per_second = 1_000_000;
+        config.rate_limit.burst = 1_000_000;
+    });
+    let api = test.client();
+    for n in 0..6 {
+        add_endpoint(
+            &api,
+            &stalled.url(&format!("/hang{n}")),
+            json!(["link.created"]),
+        );
+    }
+    add_endpoint(&api, &server.url("/fast"), json!(["link.created"]));
+    let links: Vec<Value> = (0..200)
+        .map(|n| json!({"url": format!("https://example.com/h{n}")}))
+        .collect();
+    for chunk in links.chunks(100) {
+        let created = api.post("/api/v1/links/bulk", &json!(chunk));
+        assert_eq!(created.status, 200, "{}", created.text);
+    }
+    assert!(
+        eventually(Duration::from_secs(30), || server.requests().len() == 200),
+        "{} of 200 delivered",
+        server.requests().len()
+    );
+}
+
+#[test]
 fn a_backlog_at_stalled_endpoints_does_not_stand_in_front_of_the_others() {
     // Two endpoints that never answer build up hundreds of pending
     // deliveries, more than any one pass hands out; the healthy endpoint

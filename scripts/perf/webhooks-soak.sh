@@ -12,7 +12,10 @@
 #   scripts/perf/webhooks-soak.sh [OUT_DIR]
 #
 # Settings (environment): DURATION=1800 (seconds), RATE=20, ENDPOINTS=40,
-# SLOW=3, HANGING=1, FAILING=4, LINKS=200.
+# SLOW=3, HANGING=1, FAILING=4, LINKS=200, RETRY_DELAYS='["10s", "30s", "2m"]'
+# (the failing endpoints' deliveries go dead after 2 min 40 s, so the backlog
+# reaches its steady state early in the run; with the default 1m/5m/30m it
+# would still be growing at 30 minutes).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -25,6 +28,7 @@ SLOW=${SLOW:-3}
 HANGING=${HANGING:-1}
 FAILING=${FAILING:-4}
 LINKS=${LINKS:-200}
+RETRY_DELAYS=${RETRY_DELAYS:-'["10s", "30s", "2m"]'}
 
 log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -52,6 +56,7 @@ trap cleanup EXIT
 
 CONTROL_ENV=(RICOCHET_CONTROL_STORAGE__DATA_DIR="$OUT/control" RICOCHET_CONTROL_LINKS__DEFAULT_DOMAIN=localhost
     RICOCHET_CONTROL_WEBHOOKS__ALLOW_PRIVATE=true RICOCHET_CONTROL_WEBHOOKS__MAX_ENDPOINTS="$ENDPOINTS"
+    RICOCHET_CONTROL_WEBHOOKS__RETRY_DELAYS="$RETRY_DELAYS"
     RICOCHET_CONTROL_RATE_LIMIT__REQUESTS_PER_SECOND=100000 RICOCHET_CONTROL_RATE_LIMIT__BURST=100000)
 KEY=$(env "${CONTROL_ENV[@]}" target/release/ricochet-control keys create --name soak --scope admin 2>/dev/null |
     grep -o 'rk_[A-Za-z0-9_]*' | head -1)

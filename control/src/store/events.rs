@@ -11,6 +11,7 @@
 //! last event's number, `meta.webhook_cursor` the last event fanned out to
 //! endpoints, `meta.delivery_seq` the last delivery id.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 use fjall::Keyspace;
@@ -40,6 +41,24 @@ pub(crate) struct EventSpaces {
     click_pending: Keyspace,
     /// Allocates delivery ids (the dispatcher and the API's test sends).
     delivery_seq: Mutex<u64>,
+    /// Per endpoint, where its due entries start: each scan of
+    /// `endpoint_due` begins there instead of at the endpoint's first key,
+    /// so it does not walk over the removed entries of every delivery made
+    /// since the last compaction (a queue's tombstones).
+    due_from: Mutex<HashMap<String, DueFrom>>,
+    /// Bumped by every change of an endpoint but its health, so the
+    /// dispatcher reads the list again only then (health is written at
+    /// most once a second an endpoint, but a scan of the keyspace walks
+    /// every version in its memtable).
+    endpoints_version: std::sync::atomic::AtomicU64,
+}
+
+/// A key at or below every due entry of one endpoint, and a count of the
+/// entries added since, so a scan raises it only when none was added while
+/// it ran.
+struct DueFrom {
+    key: Vec<u8>,
+    added: u64,
 }
 
 impl EventSpaces {
@@ -56,6 +75,8 @@ impl EventSpaces {
             endpoint_deliveries: keyspace("endpoint_deliveries")?,
             click_pending: keyspace("click_pending")?,
             delivery_seq: Mutex::new(read_u64(meta, META_DELIVERY_SEQ)?),
+            due_from: Mutex::default(),
+            endpoints_version: std::sync::atomic::AtomicU64::new(0),
         })
     }
 }
@@ -296,11 +317,28 @@ impl ControlStore {
     // Endpoints.
 
     pub fn put_endpoint(&self, endpoint: &EndpointRecord) -> Result<(), StoreError> {
+        self.put_endpoint_health(endpoint)?;
+        self.event_spaces
+            .endpoints_version
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Writes `endpoint` when only its health (last success or failure,
+    /// failing since) changed.
+    pub fn put_endpoint_health(&self, endpoint: &EndpointRecord) -> Result<(), StoreError> {
         self.event_spaces.webhooks.insert(
             endpoint.id.as_bytes(),
             serde_json::to_vec(endpoint).expect("serializes"),
         )?;
         Ok(())
+    }
+
+    /// Changes to endpoints other than their health so far.
+    pub fn endpoints_version(&self) -> u64 {
+        self.event_spaces
+            .endpoints_version
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     pub fn endpoint(&self, id: &str) -> Result<Option<EndpointRecord>, StoreError> {
@@ -350,6 +388,14 @@ impl ControlStore {
             batch.remove(&spaces.endpoint_deliveries, key);
         }
         batch.commit()?;
+        spaces
+            .endpoints_version
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        spaces
+            .due_from
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
         Ok(true)
     }
 
@@ -380,6 +426,9 @@ impl ControlStore {
         }
         batch.insert(&self.meta, META_WEBHOOK_CURSOR, cursor.to_be_bytes());
         batch.commit()?;
+        for delivery in deliveries {
+            self.note_due(delivery);
+        }
         Ok(())
     }
 
@@ -392,7 +441,39 @@ impl ControlStore {
         let mut batch = self.db.batch();
         self.stage_delivery(&mut batch, delivery, was_due);
         batch.commit()?;
+        self.note_due(delivery);
         Ok(())
+    }
+
+    /// After `delivery` was written: its due entry, if it has one, is where
+    /// its endpoint's next scan starts at the latest.
+    fn note_due(&self, delivery: &DeliveryRecord) {
+        let (Some(at), DeliveryState::Pending) = (delivery.next_attempt_at, delivery.state) else {
+            return;
+        };
+        let key = endpoint_due_key(&delivery.endpoint_id, at, delivery.id);
+        self.with_due_from(&delivery.endpoint_id, |from| {
+            if key < from.key {
+                from.key = key;
+            }
+            from.added += 1;
+        });
+    }
+
+    /// `f` on where `endpoint`'s scans start (its first key when it has
+    /// not been scanned yet).
+    fn with_due_from<R>(&self, endpoint: &str, f: impl FnOnce(&mut DueFrom) -> R) -> R {
+        let mut due_from = self
+            .event_spaces
+            .due_from
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        f(due_from
+            .entry(endpoint.to_owned())
+            .or_insert_with(|| DueFrom {
+                key: endpoint_due_key(endpoint, i64::MIN, 0),
+                added: 0,
+            }))
     }
 
     fn stage_delivery(
@@ -437,34 +518,65 @@ impl ControlStore {
     }
 
     /// Up to `limit` pending deliveries to `endpoint` due at or before
-    /// `now`, earliest first.
+    /// `now`, earliest first, leaving out those `held` names (they are not
+    /// read).
     pub fn endpoint_due_deliveries(
         &self,
         endpoint: &str,
         now: i64,
         limit: usize,
+        held: &dyn Fn(u64) -> bool,
     ) -> Result<Vec<DeliveryRecord>, StoreError> {
-        let start = endpoint_due_key(endpoint, i64::MIN, 0);
+        let (start, added) = {
+            let due_from = self
+                .event_spaces
+                .due_from
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            match due_from.get(endpoint) {
+                Some(from) => (from.key.clone(), from.added),
+                None => (endpoint_due_key(endpoint, i64::MIN, 0), 0),
+            }
+        };
         let end = endpoint_due_key(endpoint, now, u64::MAX);
         let mut out = Vec::new();
-        for item in self
-            .event_spaces
-            .endpoint_due
-            .range(start..=end)
-            .take(limit)
-        {
-            let key = item.key()?;
-            let Some(id) = key
-                .get(key.len().saturating_sub(8)..)
-                .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                .map(u64::from_be_bytes)
-            else {
-                continue;
-            };
-            if let Some(delivery) = self.delivery(id)? {
-                out.push(delivery);
+        let mut first: Option<Vec<u8>> = None;
+        if start <= end {
+            for item in self
+                .event_spaces
+                .endpoint_due
+                .range(start.clone()..=end.clone())
+            {
+                let key = item.key()?;
+                if first.is_none() {
+                    first = Some(key.to_vec());
+                }
+                let Some(id) = key
+                    .get(key.len().saturating_sub(8)..)
+                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                    .map(u64::from_be_bytes)
+                else {
+                    continue;
+                };
+                if held(id) {
+                    continue;
+                }
+                if let Some(delivery) = self.delivery(id)? {
+                    out.push(delivery);
+                    if out.len() == limit {
+                        break;
+                    }
+                }
             }
         }
+        // Nothing due lies before the first entry seen, or, when none was,
+        // up to `now`; unless an entry was added meanwhile.
+        let raised = first.unwrap_or(end);
+        self.with_due_from(endpoint, |from| {
+            if from.added == added && raised > from.key {
+                from.key = raised;
+            }
+        });
         Ok(out)
     }
 
@@ -697,6 +809,81 @@ impl WriteTxn<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pending(id: u64, at: i64) -> DeliveryRecord {
+        DeliveryRecord {
+            id,
+            endpoint_id: "wh_a".into(),
+            workspace: "ws".into(),
+            event_seq: id,
+            event_type: crate::events::EventKind::LinkCreated,
+            state: DeliveryState::Pending,
+            attempts: 0,
+            retries_from: 0,
+            log: Vec::new(),
+            next_attempt_at: Some(at),
+            created_at: at,
+            delivered_at: None,
+        }
+    }
+
+    #[test]
+    fn due_scans_start_past_finished_deliveries_and_see_every_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = super::super::ControlStore::open(dir.path()).unwrap();
+        let due = |now: i64, held: &dyn Fn(u64) -> bool| -> Vec<u64> {
+            store
+                .endpoint_due_deliveries("wh_a", now, 10, held)
+                .unwrap()
+                .iter()
+                .map(|d| d.id)
+                .collect()
+        };
+        let none = |_: u64| false;
+        let finish = |id: u64, at: i64| {
+            let mut done = pending(id, at);
+            done.state = DeliveryState::Delivered;
+            done.next_attempt_at = None;
+            store.put_delivery(&done, Some(at)).unwrap();
+        };
+        for (id, at) in [(1, 10), (2, 20), (3, 30)] {
+            store.put_delivery(&pending(id, at), None).unwrap();
+        }
+        assert_eq!(due(100, &none), [1, 2, 3]);
+        finish(1, 10);
+        finish(2, 20);
+        assert_eq!(due(100, &none), [3]);
+        let from = |store: &super::super::ControlStore| {
+            store.event_spaces.due_from.lock().unwrap()["wh_a"]
+                .key
+                .clone()
+        };
+        assert_eq!(
+            from(&store),
+            endpoint_due_key("wh_a", 30, 3),
+            "past the finished ones"
+        );
+        // One due before the scans' start is seen.
+        store.put_delivery(&pending(4, 5), None).unwrap();
+        assert_eq!(due(100, &none), [4, 3]);
+        finish(3, 30);
+        finish(4, 5);
+        assert_eq!(due(100, &none), Vec::<u64>::new());
+        assert_eq!(from(&store), endpoint_due_key("wh_a", 100, u64::MAX));
+        // New ones after an empty scan, due before and after its instant.
+        store.put_delivery(&pending(5, 50), None).unwrap();
+        store.put_delivery(&pending(6, 200), None).unwrap();
+        assert_eq!(due(100, &none), [5]);
+        assert_eq!(due(300, &none), [5, 6]);
+        // Held ones are left out without using up the limit.
+        assert_eq!(due(300, &|id| id == 5), [6]);
+        // A retry moves a delivery later: it is due again at its new instant.
+        let mut retry = pending(5, 400);
+        retry.attempts = 1;
+        store.put_delivery(&retry, Some(50)).unwrap();
+        assert_eq!(due(300, &none), [6]);
+        assert_eq!(due(500, &none), [6, 5]);
+    }
 
     #[test]
     fn due_keys_sort_by_instant_then_id() {

@@ -5,7 +5,9 @@
 //! the cursor's move in one batch, (2) hands deliveries that are due to the
 //! workers: each endpoint's earliest, up to its share of the workers, so a
 //! backlog at one endpoint never stands in front of another's (and each
-//! delivery to one worker at a time), and every minute (3) prunes events
+//! delivery to one worker at a time); endpoints whose last attempt failed
+//! or was slow together hold at most half the workers, so several slow or
+//! hanging receivers cannot hold them all; and every minute (3) prunes events
 //! and finished deliveries past their retention. A worker that finishes an
 //! attempt wakes the coordinator to hand out (2) again at once. A worker
 //! signs and POSTs one delivery, then writes what happened: delivered, a
@@ -32,6 +34,11 @@ use crate::store::{
 const FAN_OUT_BATCH: usize = 500;
 const TICK: Duration = Duration::from_millis(200);
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
+/// An endpoint's health (last success or failure) is written at most this
+/// often while it stays healthy or failing.
+const HEALTH_WRITE_EVERY_MS: i64 = 1_000;
+/// An attempt that took longer marks its endpoint as struggling.
+const SLOW_ATTEMPT: Duration = Duration::from_secs(1);
 
 /// What the dispatcher did, for `/metrics`.
 #[derive(Debug, Default)]
@@ -103,12 +110,14 @@ pub fn spawn(
     }
     let coordinator = Coordinator {
         per_endpoint: (workers / 4).max(1),
+        struggling_share: (workers / 2).max(1),
         webhooks,
         stats,
         in_flight,
         jobs,
         woken,
         next_endpoint: std::cell::Cell::new(0),
+        endpoints: std::cell::RefCell::new((u64::MAX, Arc::default())),
     };
     threads.push(
         std::thread::Builder::new()
@@ -123,30 +132,47 @@ pub fn spawn(
 struct InFlight {
     deliveries: HashSet<u64>,
     per_endpoint: HashMap<String, usize>,
+    /// Endpoints whose last attempt failed or took longer than
+    /// [`SLOW_ATTEMPT`].
+    struggling: HashSet<String>,
 }
 
 impl InFlight {
-    /// Takes `delivery` unless it is held already or its endpoint holds
-    /// `cap` deliveries.
-    fn take(&mut self, delivery: &DeliveryRecord, cap: usize) -> bool {
-        let held = self
-            .per_endpoint
-            .get(&delivery.endpoint_id)
-            .copied()
-            .unwrap_or(0);
-        if held >= cap || !self.deliveries.insert(delivery.id) {
+    /// Takes `delivery` unless it is held already, its endpoint holds
+    /// `cap` deliveries, or its endpoint is struggling and struggling
+    /// endpoints hold `struggling_cap` together.
+    fn take(&mut self, delivery: &DeliveryRecord, cap: usize, struggling_cap: usize) -> bool {
+        let endpoint = &delivery.endpoint_id;
+        if self.held(endpoint) >= cap
+            || (self.struggling.contains(endpoint) && self.struggling_held() >= struggling_cap)
+            || !self.deliveries.insert(delivery.id)
+        {
             return false;
         }
-        *self
-            .per_endpoint
-            .entry(delivery.endpoint_id.clone())
-            .or_default() += 1;
+        *self.per_endpoint.entry(endpoint.clone()).or_default() += 1;
         true
     }
 
     /// Deliveries `endpoint` holds.
     fn held(&self, endpoint: &str) -> usize {
         self.per_endpoint.get(endpoint).copied().unwrap_or(0)
+    }
+
+    /// Deliveries the struggling endpoints hold together.
+    fn struggling_held(&self) -> usize {
+        self.struggling
+            .iter()
+            .map(|endpoint| self.held(endpoint))
+            .sum()
+    }
+
+    /// What `endpoint`'s latest attempt showed.
+    fn note(&mut self, endpoint: &str, struggling: bool) {
+        if struggling {
+            self.struggling.insert(endpoint.to_owned());
+        } else {
+            self.struggling.remove(endpoint);
+        }
     }
 
     fn release(&mut self, id: u64, endpoint: &str) {
@@ -167,14 +193,19 @@ struct Coordinator {
     stats: Arc<WebhookStats>,
     in_flight: Arc<Mutex<InFlight>>,
     /// Deliveries one endpoint may hold at once (a quarter of the workers),
-    /// so endpoints that answer slowly or not at all cannot hold them all.
+    /// so one endpoint that answers slowly or not at all cannot hold them all.
     per_endpoint: usize,
+    /// Deliveries the struggling endpoints may hold together (half the
+    /// workers): the others always have the rest.
+    struggling_share: usize,
     jobs: SyncSender<DeliveryRecord>,
     /// A worker finished an attempt: a slot is free.
     woken: Receiver<()>,
     /// Where the next pass starts among the endpoints, so none is always
     /// served first when the workers' queue fills.
     next_endpoint: std::cell::Cell<usize>,
+    /// The endpoints as of a store version (health aside).
+    endpoints: std::cell::RefCell<(u64, Arc<Vec<EndpointRecord>>)>,
 }
 
 impl Coordinator {
@@ -206,6 +237,18 @@ impl Coordinator {
         // Dropping `jobs` ends the workers once the queue is empty.
     }
 
+    /// The endpoints, read again from the store when one was added,
+    /// changed or removed.
+    fn endpoints(&self) -> Result<Arc<Vec<EndpointRecord>>, StoreError> {
+        let store = self.webhooks.store();
+        let version = store.endpoints_version();
+        let mut cached = self.endpoints.borrow_mut();
+        if cached.0 != version {
+            *cached = (version, Arc::new(store.endpoints()?));
+        }
+        Ok(cached.1.clone())
+    }
+
     /// Writes the deliveries of the events after the cursor; how many.
     fn fan_out(&self, now: i64) -> Result<usize, StoreError> {
         let store = self.webhooks.store();
@@ -216,7 +259,7 @@ impl Coordinator {
             let Some(last) = events.last().map(|e| e.seq) else {
                 return Ok(made);
             };
-            let endpoints = store.endpoints()?;
+            let endpoints = self.endpoints()?;
             let pairs: Vec<(&EndpointRecord, &EventRecord)> = events
                 .iter()
                 .filter(|event| event.kind != EventKind::WebhookTest)
@@ -245,7 +288,7 @@ impl Coordinator {
     /// endpoint's earliest, as many as its free slots.
     fn schedule(&self, now: i64) -> Result<(), StoreError> {
         let store = self.webhooks.store();
-        let endpoints = store.endpoints()?;
+        let endpoints = self.endpoints()?;
         if endpoints.is_empty() {
             return Ok(());
         }
@@ -261,13 +304,20 @@ impl Coordinator {
             if free == 0 {
                 continue;
             }
-            for delivery in store.endpoint_due_deliveries(&endpoint.id, now, free)? {
+            let held = |id: u64| {
+                self.in_flight
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .deliveries
+                    .contains(&id)
+            };
+            for delivery in store.endpoint_due_deliveries(&endpoint.id, now, free, &held)? {
                 let id = delivery.id;
                 if !self
                     .in_flight
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .take(&delivery, self.per_endpoint)
+                    .take(&delivery, self.per_endpoint, self.struggling_share)
                 {
                     continue;
                 }
@@ -378,13 +428,20 @@ impl Worker {
                 return;
             };
             let (id, endpoint) = (delivery.id, delivery.endpoint_id.clone());
-            if let Err(error) = self.attempt(delivery) {
-                tracing::warn!(%error, delivery = %delivery_id(id), "could not record a webhook attempt");
+            let started = Instant::now();
+            let sent = match self.attempt(delivery) {
+                Ok(sent) => sent,
+                Err(error) => {
+                    tracing::warn!(%error, delivery = %delivery_id(id), "could not record a webhook attempt");
+                    None
+                }
+            };
+            let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(ok) = sent {
+                in_flight.note(&endpoint, !ok || started.elapsed() > SLOW_ATTEMPT);
             }
-            self.in_flight
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .release(id, &endpoint);
+            in_flight.release(id, &endpoint);
+            drop(in_flight);
             let _ = self.wake.try_send(());
         }
     }
@@ -413,23 +470,29 @@ impl Worker {
         self.webhooks.store().put_delivery(&delivery, was_due)
     }
 
-    fn attempt(&self, mut delivery: DeliveryRecord) -> Result<(), StoreError> {
+    /// Sends `delivery` and records what happened; whether the endpoint
+    /// took it (`None`: not sent).
+    fn attempt(&self, mut delivery: DeliveryRecord) -> Result<Option<bool>, StoreError> {
         let store = self.webhooks.store();
         let Some(endpoint) = store.endpoint(&delivery.endpoint_id)? else {
             // Removed with its deliveries.
-            return Ok(());
+            return Ok(None);
         };
         let was_due = delivery.next_attempt_at;
         let now = ricochet_model::now_millis();
         if !endpoint.enabled && delivery.event_type != EventKind::WebhookTest {
-            return self.give_up(delivery, now, "the endpoint is disabled");
+            return self
+                .give_up(delivery, now, "the endpoint is disabled")
+                .map(|()| None);
         }
         let Some(body) = self.bodies.body(store, delivery.event_seq)? else {
-            return self.give_up(
-                delivery,
-                now,
-                "the event is no longer kept (webhooks.retention)",
-            );
+            return self
+                .give_up(
+                    delivery,
+                    now,
+                    "the event is no longer kept (webhooks.retention)",
+                )
+                .map(|()| None);
         };
         let (attempt, ok) = self.send(&endpoint, &delivery, &body, now);
         delivery.attempts += 1;
@@ -465,10 +528,11 @@ impl Worker {
         }
         // An endpoint removed during the attempt took its deliveries along.
         if store.endpoint(&delivery.endpoint_id)?.is_none() {
-            return Ok(());
+            return Ok(Some(ok));
         }
         store.put_delivery(&delivery, was_due)?;
-        self.record_health(&endpoint.id, ok, now)
+        self.record_health(&endpoint.id, ok, now)?;
+        Ok(Some(ok))
     }
 
     /// POSTs the delivery; the attempt's record and whether it succeeded.
@@ -541,11 +605,18 @@ impl Worker {
         let Some(mut endpoint) = store.endpoint(id)? else {
             return Ok(());
         };
+        // Health is written at most once a second while it stays the same.
+        let recent =
+            |at: Option<i64>| at.is_some_and(|at| now.saturating_sub(at) < HEALTH_WRITE_EVERY_MS);
         let mut disabled = false;
         if ok {
+            if endpoint.failing_since.is_none() && recent(endpoint.last_success_at) {
+                return Ok(());
+            }
             endpoint.failing_since = None;
             endpoint.last_success_at = Some(now);
         } else {
+            let unchanged = endpoint.failing_since.is_some() && recent(endpoint.last_failure_at);
             let since = *endpoint.failing_since.get_or_insert(now);
             endpoint.last_failure_at = Some(now);
             let limit = i64::try_from(self.webhooks.settings().disable_after.as_millis())
@@ -559,8 +630,14 @@ impl Worker {
                 ));
                 disabled = true;
             }
+            if unchanged && !disabled {
+                return Ok(());
+            }
         }
-        store.put_endpoint(&endpoint)?;
+        match disabled {
+            true => store.put_endpoint(&endpoint)?,
+            false => store.put_endpoint_health(&endpoint)?,
+        }
         if disabled {
             self.stats
                 .endpoints_disabled
@@ -613,18 +690,46 @@ mod tests {
     #[test]
     fn one_endpoint_holds_at_most_its_share_of_the_workers() {
         let mut held = InFlight::default();
-        assert!(held.take(&delivery(1, "wh_slow"), 2));
-        assert!(!held.take(&delivery(1, "wh_slow"), 2), "once");
-        assert!(held.take(&delivery(2, "wh_slow"), 2));
-        assert!(!held.take(&delivery(3, "wh_slow"), 2), "over its share");
-        assert!(held.take(&delivery(4, "wh_fast"), 2), "others go on");
+        assert!(held.take(&delivery(1, "wh_slow"), 2, 8));
+        assert!(!held.take(&delivery(1, "wh_slow"), 2, 8), "once");
+        assert!(held.take(&delivery(2, "wh_slow"), 2, 8));
+        assert!(!held.take(&delivery(3, "wh_slow"), 2, 8), "over its share");
+        assert!(held.take(&delivery(4, "wh_fast"), 2, 8), "others go on");
         held.release(1, "wh_slow");
-        assert!(held.take(&delivery(3, "wh_slow"), 2));
+        assert!(held.take(&delivery(3, "wh_slow"), 2, 8));
         held.release(9, "wh_slow");
         assert!(
-            !held.take(&delivery(5, "wh_slow"), 2),
+            !held.take(&delivery(5, "wh_slow"), 2, 8),
             "an unknown release frees nothing"
         );
+    }
+
+    #[test]
+    fn struggling_endpoints_together_hold_at_most_their_share() {
+        let mut held = InFlight::default();
+        for endpoint in ["wh_a", "wh_b", "wh_c"] {
+            held.note(endpoint, true);
+        }
+        // Two slots each, three slots for all the struggling ones together.
+        assert!(held.take(&delivery(1, "wh_a"), 2, 3));
+        assert!(held.take(&delivery(2, "wh_a"), 2, 3));
+        assert!(held.take(&delivery(3, "wh_b"), 2, 3));
+        assert!(
+            !held.take(&delivery(4, "wh_b"), 2, 3),
+            "the share is used up"
+        );
+        assert!(!held.take(&delivery(5, "wh_c"), 2, 3));
+        assert!(held.take(&delivery(6, "wh_ok"), 2, 3), "healthy ones go on");
+        assert!(held.take(&delivery(7, "wh_ok"), 2, 3));
+        assert_eq!(held.struggling_held(), 3);
+        // An endpoint that answers well again leaves the shared slots.
+        held.note("wh_a", false);
+        assert_eq!(held.struggling_held(), 1);
+        assert!(held.take(&delivery(4, "wh_b"), 2, 3));
+        assert!(held.take(&delivery(5, "wh_c"), 2, 3));
+        assert!(!held.take(&delivery(8, "wh_c"), 2, 3));
+        held.release(3, "wh_b");
+        assert!(held.take(&delivery(8, "wh_c"), 2, 3));
     }
 
     #[test]

@@ -73,7 +73,7 @@ impl Default for WebhookSettings {
             ],
             disable_after: Duration::from_secs(86_400),
             max_endpoints: 20,
-            workers: 8,
+            workers: 16,
             retention: Duration::from_secs(7 * 86_400),
             max_events: 100_000,
         }
