@@ -184,6 +184,12 @@ fn due_key(at: i64, id: u64) -> [u8; 16] {
     key
 }
 
+/// The delivery id a due, endpoint-due or endpoint-deliveries key ends with.
+fn trailing_id(key: &[u8]) -> Option<u64> {
+    let tail = key.get(key.len().checked_sub(8)?..)?;
+    Some(u64::from_be_bytes(tail.try_into().ok()?))
+}
+
 /// `endpoint`, a 0 byte, then the [`due_key`] of (`at`, `id`).
 fn endpoint_due_key(endpoint: &str, at: i64, id: u64) -> Vec<u8> {
     let mut key = Vec::with_capacity(endpoint.len() + 17);
@@ -371,11 +377,7 @@ impl ControlStore {
         prefix.push(0);
         for item in spaces.endpoint_deliveries.prefix(&prefix) {
             let key = item.key()?;
-            let Some(delivery_id) = key
-                .get(prefix.len()..)
-                .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                .map(u64::from_be_bytes)
-            else {
+            let Some(delivery_id) = trailing_id(&key) else {
                 continue;
             };
             if let Some(delivery) = self.delivery(delivery_id)?
@@ -551,11 +553,7 @@ impl ControlStore {
                 if first.is_none() {
                     first = Some(key.to_vec());
                 }
-                let Some(id) = key
-                    .get(key.len().saturating_sub(8)..)
-                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                    .map(u64::from_be_bytes)
-                else {
+                let Some(id) = trailing_id(&key) else {
                     continue;
                 };
                 if held(id) {
@@ -591,11 +589,7 @@ impl ControlStore {
         let mut filled = 0;
         for item in spaces.due.iter() {
             let key = item.key()?;
-            let Some(id) = key
-                .get(8..16)
-                .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                .map(u64::from_be_bytes)
-            else {
+            let Some(id) = trailing_id(&key) else {
                 continue;
             };
             if let Some(delivery) = self.delivery(id)?
@@ -624,11 +618,7 @@ impl ControlStore {
         let mut earliest: Option<u64> = None;
         for item in self.event_spaces.due.iter() {
             let key = item.key()?;
-            let Some(id) = key
-                .get(8..16)
-                .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                .map(u64::from_be_bytes)
-            else {
+            let Some(id) = trailing_id(&key) else {
                 continue;
             };
             if let Some(delivery) = self.delivery(id)? {
@@ -662,11 +652,7 @@ impl ControlStore {
             .rev()
         {
             let key = item.key()?;
-            let Some(id) = key
-                .get(key.len().saturating_sub(8)..)
-                .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                .map(u64::from_be_bytes)
-            else {
+            let Some(id) = trailing_id(&key) else {
                 continue;
             };
             let Some(delivery) = self.delivery(id)? else {
