@@ -108,6 +108,21 @@ impl IntervalRecorder {
         self.sealed = merged;
     }
 
+    /// A recorder holding `seconds` already sealed (a worker's, received),
+    /// merged later like a thread's.
+    pub fn from_seconds(mut seconds: Vec<IntervalHistogram>) -> Self {
+        seconds.sort_by_key(|h| h.second);
+        let mut recorder = Self::new();
+        recorder.sealed = seconds;
+        recorder
+    }
+
+    /// The seconds so far, the current one included, in order, leaving the
+    /// recorder as it was.
+    pub fn seconds(&self) -> Vec<IntervalHistogram> {
+        self.clone().finish()
+    }
+
     /// Every second with answers, in order.
     pub fn finish(mut self) -> Vec<IntervalHistogram> {
         self.seal();

@@ -136,6 +136,18 @@ fn two_workers_at_2r_merge_into_what_one_worker_at_2r_sees() {
     assert!(two.latency_ms.p50 <= two.latency_ms.p99 && two.latency_ms.p99 <= two.latency_ms.max);
     let per_second: u64 = two.per_second.iter().sum();
     assert_eq!(per_second, two.responses);
+    // The merged run's interval log: every answer in one of its seconds,
+    // from the instant the workers started.
+    for result in [&two, &one] {
+        let seconds = &result.intervals.seconds;
+        assert!(seconds.len() >= 2, "{} seconds", seconds.len());
+        let counted: u64 = seconds
+            .iter()
+            .map(|s| ricochet_loadtest::hlog::decode(&s.encoded).unwrap().len())
+            .sum();
+        assert_eq!(counted, result.responses);
+        assert!(result.intervals.started.is_some());
+    }
 }
 
 #[test]

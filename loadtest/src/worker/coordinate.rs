@@ -8,11 +8,12 @@
 use std::io::{BufReader, ErrorKind as IoErrorKind};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::protocol::{Command, Message, Order, receive, send};
 use super::serve::unix_now_ns;
 use crate::error::{Error, Result};
+use crate::hlog::LatencyIntervals;
 use crate::procstat;
 use crate::run::{LoadSpec, RunResult, RunSpec, WorkerShare, server_use, summarize};
 use crate::schedule::{Mode, Timetable};
@@ -270,6 +271,10 @@ pub fn coordinate(
     };
     let server = server_use(spec, server_before.as_ref(), &total, elapsed, stop);
     let mut result = summarize(spec, &total, elapsed, server);
+    result.intervals = LatencyIntervals {
+        started: Some(SystemTime::UNIX_EPOCH + Duration::from_nanos(at_unix_ns)),
+        seconds: std::mem::take(&mut total.intervals).finish(),
+    };
     let reporting = shares.iter().filter(|s| s.lost.is_none()).count();
     result.generator.threads = load.threads * reporting;
     result.generator.busy =
@@ -288,6 +293,7 @@ fn merge_exactly(total: &mut Recorder, worker: &Recorder) -> Result<()> {
         .send_lag
         .add(&worker.send_lag)
         .map_err(|e| Error::Invalid(format!("a worker's send lags do not merge: {e:?}")))?;
+    total.intervals.merge(&worker.intervals);
     total.merge_counts(worker);
     Ok(())
 }
@@ -427,5 +433,22 @@ mod tests {
         };
         assert!(near(0.25, 100) && near(0.75, 10_000));
         assert!(near(0.5, 100), "{}", total.latency.value_at_quantile(0.5));
+        // Per second, too: second 0 holds the fast worker's answers, second 1
+        // the slow one's, and a second both answered in adds up.
+        let mut late = Recorder::new();
+        late.response(301, 500, 1);
+        merge_exactly(&mut total, &late).unwrap();
+        let seconds: Vec<(usize, u64, u64)> = std::mem::take(&mut total.intervals)
+            .finish()
+            .iter()
+            .map(|s| {
+                let h = crate::hlog::decode(&s.encoded).unwrap();
+                (s.second, h.len(), h.max())
+            })
+            .collect();
+        assert_eq!(seconds.len(), 2);
+        assert_eq!((seconds[0].0, seconds[0].1), (0, 1000));
+        assert_eq!((seconds[1].0, seconds[1].1), (1, 1001));
+        assert!(seconds[0].2 < 200 && seconds[1].2 >= 10_000, "{seconds:?}");
     }
 }

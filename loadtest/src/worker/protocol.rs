@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::behaviour::Behaviour;
 use crate::error::{Error, Result};
+use crate::hlog::{self, IntervalHistogram, IntervalRecorder};
 use crate::keys::{GeneratedKeys, KeySet};
 use crate::mix::Mix;
 use crate::networks::ClientNetworks;
@@ -28,7 +29,7 @@ use crate::traffic::{Method, Popularity, TrafficShape};
 use crate::visitors::Visitors;
 
 /// The protocol's version: a worker refuses orders of another.
-pub const PROTOCOL: u32 = 1;
+pub const PROTOCOL: u32 = 2;
 
 /// Longest line either side accepts (a key file travels in one).
 pub const MAX_LINE: usize = 1 << 30;
@@ -137,6 +138,9 @@ pub struct Counts {
     pub errors_per_second: Vec<u64>,
     pub cpu_ns: u64,
     pub elapsed_ns: u64,
+    /// Latencies per second of the worker's run (for `.hlog` files): the
+    /// second, and its histogram V2-serialized, base64.
+    pub intervals: Vec<(usize, String)>,
 }
 
 impl Order {
@@ -355,6 +359,12 @@ impl Counts {
             errors_per_second: recorder.errors_per_second.clone(),
             cpu_ns: recorder.cpu_ns,
             elapsed_ns: recorder.elapsed_ns,
+            intervals: recorder
+                .intervals
+                .seconds()
+                .into_iter()
+                .map(|interval| (interval.second, BASE64.encode(interval.encoded)))
+                .collect(),
         })
     }
 
@@ -388,6 +398,24 @@ impl Counts {
         recorder.errors_per_second = self.errors_per_second.clone();
         recorder.cpu_ns = self.cpu_ns;
         recorder.elapsed_ns = self.elapsed_ns;
+        let mut seconds = Vec::with_capacity(self.intervals.len());
+        for (second, text) in &self.intervals {
+            let encoded = BASE64
+                .decode(text)
+                .ok()
+                .filter(|bytes| hlog::decode(bytes).is_some());
+            // A damaged second is refused here, not lost in a merge later.
+            let encoded = encoded.ok_or_else(|| {
+                Error::Invalid(format!(
+                    "a worker's latencies of second {second} do not decode"
+                ))
+            })?;
+            seconds.push(IntervalHistogram {
+                second: *second,
+                encoded,
+            });
+        }
+        recorder.intervals = IntervalRecorder::from_seconds(seconds);
         Ok(recorder)
     }
 }
@@ -439,7 +467,8 @@ mod tests {
             recorder.response(status, latency, 0);
         }
         recorder.error(ErrorKind::Timeout, 2, 1);
-        recorder.sent = 5;
+        recorder.response(301, 450, 1);
+        recorder.sent = 6;
         let line = serde_json::to_string(&Message::Done(Box::new(
             Counts::from_recorder(&recorder).unwrap(),
         )))
@@ -449,11 +478,19 @@ mod tests {
         };
         let back = counts.to_recorder().unwrap();
         assert_eq!(back.latency, recorder.latency);
-        assert_eq!(back.latency.len(), 3);
+        assert_eq!(back.latency.len(), 4);
         assert_eq!(back.statuses, recorder.statuses);
         assert_eq!(back.errors, recorder.errors);
         assert_eq!(back.errors_per_second, vec![0, 2]);
-        assert_eq!(back.sent, 5);
+        assert_eq!(back.sent, 6);
+        // Each second's latencies travel too (the `.hlog` of a run on workers).
+        let seconds = back.intervals.seconds();
+        assert_eq!(seconds, recorder.intervals.seconds());
+        let counts: Vec<(usize, u64)> = seconds
+            .iter()
+            .map(|s| (s.second, hlog::decode(&s.encoded).unwrap().len()))
+            .collect();
+        assert_eq!(counts, vec![(0, 3), (1, 1)]);
     }
 
     #[test]
@@ -532,6 +569,6 @@ mod tests {
         let mut other = order.clone();
         other.protocol = PROTOCOL + 1;
         let message = other.run_spec(&[]).unwrap_err().to_string();
-        assert!(message.contains("protocol 2, this worker 1"), "{message}");
+        assert!(message.contains("protocol 3, this worker 2"), "{message}");
     }
 }
