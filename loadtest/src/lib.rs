@@ -50,6 +50,7 @@ pub mod run;
 pub mod schedule;
 pub mod seed;
 pub mod soak;
+pub mod stalls;
 pub mod stats;
 pub mod suite;
 pub mod target;

@@ -70,6 +70,23 @@ enum Command {
     /// Hours at one rate: a row per interval (latency, server RSS and CPU)
     /// and a drift verdict at the end.
     Soak(SoakArgs),
+    /// How much time this machine takes from each CPU (a thread per CPU
+    /// reading the clock): the floor under any tail figure measured here.
+    Stalls(StallsArgs),
+}
+
+#[derive(Debug, Args)]
+struct StallsArgs {
+    /// CPUs to probe, all at once (default: every CPU).
+    #[arg(long, value_delimiter = ',')]
+    cpus: Vec<usize>,
+    #[arg(long, short, default_value = "10s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Gaps between clock readings longer than this count as stalls.
+    #[arg(long, default_value = "200us", value_parser = humantime::parse_duration)]
+    threshold: Duration,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -460,7 +477,35 @@ fn main() -> anyhow::Result<ExitCode> {
         Command::Diff(args) => diff_command(args),
         Command::Worker(args) => worker_command(args, &stop).map(|()| ExitCode::SUCCESS),
         Command::Soak(args) => soak_command(args, &stop, &command_line).map(|()| ExitCode::SUCCESS),
+        Command::Stalls(args) => stalls_command(args, &stop).map(|()| ExitCode::SUCCESS),
     }
+}
+
+fn stalls_command(args: StallsArgs, stop: &AtomicBool) -> anyhow::Result<()> {
+    use ricochet_loadtest::stalls;
+    let cpus = match args.cpus.is_empty() {
+        true => core_affinity::get_core_ids()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| c.id)
+            .collect(),
+        false => args.cpus,
+    };
+    eprintln!(
+        "spinning on CPU {} for {} s (leave the machine otherwise idle) ...",
+        cpus.iter()
+            .map(|c| c.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        args.duration.as_secs_f64()
+    );
+    let measured = stalls::measure(&cpus, args.duration, args.threshold, stop)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&measured)?);
+    } else {
+        print!("{}", stalls::render(&measured, args.threshold));
+    }
+    Ok(())
 }
 
 /// Prints progress lines on stderr: in place on a terminal, every 5 s otherwise.

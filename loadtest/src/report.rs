@@ -382,6 +382,14 @@ impl Report {
                     "  send lag p99 {} ms (requests left late: no free connection or a busy generator; latency includes it)",
                     ms(lag.p99)
                 );
+                if let Some(service) = &run.service_ms {
+                    let _ = writeln!(
+                        out,
+                        "  from each request's actual send: p99 {} ms, p99.9 {} ms",
+                        ms(service.p99),
+                        ms(service.p999)
+                    );
+                }
             }
             if let Some(p) = &run.propagation {
                 let _ = writeln!(

@@ -293,6 +293,12 @@ pub struct RunResult {
     pub latency_ms: Latency,
     /// Open loop: how late requests left after their intended time.
     pub send_lag_ms: Option<Latency>,
+    /// Open loop: from when each request actually left to its answer (wrk's
+    /// uncorrected latency): the server's and the network's part of
+    /// `latency_ms`, without the generator's lateness. Never a substitute
+    /// for `latency_ms` (a server that stalls also delays later sends).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_ms: Option<Latency>,
     pub statuses: BTreeMap<u16, u64>,
     pub errors: BTreeMap<String, u64>,
     pub error_total: u64,
@@ -579,6 +585,7 @@ pub(crate) fn summarize(
         throughput: total.responses as f64 / elapsed_s,
         latency_ms: Latency::from_histogram(&total.latency),
         send_lag_ms: open.then(|| Latency::from_histogram(&total.send_lag)),
+        service_ms: open.then(|| Latency::from_histogram(&total.service)),
         statuses,
         error_total: total.errors.iter().sum(),
         errors,

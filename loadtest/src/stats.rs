@@ -84,6 +84,10 @@ pub struct Recorder {
     pub intervals: IntervalRecorder,
     /// Open loop: how late requests were sent after their intended time, µs.
     pub send_lag: Histogram<u64>,
+    /// From when each request was actually sent to the end of its response,
+    /// µs (wrk's uncorrected latency): `latency` without the generator's
+    /// lateness.
+    pub service: Histogram<u64>,
     /// Responses by status code (index = status).
     pub statuses: Vec<u64>,
     pub errors: [u64; ErrorKind::ALL.len()],
@@ -124,6 +128,7 @@ impl Recorder {
             latency: histogram(),
             intervals: IntervalRecorder::new(),
             send_lag: histogram(),
+            service: histogram(),
             statuses: vec![0; 600],
             errors: [0; ErrorKind::ALL.len()],
             sent: 0,
@@ -178,6 +183,7 @@ impl Recorder {
         let _ = self.latency.add(&other.latency);
         self.intervals.merge(&other.intervals);
         let _ = self.send_lag.add(&other.send_lag);
+        let _ = self.service.add(&other.service);
         self.merge_counts(other);
     }
 

@@ -147,6 +147,20 @@ fn two_workers_at_2r_merge_into_what_one_worker_at_2r_sees() {
             .sum();
         assert_eq!(counted, result.responses);
         assert!(result.intervals.started.is_some());
+        // From each request's actual send: never longer than from its
+        // intended send, so no percentile of it is either.
+        let service = result
+            .service_ms
+            .as_ref()
+            .expect("an open loop's service times");
+        let latency = &result.latency_ms;
+        for (s, l) in [
+            (service.p50, latency.p50),
+            (service.p99, latency.p99),
+            (service.max, latency.max),
+        ] {
+            assert!(s <= l, "{service:?} {latency:?}");
+        }
     }
 }
 

@@ -160,6 +160,9 @@ impl<T: Transport> Ctx<'_, T> {
         let latency = micros(now.saturating_duration_since(request.intended));
         self.max_latency_us = self.max_latency_us.max(latency);
         self.rec.response(conn.status, latency, second);
+        self.rec
+            .service
+            .saturating_record(micros(now.saturating_duration_since(request.sent)).max(1));
         match std::mem::replace(&mut conn.verdict, Ok(0)) {
             Ok(destination) => self.rec.correct(destination),
             Err(kind) => self.rec.error(kind, 1, second),

@@ -293,6 +293,10 @@ fn merge_exactly(total: &mut Recorder, worker: &Recorder) -> Result<()> {
         .send_lag
         .add(&worker.send_lag)
         .map_err(|e| Error::Invalid(format!("a worker's send lags do not merge: {e:?}")))?;
+    total
+        .service
+        .add(&worker.service)
+        .map_err(|e| Error::Invalid(format!("a worker's service times do not merge: {e:?}")))?;
     total.intervals.merge(&worker.intervals);
     total.merge_counts(worker);
     Ok(())

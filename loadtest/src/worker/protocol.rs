@@ -125,6 +125,7 @@ pub struct Counts {
     /// V2-serialized, base64.
     pub latency: String,
     pub send_lag: String,
+    pub service: String,
     pub statuses: BTreeMap<u16, u64>,
     pub errors: BTreeMap<String, u64>,
     pub sent: u64,
@@ -336,6 +337,7 @@ impl Counts {
         Ok(Self {
             latency: encode(&recorder.latency)?,
             send_lag: encode(&recorder.send_lag)?,
+            service: encode(&recorder.service)?,
             statuses: recorder
                 .statuses
                 .iter()
@@ -373,6 +375,7 @@ impl Counts {
         let mut recorder = Recorder::new();
         recorder.latency = decode(&self.latency)?;
         recorder.send_lag = decode(&self.send_lag)?;
+        recorder.service = decode(&self.service)?;
         for (status, n) in &self.statuses {
             let slot = recorder
                 .statuses
@@ -469,6 +472,7 @@ mod tests {
         recorder.error(ErrorKind::Timeout, 2, 1);
         recorder.response(301, 450, 1);
         recorder.sent = 6;
+        recorder.service.saturating_record(80);
         let line = serde_json::to_string(&Message::Done(Box::new(
             Counts::from_recorder(&recorder).unwrap(),
         )))
@@ -479,6 +483,8 @@ mod tests {
         let back = counts.to_recorder().unwrap();
         assert_eq!(back.latency, recorder.latency);
         assert_eq!(back.latency.len(), 4);
+        assert_eq!(back.service, recorder.service);
+        assert_eq!(back.service.len(), 1);
         assert_eq!(back.statuses, recorder.statuses);
         assert_eq!(back.errors, recorder.errors);
         assert_eq!(back.errors_per_second, vec![0, 2]);
