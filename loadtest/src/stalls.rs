@@ -160,7 +160,7 @@ fn spin(cpu: usize, duration: Duration, threshold: Duration, stop: &AtomicBool) 
         last = now;
         reads = reads.wrapping_add(1);
         // The deadline and the stop flag now and then, not on every read.
-        if reads % 4096 == 0
+        if reads.is_multiple_of(4096)
             && (now.duration_since(start) >= duration || stop.load(Ordering::Relaxed))
         {
             return gaps.summary(cpu, now.duration_since(start));
