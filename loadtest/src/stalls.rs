@@ -63,10 +63,8 @@ impl Gaps {
     }
 
     fn summary(&self, cpu: usize, elapsed: Duration) -> CpuStalls {
-        let quantile_ms = |q: f64| match self.sizes_us.is_empty() {
-            true => 0.0,
-            false => self.sizes_us.value_at_quantile(q) as f64 / 1000.0,
-        };
+        let empty = self.sizes_us.is_empty();
+        let ms = |us: u64| if empty { 0.0 } else { us as f64 / 1000.0 };
         let seconds = elapsed.as_secs_f64();
         CpuStalls {
             cpu,
@@ -74,12 +72,9 @@ impl Gaps {
             gaps: self.sizes_us.len(),
             stalled_ms: self.stalled_ns as f64 / 1e6,
             stalled_share: self.stalled_ns as f64 / 1e9 / seconds.max(1e-9),
-            gap_p50_ms: quantile_ms(0.5),
-            gap_p90_ms: quantile_ms(0.9),
-            gap_max_ms: match self.sizes_us.is_empty() {
-                true => 0.0,
-                false => self.sizes_us.max() as f64 / 1000.0,
-            },
+            gap_p50_ms: ms(self.sizes_us.value_at_quantile(0.5)),
+            gap_p90_ms: ms(self.sizes_us.value_at_quantile(0.9)),
+            gap_max_ms: ms(self.sizes_us.max()),
             gap_time_median_ms: self.time_median_us() as f64 / 1000.0,
         }
     }
@@ -87,20 +82,18 @@ impl Gaps {
     /// The gap size at which the stalled time, summed from the largest
     /// gaps down, reaches half.
     fn time_median_us(&self) -> u64 {
-        let total: u128 = self
+        let times: Vec<(u64, u128)> = self
             .sizes_us
             .iter_recorded()
-            .map(|v| u128::from(v.value_iterated_to()) * u128::from(v.count_at_value()))
-            .sum();
-        let mut from_top: Vec<(u64, u64)> = self
-            .sizes_us
-            .iter_recorded()
-            .map(|v| (v.value_iterated_to(), v.count_at_value()))
+            .map(|v| {
+                let value = v.value_iterated_to();
+                (value, u128::from(value) * u128::from(v.count_at_value()))
+            })
             .collect();
-        from_top.reverse();
+        let total: u128 = times.iter().map(|(_, time)| time).sum();
         let mut sum = 0u128;
-        for (value, count) in from_top {
-            sum += u128::from(value) * u128::from(count);
+        for (value, time) in times.into_iter().rev() {
+            sum += time;
             if sum * 2 >= total {
                 return value;
             }

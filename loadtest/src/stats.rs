@@ -180,11 +180,25 @@ impl Recorder {
 
     /// Adds another thread's counts.
     pub fn merge(&mut self, other: &Recorder) {
-        let _ = self.latency.add(&other.latency);
-        self.intervals.merge(&other.intervals);
-        let _ = self.send_lag.add(&other.send_lag);
-        let _ = self.service.add(&other.service);
+        let _ = self.merge_histograms(other);
         self.merge_counts(other);
+    }
+
+    /// Adds `other`'s histograms (and its seconds); which of them would not
+    /// merge, if any (the others are added all the same).
+    pub fn merge_histograms(&mut self, other: &Recorder) -> std::result::Result<(), String> {
+        let mut failed = Ok(());
+        for (mine, theirs, name) in [
+            (&mut self.latency, &other.latency, "latencies"),
+            (&mut self.send_lag, &other.send_lag, "send lags"),
+            (&mut self.service, &other.service, "service times"),
+        ] {
+            if let Err(e) = mine.add(theirs) {
+                failed = Err(format!("{name} do not merge: {e:?}"));
+            }
+        }
+        self.intervals.merge(&other.intervals);
+        failed
     }
 
     /// Adds everything of `other` but its histograms.

@@ -286,18 +286,8 @@ pub fn coordinate(
 /// Adds a worker's counts; the histograms must merge without loss.
 fn merge_exactly(total: &mut Recorder, worker: &Recorder) -> Result<()> {
     total
-        .latency
-        .add(&worker.latency)
-        .map_err(|e| Error::Invalid(format!("a worker's latencies do not merge: {e:?}")))?;
-    total
-        .send_lag
-        .add(&worker.send_lag)
-        .map_err(|e| Error::Invalid(format!("a worker's send lags do not merge: {e:?}")))?;
-    total
-        .service
-        .add(&worker.service)
-        .map_err(|e| Error::Invalid(format!("a worker's service times do not merge: {e:?}")))?;
-    total.intervals.merge(&worker.intervals);
+        .merge_histograms(worker)
+        .map_err(|what| Error::Invalid(format!("a worker's {what}")))?;
     total.merge_counts(worker);
     Ok(())
 }
